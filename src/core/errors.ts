@@ -1,0 +1,88 @@
+/**
+ * Typed errors. Every error baton raises is a {@link BatonError} with a stable `code`, and its message
+ * names the component and the offending field or value (`task "x": invalid cron "* *"`).
+ *
+ * "Lost" and "never held" stay apart: {@link SessionExpiredError} means a session we had is gone,
+ * {@link NotOwnerError} means a fenced write was refused because a newer owner exists or we never held it.
+ */
+
+/** Stable error codes; part of the public API. */
+export type BatonErrorCode =
+  | 'CONFIG_INVALID'
+  | 'DURATION_INVALID'
+  | 'SCHEDULE_INVALID'
+  | 'TASK_DUPLICATE'
+  | 'STORE_URL_INVALID'
+  | 'STORE_UNAVAILABLE'
+  | 'STORE_SCHEMA'
+  | 'SESSION_EXPIRED'
+  | 'NOT_OWNER'
+  | 'CLOSED'
+  | 'INVALID_STATE';
+
+export class BatonError extends Error {
+  readonly code: BatonErrorCode;
+  constructor(code: BatonErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** A setting is missing, of the wrong type or out of range. The message names the field and the value. */
+export class ConfigError extends BatonError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CONFIG_INVALID', message, options);
+  }
+}
+
+export class DurationError extends BatonError {
+  constructor(message: string) {
+    super('DURATION_INVALID', message);
+  }
+}
+
+export class ScheduleError extends BatonError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('SCHEDULE_INVALID', message, options);
+  }
+}
+
+export class StoreUrlError extends BatonError {
+  constructor(message: string) {
+    super('STORE_URL_INVALID', message);
+  }
+}
+
+/** The store could not be reached or refused the operation for a reason other than fencing. */
+export class StoreUnavailableError extends BatonError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('STORE_UNAVAILABLE', message, options);
+  }
+}
+
+/** The session this operation relies on has expired or been closed; its keys are no longer ours. */
+export class SessionExpiredError extends BatonError {
+  constructor(message: string) {
+    super('SESSION_EXPIRED', message);
+  }
+}
+
+/** A fenced write was refused: a newer token exists for the key, or the key is not held with this token. */
+export class NotOwnerError extends BatonError {
+  constructor(message: string) {
+    super('NOT_OWNER', message);
+  }
+}
+
+/** The object was closed; nothing more can be done with it. */
+export class ClosedError extends BatonError {
+  constructor(message: string) {
+    super('CLOSED', message);
+  }
+}
+
+/** Converts anything thrown into an Error for logging and records. */
+export function toError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value));
+}

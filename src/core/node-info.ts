@@ -1,0 +1,39 @@
+import { hostname } from 'node:os';
+import { currentProcessIdentity, type ProcessIdentity } from './process-identity.js';
+import { randomId } from './ids.js';
+
+/** What a task looks like to other nodes and to `baton status` (no code, just its declaration). */
+export interface TaskDeclaration {
+  /** As written by the user: `every 10s`, or `cron 0 0 3 * * *` with ` tz Europe/Paris` when a zone is set. */
+  readonly schedule: string;
+  readonly mode: 'singleton';
+}
+
+/** A node: one process of the cluster, as published in its session. */
+export interface NodeInfo {
+  readonly id: string;
+  readonly host: string;
+  readonly pid: number;
+  /** baton version of the node. */
+  readonly version: string;
+  readonly labels: Readonly<Record<string, string>>;
+  /** Wall time the node started, ms since the epoch. */
+  readonly startedAt: number;
+  readonly process: ProcessIdentity;
+  /** The tasks this node declares, by name: it competes only for these. */
+  readonly tasks: Readonly<Record<string, TaskDeclaration>>;
+}
+
+export const BATON_VERSION = '0.1.0';
+
+export function defaultNodeId(): string {
+  return `${hostname()}-${process.pid}-${randomId(3)}`;
+}
+
+export function describeNode(info: Pick<NodeInfo, 'host' | 'pid' | 'id'>): string {
+  return `${info.id} (${info.host}:${info.pid})`;
+}
+
+export function localProcess(): ProcessIdentity {
+  return currentProcessIdentity();
+}

@@ -1,0 +1,139 @@
+/**
+ * The Store contract: the few primitives every backend offers, all atomic on the store side and all
+ * scoped to one cluster name. Everything above (sessions keepers, ownership, the scheduler, the monitor)
+ * is written once against this interface; `test/conformance` checks every implementation with one suite.
+ *
+ * Guarantees every store must keep (DESIGN.md invariants 1–3):
+ * - A session lives until `ttlMs` after its last successful open/renew, measured by the *store's* clock,
+ *   or until it is closed. Once expired it never comes back: renew answers `false`.
+ * - A key is held by at most one live session. Ownership vanishes with its session.
+ * - Every successful acquisition of a key returns a token strictly greater than every token ever issued
+ *   for that key (across releases, expiries and store restarts).
+ * - A write guarded by `{ key, token }` succeeds only while `key` is held, by a live session, with exactly
+ *   that token. This is stronger than DESIGN.md's "fails once a greater token exists": a released or
+ *   expired owner's writes fail too.
+ * - `put` with `ifVersion: 'absent'` is a unique insert: of any number of concurrent attempts, one wins.
+ *
+ * Non-guarantees: change notifications are hints (they may be late, merged or spurious; re-read state);
+ * timestamps are for display and ordering of records, never for lease validity.
+ */
+import type { NodeInfo } from '../core/node-info.js';
+
+/** Identifies a backend; `memory` and `sqlite` today. */
+export type StoreKind = 'memory' | 'sqlite' | 'postgres' | 'mysql' | 'redis' | 'etcd' | 'zookeeper';
+
+export interface StoreFeatures {
+  /**
+   * The store notices a crashed owner on the same host before its TTL (SQLite: pid + start time).
+   */
+  readonly crashDetection: boolean;
+  /** How change notification works: pushed by the backend or found by polling. */
+  readonly watch: 'push' | 'poll';
+}
+
+export interface SessionRecord {
+  readonly id: string;
+  readonly info: NodeInfo;
+  readonly ttlMs: number;
+  /** Store-measured milliseconds since the session was opened. */
+  readonly ageMs: number;
+  /** Store-measured milliseconds left before it expires without a renewal. */
+  readonly expiresInMs: number;
+}
+
+export interface Holder {
+  readonly key: string;
+  readonly token: bigint;
+  readonly sessionId: string;
+  /** Store wall time of the acquisition, ms since the epoch. */
+  readonly acquiredAt: number;
+}
+
+export type AcquireResult =
+  | { readonly acquired: true; readonly token: bigint }
+  | { readonly acquired: false; readonly holder: Holder };
+
+export interface StoredRecord<T = unknown> {
+  readonly key: string;
+  readonly value: T;
+  /** Starts at 1 and grows by one on every write of the key. */
+  readonly version: number;
+  /** Store wall time of the last write, ms since the epoch. */
+  readonly updatedAt: number;
+}
+
+/** Proof of ownership attached to a write. */
+export interface Guard {
+  readonly key: string;
+  readonly token: bigint;
+}
+
+export interface WriteCondition {
+  /** `'absent'`: insert only (unique claim). A number: compare-and-set against the current version. */
+  readonly ifVersion?: number | 'absent';
+  /** The write is refused unless `guard.key` is held, by a live session, with `guard.token`. */
+  readonly guard?: Guard;
+}
+
+export type WriteResult =
+  | { readonly ok: true; readonly version: number }
+  | { readonly ok: false; readonly reason: 'version' | 'fenced' };
+
+export interface ListOptions {
+  /** Newest key first (keys sort as strings). */
+  readonly reverse?: boolean;
+  readonly limit?: number;
+}
+
+/** What changed, as far as the store can tell. `any` when it cannot tell (a poll saw *something*). */
+export interface Change {
+  readonly scope: 'sessions' | 'owners' | 'records' | 'any';
+  readonly key?: string;
+}
+
+export interface Store {
+  readonly kind: StoreKind;
+  /** The cluster name every key of this handle lives under. */
+  readonly cluster: string;
+  readonly features: StoreFeatures;
+
+  /** Store wall time, ms since the epoch (server time where the backend has one). */
+  time(): Promise<number>;
+
+  /** Opens a session for `info` that expires `ttlMs` after its last renewal. */
+  openSession(info: NodeInfo, ttlMs: number): Promise<{ id: string }>;
+  /** Extends the session by its TTL. `false` when it has expired or was closed: it is gone for good. */
+  renewSession(sessionId: string): Promise<boolean>;
+  /** Closes the session and releases every key it holds. Unknown sessions are ignored. */
+  closeSession(sessionId: string): Promise<void>;
+  /** Live sessions, ordered by id. */
+  listSessions(): Promise<SessionRecord[]>;
+
+  /**
+   * Takes `key` for `sessionId` when no live session holds it. Re-acquiring a key the session already
+   * holds returns its current token. @throws SessionExpiredError when the session is not live.
+   */
+  tryAcquire(key: string, sessionId: string): Promise<AcquireResult>;
+  /** Releases `key` if it is held with `token`; `false` otherwise. */
+  release(key: string, token: bigint): Promise<boolean>;
+  /** The live holder of `key`, or null. */
+  holder(key: string): Promise<Holder | null>;
+  /** Live holders of keys starting with `prefix`, ordered by key. */
+  listHolders(prefix: string): Promise<Holder[]>;
+
+  get<T = unknown>(key: string): Promise<StoredRecord<T> | null>;
+  /** Writes `value` (JSON-serialisable) when `condition` holds. */
+  put(key: string, value: unknown, condition?: WriteCondition): Promise<WriteResult>;
+  /** Records whose key starts with `prefix`, ordered by key. */
+  list<T = unknown>(prefix: string, options?: ListOptions): Promise<StoredRecord<T>[]>;
+  /** Deletes the record when `condition` holds; `false` when it did not (or the record was absent). */
+  delete(key: string, condition?: WriteCondition): Promise<boolean>;
+  /** Deletes every record whose key starts with `prefix` and sorts before `beforeKey`; returns how many. */
+  deleteBefore(prefix: string, beforeKey: string): Promise<number>;
+
+  /** Calls `listener` on changes (a hint: re-read the state). Returns the unsubscribe function. */
+  watch(listener: (change: Change) => void): () => void;
+
+  /** Releases the handle's connections and timers. Sessions are not closed: close them first. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,104 @@
+/**
+ * Chooses a store by URL and loads its driver only then (`better-sqlite3` is imported only for `sqlite:`).
+ *
+ * - `memory:` or `memory:NAME`: an in-process store (one per NAME per process), for tests and simulations.
+ * - `sqlite:PATH` (relative or absolute), also `sqlite://PATH`: the embedded default, one host.
+ */
+import type { Clock } from '../core/clock.js';
+import { StoreUrlError } from '../core/errors.js';
+import type { Store, StoreKind } from './contract.js';
+
+export interface OpenStoreOptions {
+  /** Cluster name: every key lives under it, so clusters sharing a store never see each other. */
+  readonly cluster: string;
+  /** Store time for the stores that measure it locally (memory, SQLite). Default: the system clock. */
+  readonly clock?: Clock;
+}
+
+export type ParsedStoreUrl =
+  | { readonly kind: 'memory'; readonly name: string }
+  | { readonly kind: 'sqlite'; readonly file: string; readonly pollMs?: number };
+
+const PLANNED: Readonly<Record<string, StoreKind>> = {
+  postgres: 'postgres',
+  postgresql: 'postgres',
+  mysql: 'mysql',
+  mariadb: 'mysql',
+  redis: 'redis',
+  rediss: 'redis',
+  etcd: 'etcd',
+  zk: 'zookeeper',
+};
+
+/** Removes credentials from a URL so it can be logged or shown. */
+export function redactStoreUrl(url: string): string {
+  return url.replace(/\/\/([^/@]*)@/, (_m, userinfo: string) => `//${userinfo.split(':')[0] ?? ''}:***@`);
+}
+
+/** Parses and validates a store URL. @throws StoreUrlError naming the URL and what is wrong. */
+export function parseStoreUrl(url: unknown): ParsedStoreUrl {
+  if (typeof url !== 'string' || url.trim() === '') {
+    throw new StoreUrlError(`store: expected a URL such as "sqlite:./baton.db" or "memory:", got ${JSON.stringify(url)}`);
+  }
+  const shown = JSON.stringify(redactStoreUrl(url));
+  const colon = url.indexOf(':');
+  if (colon <= 0) {
+    throw new StoreUrlError(`store ${shown}: missing scheme; expected "sqlite:PATH" or "memory:"`);
+  }
+  const scheme = url.slice(0, colon).toLowerCase();
+  const rest = url.slice(colon + 1);
+  switch (scheme) {
+    case 'memory': {
+      const name = rest.replace(/^\/\//, '');
+      if (!/^[\w.-]*$/.test(name)) {
+        throw new StoreUrlError(`store ${shown}: memory store name may hold letters, digits, '.', '_' and '-' only`);
+      }
+      return { kind: 'memory', name: name || 'default' };
+    }
+    case 'sqlite': {
+      const [pathPart = '', query] = rest.replace(/^\/\//, '').split('?', 2);
+      if (pathPart === '') throw new StoreUrlError(`store ${shown}: missing file path; expected "sqlite:./baton.db"`);
+      if (pathPart === ':memory:') {
+        throw new StoreUrlError(`store ${shown}: an in-memory SQLite database cannot be shared by processes; use "memory:"`);
+      }
+      const params = new URLSearchParams(query ?? '');
+      for (const key of params.keys()) {
+        if (key !== 'pollMs') throw new StoreUrlError(`store ${shown}: unknown option "${key}" (known: pollMs)`);
+      }
+      const poll = params.get('pollMs');
+      if (poll === null) return { kind: 'sqlite', file: decodeURIComponent(pathPart) };
+      const pollMs = Number(poll);
+      if (!Number.isInteger(pollMs) || pollMs < 5 || pollMs > 10_000) {
+        throw new StoreUrlError(`store ${shown}: pollMs must be an integer from 5 to 10000, got ${JSON.stringify(poll)}`);
+      }
+      return { kind: 'sqlite', file: decodeURIComponent(pathPart), pollMs };
+    }
+    default: {
+      const planned = PLANNED[scheme];
+      if (planned) {
+        throw new StoreUrlError(`store ${shown}: the ${planned} store is not available in this version of baton (available: sqlite, memory)`);
+      }
+      throw new StoreUrlError(`store ${shown}: unknown scheme "${scheme}:" (available: sqlite, memory)`);
+    }
+  }
+}
+
+/** Opens the store a URL names. @throws StoreUrlError, StoreUnavailableError. */
+export async function openStore(url: string, options: OpenStoreOptions): Promise<Store> {
+  const parsed = parseStoreUrl(url);
+  switch (parsed.kind) {
+    case 'memory': {
+      const { sharedMemoryBackend } = await import('./memory/memory-store.js');
+      return sharedMemoryBackend(parsed.name, options.clock).connect(options.cluster);
+    }
+    case 'sqlite': {
+      const { SqliteStore } = await import('./sqlite/sqlite-store.js');
+      return SqliteStore.open({
+        file: parsed.file,
+        cluster: options.cluster,
+        ...(options.clock ? { clock: options.clock } : {}),
+        ...(parsed.pollMs ? { pollMs: parsed.pollMs } : {}),
+      });
+    }
+  }
+}

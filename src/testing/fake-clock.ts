@@ -1,0 +1,80 @@
+import type { Clock } from '../core/clock.js';
+
+interface PendingTimer {
+  readonly due: number;
+  readonly seq: number;
+  readonly fn: () => void;
+  cancelled: boolean;
+}
+
+/**
+ * A controllable {@link Clock} for tests and simulations: time moves only when `advance()` is called.
+ * Timers fire in due order, each at its own instant, with pending promise work settled in between, so
+ * code under test sees the same interleavings it would in real time, without sleeping.
+ */
+export class FakeClock implements Clock {
+  #wall: number;
+  #mono = 1_000_000;
+  #seq = 0;
+  #timers: PendingTimer[] = [];
+
+  constructor(startWallMs = Date.UTC(2026, 0, 1)) {
+    this.#wall = startWallMs;
+  }
+
+  now(): number {
+    return this.#wall;
+  }
+
+  monotonic(): number {
+    return this.#mono;
+  }
+
+  setTimer(ms: number, fn: () => void): () => void {
+    const timer: PendingTimer = { due: this.#mono + Math.max(0, ms), seq: this.#seq++, fn, cancelled: false };
+    this.#timers.push(timer);
+    return () => {
+      timer.cancelled = true;
+    };
+  }
+
+  /** Number of timers waiting to fire. */
+  get pendingTimers(): number {
+    return this.#timers.filter((t) => !t.cancelled).length;
+  }
+
+  /** Moves both clocks forward by `ms`, firing every timer that falls due on the way. */
+  async advance(ms: number): Promise<void> {
+    const target = this.#mono + ms;
+    await settle();
+    for (;;) {
+      this.#timers = this.#timers.filter((t) => !t.cancelled);
+      const next = this.#timers.reduce<PendingTimer | undefined>(
+        (best, t) => (t.due <= target && (!best || t.due < best.due || (t.due === best.due && t.seq < best.seq)) ? t : best),
+        undefined,
+      );
+      if (!next) break;
+      this.#move(next.due);
+      next.cancelled = true;
+      next.fn();
+      await settle();
+    }
+    this.#move(target);
+    await settle();
+  }
+
+  /** Moves only the wall clock (an NTP step or an operator): monotonic time is untouched. */
+  jumpWall(deltaMs: number): void {
+    this.#wall += deltaMs;
+  }
+
+  #move(mono: number): void {
+    this.#wall += mono - this.#mono;
+    this.#mono = mono;
+  }
+}
+
+/** Lets pending promise chains and immediates run to completion (bounded). */
+export async function settle(rounds = 20): Promise<void> {
+  for (let i = 0; i < rounds; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+}
