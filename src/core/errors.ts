@@ -48,6 +48,12 @@ export class ScheduleError extends BatonError {
   }
 }
 
+export class TaskDuplicateError extends BatonError {
+  constructor(message: string) {
+    super('TASK_DUPLICATE', message);
+  }
+}
+
 export class StoreUrlError extends BatonError {
   constructor(message: string) {
     super('STORE_URL_INVALID', message);

@@ -46,6 +46,7 @@ export class FakeClock implements Clock {
   /** Moves both clocks forward by `ms`, firing every timer that falls due on the way. */
   async advance(ms: number): Promise<void> {
     const target = this.#mono + ms;
+    const fireFrom = this.#mono;
     await settle();
     for (;;) {
       this.#timers = this.#timers.filter((t) => !t.cancelled);
@@ -54,13 +55,22 @@ export class FakeClock implements Clock {
         undefined,
       );
       if (!next) break;
-      this.#move(next.due);
+      this.#move(Math.max(next.due, fireFrom));
       next.cancelled = true;
       next.fn();
       await settle();
     }
     this.#move(target);
     await settle();
+  }
+
+  /**
+   * Moves both clocks forward by `ms` without firing anything on the way, then fires the overdue timers
+   * late, in order: what a process sees after a GC pause, a blocked event loop or SIGSTOP/SIGCONT.
+   */
+  async stall(ms: number): Promise<void> {
+    this.#move(this.#mono + ms);
+    await this.advance(0);
   }
 
   /** Moves only the wall clock (an NTP step or an operator): monotonic time is untouched. */
@@ -77,4 +87,27 @@ export class FakeClock implements Clock {
 /** Lets pending promise chains and immediates run to completion (bounded). */
 export async function settle(rounds = 20): Promise<void> {
   for (let i = 0; i < rounds; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+/** A node's view of a shared clock whose wall time is off by `offsetMs` (clock skew between hosts). */
+export class SkewedClock implements Clock {
+  readonly #base: Clock;
+  offsetMs: number;
+
+  constructor(base: Clock, offsetMs: number) {
+    this.#base = base;
+    this.offsetMs = offsetMs;
+  }
+
+  now(): number {
+    return this.#base.now() + this.offsetMs;
+  }
+
+  monotonic(): number {
+    return this.#base.monotonic();
+  }
+
+  setTimer(ms: number, fn: () => void): () => void {
+    return this.#base.setTimer(ms, fn);
+  }
 }

@@ -1,0 +1,289 @@
+/**
+ * The public entry point: a cluster node. Every process of the fleet creates one with the same name and
+ * store, declares the same tasks, and starts it; baton then runs each task's ticks in exactly one node.
+ *
+ * ```ts
+ * const cluster = await createCluster({ store: 'sqlite:./baton.db', name: 'shop' });
+ * cluster.task('sync-orders', { every: '10s' }, async (ctx) => {
+ *   const since = await ctx.checkpoint.get();
+ *   const next = await pullOrders(since, { signal: ctx.signal });
+ *   await ctx.checkpoint.commit(next);
+ * });
+ * await cluster.start();
+ * // … on shutdown:
+ * await cluster.close();
+ * ```
+ */
+import { systemClock, type Clock } from './core/clock.js';
+import { parseDuration, type Duration } from './core/duration.js';
+import { BatonError, ConfigError, TaskDuplicateError, toError } from './core/errors.js';
+import { TypedEmitter, type Listener } from './core/events.js';
+import { defaultLogger, type Logger } from './core/logger.js';
+import { BATON_VERSION, defaultNodeId, type NodeInfo, type TaskDeclaration } from './core/node-info.js';
+import { currentProcessIdentity } from './core/process-identity.js';
+import { hostname } from 'node:os';
+import { SessionKeeper } from './cluster/session-keeper.js';
+import { resolveSessionTiming, type SessionTimingOptions } from './cluster/session-timing.js';
+import { Coordinator, type CoordinatorTiming } from './scheduler/coordinator.js';
+import type { BatonEvents, Emit } from './scheduler/events.js';
+import { defineTask, type TaskDefinition, type TaskHandler, type TaskOptions } from './scheduler/task.js';
+import { TaskRunner } from './scheduler/task-runner.js';
+import { readStatus, type StatusSnapshot } from './monitor/status.js';
+import type { Store } from './stores/contract.js';
+import { openStore, redactStoreUrl } from './stores/open-store.js';
+
+export interface ClusterOptions extends SessionTimingOptions {
+  /** A store URL (`sqlite:./baton.db`, `memory:`) or an opened Store (then you close it yourself). */
+  readonly store: string | Store;
+  /** Cluster name: nodes with the same name and store form one cluster. */
+  readonly name: string;
+  /** This node's id (default `host-pid-random`) and labels (e.g. `{ region: 'eu' }`). */
+  readonly node?: { readonly id?: string; readonly labels?: Readonly<Record<string, string>> };
+  /**
+   * Longest time between two looks at ownership when the store sends no hint. Bounds failover after
+   * host loss to about TTL + scanEvery. Default min(1s, TTL / 4).
+   */
+  readonly scanEvery?: Duration;
+  /**
+   * How long a free task waits for its preferred node before any other node takes it. Default 300ms.
+   * Too long delays failover when the preferred node is stuck; too short makes placement uneven.
+   */
+  readonly claimDelay?: Duration;
+  /** How long a node must have been alive before tasks are handed over to it (rebalancing). Default: TTL. */
+  readonly rebalanceAfter?: Duration;
+  /** The clock (tests pass a FakeClock). Default: the system clock. */
+  readonly clock?: Clock;
+  /** A pino-compatible logger. Default: pino on stderr at BATON_LOG_LEVEL (default "warn"). */
+  readonly logger?: Logger;
+}
+
+export type ClusterState = 'new' | 'starting' | 'running' | 'closing' | 'closed';
+
+const CLUSTER_NAME = /^[A-Za-z0-9][\w.-]{0,63}$/;
+
+export class Cluster {
+  readonly name: string;
+  readonly store: Store;
+  readonly #ownsStore: boolean;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #events: TypedEmitter<BatonEvents>;
+  readonly #emit: Emit;
+  readonly #keeper: SessionKeeper;
+  readonly #coordinatorTiming: CoordinatorTiming;
+  readonly #definitions = new Map<string, TaskDefinition>();
+  readonly #runners = new Map<string, TaskRunner>();
+  readonly #nodeId: string;
+  readonly #labels: Readonly<Record<string, string>>;
+  readonly #startedAt: number;
+  #info: NodeInfo;
+  #coordinator: Coordinator | undefined;
+  #state: ClusterState = 'new';
+  #closing: Promise<void> | undefined;
+
+  /** @internal use {@link createCluster}. */
+  constructor(options: ClusterOptions, store: Store, ownsStore: boolean, logger: Logger) {
+    this.name = options.name;
+    this.store = store;
+    this.#ownsStore = ownsStore;
+    this.#clock = options.clock ?? systemClock;
+    this.#log = logger.child({ cluster: options.name });
+    this.#events = new TypedEmitter<BatonEvents>((error, event) =>
+      this.#log.error({ err: toError(error), event }, 'event listener threw; other listeners still ran'),
+    );
+    this.#emit = (event, payload) => {
+      this.#logEvent(event, payload);
+      this.#events.emit(event, payload);
+    };
+    const timing = resolveSessionTiming(options);
+    this.#coordinatorTiming = resolveCoordinatorTiming(options, timing.ttlMs);
+    this.#nodeId = options.node?.id ?? defaultNodeId();
+    this.#labels = { ...(options.node?.labels ?? {}) };
+    this.#startedAt = this.#clock.now();
+    this.#info = this.#nodeInfo();
+    this.#keeper = new SessionKeeper({
+      store,
+      info: this.#info,
+      timing,
+      clock: this.#clock,
+      emit: (event, payload) => this.#emit(event, payload as never),
+    });
+  }
+
+  /** This node as other nodes see it. */
+  get node(): NodeInfo {
+    return this.#info;
+  }
+
+  get state(): ClusterState {
+    return this.#state;
+  }
+
+  /**
+   * Declares a task. Every node declares the same tasks; each tick runs on one of them.
+   * @throws ConfigError / ScheduleError / DurationError for bad options, TaskDuplicateError for a name
+   *   declared twice, BatonError INVALID_STATE after start().
+   */
+  task<T = unknown>(name: string, options: TaskOptions, handler: TaskHandler<T>): this {
+    if (this.#state !== 'new') {
+      throw new BatonError('INVALID_STATE', `cluster "${this.name}": declare task "${name}" before start() (state: ${this.#state})`);
+    }
+    const definition = defineTask(name, options, handler);
+    if (this.#definitions.has(definition.name)) {
+      throw new TaskDuplicateError(`cluster "${this.name}": task "${definition.name}" is declared twice`);
+    }
+    this.#definitions.set(definition.name, definition);
+    return this;
+  }
+
+  /** Subscribes to an event (see {@link BatonEvents}); returns the unsubscribe function. */
+  on<K extends keyof BatonEvents>(event: K, listener: Listener<BatonEvents[K]>): () => void {
+    return this.#events.on(event, listener);
+  }
+
+  /**
+   * Joins the cluster: opens the session and starts competing for the declared tasks. Resolves once the
+   * session is open (tasks are taken in the background). On failure nothing is left running.
+   */
+  async start(): Promise<void> {
+    if (this.#state !== 'new') throw new BatonError('INVALID_STATE', `cluster "${this.name}": start() called in state ${this.#state}`);
+    this.#state = 'starting';
+    this.#info = this.#nodeInfo();
+    this.#keeper.updateInfo(this.#info);
+    try {
+      await this.#keeper.start();
+    } catch (error) {
+      this.#state = 'closed';
+      if (this.#ownsStore) await this.store.close().catch(() => undefined);
+      throw error;
+    }
+    for (const definition of this.#definitions.values()) {
+      this.#runners.set(
+        definition.name,
+        new TaskRunner(definition, {
+          store: this.store,
+          clock: this.#clock,
+          node: this.#info,
+          emit: this.#emit,
+          log: this.#log,
+          onLeaseEnded: () => this.#coordinator?.requestScan(),
+        }),
+      );
+    }
+    this.#coordinator = new Coordinator({
+      store: this.store,
+      keeper: this.#keeper,
+      runners: this.#runners,
+      clock: this.#clock,
+      emit: this.#emit,
+      timing: this.#coordinatorTiming,
+      nodeId: this.#nodeId,
+    });
+    this.#state = 'running';
+    this.#coordinator.start();
+  }
+
+  /** A snapshot of the whole cluster, read from the store. */
+  async status(): Promise<StatusSnapshot> {
+    return readStatus(this.store);
+  }
+
+  /**
+   * Leaves the cluster cleanly: stops taking tasks, aborts running handlers and waits for them, releases
+   * every task so a standby takes over at once, closes the session (and the store if opened from a URL).
+   * Resolves when nothing of this node runs any more. Safe to call twice.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    const wasRunning = this.#state === 'running';
+    this.#state = 'closing';
+    try {
+      await this.#coordinator?.close();
+      await Promise.all([...this.#runners.values()].map((runner) => runner.stop()));
+      if (wasRunning) await this.#keeper.close();
+    } finally {
+      if (this.#ownsStore) await this.store.close();
+      this.#state = 'closed';
+    }
+  }
+
+  #nodeInfo(): NodeInfo {
+    const tasks: Record<string, TaskDeclaration> = {};
+    for (const d of this.#definitions.values()) tasks[d.name] = { schedule: d.schedule.description, mode: 'singleton' };
+    return {
+      id: this.#nodeId,
+      host: hostname(),
+      pid: process.pid,
+      version: BATON_VERSION,
+      labels: this.#labels,
+      startedAt: this.#startedAt,
+      process: currentProcessIdentity(),
+      tasks,
+    };
+  }
+
+  #logEvent<K extends keyof BatonEvents>(event: K, payload: BatonEvents[K]): void {
+    const fields = { event, ...(payload as object) } as Record<string, unknown>;
+    for (const [k, v] of Object.entries(fields)) if (typeof v === 'bigint') fields[k] = v.toString();
+    switch (event) {
+      case 'error':
+      case 'session:lost':
+      case 'session:renew-failed':
+      case 'session:stalled':
+        this.#log.warn(fields, String(event));
+        break;
+      case 'run:started':
+      case 'run:finished':
+        this.#log.debug(fields, String(event));
+        break;
+      default:
+        this.#log.info(fields, String(event));
+    }
+  }
+}
+
+function resolveCoordinatorTiming(options: ClusterOptions, ttlMs: number): CoordinatorTiming {
+  const scanEveryMs = parseDuration(options.scanEvery ?? Math.min(1000, Math.floor(ttlMs / 4)), 'scanEvery');
+  const claimDelayMs = parseDuration(options.claimDelay ?? 300, 'claimDelay');
+  const rebalanceAfterMs = parseDuration(options.rebalanceAfter ?? ttlMs, 'rebalanceAfter');
+  if (scanEveryMs < 10) throw new ConfigError(`scanEvery: must be at least 10ms, got ${scanEveryMs}ms`);
+  if (scanEveryMs >= ttlMs) throw new ConfigError(`scanEvery (${scanEveryMs}ms) must be less than ttl (${ttlMs}ms)`);
+  return { scanEveryMs, claimDelayMs, rebalanceAfterMs };
+}
+
+/**
+ * Creates a cluster node: validates every option and opens the store. Nothing runs until `start()`.
+ * @throws ConfigError, DurationError, StoreUrlError, StoreUnavailableError — each naming the field.
+ */
+export async function createCluster(options: ClusterOptions): Promise<Cluster> {
+  if (typeof options !== 'object' || options === null) throw new ConfigError('createCluster: options must be an object');
+  if (typeof options.name !== 'string' || !CLUSTER_NAME.test(options.name)) {
+    throw new ConfigError(
+      `name: expected 1–64 letters, digits, '_', '.' or '-' starting with a letter or digit, got ${JSON.stringify(options.name)}`,
+    );
+  }
+  if (options.store === undefined) throw new ConfigError('store: required, e.g. "sqlite:./baton.db" or "memory:"');
+  // Validate timings before opening anything, so a bad option leaves nothing half-open.
+  resolveCoordinatorTiming(options, resolveSessionTiming(options).ttlMs);
+  const logger = options.logger ?? (await defaultLogger());
+  const ownsStore = typeof options.store === 'string';
+  const store =
+    typeof options.store === 'string'
+      ? await openStore(options.store, { cluster: options.name, ...(options.clock ? { clock: options.clock } : {}) })
+      : options.store;
+  if (store.cluster !== options.name) {
+    throw new ConfigError(`store: opened for cluster "${store.cluster}" but name is "${options.name}"`);
+  }
+  try {
+    return new Cluster(options, store, ownsStore, logger);
+  } catch (error) {
+    if (ownsStore) await store.close();
+    throw error;
+  } finally {
+    if (ownsStore) logger.debug({ store: redactStoreUrl(options.store as string) }, 'store opened');
+  }
+}

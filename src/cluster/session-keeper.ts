@@ -1,0 +1,256 @@
+/**
+ * The session keeper: ONE heartbeat per node, whatever its number of tasks, and the self-fencing that
+ * makes ownership safe (DESIGN.md invariant 4).
+ *
+ * Guarantees: while {@link LiveSession.isLive} is true, the store has not expired the session: the local
+ * deadline is the monotonic time taken *before* the last successful renewal was sent, plus TTL, minus the
+ * safety margin. When the deadline passes without a confirmed renewal — including after the event loop
+ * stalled (GC, SIGSTOP, a blocking handler) — the session's `signal` aborts before anything else is done
+ * with it, and a new session is opened with backoff. Keys held by the old session are never reused.
+ * Non-guarantees: a write already in flight when the process stalled may reach the store late; store-side
+ * fencing (guarded writes) refuses it if the key has moved on.
+ */
+import { Backoff } from '../core/backoff.js';
+import { sleep, type Clock } from '../core/clock.js';
+import { ClosedError, SessionExpiredError, toError } from '../core/errors.js';
+import type { NodeInfo } from '../core/node-info.js';
+import type { Store } from '../stores/contract.js';
+import type { SessionTiming } from './session-timing.js';
+
+export interface SessionEvents {
+  'session:opened': { readonly sessionId: string };
+  'session:lost': { readonly sessionId: string; readonly reason: string };
+  /** A timer of the keeper fired much later than asked: the event loop was blocked or the process paused. */
+  'session:stalled': { readonly lagMs: number };
+  'session:renew-failed': { readonly sessionId: string; readonly error: Error };
+}
+
+type Emit = <K extends keyof SessionEvents>(event: K, payload: SessionEvents[K]) => void;
+
+/** One session of this node in the store. Replaced by a new one (new id) when it is lost. */
+export class LiveSession {
+  readonly id: string;
+  readonly #clock: Clock;
+  readonly #controller = new AbortController();
+  #deadline: number;
+
+  constructor(id: string, clock: Clock, deadline: number) {
+    this.id = id;
+    this.#clock = clock;
+    this.#deadline = deadline;
+  }
+
+  /** Aborts when the session is lost or closed; its reason says which. */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /** Local monotonic deadline: the session is provably alive in the store until then. */
+  get deadline(): number {
+    return this.#deadline;
+  }
+
+  isLive(): boolean {
+    return !this.#controller.signal.aborted && this.#clock.monotonic() < this.#deadline;
+  }
+
+  /** Throws SessionExpiredError unless the session is provably alive; call before every fenced write. */
+  assertLive(): void {
+    if (!this.isLive()) {
+      const reason = this.#controller.signal.reason as Error | undefined;
+      throw new SessionExpiredError(`session ${this.id}: ${reason?.message ?? 'local deadline passed without a confirmed renewal'}`);
+    }
+  }
+
+  /** @internal */
+  extend(deadline: number): void {
+    this.#deadline = deadline;
+  }
+
+  /** @internal */
+  end(reason: Error): void {
+    if (!this.#controller.signal.aborted) this.#controller.abort(reason);
+  }
+}
+
+type KeeperState = 'new' | 'running' | 'closed';
+
+export class SessionKeeper {
+  readonly #store: Store;
+  #info: NodeInfo;
+  readonly #timing: SessionTiming;
+  readonly #clock: Clock;
+  readonly #emit: Emit;
+  readonly #backoff: Backoff;
+  readonly #listeners = new Set<(session: LiveSession) => void>();
+  #state: KeeperState = 'new';
+  #session: LiveSession | undefined;
+  #cancelRenew: (() => void) | undefined;
+  #cancelDeadline: (() => void) | undefined;
+  #reopening: Promise<void> | undefined;
+  readonly #stop = new AbortController();
+  readonly #background = new Set<Promise<unknown>>();
+
+  constructor(options: { store: Store; info: NodeInfo; timing: SessionTiming; clock: Clock; emit: Emit }) {
+    this.#store = options.store;
+    this.#info = options.info;
+    this.#timing = options.timing;
+    this.#clock = options.clock;
+    this.#emit = options.emit;
+    this.#backoff = new Backoff({ initialMs: Math.min(200, options.timing.renewEveryMs), maxMs: options.timing.ttlMs });
+  }
+
+  get timing(): SessionTiming {
+    return this.#timing;
+  }
+
+  /** The current session when it is provably alive. */
+  get current(): LiveSession | undefined {
+    return this.#session?.isLive() ? this.#session : undefined;
+  }
+
+  /** Calls `listener` with every session opened from now on (the first one and those after a loss). */
+  onSession(listener: (session: LiveSession) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Replaces the node info published by the next session opened (before start()). */
+  updateInfo(info: NodeInfo): void {
+    this.#info = info;
+  }
+
+  /** Opens the first session; fails (and leaves nothing running) when the store refuses. */
+  async start(): Promise<LiveSession> {
+    if (this.#state !== 'new') throw new ClosedError(`session keeper: start() called in state ${this.#state}`);
+    this.#state = 'running';
+    try {
+      return await this.#open();
+    } catch (error) {
+      this.#state = 'closed';
+      throw error;
+    }
+  }
+
+  /** Stops renewing and closes the session in the store, releasing every key it holds. */
+  async close(): Promise<void> {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#stop.abort(new ClosedError('session keeper: closed'));
+    this.#cancelTimers();
+    await Promise.allSettled([...this.#background]);
+    const session = this.#session;
+    this.#session = undefined;
+    if (!session) return;
+    session.end(new ClosedError(`session ${session.id}: closed`));
+    await this.#store.closeSession(session.id);
+  }
+
+  async #open(): Promise<LiveSession> {
+    const sentAt = this.#clock.monotonic();
+    const { id } = await this.#store.openSession(this.#info, this.#timing.ttlMs);
+    const session = new LiveSession(id, this.#clock, sentAt + this.#timing.ttlMs - this.#timing.safetyMarginMs);
+    if (this.#state === 'closed') {
+      await this.#store.closeSession(id);
+      throw new ClosedError('session keeper: closed while opening a session');
+    }
+    this.#session = session;
+    this.#backoff.reset();
+    this.#armDeadline(session);
+    this.#scheduleRenew(this.#timing.renewEveryMs);
+    this.#emit('session:opened', { sessionId: id });
+    for (const listener of [...this.#listeners]) listener(session);
+    return session;
+  }
+
+  #scheduleRenew(delayMs: number): void {
+    this.#cancelRenew?.();
+    const expectedAt = this.#clock.monotonic() + delayMs;
+    this.#cancelRenew = this.#clock.setTimer(delayMs, () => {
+      const lagMs = this.#clock.monotonic() - expectedAt;
+      if (lagMs > this.#timing.safetyMarginMs) this.#emit('session:stalled', { lagMs });
+      void this.#track(this.#renew());
+    });
+  }
+
+  #armDeadline(session: LiveSession): void {
+    this.#cancelDeadline?.();
+    this.#cancelDeadline = this.#clock.setTimer(session.deadline - this.#clock.monotonic(), () => {
+      if (this.#clock.monotonic() >= session.deadline) {
+        this.#lose(session, 'local deadline passed without a confirmed renewal');
+      } else {
+        this.#armDeadline(session);
+      }
+    });
+  }
+
+  async #renew(): Promise<void> {
+    const session = this.#session;
+    if (!session || this.#state !== 'running') return;
+    const sentAt = this.#clock.monotonic();
+    if (sentAt >= session.deadline) {
+      // Woke up past the deadline (stall): the store may already have granted our keys elsewhere.
+      this.#lose(session, `woke ${Math.round(sentAt - session.deadline)}ms past the lease deadline`);
+      return;
+    }
+    let renewed: boolean;
+    try {
+      renewed = await this.#store.renewSession(session.id);
+    } catch (error) {
+      if (session !== this.#session || this.#state !== 'running') return;
+      this.#emit('session:renew-failed', { sessionId: session.id, error: toError(error) });
+      const left = session.deadline - this.#clock.monotonic();
+      this.#scheduleRenew(Math.max(0, Math.min(this.#timing.renewEveryMs / 2, left / 2)));
+      return;
+    }
+    if (session !== this.#session || this.#state !== 'running' || !session.isLive()) return;
+    if (!renewed) {
+      this.#lose(session, 'the store reports the session expired');
+      return;
+    }
+    session.extend(sentAt + this.#timing.ttlMs - this.#timing.safetyMarginMs);
+    this.#armDeadline(session);
+    this.#scheduleRenew(this.#timing.renewEveryMs);
+  }
+
+  #lose(session: LiveSession, reason: string): void {
+    if (session !== this.#session) return;
+    this.#session = undefined;
+    this.#cancelTimers();
+    session.end(new SessionExpiredError(`session ${session.id}: ${reason}`));
+    this.#emit('session:lost', { sessionId: session.id, reason });
+    // Best effort: free our keys at once if the store is reachable; the TTL frees them otherwise.
+    this.#track(this.#store.closeSession(session.id));
+    this.#reopening ??= this.#track(this.#reopen()).finally(() => {
+      this.#reopening = undefined;
+    });
+  }
+
+  async #reopen(): Promise<void> {
+    while (this.#state === 'running') {
+      try {
+        await this.#open();
+        return;
+      } catch (error) {
+        if (this.#state !== 'running') return;
+        this.#emit('session:renew-failed', { sessionId: '(opening)', error: toError(error) });
+        await sleep(this.#clock, this.#backoff.next(), this.#stop.signal).catch(() => undefined);
+      }
+    }
+  }
+
+  /** Keeps a background promise so close() can wait for it; its failure is reported, never thrown. */
+  #track<T>(promise: Promise<T>): Promise<T | undefined> {
+    const tracked = promise.catch(() => undefined);
+    this.#background.add(tracked);
+    void tracked.finally(() => this.#background.delete(tracked));
+    return tracked;
+  }
+
+  #cancelTimers(): void {
+    this.#cancelRenew?.();
+    this.#cancelDeadline?.();
+    this.#cancelRenew = undefined;
+    this.#cancelDeadline = undefined;
+  }
+}

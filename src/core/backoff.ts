@@ -1,0 +1,29 @@
+/**
+ * Exponential backoff with full jitter (AWS architecture blog's "full jitter"): spreads the retries of many
+ * nodes that lost the store at the same instant, so they do not reconnect in lockstep.
+ */
+export interface BackoffOptions {
+  readonly initialMs: number;
+  readonly maxMs: number;
+  readonly random?: () => number;
+}
+
+export class Backoff {
+  readonly #options: BackoffOptions;
+  #attempt = 0;
+
+  constructor(options: BackoffOptions) {
+    this.#options = options;
+  }
+
+  /** The delay before the next attempt. */
+  next(): number {
+    const ceiling = Math.min(this.#options.maxMs, this.#options.initialMs * 2 ** this.#attempt);
+    this.#attempt = Math.min(this.#attempt + 1, 30);
+    return Math.round(ceiling / 2 + ((this.#options.random ?? Math.random)() * ceiling) / 2);
+  }
+
+  reset(): void {
+    this.#attempt = 0;
+  }
+}

@@ -1,0 +1,23 @@
+/**
+ * Where the scheduler keeps things in the store. One owner key per task; one record per tick (the unique
+ * claim *is* the run record); one checkpoint per task.
+ */
+import { ConfigError } from '../core/errors.js';
+
+const TASK_NAME = /^[A-Za-z0-9][\w.:-]{0,127}$/;
+
+export function assertTaskName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || !TASK_NAME.test(name)) {
+    throw new ConfigError(
+      `task name: expected 1–128 characters of letters, digits, '_', '.', ':' or '-' starting with a letter or digit, got ${JSON.stringify(name)}`,
+    );
+  }
+}
+
+export const TASK_OWNER_PREFIX = 'task/';
+export const ownerKey = (task: string): string => `${TASK_OWNER_PREFIX}${task}`;
+export const taskOfOwnerKey = (key: string): string => key.slice(TASK_OWNER_PREFIX.length);
+export const runPrefix = (task: string): string => `run/${task}/`;
+/** Zero-padded so that keys sort by tick time. */
+export const runKey = (task: string, tick: number): string => `${runPrefix(task)}${String(tick).padStart(15, '0')}`;
+export const checkpointKey = (task: string): string => `checkpoint/${task}`;

@@ -1,0 +1,121 @@
+/**
+ * Schedules: when a task's ticks fall. A tick is identified by its scheduled wall time (ms since the
+ * epoch), the same on every node, which is what makes "claim each tick once" possible across nodes with
+ * skewed clocks.
+ *
+ * - `every`: ticks at whole multiples of the interval since the Unix epoch (`every: '10s'` fires at
+ *   :00, :10, :20 …), so all nodes agree on tick times without sharing any state.
+ * - `cron`: croner syntax, 5 fields or 6 with seconds, optional IANA time zone (DST handled by croner:
+ *   a local time skipped by DST runs at the next valid time, a repeated one runs once).
+ */
+import { Cron } from 'croner';
+import { parseDuration, type Duration } from '../core/duration.js';
+import { ConfigError, ScheduleError } from '../core/errors.js';
+
+export interface Schedule {
+  /** How the schedule was written, for status output: `every 10s`, `cron 0 * * * * *`. */
+  readonly description: string;
+  /** The first tick strictly after `afterMs`, or undefined when there is none. */
+  next(afterMs: number): number | undefined;
+  /** The last tick at or before `atMs`, or undefined when there is none. */
+  latest(atMs: number): number | undefined;
+  /** The fixed distance between ticks, for `every` schedules: lets ranges be counted without iterating. */
+  readonly intervalMs?: number;
+}
+
+export interface ScheduleOptions {
+  /** Fixed interval, e.g. `'10s'`; ticks are aligned to the epoch. Minimum 100ms. */
+  readonly every?: Duration;
+  /** Cron pattern (croner): 5 fields, or 6 with seconds first. */
+  readonly cron?: string;
+  /** IANA time zone for `cron`, e.g. `'Europe/Paris'`. Default: UTC. */
+  readonly timezone?: string;
+}
+
+export const MIN_INTERVAL_MS = 100;
+
+export function parseSchedule(options: ScheduleOptions, where: string): Schedule {
+  const hasEvery = options.every !== undefined;
+  const hasCron = options.cron !== undefined;
+  if (hasEvery === hasCron) {
+    throw new ConfigError(`${where}: give exactly one of "every" (e.g. "10s") or "cron" (e.g. "*/5 * * * * *")`);
+  }
+  if (hasEvery) {
+    if (options.timezone !== undefined) throw new ConfigError(`${where}: "timezone" applies to "cron" only`);
+    const intervalMs = parseDuration(options.every, `${where}: every`);
+    if (intervalMs < MIN_INTERVAL_MS) {
+      throw new ScheduleError(`${where}: every must be at least ${MIN_INTERVAL_MS}ms, got ${JSON.stringify(options.every)}`);
+    }
+    return everySchedule(intervalMs, typeof options.every === 'string' ? options.every : `${intervalMs}ms`);
+  }
+  return cronSchedule(options.cron, options.timezone, where);
+}
+
+function everySchedule(intervalMs: number, written: string): Schedule {
+  return {
+    description: `every ${written}`,
+    intervalMs,
+    next: (afterMs) => (Math.floor(afterMs / intervalMs) + 1) * intervalMs,
+    latest: (atMs) => Math.floor(atMs / intervalMs) * intervalMs,
+  };
+}
+
+function cronSchedule(pattern: unknown, timezone: unknown, where: string): Schedule {
+  if (typeof pattern !== 'string' || pattern.trim() === '') {
+    throw new ScheduleError(`${where}: cron must be a pattern such as "*/5 * * * * *", got ${JSON.stringify(pattern)}`);
+  }
+  if (timezone !== undefined) {
+    try {
+      if (typeof timezone !== 'string') throw new Error('not a string');
+      new Intl.DateTimeFormat('en-US', { timeZone: timezone });
+    } catch {
+      throw new ScheduleError(`${where}: timezone must be an IANA zone such as "Europe/Paris", got ${JSON.stringify(timezone)}`);
+    }
+  }
+  let cron: Cron;
+  try {
+    cron = new Cron(pattern, { paused: true, ...(timezone ? { timezone: timezone as string } : { timezone: 'UTC' }) });
+  } catch (error) {
+    throw new ScheduleError(`${where}: invalid cron ${JSON.stringify(pattern)}: ${(error as Error).message}`, { cause: error });
+  }
+  if (cron.nextRun(new Date(0)) === null && cron.nextRun() === null) {
+    throw new ScheduleError(`${where}: cron ${JSON.stringify(pattern)} never fires`);
+  }
+  return {
+    description: `cron ${pattern}${timezone ? ` tz ${timezone as string}` : ''}`,
+    next: (afterMs) => cron.nextRun(new Date(afterMs))?.getTime(),
+    latest: (atMs) => cron.previousRuns(1, new Date(atMs + 1))[0]?.getTime(),
+  };
+}
+
+/** Parses a description written by {@link Schedule.description} (used by `baton status` for next ticks). */
+export function scheduleFromDescription(description: string): Schedule | undefined {
+  try {
+    if (description.startsWith('every ')) return parseSchedule({ every: description.slice(6) }, 'schedule');
+    const match = /^cron (.+?)(?: tz (\S+))?$/.exec(description);
+    if (match) return parseSchedule({ cron: match[1], ...(match[2] ? { timezone: match[2] } : {}) }, 'schedule');
+  } catch {
+    return undefined;
+  }
+  return undefined;
+}
+
+/** Ticks in the range (afterMs, untilMs]: the first, the last and how many (counted up to `limit`). */
+export function ticksBetween(
+  schedule: Schedule,
+  afterMs: number,
+  untilMs: number,
+  limit = 10_000,
+): { first: number; last: number; count: number } | undefined {
+  const first = schedule.next(afterMs);
+  const last = schedule.latest(untilMs);
+  if (first === undefined || last === undefined || first > untilMs || last <= afterMs) return undefined;
+  if (schedule.intervalMs) return { first, last, count: Math.round((last - first) / schedule.intervalMs) + 1 };
+  let count = 1;
+  for (let t = first; count < limit; count++) {
+    const next = schedule.next(t);
+    if (next === undefined || next > last) break;
+    t = next;
+  }
+  return { first, last, count };
+}

@@ -1,0 +1,87 @@
+import type { NodeInfo } from '../core/node-info.js';
+import { ConfigError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { assertTaskName } from './keys.js';
+import { parseSchedule, type Schedule, type ScheduleOptions } from './schedule.js';
+import type { MissReason, RunOutcome } from './events.js';
+
+/** Options of a task. Exactly one of `every` and `cron`. */
+export interface TaskOptions extends ScheduleOptions {
+  /** Run records kept per task in the store (newest first). Default 100. */
+  readonly history?: number;
+}
+
+/** A task's committed progress (seed name: `lastCommit`), written only with the owner's fencing token. */
+export interface Checkpoint<T = unknown> {
+  /** The last committed value, or undefined when none was ever committed. */
+  get(): Promise<T | undefined>;
+  /**
+   * Commits `value`, guarded by this run's fencing token: refused with NotOwnerError (and the run's
+   * signal aborts) when another node owns the task now, so a paused ex-owner can never overwrite it.
+   */
+  commit(value: T): Promise<void>;
+}
+
+/** What a handler receives for one run. */
+export interface TaskContext<T = unknown> {
+  readonly task: string;
+  /** The tick this run executes: its scheduled time. */
+  readonly tick: Date;
+  /** How late the run started after its scheduled time, in ms. */
+  readonly lateMs: number;
+  /** Fencing token of the ownership under which this run happens; put it into your own writes. */
+  readonly token: bigint;
+  readonly node: NodeInfo;
+  /** Aborts when ownership is lost, the node shuts down or hands the task over. Honour it. */
+  readonly signal: AbortSignal;
+  readonly checkpoint: Checkpoint<T>;
+  readonly log: Logger;
+}
+
+export type TaskHandler<T = unknown> = (ctx: TaskContext<T>) => Promise<void> | void;
+
+export interface TaskDefinition {
+  readonly name: string;
+  readonly schedule: Schedule;
+  readonly history: number;
+  readonly handler: TaskHandler<never>;
+}
+
+const KNOWN_OPTIONS = new Set(['every', 'cron', 'timezone', 'history']);
+
+export function defineTask(name: unknown, options: unknown, handler: unknown): TaskDefinition {
+  assertTaskName(name);
+  const where = `task "${name}"`;
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigError(`${where}: options must be an object such as { every: '10s' }, got ${JSON.stringify(options)}`);
+  }
+  const unknown = Object.keys(options).filter((key) => !KNOWN_OPTIONS.has(key));
+  if (unknown.length > 0) {
+    throw new ConfigError(`${where}: unknown option ${unknown.map((k) => JSON.stringify(k)).join(', ')} (known: ${[...KNOWN_OPTIONS].join(', ')})`);
+  }
+  if (typeof handler !== 'function') throw new ConfigError(`${where}: handler must be a function`);
+  const opts = options as TaskOptions;
+  const history = opts.history ?? 100;
+  if (!Number.isInteger(history) || history < 1 || history > 100_000) {
+    throw new ConfigError(`${where}: history must be an integer from 1 to 100000, got ${JSON.stringify(opts.history)}`);
+  }
+  return { name, schedule: parseSchedule(opts, where), history, handler: handler as TaskHandler<never> };
+}
+
+/** A run record: the tick claim and its outcome, one per tick in the store. */
+export interface RunRecord {
+  readonly task: string;
+  readonly tick: number;
+  readonly status: 'running' | RunOutcome | 'missed';
+  readonly node?: string;
+  readonly host?: string;
+  readonly pid?: number;
+  readonly token?: string;
+  readonly startedAt?: number;
+  readonly endedAt?: number;
+  readonly durationMs?: number;
+  readonly lateMs?: number;
+  readonly error?: string;
+  /** For status "missed": the range of ticks (this record's tick is the last) and why. */
+  readonly missed?: { readonly from: number; readonly count: number; readonly reason: MissReason };
+}
