@@ -35,8 +35,8 @@ import { openStore, redactStoreUrl } from './stores/open-store.js';
 export interface ClusterOptions extends SessionTimingOptions {
   /** A store URL (`sqlite:./baton.db`, `memory:`) or an opened Store (then you close it yourself). */
   readonly store: string | Store;
-  /** Cluster name: nodes with the same name and store form one cluster. */
-  readonly name: string;
+  /** Cluster name: nodes with the same name and store form one cluster. Default `"default"`. */
+  readonly name?: string;
   /** This node's id (default `host-pid-random`) and labels (e.g. `{ region: 'eu' }`). */
   readonly node?: { readonly id?: string; readonly labels?: Readonly<Record<string, string>> };
   /**
@@ -83,11 +83,11 @@ export class Cluster {
 
   /** @internal use {@link createCluster}. */
   constructor(options: ClusterOptions, store: Store, ownsStore: boolean, logger: Logger) {
-    this.name = options.name;
+    this.name = store.cluster;
     this.store = store;
     this.#ownsStore = ownsStore;
     this.#clock = options.clock ?? systemClock;
-    this.#log = logger.child({ cluster: options.name });
+    this.#log = logger.child({ cluster: store.cluster });
     this.#events = new TypedEmitter<BatonEvents>((error, event) =>
       this.#log.error({ err: toError(error), event }, 'event listener threw; other listeners still ran'),
     );
@@ -261,7 +261,8 @@ function resolveCoordinatorTiming(options: ClusterOptions, ttlMs: number): Coord
  */
 export async function createCluster(options: ClusterOptions): Promise<Cluster> {
   if (typeof options !== 'object' || options === null) throw new ConfigError('createCluster: options must be an object');
-  if (typeof options.name !== 'string' || !CLUSTER_NAME.test(options.name)) {
+  const name = options.name ?? 'default';
+  if (typeof name !== 'string' || !CLUSTER_NAME.test(name)) {
     throw new ConfigError(
       `name: expected 1–64 letters, digits, '_', '.' or '-' starting with a letter or digit, got ${JSON.stringify(options.name)}`,
     );
@@ -273,10 +274,10 @@ export async function createCluster(options: ClusterOptions): Promise<Cluster> {
   const ownsStore = typeof options.store === 'string';
   const store =
     typeof options.store === 'string'
-      ? await openStore(options.store, { cluster: options.name, ...(options.clock ? { clock: options.clock } : {}) })
+      ? await openStore(options.store, { cluster: name, ...(options.clock ? { clock: options.clock } : {}) })
       : options.store;
-  if (store.cluster !== options.name) {
-    throw new ConfigError(`store: opened for cluster "${store.cluster}" but name is "${options.name}"`);
+  if (options.name !== undefined && store.cluster !== name) {
+    throw new ConfigError(`store: opened for cluster "${store.cluster}" but name is "${name}"`);
   }
   try {
     return new Cluster(options, store, ownsStore, logger);

@@ -199,14 +199,19 @@ export class TaskRunner {
     const startedMono = clock.monotonic();
     let outcome: RunOutcome = 'succeeded';
     let failure: Error | undefined;
+    // Each run gets its own signal: listeners a handler adds die with its run instead of piling up.
+    const run = new AbortController();
+    const abortRun = () => run.abort(stop.reason);
+    stop.addEventListener('abort', abortRun, { once: true });
     this.#running = true;
     try {
-      await this.def.handler(this.#context(lease, tick, lateMs, stop) as TaskContext<never>);
+      await this.def.handler(this.#context(lease, tick, lateMs, run.signal) as TaskContext<never>);
     } catch (error) {
       failure = toError(error);
       outcome = stop.aborted ? 'aborted' : 'failed';
     } finally {
       this.#running = false;
+      stop.removeEventListener('abort', abortRun);
     }
     const durationMs = clock.monotonic() - startedMono;
     const done: RunRecord = {
