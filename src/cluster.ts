@@ -26,7 +26,7 @@ import { SessionKeeper } from './cluster/session-keeper.js';
 import { resolveSessionTiming, type SessionTimingOptions } from './cluster/session-timing.js';
 import { Coordinator, type CoordinatorTiming } from './scheduler/coordinator.js';
 import type { BatonEvents, Emit } from './scheduler/events.js';
-import { defineTask, type TaskDefinition, type TaskHandler, type TaskOptions } from './scheduler/task.js';
+import { defineTask, publishDeclarations, type TaskDefinition, type TaskHandler, type TaskOptions } from './scheduler/task.js';
 import { TaskRunner } from './scheduler/task-runner.js';
 import { readStatus, type StatusSnapshot } from './monitor/status.js';
 import type { Store } from './stores/contract.js';
@@ -151,6 +151,7 @@ export class Cluster {
     this.#info = this.#nodeInfo();
     this.#keeper.updateInfo(this.#info);
     try {
+      await publishDeclarations(this.store, this.#definitions.values(), this.#nodeId, this.#clock.now());
       await this.#keeper.start();
     } catch (error) {
       this.#state = 'closed';

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The `baton` command. */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { BatonError } from '../core/errors.js';
 import { openStore } from '../stores/open-store.js';
 import { readStatus } from '../monitor/status.js';
@@ -16,9 +16,15 @@ program
   .option('--json', 'print only a one-line JSON summary')
   .option('--nodes <n>', 'number of node processes (2-8)', positiveInt(2, 8), 3)
   .option('--act-seconds <s>', 'seconds between the acts', positiveInt(1, 20), 3)
-  .action(async (opts: { json?: boolean; nodes: number; actSeconds: number }) => {
+  .addOption(new Option('--file <path>', 'keep the SQLite file at this path').hideHelp())
+  .action(async (opts: { json?: boolean; nodes: number; actSeconds: number; file?: string }) => {
     const { runDemo } = await import('./demo.js');
-    const summary = await runDemo({ json: opts.json === true, nodes: opts.nodes, actSeconds: opts.actSeconds });
+    const summary = await runDemo({
+      json: opts.json === true,
+      nodes: opts.nodes,
+      actSeconds: opts.actSeconds,
+      ...(opts.file ? { file: opts.file } : {}),
+    });
     if (summary.duplicateTicks > 0) process.exitCode = 1;
   });
 

@@ -48,8 +48,17 @@ export class Lease {
     return result;
   }
 
+  /**
+   * Throws NotOwnerError unless the lease is provably held. A session that is not provably alive is
+   * reported as NotOwnerError too (with the SessionExpiredError as its cause), so that a refused write is
+   * one error whether the refusal came from the local deadline or from the store.
+   */
   assertHeld(): void {
-    this.session.assertLive();
+    try {
+      this.session.assertLive();
+    } catch (error) {
+      throw new NotOwnerError(`lease ${this.key}: ${toError(error).message}`, { cause: error });
+    }
     if (this.signal.aborted) {
       throw new NotOwnerError(`lease ${this.key}: ${toError(this.signal.reason).message}`);
     }

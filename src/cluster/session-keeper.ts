@@ -75,6 +75,9 @@ export class LiveSession {
 
 type KeeperState = 'new' | 'running' | 'closed';
 
+/** Shortest pause between two renewal attempts after a failed one. */
+const RENEW_RETRY_FLOOR_MS = 50;
+
 export class SessionKeeper {
   readonly #store: Store;
   #info: NodeInfo;
@@ -199,8 +202,10 @@ export class SessionKeeper {
     } catch (error) {
       if (session !== this.#session || this.#state !== 'running') return;
       this.#emit('session:renew-failed', { sessionId: session.id, error: toError(error) });
+      // Retry at half the time left, but not more often than RENEW_RETRY_FLOOR_MS: halving alone would
+      // send ever more renewals as the deadline nears (dozens in its last millisecond).
       const left = session.deadline - this.#clock.monotonic();
-      this.#scheduleRenew(Math.max(0, Math.min(this.#timing.renewEveryMs / 2, left / 2)));
+      this.#scheduleRenew(Math.max(RENEW_RETRY_FLOOR_MS, Math.min(this.#timing.renewEveryMs / 2, left / 2)));
       return;
     }
     if (session !== this.#session || this.#state !== 'running' || !session.isLive()) return;

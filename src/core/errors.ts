@@ -76,8 +76,8 @@ export class SessionExpiredError extends BatonError {
 
 /** A fenced write was refused: a newer token exists for the key, or the key is not held with this token. */
 export class NotOwnerError extends BatonError {
-  constructor(message: string) {
-    super('NOT_OWNER', message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('NOT_OWNER', message, options);
   }
 }
 

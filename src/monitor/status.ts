@@ -3,9 +3,9 @@
  * the store alone, so any process (a node, `baton status`, a monitor) sees the same picture.
  */
 import type { Store } from '../stores/contract.js';
-import { runPrefix, TASK_OWNER_PREFIX, taskOfOwnerKey } from '../scheduler/keys.js';
+import { DECLARATION_PREFIX, runPrefix, TASK_OWNER_PREFIX, taskOfOwnerKey } from '../scheduler/keys.js';
 import { scheduleFromDescription } from '../scheduler/schedule.js';
-import type { RunRecord } from '../scheduler/task.js';
+import type { DeclarationRecord, RunRecord } from '../scheduler/task.js';
 
 export interface NodeStatus {
   readonly id: string;
@@ -45,7 +45,12 @@ export interface StatusSnapshot {
 }
 
 export async function readStatus(store: Store): Promise<StatusSnapshot> {
-  const [at, sessions, holders] = await Promise.all([store.time(), store.listSessions(), store.listHolders(TASK_OWNER_PREFIX)]);
+  const [at, sessions, holders, declarations] = await Promise.all([
+    store.time(),
+    store.listSessions(),
+    store.listHolders(TASK_OWNER_PREFIX),
+    store.list<DeclarationRecord>(DECLARATION_PREFIX),
+  ]);
   const sessionById = new Map(sessions.map((s) => [s.id, s]));
   const holderByTask = new Map(holders.map((h) => [taskOfOwnerKey(h.key), h]));
   const declared = new Map<string, { schedules: Set<string>; count: number }>();
@@ -56,6 +61,11 @@ export async function readStatus(store: Store): Promise<StatusSnapshot> {
       entry.count += 1;
       declared.set(task, entry);
     }
+  }
+  // Tasks no live node declares still show, with their last known schedule and history.
+  for (const d of declarations) {
+    const task = d.key.slice(DECLARATION_PREFIX.length);
+    if (!declared.has(task)) declared.set(task, { schedules: new Set([d.value.schedule]), count: 0 });
   }
   for (const task of holderByTask.keys()) if (!declared.has(task)) declared.set(task, { schedules: new Set(), count: 0 });
   const names = [...declared.keys()].sort();

@@ -21,3 +21,6 @@ export const runPrefix = (task: string): string => `run/${task}/`;
 /** Zero-padded so that keys sort by tick time. */
 export const runKey = (task: string, tick: number): string => `${runPrefix(task)}${String(tick).padStart(15, '0')}`;
 export const checkpointKey = (task: string): string => `checkpoint/${task}`;
+/** The last declaration of a task seen by the cluster: lets status list tasks while no node runs them. */
+export const DECLARATION_PREFIX = 'decl/';
+export const declarationKey = (task: string): string => `${DECLARATION_PREFIX}${task}`;

@@ -162,7 +162,19 @@ export class TaskRunner {
   async #lastRecordedTick(lease: Lease): Promise<number> {
     lease.assertHeld();
     const [last] = await this.#deps.store.list<RunRecord>(runPrefix(this.def.name), { reverse: true, limit: 1 });
-    return last ? last.value.tick : this.#deps.clock.now();
+    if (!last) return this.#deps.clock.now();
+    const run = last.value;
+    if (run.status === 'running' && run.token !== undefined && BigInt(run.token) < lease.token) {
+      // The previous owner died during this run: say so, instead of leaving it "running" forever.
+      // The CAS on its version loses to the old owner's own end record if that one arrives first.
+      const interrupted: RunRecord = {
+        ...run,
+        status: 'aborted',
+        error: `interrupted: ${run.node ?? 'the owner'} lost the task during the run (token ${run.token}; taken over with token ${lease.token})`,
+      };
+      await lease.put(last.key, interrupted, { ifVersion: last.version });
+    }
+    return run.tick;
   }
 
   async #recordMissed(lease: Lease, from: number, lastDue: number, count: number, reason: MissReason): Promise<void> {

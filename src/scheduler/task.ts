@@ -1,7 +1,8 @@
 import type { NodeInfo } from '../core/node-info.js';
 import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { assertTaskName } from './keys.js';
+import { assertTaskName, declarationKey } from './keys.js';
+import type { Store } from '../stores/contract.js';
 import { parseSchedule, type Schedule, type ScheduleOptions } from './schedule.js';
 import type { MissReason, RunOutcome } from './events.js';
 
@@ -84,4 +85,25 @@ export interface RunRecord {
   readonly error?: string;
   /** For status "missed": the range of ticks (this record's tick is the last) and why. */
   readonly missed?: { readonly from: number; readonly count: number; readonly reason: MissReason };
+}
+
+/** Stored under `decl/<task>`: how the task was last declared, and by whom. */
+export interface DeclarationRecord {
+  readonly schedule: string;
+  readonly mode: string;
+  readonly node: string;
+  readonly declaredAt: number;
+}
+
+/** Writes the declarations that changed (one read per task at start; writes only on change). */
+export async function publishDeclarations(store: Store, definitions: Iterable<TaskDefinition>, node: string, now: number): Promise<void> {
+  await Promise.all(
+    [...definitions].map(async (d) => {
+      const key = declarationKey(d.name);
+      const current = await store.get<DeclarationRecord>(key);
+      if (current?.value.schedule === d.schedule.description) return;
+      const record: DeclarationRecord = { schedule: d.schedule.description, mode: 'singleton', node, declaredAt: now };
+      await store.put(key, record);
+    }),
+  );
 }

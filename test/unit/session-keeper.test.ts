@@ -1,0 +1,284 @@
+/**
+ * The session keeper: one heartbeat per node, and self-fencing (DESIGN.md invariant 4): a node that cannot
+ * prove its session alive stops acting before the store can give its keys to another node.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { SessionKeeper, type LiveSession, type SessionEvents } from '../../src/cluster/session-keeper.js';
+import { resolveSessionTiming, type SessionTimingOptions } from '../../src/cluster/session-timing.js';
+import { ClosedError, SessionExpiredError, StoreUnavailableError } from '../../src/core/errors.js';
+import { MemoryBackend } from '../../src/stores/memory/memory-store.js';
+import { FakeClock } from '../../src/testing/fake-clock.js';
+import { recordingStore, Sim, testNodeInfo } from '../helpers/sim.js';
+
+interface KeeperEvent {
+  readonly event: keyof SessionEvents;
+  readonly payload: unknown;
+  readonly at: number;
+}
+
+const TIMING: SessionTimingOptions = { ttl: 3000, renewEvery: 1000, safetyMargin: 600 };
+
+function keeperHarness(timingOptions: SessionTimingOptions = TIMING) {
+  const clock = new FakeClock();
+  const backend = new MemoryBackend({ clock });
+  const handle = backend.connect('keeper');
+  const recorded = recordingStore(handle, clock);
+  const observer = backend.connect('keeper');
+  const events: KeeperEvent[] = [];
+  const timing = resolveSessionTiming(timingOptions);
+  const keeper = new SessionKeeper({
+    store: recorded.store,
+    info: testNodeInfo('n1'),
+    timing,
+    clock,
+    emit: (event, payload) => events.push({ event, payload, at: clock.monotonic() }),
+  });
+  const sessions: LiveSession[] = [];
+  keeper.onSession((s) => sessions.push(s));
+  /** Advances in small steps so that every timer fires at its own instant. */
+  const advance = async (ms: number, step = 10) => {
+    for (let done = 0; done < ms; done += step) await clock.advance(Math.min(step, ms - done));
+  };
+  const liveIds = async () => (await observer.listSessions()).map((s) => s.id);
+  const renewsOf = (id: string) => recorded.calls.filter((c) => c.method === 'renewSession' && c.args[0] === id);
+  return { clock, backend, handle, observer, recorded, events, timing, keeper, sessions, advance, liveIds, renewsOf };
+}
+
+/** Monotonic time at which `signal` aborts (filled in when it does). */
+function abortTime(signal: AbortSignal, clock: FakeClock): { at: number | undefined } {
+  const result: { at: number | undefined } = { at: undefined };
+  signal.addEventListener('abort', () => (result.at = clock.monotonic()), { once: true });
+  return result;
+}
+
+let cleanup: (() => Promise<void>) | undefined;
+afterEach(async () => {
+  await cleanup?.();
+  cleanup = undefined;
+});
+
+describe('session keeper: renewal', () => {
+  it('opens one session and renews it every renewEvery, keeping it alive in the store', async () => {
+    const h = keeperHarness();
+    cleanup = () => h.keeper.close();
+    const session = await h.keeper.start();
+    expect(await h.liveIds()).toEqual([session.id]);
+    expect(h.events.filter((e) => e.event === 'session:opened')).toHaveLength(1);
+
+    const startedAt = h.clock.monotonic();
+    await h.advance(10_000);
+    const renews = h.renewsOf(session.id);
+    expect(renews).toHaveLength(10);
+    // On schedule: one every renewEvery, measured from the previous one.
+    renews.forEach((call, i) => expect(call.at - startedAt).toBe((i + 1) * 1000));
+    expect(h.keeper.current).toBe(session);
+    expect(session.isLive()).toBe(true);
+    expect(session.signal.aborted).toBe(false);
+    // The local deadline is the send time of the last renewal + TTL − safety margin.
+    expect(session.deadline).toBe(renews[renews.length - 1]!.at + 3000 - 600);
+    const [record] = await h.observer.listSessions();
+    expect(record?.expiresInMs).toBeGreaterThan(3000 - 1000 - 1);
+    expect(h.recorded.count('openSession')).toBe(1);
+    expect(h.events.filter((e) => e.event !== 'session:opened')).toEqual([]);
+  });
+
+  it('sends one renewal per node whatever its number of tasks', async () => {
+    const renewals: number[] = [];
+    for (const taskCount of [1, 40]) {
+      const sim = new Sim();
+      const tasks = Array.from({ length: taskCount }, (_, i) => [`task-${i}`, { every: '1s' }] as [string, { every: string }]);
+      const node = await sim.node('a', tasks, { ttl: 3000 });
+      await sim.advance(10_000);
+      const renews = node.calls.filter((c) => c.method === 'renewSession').length;
+      renewals.push(renews);
+      // And nothing else renews anything per task: no session is opened again.
+      expect(node.calls.filter((c) => c.method === 'openSession')).toHaveLength(1);
+      expect((await sim.owners()).size).toBe(taskCount);
+      await sim.closeAll();
+    }
+    // ttl 3s → renewEvery 1s → 10 renewals in 10s, for 1 task and for 40.
+    expect(renewals).toEqual([10, 10]);
+  });
+
+  it('survives a short stall that ends before its local deadline', async () => {
+    const h = keeperHarness();
+    cleanup = () => h.keeper.close();
+    const session = await h.keeper.start();
+    await h.clock.stall(1500); // renewal due at +1000 fires 500ms late, still before the +2400 deadline
+    await h.advance(5000);
+    expect(session.signal.aborted).toBe(false);
+    expect(h.keeper.current).toBe(session);
+    expect(h.sessions).toHaveLength(1);
+  });
+});
+
+describe('session keeper: self-fencing', () => {
+  it('aborts the session signal before the store expires a session it cannot renew, then reopens after heal', async () => {
+    const h = keeperHarness();
+    cleanup = () => h.keeper.close();
+    const session = await h.keeper.start();
+    await h.advance(1500); // one renewal done at +1000
+    const aborted = abortTime(session.signal, h.clock);
+
+    h.backend.sever(h.handle);
+    const severedAt = h.clock.monotonic();
+    const [record] = await h.observer.listSessions();
+    const storeExpiry = severedAt + record!.expiresInMs;
+
+    // Watch the store from outside until it expires the session.
+    let storeGoneAt: number | undefined;
+    while (storeGoneAt === undefined) {
+      await h.clock.advance(10);
+      if (!(await h.liveIds()).includes(session.id)) storeGoneAt = h.clock.monotonic();
+      expect(h.clock.monotonic() - severedAt).toBeLessThan(5000);
+    }
+
+    expect(aborted.at).toBeDefined();
+    // Invariant 4: local abort strictly before the store's expiry, by at least the safety margin.
+    expect(aborted.at!).toBeLessThan(storeExpiry);
+    expect(aborted.at!).toBeLessThanOrEqual(storeExpiry - h.timing.safetyMarginMs);
+    expect(storeGoneAt).toBeGreaterThanOrEqual(storeExpiry);
+    expect(session.signal.reason).toBeInstanceOf(SessionExpiredError);
+    expect(() => session.assertLive()).toThrow(SessionExpiredError);
+    expect(h.keeper.current).toBeUndefined();
+    expect(h.events.some((e) => e.event === 'session:renew-failed')).toBe(true);
+    const lost = h.events.filter((e) => e.event === 'session:lost');
+    expect(lost).toHaveLength(1);
+    expect(lost[0]!.at).toBe(aborted.at);
+    // Retrying while severed is bounded (no storm of renewals as the deadline nears).
+    expect(h.renewsOf(session.id).filter((c) => c.at >= severedAt).length).toBeLessThanOrEqual(10);
+
+    // While severed, no session can be opened; after heal one is, with a new id.
+    await h.advance(3000);
+    expect(h.sessions).toHaveLength(1);
+    h.backend.heal(h.handle);
+    await h.advance(3000);
+    expect(h.sessions).toHaveLength(2);
+    const next = h.sessions[1]!;
+    expect(next.id).not.toBe(session.id);
+    expect(h.keeper.current).toBe(next);
+    expect(next.isLive()).toBe(true);
+    expect(await h.liveIds()).toEqual([next.id]);
+    // The new session is kept alive on schedule.
+    await h.advance(5000);
+    expect(h.keeper.current).toBe(next);
+    expect(h.renewsOf(next.id).length).toBeGreaterThanOrEqual(4);
+  });
+
+  it('keeps the session when the store is unreachable for less than the deadline allows', async () => {
+    const h = keeperHarness();
+    cleanup = () => h.keeper.close();
+    const session = await h.keeper.start();
+    await h.advance(1000); // renewed at +1000: local deadline at +3400
+    h.backend.sever(h.handle);
+    await h.advance(1200);
+    h.backend.heal(h.handle);
+    await h.advance(5000);
+    expect(session.signal.aborted).toBe(false);
+    expect(h.keeper.current).toBe(session);
+    expect(h.sessions).toHaveLength(1);
+  });
+
+  it('treats its session as lost after waking from a stall longer than the TTL, before sending anything', async () => {
+    const h = keeperHarness();
+    cleanup = () => h.keeper.close();
+    const session = await h.keeper.start();
+    await h.advance(500);
+    const aborted = abortTime(session.signal, h.clock);
+    const stallStart = h.clock.monotonic();
+    await h.clock.stall(4000); // > ttl: the store expired the session meanwhile
+
+    expect(session.signal.aborted).toBe(true);
+    expect(aborted.at).toBe(stallStart + 4000); // at the first instant after waking
+    expect(() => session.assertLive()).toThrow(SessionExpiredError);
+    expect(session.isLive()).toBe(false);
+    expect(h.events.some((e) => e.event === 'session:stalled')).toBe(true);
+    expect(h.events.some((e) => e.event === 'session:lost')).toBe(true);
+    // It did not try to renew the old session after waking: it knew it was past its deadline.
+    expect(h.renewsOf(session.id).filter((c) => c.at > stallStart)).toEqual([]);
+
+    await h.advance(1000);
+    const next = h.keeper.current;
+    expect(next).toBeDefined();
+    expect(next!.id).not.toBe(session.id);
+    expect(await h.liveIds()).toEqual([next!.id]);
+  });
+
+  it('loses a stalled session whose local deadline passed even if the store has not expired it yet', async () => {
+    const h = keeperHarness();
+    cleanup = () => h.keeper.close();
+    const session = await h.keeper.start();
+    await h.clock.stall(2700); // past the local deadline (+2400), before the store's expiry (+3000)
+    expect(session.signal.aborted).toBe(true);
+    await h.advance(100);
+    expect(h.keeper.current?.id).not.toBe(session.id);
+    // The old session was closed at once (best effort) rather than left to its TTL.
+    expect(await h.liveIds()).not.toContain(session.id);
+  });
+
+  it('loses the session when the store answers that it expired, then opens a new one', async () => {
+    const h = keeperHarness();
+    cleanup = () => h.keeper.close();
+    const session = await h.keeper.start();
+    await h.advance(1500);
+    // The store drops the session (an operator, a store failover): the next renewal answers false.
+    await h.observer.closeSession(session.id);
+    await h.advance(600);
+    expect(session.signal.aborted).toBe(true);
+    expect(session.signal.reason).toBeInstanceOf(SessionExpiredError);
+    expect((session.signal.reason as Error).message).toMatch(/store reports the session expired/);
+    const lost = h.events.filter((e) => e.event === 'session:lost');
+    expect(lost).toHaveLength(1);
+    await h.advance(500);
+    expect(h.sessions).toHaveLength(2);
+    expect(h.keeper.current?.id).toBe(h.sessions[1]!.id);
+    expect(h.sessions[1]!.id).not.toBe(session.id);
+  });
+});
+
+describe('session keeper: start and close', () => {
+  it('close() closes the session in the store, aborts its signal and leaves no timer behind', async () => {
+    const h = keeperHarness();
+    expect(h.clock.pendingTimers).toBe(0);
+    const session = await h.keeper.start();
+    await h.advance(2500);
+    expect(h.clock.pendingTimers).toBeGreaterThan(0);
+    await h.keeper.close();
+    expect(await h.liveIds()).toEqual([]);
+    expect(session.signal.aborted).toBe(true);
+    expect(session.signal.reason).toBeInstanceOf(ClosedError);
+    expect(h.keeper.current).toBeUndefined();
+    expect(h.clock.pendingTimers).toBe(0);
+    const callsAtClose = h.recorded.calls.length;
+    await h.advance(10_000);
+    expect(h.recorded.calls.length).toBe(callsAtClose);
+    await h.keeper.close(); // twice is harmless
+  });
+
+  it('close() while reopening against an unreachable store stops the retries and leaves no timer', async () => {
+    const h = keeperHarness();
+    const session = await h.keeper.start();
+    h.backend.sever(h.handle);
+    await h.advance(4000); // lost at +2400, retrying to open since
+    expect(session.signal.aborted).toBe(true);
+    expect(h.recorded.count('openSession')).toBeGreaterThan(1);
+    await h.keeper.close();
+    expect(h.clock.pendingTimers).toBe(0);
+    const opens = h.recorded.count('openSession');
+    h.backend.heal(h.handle);
+    await h.advance(10_000);
+    expect(h.recorded.count('openSession')).toBe(opens);
+    expect(await h.liveIds()).toEqual([]);
+  });
+
+  it('start() fails when the store is unreachable and leaves nothing running', async () => {
+    const h = keeperHarness();
+    h.backend.sever(h.handle);
+    await expect(h.keeper.start()).rejects.toBeInstanceOf(StoreUnavailableError);
+    expect(h.clock.pendingTimers).toBe(0);
+    await expect(h.keeper.start()).rejects.toBeInstanceOf(ClosedError);
+    h.backend.heal(h.handle);
+    await h.advance(5000);
+    expect(await h.liveIds()).toEqual([]);
+  });
+});
