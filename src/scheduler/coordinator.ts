@@ -131,6 +131,10 @@ export class Coordinator {
       if (runner.lease) {
         this.#freeSince.delete(task);
         this.#checkHeld(runner, holder, preferred, sessions, me);
+      } else if (holder?.sessionId === session.id) {
+        // Still ours in the store although its runner stopped (e.g. a store error while starting it):
+        // re-acquiring returns the same token, so pick it up again at once.
+        acquisitions.push(this.#acquire(runner));
       } else if (holder) {
         this.#freeSince.delete(task);
       } else {

@@ -131,6 +131,8 @@ export class TaskRunner {
         lease.end(cause);
         if (!(cause instanceof NotOwnerError || cause instanceof SessionExpiredError)) {
           emit('error', { where: `task "${this.def.name}"`, error: cause });
+          // The key stays ours in the store and is picked up again after this pause, not in a hot loop.
+          await sleep(clock, CLAIM_RETRY_MS * 5, this.#stop.signal).catch(() => undefined);
         }
       }
     } finally {

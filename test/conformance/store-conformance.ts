@@ -7,6 +7,7 @@ import type { Store } from '../../src/stores/contract.js';
 import { SessionExpiredError } from '../../src/core/errors.js';
 import type { NodeInfo } from '../../src/core/node-info.js';
 import { currentProcessIdentity } from '../../src/core/process-identity.js';
+import { randomId } from '../../src/core/ids.js';
 
 export interface StoreHarness {
   /** A new handle (connection) on the shared backing store, scoped to `cluster`. */
@@ -17,6 +18,7 @@ export interface StoreHarness {
 }
 
 let clusterSeq = 0;
+const RUN = randomId(4);
 
 export function nodeInfo(id: string): NodeInfo {
   return {
@@ -47,7 +49,8 @@ export function describeStoreConformance(name: string, makeHarness: () => Promis
 
     /** Two handles on a fresh cluster: two nodes that share nothing but the store. */
     async function pair(): Promise<[Store, Store]> {
-      const cluster = `conf-${process.pid}-${++clusterSeq}`;
+      // Random per run: server stores keep data between runs, and pids repeat.
+      const cluster = `conf-${RUN}-${++clusterSeq}`;
       const a = await harness.open(cluster);
       const b = await harness.open(cluster);
       opened.push(a, b);
