@@ -28,18 +28,31 @@ export function score(task: string, node: string): number {
  */
 export function assignTasks(candidates: ReadonlyMap<string, readonly string[]>): Map<string, string> {
   const nodes = new Set<string>();
-  for (const list of candidates.values()) for (const node of list) nodes.add(node);
-  const capacity = Math.ceil(candidates.size / Math.max(1, nodes.size));
+  let assignable = 0;
+  for (const list of candidates.values()) {
+    for (const node of list) nodes.add(node);
+    if (list.length > 0) assignable += 1;
+  }
+  // Bounded load: every node may take ⌊T/N⌋ tasks, and only T mod N of them one more. A single cap of
+  // ⌈T/N⌉ for everyone would let the first nodes fill up and leave the last short (31 over 3: 11/11/9).
+  const floor = Math.floor(assignable / Math.max(1, nodes.size));
+  let roomAboveFloor = assignable % Math.max(1, nodes.size);
   const load = new Map<string, number>();
+  const hasRoom = (node: string): boolean => {
+    const current = load.get(node) ?? 0;
+    return current < floor || (current === floor && roomAboveFloor > 0);
+  };
   const assignment = new Map<string, string>();
   for (const task of [...candidates.keys()].sort()) {
     const ranked = [...(candidates.get(task) ?? [])].sort((a, b) => score(task, b) - score(task, a) || (a < b ? -1 : 1));
     if (ranked.length === 0) continue;
+    // When no candidate has room (declarations differ between nodes), the least loaded one takes it.
     const chosen =
-      ranked.find((node) => (load.get(node) ?? 0) < capacity) ??
-      ranked.reduce((best, node) => ((load.get(node) ?? 0) < (load.get(best) ?? 0) ? node : best));
+      ranked.find(hasRoom) ?? ranked.reduce((best, node) => ((load.get(node) ?? 0) < (load.get(best) ?? 0) ? node : best));
+    const current = load.get(chosen) ?? 0;
+    if (current === floor && roomAboveFloor > 0) roomAboveFloor -= 1;
     assignment.set(task, chosen);
-    load.set(chosen, (load.get(chosen) ?? 0) + 1);
+    load.set(chosen, current + 1);
   }
   return assignment;
 }

@@ -29,19 +29,24 @@ describe('assignTasks', () => {
     expect(counts.reduce((a, b) => a + b, 0)).toBe(300);
   });
 
-  it('stays balanced for awkward sizes', () => {
+  it('gives every node ⌊T/N⌋ or ⌈T/N⌉ tasks whatever T and N', () => {
     for (const [taskCount, nodeCount] of [
       [1, 3],
       [2, 3],
+      [20, 3],
       [31, 3],
+      [50, 6],
       [100, 7],
       [1000, 4],
+      [1000, 7],
       [5, 5],
     ] as const) {
       const assignment = assignTasks(everyone(names('t', taskCount), names('node', nodeCount)));
-      const counts = [...loads(assignment).values()];
-      expect(Math.max(...counts)).toBeLessThanOrEqual(Math.ceil(taskCount / nodeCount));
-      if (taskCount >= nodeCount) expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1);
+      const counts = names('node', nodeCount).map((n) => loads(assignment).get(n) ?? 0);
+      for (const c of counts) {
+        expect(c, `${taskCount} tasks over ${nodeCount} nodes: ${counts.join('/')}`).toBeGreaterThanOrEqual(Math.floor(taskCount / nodeCount));
+        expect(c, `${taskCount} tasks over ${nodeCount} nodes: ${counts.join('/')}`).toBeLessThanOrEqual(Math.ceil(taskCount / nodeCount));
+      }
       expect(assignment.size).toBe(taskCount);
     }
   });

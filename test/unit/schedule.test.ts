@@ -85,7 +85,7 @@ describe('cron', () => {
   it('runs a local time repeated by fall-back once', () => {
     const s = parseSchedule({ cron: '0 30 2 * * *', timezone: 'Europe/Berlin' }, 't');
     // DST ends on Sunday 25 October 2026 at 03:00 CEST → 02:00 CET: 02:30 happens twice.
-    const ticks = nextN(s, utc(2026, 9, 24), 3);
+    const ticks = nextN(s, utc(2026, 9, 24, 12), 3);
     expect(ticks).toEqual(['2026-10-25T00:30:00.000Z', '2026-10-26T01:30:00.000Z', '2026-10-27T01:30:00.000Z']);
     expect(ticksBetween(s, utc(2026, 9, 24, 12), utc(2026, 9, 25, 12))?.count).toBe(1);
   });
