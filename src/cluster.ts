@@ -16,7 +16,7 @@
  */
 import { systemClock, type Clock } from './core/clock.js';
 import { parseDuration, type Duration } from './core/duration.js';
-import { BatonError, ConfigError, TaskDuplicateError, toError } from './core/errors.js';
+import { BatonError, ClosedError, ConfigError, TaskDuplicateError, toError } from './core/errors.js';
 import { TypedEmitter, type Listener } from './core/events.js';
 import { defaultLogger, type Logger } from './core/logger.js';
 import { BATON_VERSION, defaultNodeId, type NodeInfo, type TaskDeclaration } from './core/node-info.js';
@@ -80,6 +80,7 @@ export class Cluster {
   #coordinator: Coordinator | undefined;
   #state: ClusterState = 'new';
   #closing: Promise<void> | undefined;
+  #starting: Promise<void> | undefined;
 
   /** @internal use {@link createCluster}. */
   constructor(options: ClusterOptions, store: Store, ownsStore: boolean, logger: Logger) {
@@ -145,9 +146,16 @@ export class Cluster {
    * Joins the cluster: opens the session and starts competing for the declared tasks. Resolves once the
    * session is open (tasks are taken in the background). On failure nothing is left running.
    */
-  async start(): Promise<void> {
-    if (this.#state !== 'new') throw new BatonError('INVALID_STATE', `cluster "${this.name}": start() called in state ${this.#state}`);
+  start(): Promise<void> {
+    if (this.#state !== 'new') {
+      return Promise.reject(new BatonError('INVALID_STATE', `cluster "${this.name}": start() called in state ${this.#state}`));
+    }
     this.#state = 'starting';
+    this.#starting = this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
     this.#info = this.#nodeInfo();
     this.#keeper.updateInfo(this.#info);
     try {
@@ -157,6 +165,10 @@ export class Cluster {
       this.#state = 'closed';
       if (this.#ownsStore) await this.store.close().catch(() => undefined);
       throw error;
+    }
+    if (this.#closing) {
+      // close() was called while the session was opening: it waits for this start and closes the session.
+      throw new ClosedError(`cluster "${this.name}": closed while starting`);
     }
     for (const definition of this.#definitions.values()) {
       this.#runners.set(
@@ -200,7 +212,9 @@ export class Cluster {
   }
 
   async #close(): Promise<void> {
-    const wasRunning = this.#state === 'running';
+    // A start() in progress finishes first (and starts nothing): the session it opens must not outlive close().
+    await this.#starting?.catch(() => undefined);
+    const wasRunning = this.#state === 'running' || this.#state === 'starting';
     this.#state = 'closing';
     try {
       await this.#coordinator?.close();

@@ -31,8 +31,6 @@ export interface RunnerDeps {
   readonly onLeaseEnded: () => void;
 }
 
-/** A wake-up later than this after a tick's time counts as a stall (for the "missed" reason). */
-const STALL_MS = 1000;
 /** Pause between attempts to claim a tick while the store is unreachable (the lease deadline bounds it). */
 const CLAIM_RETRY_MS = 200;
 
@@ -113,7 +111,8 @@ export class TaskRunner {
           const next = this.def.schedule.next(cursor);
           if (next === undefined) return; // the schedule has no more ticks
           await sleep(clock, Math.max(0, next - clock.now()), stop);
-          reason = clock.now() - next > STALL_MS ? 'stalled' : 'no-owner';
+          // More than one tick due after a sleep means the process (or its wall clock) jumped past them.
+          reason = 'stalled';
           continue;
         }
         if (due.count > 1) await this.#recordMissed(lease, due.first, due.last, due.count - 1, reason);
@@ -216,7 +215,9 @@ export class TaskRunner {
     // Each run gets its own signal: listeners a handler adds die with its run instead of piling up.
     const run = new AbortController();
     const abortRun = () => run.abort(stop.reason);
-    stop.addEventListener('abort', abortRun, { once: true });
+    // `stop` may have aborted while the claim was in flight: an abort event would never come then.
+    if (stop.aborted) abortRun();
+    else stop.addEventListener('abort', abortRun, { once: true });
     this.#running = true;
     try {
       await this.def.handler(this.#context(lease, tick, lateMs, run.signal) as TaskContext<never>);
@@ -279,15 +280,19 @@ export class TaskRunner {
     }
   }
 
-  /** Retries a store call while the store is unreachable and the lease still holds. */
+  /**
+   * Retries a store call while the store is unreachable, the lease still holds and the node is not
+   * shutting down (close() must not wait for the lease deadline, nor start a run once the store is back).
+   */
   async #withStoreRetry<T>(lease: Lease, call: () => Promise<T>): Promise<T> {
+    const stop = AbortSignal.any([lease.signal, this.#stop.signal]);
     for (;;) {
       try {
         return await call();
       } catch (error) {
-        if (error instanceof NotOwnerError || error instanceof SessionExpiredError || lease.signal.aborted) throw error;
+        if (error instanceof NotOwnerError || error instanceof SessionExpiredError || stop.aborted) throw error;
         this.#deps.emit('error', { where: `task "${this.def.name}"`, error: toError(error) });
-        await sleep(this.#deps.clock, CLAIM_RETRY_MS, lease.signal);
+        await sleep(this.#deps.clock, CLAIM_RETRY_MS, stop);
       }
     }
   }

@@ -33,7 +33,10 @@ export interface TaskContext<T = unknown> {
   /** Fencing token of the ownership under which this run happens; put it into your own writes. */
   readonly token: bigint;
   readonly node: NodeInfo;
-  /** Aborts when ownership is lost, the node shuts down or hands the task over. Honour it. */
+  /**
+   * Aborts when ownership is lost (session expired, a fenced write refused) or the node shuts down.
+   * Honour it: stop work and return. (Hand-over to another node for rebalancing waits for the run to end.)
+   */
   readonly signal: AbortSignal;
   readonly checkpoint: Checkpoint<T>;
   readonly log: Logger;

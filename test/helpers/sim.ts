@@ -10,6 +10,7 @@ import type { Store, StoredRecord } from '../../src/stores/contract.js';
 import { currentProcessIdentity } from '../../src/core/process-identity.js';
 import type { NodeInfo } from '../../src/core/node-info.js';
 import { runPrefix } from '../../src/scheduler/keys.js';
+import { readStatus } from '../../src/monitor/status.js';
 
 /** One call a node made to its store. */
 export interface StoreCall {
@@ -157,7 +158,7 @@ export class Sim {
 
   /** Current owner (node id) of each task, read from the store. */
   async owners(): Promise<Map<string, string | undefined>> {
-    const status = await this.nodes[0]!.cluster.status();
+    const status = await readStatus(this.observer);
     return new Map(status.tasks.map((t) => [t.name, t.owner?.node]));
   }
 
@@ -214,6 +215,6 @@ export class Sim {
     let settled = false;
     void closing.then(() => (settled = true));
     for (let i = 0; i < 200 && !settled; i++) await this.clock.advance(50);
-    await closing;
+    if (!settled) throw new Error('closeAll: a node did not close within 10s of fake time (a handler ignoring its signal?)');
   }
 }

@@ -44,7 +44,10 @@ export interface SqliteStoreOptions {
   readonly pollMs?: number;
   /** How often crashed processes are looked for, in ms. Default 200. */
   readonly crashCheckMs?: number;
-  /** How long a write waits for another process's write lock, in ms. Default 5000. */
+  /**
+   * How long a write waits for another process's write lock, in ms. Default 1000: the wait blocks the
+   * event loop (better-sqlite3 is synchronous), so it must stay well below the session TTL.
+   */
   readonly busyTimeoutMs?: number;
 }
 
@@ -93,7 +96,7 @@ export class SqliteStore implements Store {
     const { default: Database } = await import('better-sqlite3');
     let db: BetterSqlite3.Database | undefined;
     try {
-      db = new Database(file, { timeout: options.busyTimeoutMs ?? 5000 });
+      db = new Database(file, { timeout: options.busyTimeoutMs ?? 1000 });
       db.pragma('journal_mode = WAL');
       // FULL: a claimed tick or committed checkpoint survives power loss, not only a process crash.
       db.pragma('synchronous = FULL');

@@ -1,0 +1,365 @@
+/**
+ * The etcd v3 store: a session is an etcd lease, ownership is a key attached to that lease, a fencing
+ * token is the etcd revision of the put that took the key.
+ *
+ * Guarantees: the Store contract.
+ * - Session TTLs are measured by etcd's lessor on the leader, never by a node's clock. A session lease
+ *   is granted for `ceil(ttlMs / 1000)` seconds (etcd counts whole seconds; it may raise that to its
+ *   minimum TTL), so it lives at least `ttlMs` after each renewal. A keep-alive of an expired lease is
+ *   answered only after etcd revoked it, with TTL 0: once expired, a session never comes back.
+ * - Ownership keys carry the session's lease: etcd deletes them in the same revision that revokes the
+ *   lease (expiry or close). Acquisition is one Txn that requires the owner key to be absent.
+ * - Tokens are etcd revisions: cluster-wide, strictly increasing, persisted, never reused (not even
+ *   after a restart or a restore from snapshot, which keeps revisions), so every acquisition of a key
+ *   gets a greater token than all before it.
+ * - Guarded writes are one Txn comparing the owner key's mod revision with the token.
+ * - Several handles per process and several clusters per etcd work: each handle has its own client, each
+ *   cluster its own key range.
+ *
+ * Non-guarantees:
+ * - etcd revokes an expired lease on its next lessor pass (every 500 ms) plus a Raft round. Until then
+ *   its keys are still there. Reads (`listSessions`, `holder`, `listHolders`) ask etcd for the lease's
+ *   remaining TTL and hide an expired one; `tryAcquire` revokes an expired holder's lease before taking
+ *   the key (etcd itself would do the same a moment later). A guarded write by the expired session's
+ *   owner in that sub-second window still succeeds, but never after another session acquired the key:
+ *   taking the key first deletes the old owner key. The session keeper above gives up a lease well
+ *   before its TTL, so it does not write in that window.
+ * - After an etcd leader change, the new leader extends every lease by its TTL (etcd's own rule), so a
+ *   session may outlive its TTL then. Never shorter.
+ * - No crash detection faster than the TTL: etcd leases are not bound to connections.
+ * - `time()`, `acquiredAt`, `updatedAt` and `ageMs` use the local clock of the writing or reading node
+ *   (etcd has no clock API). They are for display; no lease decision depends on them.
+ */
+import type { Etcd3, IKeyValue, IRangeResponse, ITxnResponse } from 'etcd3';
+import { systemClock, type Clock } from '../../core/clock.js';
+import { ClosedError, SessionExpiredError, StoreUnavailableError } from '../../core/errors.js';
+import type { NodeInfo } from '../../core/node-info.js';
+import type {
+  AcquireResult,
+  Change,
+  Holder,
+  ListOptions,
+  SessionRecord,
+  Store,
+  StoredRecord,
+  WriteCondition,
+  WriteResult,
+} from '../contract.js';
+import { connect, keepAliveOnce, type Connection } from './connection.js';
+import { KeyLayout } from './keys.js';
+import * as request from './requests.js';
+import type { EtcdUrl } from './url.js';
+import { EtcdWatch } from './watch.js';
+
+export interface EtcdStoreOptions {
+  readonly url: EtcdUrl;
+  readonly cluster: string;
+  /** Timers and display timestamps. TTLs are etcd's, never this clock's. Default: the system clock. */
+  readonly clock?: Clock;
+}
+
+interface SessionValue {
+  info: NodeInfo;
+  ttlMs: number;
+  /** Wall time of the opening node, for `ageMs`. */
+  openedAt: number;
+}
+
+interface OwnerValue {
+  sessionId: string;
+  acquiredAt: number;
+}
+
+interface RecordValue {
+  value: unknown;
+  updatedAt: number;
+}
+
+export class EtcdStore implements Store {
+  readonly kind = 'etcd' as const;
+  readonly features = { crashDetection: false, watch: 'push' } as const;
+  readonly cluster: string;
+  readonly #url: EtcdUrl;
+  readonly #client: Etcd3;
+  readonly #etcd: Connection['etcd'];
+  readonly #clock: Clock;
+  readonly #keys: KeyLayout;
+  readonly #watch: EtcdWatch;
+  #closed = false;
+
+  private constructor(connection: Connection, options: EtcdStoreOptions) {
+    this.cluster = options.cluster;
+    this.#url = options.url;
+    this.#client = connection.client;
+    this.#etcd = connection.etcd;
+    this.#clock = options.clock ?? systemClock;
+    this.#keys = new KeyLayout(options.url.prefix, options.cluster);
+    this.#watch = new EtcdWatch(connection.client, this.#keys, this.#clock);
+  }
+
+  /**
+   * Connects and checks that etcd answers (and accepts the credentials) with one read of the cluster's
+   * range. Nothing to create: etcd keys need no schema. @throws StoreUnavailableError naming the URL.
+   */
+  static async open(options: EtcdStoreOptions): Promise<EtcdStore> {
+    const connection = await connect(options.url, options.clock ?? systemClock);
+    const store = new EtcdStore(connection, options);
+    try {
+      await store.#call('open', () => store.#client.kv.range({ ...request.rangeSessions(store.#keys), count_only: true }));
+      return store;
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+  }
+
+  async time(): Promise<number> {
+    this.#check();
+    return this.#clock.now();
+  }
+
+  /**
+   * Two round trips: etcd cannot grant a lease inside a Txn. If the put fails the lease is unused and
+   * expires by itself; the session never became visible.
+   */
+  async openSession(info: NodeInfo, ttlMs: number): Promise<{ id: string }> {
+    this.#check();
+    const ttlSeconds = Math.max(1, Math.ceil(ttlMs / 1000));
+    const grant = await this.#call('openSession', () => this.#client.leaseClient.leaseGrant({ TTL: ttlSeconds }));
+    if (grant.error) throw new StoreUnavailableError(`${this.#where()}: openSession: lease grant refused: ${grant.error}`);
+    const id = sessionIdOf(grant.ID);
+    const value: SessionValue = { info, ttlMs, openedAt: this.#clock.now() };
+    await this.#call('openSession', () => this.#client.kv.put(request.putSession(this.#keys, id, grant.ID, JSON.stringify(value))));
+    return { id };
+  }
+
+  async renewSession(sessionId: string): Promise<boolean> {
+    this.#check();
+    const lease = leaseOf(sessionId);
+    if (lease === undefined) return false;
+    const ttl = await this.#call('renewSession', () => keepAliveOnce(this.#client, lease, this.#clock, this.#url.timeoutMs));
+    return ttl > 0;
+  }
+
+  /** Revokes the lease: etcd deletes the session record and every key it holds in one revision. */
+  async closeSession(sessionId: string): Promise<void> {
+    this.#check();
+    const lease = leaseOf(sessionId);
+    if (lease !== undefined) await this.#revoke('closeSession', lease);
+  }
+
+  async listSessions(): Promise<SessionRecord[]> {
+    this.#check();
+    const range = await this.#call('listSessions', () => this.#client.kv.range(request.rangeSessions(this.#keys)));
+    const ttls = await this.#leaseTtls('listSessions', range.kvs);
+    const now = this.#clock.now();
+    const sessions: SessionRecord[] = [];
+    for (const kv of range.kvs) {
+      const ttlSeconds = ttls.get(kv.lease) ?? 0;
+      if (ttlSeconds <= 0) continue;
+      const value = JSON.parse(kv.value.toString()) as SessionValue;
+      sessions.push({
+        id: sessionIdOf(kv.lease),
+        info: value.info,
+        ttlMs: value.ttlMs,
+        ageMs: Math.max(0, now - value.openedAt),
+        // etcd reports whole seconds, rounded up; never more than the TTL asked for.
+        expiresInMs: Math.min(ttlSeconds * 1000, value.ttlMs),
+      });
+    }
+    return sessions.sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+  }
+
+  async tryAcquire(key: string, sessionId: string): Promise<AcquireResult> {
+    this.#check();
+    const lease = leaseOf(sessionId);
+    if (lease === undefined) throw this.#sessionGone(sessionId, key);
+    const value: OwnerValue = { sessionId, acquiredAt: this.#clock.now() };
+    // At most two rounds: the second only after revoking an expired holder's lease.
+    for (let round = 1; ; round++) {
+      const txn = request.acquireOwner(this.#keys, key, sessionId, lease, JSON.stringify(value));
+      const response = await this.#call('tryAcquire', () => this.#client.kv.txn(txn));
+      // The Txn's revision is the revision of its put: the fencing token.
+      if (response.succeeded) return { acquired: true, token: BigInt(response.header.revision) };
+      const owner = firstKv(response, 0);
+      if (!firstKv(response, 1)) throw this.#sessionGone(sessionId, key);
+      // The owner key disappeared between the compare and the read: impossible in one Txn, but retry.
+      if (!owner) continue;
+      // Already ours: the token is the revision of the put that took it (an owner key is never rewritten).
+      if (owner.lease === lease) return { acquired: true, token: BigInt(owner.mod_revision) };
+      const holder = this.#toHolder(owner);
+      if (round >= 2) return { acquired: false, holder };
+      const ttl = await this.#leaseTtl('tryAcquire', owner.lease);
+      if (ttl > 0) return { acquired: false, holder };
+      // The holder's lease expired but etcd has not revoked it yet (it does so within ~0.5 s). An expired
+      // lease can never be renewed again (etcd answers its keep-alive only after revoking it), so
+      // revoking it now only does etcd's pending work early, and deletes the stale owner key.
+      await this.#revoke('tryAcquire', owner.lease);
+    }
+  }
+
+  async release(key: string, token: bigint): Promise<boolean> {
+    this.#check();
+    const response = await this.#call('release', () => this.#client.kv.txn(request.releaseOwner(this.#keys, key, token)));
+    return response.succeeded;
+  }
+
+  async holder(key: string): Promise<Holder | null> {
+    this.#check();
+    const range = await this.#call('holder', () => this.#client.kv.range(request.getOwner(this.#keys, key)));
+    const live = await this.#liveOwners('holder', range);
+    return live[0] ?? null;
+  }
+
+  async listHolders(prefix: string): Promise<Holder[]> {
+    this.#check();
+    const range = await this.#call('listHolders', () => this.#client.kv.range(request.rangeOwners(this.#keys, prefix)));
+    return this.#liveOwners('listHolders', range);
+  }
+
+  async get<T>(key: string): Promise<StoredRecord<T> | null> {
+    this.#check();
+    const range = await this.#call('get', () => this.#client.kv.range(request.getRecord(this.#keys, key)));
+    const kv = range.kvs[0];
+    return kv ? this.#toRecord<T>(kv) : null;
+  }
+
+  async put(key: string, value: unknown, condition: WriteCondition = {}): Promise<WriteResult> {
+    this.#check();
+    const json = JSON.stringify({ value, updatedAt: this.#clock.now() } satisfies RecordValue);
+    const response = await this.#call('put', () => this.#client.kv.txn(request.putRecord(this.#keys, key, json, condition)));
+    if (!response.succeeded) return { ok: false, reason: refusal(response, condition) };
+    const previous = response.responses[0]?.response_put?.prev_kv;
+    return { ok: true, version: previous ? Number(previous.version) + 1 : 1 };
+  }
+
+  async list<T>(prefix: string, options: ListOptions = {}): Promise<StoredRecord<T>[]> {
+    this.#check();
+    if (options.limit !== undefined && options.limit <= 0) return [];
+    const range = await this.#call('list', () => this.#client.kv.range(request.rangeRecords(this.#keys, prefix, options)));
+    return range.kvs.map((kv) => this.#toRecord<T>(kv));
+  }
+
+  async delete(key: string, condition: WriteCondition = {}): Promise<boolean> {
+    this.#check();
+    const response = await this.#call('delete', () => this.#client.kv.txn(request.deleteRecord(this.#keys, key, condition)));
+    return response.succeeded && Number(response.responses[0]?.response_delete_range?.deleted ?? 0) > 0;
+  }
+
+  async deleteBefore(prefix: string, beforeKey: string): Promise<number> {
+    this.#check();
+    const range = request.deleteRecordsBefore(this.#keys, prefix, beforeKey);
+    if (!range) return 0;
+    const response = await this.#call('deleteBefore', () => this.#client.kv.deleteRange(range));
+    return Number(response.deleted);
+  }
+
+  watch(listener: (change: Change) => void): () => void {
+    this.#check();
+    return this.#watch.add(listener);
+  }
+
+  /** Stops the watch stream and closes the client's channels. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#watch.close(this.#url.timeoutMs);
+    this.#client.close();
+  }
+
+  /** Live holders among owner keys: those whose lease etcd still counts as unexpired. */
+  async #liveOwners(operation: string, range: IRangeResponse): Promise<Holder[]> {
+    const ttls = await this.#leaseTtls(operation, range.kvs);
+    return range.kvs.filter((kv) => (ttls.get(kv.lease) ?? 0) > 0).map((kv) => this.#toHolder(kv));
+  }
+
+  /** Remaining TTL (whole seconds, rounded up; ≤ 0 once expired) of each distinct lease of `kvs`. */
+  async #leaseTtls(operation: string, kvs: readonly IKeyValue[]): Promise<Map<string, number>> {
+    const leases = [...new Set(kvs.map((kv) => kv.lease))];
+    const ttls = await Promise.all(leases.map((lease) => this.#leaseTtl(operation, lease)));
+    return new Map(leases.map((lease, i) => [lease, ttls[i] as number]));
+  }
+
+  /**
+   * etcd's remaining TTL of `lease`: -1 when it no longer exists, 0 once expired and awaiting revocation.
+   * It is `ceil(remaining seconds)`, so `> 0` means exactly "not expired yet" by the leader's clock.
+   */
+  async #leaseTtl(operation: string, lease: string): Promise<number> {
+    if (lease === '0') return -1;
+    const response = await this.#call(operation, () => this.#client.leaseClient.leaseTimeToLive({ ID: lease }));
+    return Number(response.TTL);
+  }
+
+  /** Revokes a lease; an already gone lease is fine (revocation is what we wanted). */
+  async #revoke(operation: string, lease: string): Promise<void> {
+    await this.#call(operation, async () => {
+      try {
+        await this.#client.leaseClient.leaseRevoke({ ID: lease });
+      } catch (error) {
+        if (!(error instanceof this.#etcd.EtcdLeaseInvalidError)) throw error;
+      }
+    });
+  }
+
+  #toHolder(kv: IKeyValue): Holder {
+    const value = JSON.parse(kv.value.toString()) as OwnerValue;
+    return {
+      key: this.#keys.ownerKey(kv.key),
+      token: BigInt(kv.mod_revision),
+      sessionId: sessionIdOf(kv.lease),
+      acquiredAt: value.acquiredAt,
+    };
+  }
+
+  #toRecord<T>(kv: IKeyValue): StoredRecord<T> {
+    const stored = JSON.parse(kv.value.toString()) as RecordValue;
+    return { key: this.#keys.recordKey(kv.key), value: stored.value as T, version: Number(kv.version), updatedAt: stored.updatedAt };
+  }
+
+  #sessionGone(sessionId: string, key: string): SessionExpiredError {
+    return new SessionExpiredError(`${this.#where()}: session ${sessionId} is not live; cannot acquire "${key}"`);
+  }
+
+  #where(): string {
+    return `etcd store (${this.#url.endpoints.join(',')}, cluster "${this.cluster}")`;
+  }
+
+  #check(): void {
+    if (this.#closed) throw new ClosedError(`${this.#where()}: handle is closed`);
+  }
+
+  /** Runs one etcd call; any failure (unreachable, deadline, refused) becomes StoreUnavailableError. */
+  async #call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      if (this.#closed) throw new ClosedError(`${this.#where()}: ${operation}: handle closed during the call`);
+      // etcd3's error classes do not set `name`; the class name says what failed (GRPCUnavailableError…).
+      const message = error instanceof Error ? `${error.constructor.name}: ${error.message}` : String(error);
+      throw new StoreUnavailableError(`${this.#where()}: ${operation} failed: ${message}`, { cause: error });
+    }
+  }
+}
+
+/** Session ids are lease ids in hex (as `etcdctl lease list` shows them). */
+function sessionIdOf(lease: string): string {
+  return BigInt(lease).toString(16).padStart(16, '0');
+}
+
+/** The lease id (decimal, as the RPCs take it) of a session id, or undefined for a malformed id. */
+function leaseOf(sessionId: string): string | undefined {
+  return /^[0-9a-f]{16}$/.test(sessionId) ? BigInt(`0x${sessionId}`).toString() : undefined;
+}
+
+function firstKv(response: ITxnResponse, index: number): IKeyValue | undefined {
+  return response.responses[index]?.response_range?.kvs[0];
+}
+
+/** Why a conditional write was refused, from the guard's owner key read in the Txn's failure branch. */
+function refusal(response: ITxnResponse, condition: WriteCondition): 'version' | 'fenced' {
+  if (condition.guard) {
+    const owner = firstKv(response, 0);
+    if (!owner || BigInt(owner.mod_revision) !== condition.guard.token) return 'fenced';
+  }
+  return 'version';
+}

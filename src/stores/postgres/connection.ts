@@ -1,0 +1,163 @@
+/**
+ * One PostgreSQL connection that survives outages: a `pg.Client` replaced by a new one, with backoff, when
+ * it breaks. Statements are sent one at a time (FIFO), so a store handle is exactly one backend — which is
+ * what lets a session be bound to `pg_backend_pid()` (see postgres-store.ts, crash detection).
+ *
+ * Guarantees: a broken connection never crashes the process (the client's 'error' event is always
+ * handled) and never leaves a promise pending: calls made while it is down reject at once with
+ * StoreUnavailableError, a statement unanswered after `queryTimeoutMs` drops the connection, and a new one
+ * is made in the background. `onConnect` runs on every new client before it is used (LISTEN, for one).
+ * `close()` resolves when the client and every timer are gone.
+ * Non-guarantees: a statement that failed with a connection error may or may not have committed.
+ */
+import type { Client, ClientConfig, QueryResultRow } from 'pg';
+import { Backoff } from '../../core/backoff.js';
+import type { Clock } from '../../core/clock.js';
+import { ClosedError, StoreUnavailableError } from '../../core/errors.js';
+
+export interface PgDriver {
+  readonly Client: new (config: ClientConfig) => Client;
+}
+
+export interface PgConnectionOptions {
+  readonly driver: PgDriver;
+  readonly config: ClientConfig;
+  readonly clock: Clock;
+  /** Names the connection in messages: `postgres store "postgres://u:***@h/db" (main)`. */
+  readonly label: string;
+  readonly queryTimeoutMs: number;
+  /** Runs on each new client before it serves statements; a failure counts as a failed connect. */
+  readonly onConnect?: (client: Client, reconnected: boolean) => Promise<void>;
+}
+
+type State = 'up' | 'down' | 'closed';
+
+export class PgConnection {
+  readonly #options: PgConnectionOptions;
+  readonly #backoff = new Backoff({ initialMs: 50, maxMs: 2000 });
+  #client: Client | undefined;
+  #state: State = 'down';
+  /** Tail of the FIFO of statements: each waits for the previous one to settle. */
+  #tail: Promise<unknown> = Promise.resolve();
+  #cancelRetry: (() => void) | undefined;
+  #connecting: Promise<void> | undefined;
+  #lastError: Error | undefined;
+
+  private constructor(options: PgConnectionOptions) {
+    this.#options = options;
+  }
+
+  /** Connects once; @throws StoreUnavailableError when the server cannot be reached or refuses us. */
+  static async open(options: PgConnectionOptions): Promise<PgConnection> {
+    const connection = new PgConnection(options);
+    await connection.#connect(false);
+    return connection;
+  }
+
+  get isUp(): boolean {
+    return this.#state === 'up';
+  }
+
+  /** Runs one statement. @throws StoreUnavailableError (connection or SQL error), ClosedError. */
+  query<R extends QueryResultRow>(text: string, values: readonly unknown[] = []): Promise<R[]> {
+    const run = this.#tail.then(() => this.#run<R>(text, values));
+    this.#tail = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Ends the client and stops reconnecting. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#cancelRetry?.();
+    this.#cancelRetry = undefined;
+    await this.#connecting?.catch(() => undefined);
+    const client = this.#client;
+    this.#client = undefined;
+    await client?.end().catch(() => undefined); // closing: a failure to say goodbye changes nothing
+  }
+
+  async #run<R extends QueryResultRow>(text: string, values: readonly unknown[]): Promise<R[]> {
+    if (this.#state === 'closed') throw new ClosedError(`${this.#options.label}: handle is closed`);
+    const client = this.#client;
+    if (this.#state !== 'up' || !client) {
+      throw new StoreUnavailableError(
+        `${this.#options.label}: not connected (${this.#lastError?.message ?? 'connection lost'}); reconnecting in the background`,
+        { cause: this.#lastError },
+      );
+    }
+    let timedOut = false;
+    const cancelTimeout = this.#options.clock.setTimer(this.#options.queryTimeoutMs, () => {
+      timedOut = true;
+      // end() destroys the socket when a statement is in flight: the pending query rejects at once.
+      this.#lost(client, new Error(`no answer within queryTimeoutMs (${this.#options.queryTimeoutMs} ms)`));
+    });
+    try {
+      const result = await client.query<R>(text, values as unknown[]);
+      return result.rows;
+    } catch (error) {
+      const sqlState = (error as { code?: unknown }).code;
+      const isServerError = typeof sqlState === 'string' && /^[0-9A-Z]{5}$/.test(sqlState) && !timedOut;
+      // Class 57 (operator intervention) and 08 (connection exception) end the connection; others do not.
+      if (!isServerError || /^(08|57)/.test(sqlState)) this.#lost(client, error as Error);
+      const detail = timedOut ? `no answer within queryTimeoutMs (${this.#options.queryTimeoutMs} ms)` : (error as Error).message;
+      throw new StoreUnavailableError(`${this.#options.label}: ${isServerError ? `${sqlState}: ` : ''}${detail}`, { cause: error });
+    } finally {
+      cancelTimeout();
+    }
+  }
+
+  async #connect(reconnected: boolean): Promise<void> {
+    const client = new this.#options.driver.Client(this.#options.config);
+    // Must be attached before connect(): an unhandled 'error' event would crash the process.
+    client.on('error', (error) => this.#lost(client, error));
+    client.on('end', () => this.#lost(client, new Error('connection ended')));
+    const attempt = (async () => {
+      try {
+        await client.connect();
+        await this.#options.onConnect?.(client, reconnected);
+      } catch (error) {
+        await client.end().catch(() => undefined); // already failing: the connect error is what we report
+        this.#lastError = error as Error;
+        throw new StoreUnavailableError(`${this.#options.label}: cannot connect: ${(error as Error).message}`, { cause: error });
+      }
+    })();
+    this.#connecting = attempt.then(
+      () => undefined,
+      () => undefined,
+    );
+    try {
+      await attempt;
+    } finally {
+      this.#connecting = undefined;
+    }
+    if (this.#state === 'closed') {
+      await client.end().catch(() => undefined);
+      return;
+    }
+    this.#client = client;
+    this.#state = 'up';
+    this.#lastError = undefined;
+    this.#backoff.reset();
+  }
+
+  /** Forgets a broken client (once) and schedules a new connection. */
+  #lost(client: Client, error: Error): void {
+    if (client !== this.#client) return;
+    this.#client = undefined;
+    this.#lastError = error;
+    void client.end().catch(() => undefined); // the client is broken already; ending it only frees the socket
+    if (this.#state === 'closed') return;
+    this.#state = 'down';
+    this.#scheduleReconnect();
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#cancelRetry || this.#state === 'closed') return;
+    this.#cancelRetry = this.#options.clock.setTimer(this.#backoff.next(), () => {
+      this.#cancelRetry = undefined;
+      if (this.#state !== 'down') return;
+      this.#connect(true).catch(() => this.#scheduleReconnect());
+    });
+  }
+}

@@ -1,0 +1,327 @@
+/**
+ * The SQL of the PostgreSQL store: one function per statement, each primitive ONE statement (CTEs) run in
+ * autocommit under READ COMMITTED. Never a read then a write from the client: every decision is taken by
+ * the server, on rows it has locked or on a predicate re-checked on the newest row version.
+ *
+ * Two facts of READ COMMITTED that the comments below rely on:
+ * - UPDATE, DELETE, `SELECT … FOR KEY SHARE/SHARE` and `INSERT … ON CONFLICT DO UPDATE` lock the row they
+ *   act on and, when a concurrent transaction changed it, wait for it and re-check their WHERE clause on
+ *   the newest version (EvalPlanQual). Decisions on those rows are therefore current.
+ * - A plain subquery reads the statement's snapshot, which may miss what committed since the statement
+ *   began. Where a decision rests on such a read (the holder's session in tryAcquire), the comment says why
+ *   a stale read can only make the decision more cautious.
+ *
+ * Parameters are named (`:cluster`, `:key`, …) and compiled to `$n` by {@link compile}. Notifications (`pg_notify`) are part of the statement, so
+ * they are sent exactly when the change commits and never for a change that rolled back. A SELECT CTE
+ * runs only when referenced, so every `notified` CTE is referenced by the final SELECT.
+ */
+
+/** Store wall time as ms since the epoch, a float8 so the driver returns a number. */
+const epochMs = (expression: string): string => `(extract(epoch FROM ${expression}) * 1000)::float8`;
+
+/**
+ * True when the session's connection provably ended, i.e. its holder crashed (see the crash-detection
+ * safety argument in postgres-store.ts). Every clause errs towards "alive":
+ * - no binding (crashDetection=false) → alive;
+ * - bound before the server last started → the restart ended every connection, the dead and the living
+ *   alike, so it proves nothing: TTL only;
+ * - a backend with that pid exists whose start time matches, or is hidden from us (another role without
+ *   pg_read_all_stats sees NULL) → alive. Pid reuse cannot fool the check: the start time differs.
+ */
+function connectionGone(s: string): string {
+  return `(${s}.backend_pid IS NOT NULL AND ${s}.backend_start IS NOT NULL
+      AND ${s}.backend_start >= pg_postmaster_start_time()
+      AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a
+                      WHERE a.pid = ${s}.backend_pid AND (a.backend_start IS NULL OR a.backend_start = ${s}.backend_start)))`;
+}
+
+/** A live session: not expired at `at` (server time) and its connection not provably gone. */
+function live(s: string, at: string): string {
+  return `(${s}.expires_at > ${at} AND NOT ${connectionGone(s)})`;
+}
+
+/** The backend of THIS statement's connection: the one a session opened or renewed here is bound to. */
+const MY_BACKEND_START = `(SELECT a.backend_start FROM pg_stat_activity a WHERE a.pid = pg_backend_pid())`;
+
+/** `$n` as a notification payload: `scope` or `scope:key` (keys too long for NOTIFY's 8000 bytes are left out). */
+function payload(scope: string, keyExpression?: string): string {
+  if (!keyExpression) return `'${scope}'`;
+  return `CASE WHEN octet_length(${keyExpression}) <= 4000 THEN '${scope}:' || ${keyExpression} ELSE '${scope}' END`;
+}
+
+/**
+ * Deletes the cluster's dead sessions (expired, or their connection gone) and their keys, as CTEs named
+ * `dead` and `dead_owners`. Expiry is judged at `now()` — the transaction start, which precedes the
+ * snapshot — and DELETE re-checks each row on its newest version anyway, so a session renewed
+ * concurrently is never deleted.
+ */
+function deleteDeadSessions(s: string): string {
+  return `dead AS (
+      DELETE FROM ${s}.sessions d WHERE d.cluster = :cluster AND NOT ${live('d', 'now()')}
+      RETURNING d.id
+    ),
+    dead_owners AS (
+      -- Re-checked on the newest row: a key taken over meanwhile has another session_id and stays.
+      DELETE FROM ${s}.owners o USING dead WHERE o.cluster = :cluster AND o.session_id = dead.id
+      RETURNING o.key
+    )`;
+}
+
+export type Statements = ReturnType<typeof postgresStatements>;
+
+/** Every statement of the store for one schema (already quoted). */
+export function postgresStatements(s: string) {
+  return {
+    time: `SELECT ${epochMs('clock_timestamp()')} AS now`,
+
+    /**
+     * `:bind` binds the session to this connection (crash detection). Sweeps the cluster's dead sessions on the way, so no sweeper is needed for correctness.
+     */
+    openSession: `
+      WITH ${deleteDeadSessions(s)},
+      inserted AS (
+        INSERT INTO ${s}.sessions (cluster, id, info, ttl_ms, opened_at, renewed_at, expires_at, backend_pid, backend_start)
+        VALUES (:cluster, :id, :info, :ttl::integer, clock_timestamp(), clock_timestamp(),
+                clock_timestamp() + :ttl::integer * interval '1 millisecond',
+                CASE WHEN :bind::boolean THEN pg_backend_pid() END, CASE WHEN :bind::boolean THEN ${MY_BACKEND_START} END)
+        RETURNING id
+      ),
+      notified AS (
+        SELECT pg_notify(:channel, ${payload('sessions')}) FROM inserted
+        UNION ALL SELECT pg_notify(:channel, ${payload('owners')}) WHERE EXISTS (SELECT 1 FROM dead_owners)
+      )
+      SELECT (SELECT count(*) FROM notified)::int AS notified`,
+
+    /**
+     * UPDATE re-checks liveness on the newest row at
+     * clock_timestamp(): an expired session, or one whose connection died, is never revived — once dead,
+     * always dead, because another node may already have taken its keys. Re-binding moves crash detection
+     * to the connection that renews (a handle that reconnected after a server restart, for one).
+     */
+    renewSession: `
+      UPDATE ${s}.sessions s
+      SET renewed_at = clock_timestamp(), expires_at = clock_timestamp() + s.ttl_ms * interval '1 millisecond',
+          backend_pid = CASE WHEN COALESCE(:bind::boolean, false) THEN pg_backend_pid() END,
+          backend_start = CASE WHEN COALESCE(:bind::boolean, false) THEN ${MY_BACKEND_START} END
+      WHERE s.cluster = :cluster AND s.id = :id AND ${live('s', 'clock_timestamp()')}
+      RETURNING 1 AS renewed`,
+
+    /** Keys and session go together, in one statement. */
+    closeSession: `
+      WITH gone_owners AS (
+        DELETE FROM ${s}.owners WHERE cluster = :cluster AND session_id = :id RETURNING key
+      ),
+      gone AS (
+        DELETE FROM ${s}.sessions WHERE cluster = :cluster AND id = :id RETURNING id
+      ),
+      notified AS (
+        SELECT pg_notify(:channel, ${payload('sessions')}) FROM gone
+        UNION ALL SELECT pg_notify(:channel, ${payload('owners')}) WHERE EXISTS (SELECT 1 FROM gone_owners)
+      )
+      SELECT (SELECT count(*) FROM notified)::int AS notified`,
+
+    /** The background reaper: turns crashes and expiries into notifications. */
+    reap: `
+      WITH ${deleteDeadSessions(s)},
+      notified AS (
+        SELECT pg_notify(:channel, ${payload('sessions')}) WHERE EXISTS (SELECT 1 FROM dead)
+        UNION ALL SELECT pg_notify(:channel, ${payload('owners')}) WHERE EXISTS (SELECT 1 FROM dead_owners)
+      )
+      SELECT (SELECT count(*) FROM dead)::int AS sessions, (SELECT count(*) FROM notified)::int AS notified`,
+
+    listSessions: `
+      SELECT s.id, s.info, s.ttl_ms,
+             ${epochMs('clock_timestamp() - s.opened_at')} AS age_ms,
+             ${epochMs('s.expires_at - clock_timestamp()')} AS expires_in_ms
+      FROM ${s}.sessions s
+      WHERE s.cluster = :cluster AND ${live('s', 'clock_timestamp()')}
+      ORDER BY s.id`,
+
+    /**
+     * Takes the key when it is free or its holder is dead.
+     *
+     * - `me` locks the acquirer's session row (FOR KEY SHARE, which does not block renewals): a concurrent
+     *   closeSession (DELETE) waits for us, or we see it gone — no key is left to a closed session.
+     * - `taken`: the unique (cluster, key) index makes concurrent inserts conflict; ON CONFLICT DO UPDATE
+     *   locks the existing owner row, so the conditional takeover is atomic: of N racers, one inserts and
+     *   the others find a live holder. Its WHERE sees the newest owner row, but reads the holder's session
+     *   from the snapshot, so it is written to be cautious:
+     *     · expiry is judged at now() (transaction start, before the snapshot): a session renewed after our
+     *       snapshot was alive at now(), so its stale expires_at is > now() and we do not take over;
+     *     · a holder session we cannot see at all is dead only if the owner row predates our transaction
+     *       (its session then committed before our snapshot, so "invisible" means deleted); a newer owner
+     *       row may belong to a session committed after our snapshot, and is left alone.
+     *   nextval() runs for every attempt, conflicting or not: tokens have gaps, never repeats.
+     * - The final SELECT reads the owner from the snapshot. When the insert conflicted with a row committed
+     *   after our snapshot, it sees no owner at all: the caller repeats the statement.
+     */
+    tryAcquire: `
+      WITH me AS MATERIALIZED (
+        SELECT s.id FROM ${s}.sessions s
+        WHERE s.cluster = :cluster AND s.id = :session AND ${live('s', 'clock_timestamp()')}
+        FOR KEY SHARE
+      ),
+      taken AS (
+        INSERT INTO ${s}.owners AS o (cluster, key, session_id, token, acquired_at)
+        SELECT :cluster, :key, me.id, nextval('${s}.token_seq'), clock_timestamp() FROM me
+        ON CONFLICT (cluster, key) DO UPDATE
+          SET session_id = excluded.session_id, token = excluded.token, acquired_at = excluded.acquired_at
+          WHERE o.session_id <> excluded.session_id
+            AND NOT EXISTS (SELECT 1 FROM ${s}.sessions h
+                            WHERE h.cluster = o.cluster AND h.id = o.session_id AND ${live('h', 'now()')})
+            AND (o.acquired_at < now()
+                 OR EXISTS (SELECT 1 FROM ${s}.sessions h WHERE h.cluster = o.cluster AND h.id = o.session_id))
+        RETURNING o.token
+      ),
+      notified AS (
+        SELECT pg_notify(:channel, ${payload('owners', ':key::text')}) FROM taken
+      )
+      SELECT (SELECT count(*) FROM me)::int AS live,
+             (SELECT token FROM taken) AS taken_token,
+             (SELECT count(*) FROM notified)::int AS notified,
+             h.session_id, h.token, h.acquired_at
+      FROM (SELECT 1) AS one
+      LEFT JOIN (SELECT o.session_id, o.token, ${epochMs('o.acquired_at')} AS acquired_at
+                 FROM ${s}.owners o WHERE o.cluster = :cluster AND o.key = :key) AS h ON true`,
+
+    /** DELETE re-checks the token on the newest row. */
+    release: `
+      WITH gone AS (
+        DELETE FROM ${s}.owners WHERE cluster = :cluster AND key = :key AND token = :token::bigint RETURNING key
+      ),
+      notified AS (
+        SELECT pg_notify(:channel, ${payload('owners', 'gone.key')}) FROM gone
+      )
+      SELECT (SELECT count(*) FROM gone)::int AS released, (SELECT count(*) FROM notified)::int AS notified`,
+
+    holder: `
+      SELECT o.key, o.session_id, o.token, ${epochMs('o.acquired_at')} AS acquired_at
+      FROM ${s}.owners o JOIN ${s}.sessions s ON s.cluster = o.cluster AND s.id = o.session_id
+      WHERE o.cluster = :cluster AND o.key = :key AND ${live('s', 'clock_timestamp()')}`,
+
+    listHolders: `
+      SELECT o.key, o.session_id, o.token, ${epochMs('o.acquired_at')} AS acquired_at
+      FROM ${s}.owners o JOIN ${s}.sessions s ON s.cluster = o.cluster AND s.id = o.session_id
+      WHERE o.cluster = :cluster AND o.key >= :prefix AND starts_with(o.key, :prefix) AND ${live('s', 'clock_timestamp()')}
+      ORDER BY o.key`,
+
+    get: `
+      SELECT key, value, version, ${epochMs('updated_at')} AS updated_at
+      FROM ${s}.records WHERE cluster = :cluster AND key = :key`,
+
+    /** `:limit` NULL: all. */
+    listAsc: `
+      SELECT key, value, version, ${epochMs('updated_at')} AS updated_at
+      FROM ${s}.records WHERE cluster = :cluster AND key >= :prefix AND starts_with(key, :prefix)
+      ORDER BY key LIMIT :limit::integer`,
+
+    listDesc: `
+      SELECT key, value, version, ${epochMs('updated_at')} AS updated_at
+      FROM ${s}.records WHERE cluster = :cluster AND key >= :prefix AND starts_with(key, :prefix)
+      ORDER BY key DESC LIMIT :limit::integer`,
+
+    /** Writes: see {@link writeStatement}. */
+    put: (mode: WriteMode, guarded: boolean) => writeStatement(s, mode, guarded),
+    delete: (versioned: boolean, guarded: boolean) => deleteStatement(s, versioned, guarded),
+
+    deleteBefore: `
+      WITH gone AS (
+        DELETE FROM ${s}.records WHERE cluster = :cluster AND key >= :prefix AND key < :before AND starts_with(key, :prefix)
+        RETURNING key
+      ),
+      notified AS (
+        SELECT pg_notify(:channel, ${payload('records')}) WHERE EXISTS (SELECT 1 FROM gone)
+      )
+      SELECT (SELECT count(*) FROM gone)::int AS deleted, (SELECT count(*) FROM notified)::int AS notified`,
+  };
+}
+
+/** How a put treats an existing record: overwrite, insert only, or compare-and-set on the version. */
+export type WriteMode = 'upsert' | 'absent' | 'version';
+
+/**
+ * The guard of a fenced write, as a CTE named `guard` that has a row only when `:guardKey` is held
+ * with `:guardToken` by a live session. `FOR SHARE OF o` locks that owner row until we commit: a takeover or
+ * release (which must lock it exclusively) waits for our write, or we wait for it and re-check the token
+ * on the newest row and refuse. So a fenced write is never accepted after a newer token committed.
+ * Without a guard the CTE is a single row.
+ */
+function guardCte(s: string, guarded: boolean): string {
+  if (!guarded) return `guard AS MATERIALIZED (SELECT 1 AS ok)`;
+  return `guard AS MATERIALIZED (
+      SELECT 1 AS ok FROM ${s}.owners o JOIN ${s}.sessions g ON g.cluster = o.cluster AND g.id = o.session_id
+      WHERE o.cluster = :cluster AND o.key = :guardKey AND o.token = :guardToken::bigint AND ${live('g', 'clock_timestamp()')}
+      FOR SHARE OF o
+    )`;
+}
+
+/**
+ * Answers `guard_ok` (0: fenced) and `version` (NULL: refused).
+ * - upsert: ON CONFLICT DO UPDATE locks the row and increments the newest version.
+ * - absent: a unique insert — ON CONFLICT DO NOTHING; of concurrent inserters exactly one gets a row back.
+ * - version: UPDATE re-checks `version = :version` on the newest row after waiting for concurrent writers: CAS.
+ */
+function writeStatement(s: string, mode: WriteMode, guarded: boolean): string {
+  const write =
+    mode === 'version'
+      ? `UPDATE ${s}.records r SET value = :value, version = r.version + 1, updated_at = clock_timestamp()
+         WHERE r.cluster = :cluster AND r.key = :key AND r.version = :version::integer AND EXISTS (SELECT 1 FROM guard)
+         RETURNING r.version`
+      : `INSERT INTO ${s}.records AS r (cluster, key, value, version, updated_at)
+         SELECT :cluster, :key, :value, 1, clock_timestamp() FROM guard
+         ${
+           mode === 'absent'
+             ? 'ON CONFLICT (cluster, key) DO NOTHING'
+             : `ON CONFLICT (cluster, key) DO UPDATE
+                SET value = excluded.value, version = r.version + 1, updated_at = excluded.updated_at`
+         }
+         RETURNING r.version`;
+  return `
+    WITH ${guardCte(s, guarded)},
+    written AS (${write}),
+    notified AS (SELECT pg_notify(:channel, ${payload('records', ':key::text')}) FROM written)
+    SELECT (SELECT count(*) FROM guard)::int AS guard_ok, (SELECT version FROM written) AS version,
+           (SELECT count(*) FROM notified)::int AS notified`;
+}
+
+/**
+ * DELETE re-checks the version on the newest row: a conditional delete is a CAS too.
+ */
+function deleteStatement(s: string, versioned: boolean, guarded: boolean): string {
+  return `
+    WITH ${guardCte(s, guarded)},
+    gone AS (
+      DELETE FROM ${s}.records r
+      WHERE r.cluster = :cluster AND r.key = :key AND EXISTS (SELECT 1 FROM guard)
+        ${versioned ? 'AND r.version = :version::integer' : ''}
+      RETURNING r.key
+    ),
+    notified AS (SELECT pg_notify(:channel, ${payload('records', 'gone.key')}) FROM gone)
+    SELECT (SELECT count(*) FROM gone)::int AS deleted, (SELECT count(*) FROM notified)::int AS notified`;
+}
+
+/** A statement with its named parameters turned into `$n`, and the names in `$n` order. */
+export interface CompiledStatement {
+  readonly text: string;
+  readonly names: readonly string[];
+}
+
+const compiled = new Map<string, CompiledStatement>();
+
+/**
+ * Replaces `:name` by `$n` (the same name always gets the same number). `::type` casts are left alone: a
+ * colon preceded by a colon, or followed by another colon, is not a parameter.
+ */
+export function compile(sql: string): CompiledStatement {
+  const cached = compiled.get(sql);
+  if (cached) return cached;
+  const names: string[] = [];
+  const text = sql.replace(/(?<![:\w]):([a-zA-Z_]\w*)/g, (_match, name: string) => {
+    let index = names.indexOf(name);
+    if (index < 0) index = names.push(name) - 1;
+    return `$${index + 1}`;
+  });
+  const statement = { text, names };
+  compiled.set(sql, statement);
+  return statement;
+}
