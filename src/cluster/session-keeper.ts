@@ -92,6 +92,7 @@ export class SessionKeeper {
   #cancelDeadline: (() => void) | undefined;
   #reopening: Promise<void> | undefined;
   readonly #stop = new AbortController();
+  #unwatch: (() => void) | undefined;
   readonly #background = new Set<Promise<unknown>>();
 
   constructor(options: { store: Store; info: NodeInfo; timing: SessionTiming; clock: Clock; emit: Emit }) {
@@ -127,10 +128,17 @@ export class SessionKeeper {
   async start(): Promise<LiveSession> {
     if (this.#state !== 'new') throw new ClosedError(`session keeper: start() called in state ${this.#state}`);
     this.#state = 'running';
+    if (this.#store.features.crashDetection) {
+      // The store ends sessions whose connection is gone: when ours drops, assume the worst at once.
+      this.#unwatch = this.#store.watch((change) => {
+        if (change.scope === 'connection' && this.#session) this.#lose(this.#session, 'the store connection dropped');
+      });
+    }
     try {
       return await this.#open();
     } catch (error) {
       this.#state = 'closed';
+      this.#unwatch?.();
       throw error;
     }
   }
@@ -139,6 +147,7 @@ export class SessionKeeper {
   async close(): Promise<void> {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
+    this.#unwatch?.();
     this.#stop.abort(new ClosedError('session keeper: closed'));
     this.#cancelTimers();
     await Promise.allSettled([...this.#background]);

@@ -85,9 +85,14 @@ export interface ListOptions {
   readonly limit?: number;
 }
 
-/** What changed, as far as the store can tell. `any` when it cannot tell (a poll saw *something*). */
+/**
+ * What changed, as far as the store can tell. `any` when it cannot tell (a poll saw *something*, or a
+ * watch was re-established after a reconnect). `connection`: this handle's connection to the server
+ * dropped; stores whose sessions are bound to their connection (`features.crashDetection`) may already have
+ * ended the sessions opened through it, so the session keeper gives them up at once (invariant 4).
+ */
 export interface Change {
-  readonly scope: 'sessions' | 'owners' | 'records' | 'any';
+  readonly scope: 'sessions' | 'owners' | 'records' | 'any' | 'connection';
   readonly key?: string;
 }
 

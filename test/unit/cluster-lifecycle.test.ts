@@ -11,6 +11,7 @@ import { Sim } from '../helpers/sim.js';
 let sim: Sim;
 afterEach(async () => {
   await sim?.closeAll();
+  expect(sim?.clock.pendingTimers ?? 0).toBe(0);
 });
 
 /** Settles `promise` while advancing fake time in small steps; returns how long it took and how it ended. */
@@ -44,6 +45,19 @@ describe('close()', () => {
     expect(sim.starts.length).toBe(runs);
     expect(a.calls.length).toBe(calls);
     await a.cluster.close(); // twice is harmless
+  });
+
+  it('lets a node without tasks join, show up in status, and leave', async () => {
+    sim = new Sim();
+    const worker = await sim.node('worker', [['sync', { every: '1s' }]]);
+    const idle = await sim.node('idle', []);
+    await sim.advance(5000);
+    const status = await idle.cluster.status();
+    expect(status.nodes.map((n) => n.id).sort()).toEqual(['idle', 'worker']);
+    expect(status.nodes.find((n) => n.id === 'idle')!.owns).toEqual([]);
+    expect(sim.starts.every((s) => s.node === 'worker')).toBe(true);
+    await idle.cluster.close();
+    expect((await worker.cluster.status()).nodes.map((n) => n.id)).toEqual(['worker']);
   });
 
   it('works before start(), and start() is refused afterwards', async () => {

@@ -7,8 +7,8 @@ import { hostname } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sleep } from '../../src/core/clock.js';
 import { NotOwnerError } from '../../src/core/errors.js';
-import type { BatonEvents } from '../../src/scheduler/events.js';
 import { checkpointKey, runPrefix } from '../../src/scheduler/keys.js';
+import { assignTasks } from '../../src/scheduler/placement.js';
 import type { TaskContext, TaskHandler } from '../../src/scheduler/task.js';
 import { SkewedClock } from '../../src/testing/fake-clock.js';
 import { Sim, type SimNode } from '../helpers/sim.js';
@@ -19,6 +19,8 @@ const onCleanup = (fn: () => void) => cleanups.push(fn);
 afterEach(async () => {
   for (const fn of cleanups.splice(0)) fn();
   await sim?.closeAll();
+  // Invariant 5, after every scenario: once every node closed, nothing of any node is left scheduled.
+  expect(sim?.clock.pendingTimers ?? 0).toBe(0);
 });
 
 /** The node that owns `task` now, according to the store. */
@@ -88,6 +90,20 @@ describe('spreading tasks', () => {
     const before = await sim.owners();
     await sim.advance(5000);
     expect(await sim.owners()).toEqual(before);
+  });
+
+  it('hands tasks over between runs when handlers take time: no run is aborted by rebalancing', async () => {
+    sim = new Sim();
+    const tasks = Array.from({ length: 12 }, (_, i) => [`t${i}`, { every: '1s' }, () => sleep(sim.clock, 600)] as [string, { every: string }, () => Promise<void>]);
+    const a = await sim.node('a', tasks);
+    await sim.advance(2000);
+    await sim.node('b', tasks);
+    await sim.advance(8000);
+    expect(Object.fromEntries(await sim.ownedCounts())).toEqual({ a: 6, b: 6 });
+    expect(a.of('owner:released').map((r) => r.reason)).toEqual(Array(6).fill('rebalance'));
+    for (const n of sim.nodes) expect(n.of('run:finished').filter((f) => f.outcome !== 'succeeded')).toEqual([]);
+    expect(sim.duplicateTicks()).toBe(0);
+    for (const [task] of tasks) expect(await sim.lostTicks(task, 1000)).toEqual([]);
   });
 
   it('moves only the tasks a newcomer should take, not everything', async () => {
@@ -204,6 +220,31 @@ describe('fail-over', () => {
     const next = startsOf('sync').find((s) => s.at > closedAt)!;
     expect(next.tick).toBe(sim.clock.now() - (sim.clock.now() % 1000) - 4000);
     expect(next.at - closedAt).toBe(600);
+  });
+
+  it('does not wait for a stuck preferred node: another node takes a free task after claimDelay', async () => {
+    sim = new Sim();
+    for (const id of ['a', 'b', 'c']) await sim.node(id, [['sync', { every: '1s' }]]);
+    await sim.advance(6000);
+    const old = await ownerOf('sync');
+    const standbys = sim.nodes.filter((n) => n !== old);
+    // The standby placement prefers for the task cannot reach the store (its session stays live there
+    // until its TTL runs out), so it cannot take the task.
+    const preferred = assignTasks(new Map([['sync', standbys.map((n) => n.id)]])).get('sync');
+    const stuck = standbys.find((n) => n.id === preferred);
+    const healthy = standbys.find((n) => n.id !== preferred);
+    sim.backend.sever(stuck!.store);
+    await alignTo(1000, 300);
+    const closedAt = sim.clock.monotonic();
+    await old.cluster.close();
+    const took = await sim.until(() => healthy!.events.some((e) => e.event === 'owner:acquired' && e.at >= closedAt), 3000, 10);
+    // It gave the preferred node claimDelay (300ms), then took the task: within one more scan (750ms),
+    // well below the TTL.
+    expect(took).toBeGreaterThanOrEqual(300);
+    expect(took).toBeLessThanOrEqual(300 + 750);
+    await sim.advance(3000);
+    expect(sim.duplicateTicks()).toBe(0);
+    expect(await sim.lostTicks('sync', 1000)).toEqual([]);
   });
 
   it('close() aborts a running handler, records the run as aborted and leaves nothing behind', async () => {
@@ -351,7 +392,8 @@ describe('checkpoints', () => {
     onCleanup(() => releaseZombie());
     const a = await sim.node('a', [['cp', { every: '1s' }, zombie as TaskHandler<never>]], { cluster: { rebalanceAfter: '1h' } });
     await sim.advance(1500);
-    const b = await sim.node('b', [['cp', { every: '1s' }, fresh as TaskHandler<never>]]);
+    // No rebalancing in this scenario: b keeps the task once it took it over.
+    const b = await sim.node('b', [['cp', { every: '1s' }, fresh as TaskHandler<never>]], { cluster: { rebalanceAfter: '1h' } });
     expect((await sim.owners()).get('cp')).toBe('a');
     expect((await sim.observer.get<{ value: string }>(checkpointKey('cp')))?.value.value).toMatch(/^a@/);
 
@@ -568,6 +610,3 @@ describe('run records and status', () => {
     expect(ownerNode.expiresInMs).toBeGreaterThan(0);
   });
 });
-
-/** Makes the BatonEvents type reachable for readers of this file. */
-export type _Events = BatonEvents;

@@ -8,6 +8,7 @@ import { resolveSessionTiming, type SessionTimingOptions } from '../../src/clust
 import { ClosedError, SessionExpiredError, StoreUnavailableError } from '../../src/core/errors.js';
 import { MemoryBackend } from '../../src/stores/memory/memory-store.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
+import { sleep } from '../../src/core/clock.js';
 import { recordingStore, Sim, testNodeInfo } from '../helpers/sim.js';
 
 interface KeeperEvent {
@@ -152,7 +153,7 @@ describe('session keeper: self-fencing', () => {
     await h.advance(3000);
     expect(h.sessions).toHaveLength(1);
     h.backend.heal(h.handle);
-    await h.advance(3000);
+    await h.advance(4000); // the reopen backoff (jittered) is capped at the TTL
     expect(h.sessions).toHaveLength(2);
     const next = h.sessions[1]!;
     expect(next.id).not.toBe(session.id);
@@ -233,6 +234,64 @@ describe('session keeper: self-fencing', () => {
     expect(h.sessions).toHaveLength(2);
     expect(h.keeper.current?.id).toBe(h.sessions[1]!.id);
     expect(h.sessions[1]!.id).not.toBe(session.id);
+  });
+});
+
+describe('session keeper: slow renewals', () => {
+  /** A keeper whose store answers renewals `latency()` ms late (the store applies them on arrival). */
+  function slowHarness(latency: () => number) {
+    const clock = new FakeClock();
+    const backend = new MemoryBackend({ clock });
+    const handle = backend.connect('keeper');
+    const sent: number[] = [];
+    const slow = new Proxy(handle, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target) as unknown;
+        if (prop === 'renewSession') {
+          return async (id: string) => {
+            sent.push(clock.monotonic());
+            await sleep(clock, latency());
+            return target.renewSession(id);
+          };
+        }
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const keeper = new SessionKeeper({ store: slow, info: testNodeInfo('n1'), timing: resolveSessionTiming(TIMING), clock, emit: () => undefined });
+    return { clock, backend, keeper, sent, observer: backend.connect('keeper') };
+  }
+
+  it('measures the local deadline from when the renewal was sent, not when it was answered', async () => {
+    const h = slowHarness(() => 500);
+    cleanup = () => h.keeper.close();
+    const session = await h.keeper.start();
+    await h.clock.advance(1600); // renewal sent at +1000, answered at +1500
+    expect(h.sent).toHaveLength(1);
+    expect(session.deadline).toBe(h.sent[0]! + 3000 - 600);
+    const [record] = await h.observer.listSessions();
+    // The store's expiry (measured from when it applied the renewal) is later than the local deadline.
+    expect(h.clock.monotonic() + record!.expiresInMs).toBeGreaterThan(session.deadline);
+  });
+
+  it('does not revive a session whose renewal is answered after the local deadline', async () => {
+    let latency = 10;
+    const h = slowHarness(() => latency);
+    cleanup = async () => {
+      // close() waits for renewals in flight: let the slow store answer them.
+      let closed = false;
+      const closing = h.keeper.close().then(() => (closed = true));
+      for (let i = 0; i < 100 && !closed; i++) await h.clock.advance(100);
+      await closing;
+    };
+    const session = await h.keeper.start();
+    await h.clock.advance(1500);
+    latency = 5000; // the next renewal (sent at +2010) is answered "true" at +7010, far too late
+    const aborted = abortTime(session.signal, h.clock);
+    await h.clock.advance(6000);
+    expect(aborted.at).toBeDefined();
+    expect(aborted.at!).toBeLessThanOrEqual(h.sent[0]! + 3000 - 600);
+    expect(session.isLive()).toBe(false);
+    expect(h.keeper.current?.id).not.toBe(session.id);
   });
 });
 

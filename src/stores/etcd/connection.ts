@@ -8,8 +8,8 @@
  *   layers above retry with knowledge of what they asked.
  * - With several endpoints, a host that failed is skipped for a moment so the next calls go to the
  *   others; with one endpoint nothing is skipped, so calls work again as soon as the server answers.
- * - The watch stream reconnects with a short capped backoff; gRPC keepalive pings find a dead TCP
- *   connection (a partition) that would otherwise look open forever.
+ * - Connections and the watch stream reconnect with a short capped backoff (100 ms doubling to 2 s);
+ *   gRPC keepalive pings find a dead TCP connection (a partition) that would otherwise look open forever.
  * - No `Lease` helper objects: their automatic keep-alive would keep a session alive without the session
  *   keeper, and their internal retries raise events nobody listens to. Leases are granted, renewed
  *   (one keep-alive per call, {@link keepAliveOnce}) and revoked with raw RPCs.
@@ -30,6 +30,9 @@ const HOST_DOWN_MS = 1000;
 /** Watch stream reconnection: first retry after 100 ms, doubling up to 2 s. */
 const WATCH_BACKOFF_FIRST_MS = 50;
 const WATCH_BACKOFF_MAX_MS = 2000;
+/** gRPC reconnection: first retry after 100 ms, growing up to 2 s. */
+const RECONNECT_BACKOFF_FIRST_MS = 100;
+const RECONNECT_BACKOFF_MAX_MS = 2000;
 /** gRPC keepalive: a ping every 10 s, the connection is dead after 5 s without an answer (etcd allows ≥ 5 s). */
 const KEEPALIVE_TIME_MS = 10_000;
 const KEEPALIVE_TIMEOUT_MS = 5_000;
@@ -52,6 +55,12 @@ export async function connect(url: EtcdUrl, clock: Clock): Promise<Connection> {
     // Streams (watch, keep-alive) get their own deadline where they need one.
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: clock.now() + url.timeoutMs }),
     grpcOptions: {
+      // Own TCP connections per handle: two handles in one process behave like two nodes, and one
+      // handle's reconnection backoff does not hold back another.
+      'grpc.use_local_subchannel_pool': 1,
+      // gRPC's default reconnect backoff grows to 120 s; after an outage we want to be back in seconds.
+      'grpc.initial_reconnect_backoff_ms': RECONNECT_BACKOFF_FIRST_MS,
+      'grpc.max_reconnect_backoff_ms': RECONNECT_BACKOFF_MAX_MS,
       'grpc.keepalive_time_ms': KEEPALIVE_TIME_MS,
       'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
       'grpc.keepalive_permit_without_calls': 1,
@@ -124,11 +133,11 @@ const noEvent = () => ({ dispose: () => undefined });
 
 /** A policy that runs the call once and lets its error through. */
 function runOnce(): Policy {
-  return {
+  return asPolicy({
     onSuccess: noEvent,
     onFailure: noEvent,
     execute: async (fn, signal) => fn({ signal: signal ?? new AbortController().signal }),
-  } as Policy;
+  });
 }
 
 /**
@@ -137,7 +146,7 @@ function runOnce(): Policy {
  */
 function skipAfterFailure(clock: Clock, isRecoverable: (error: Error) => boolean): Policy {
   let downUntil = -Infinity;
-  return {
+  return asPolicy({
     onSuccess: noEvent,
     onFailure: noEvent,
     execute: async (fn, signal) => {
@@ -149,7 +158,12 @@ function skipAfterFailure(clock: Clock, isRecoverable: (error: Error) => boolean
         throw error;
       }
     },
-  } as Policy;
+  });
+}
+
+/** `_altReturn` is a type-only member of cockatiel's IPolicy ("will not actually be defined"). */
+function asPolicy(policy: Omit<Policy, '_altReturn'>): Policy {
+  return policy as Policy;
 }
 
 class HostSkippedError extends Error {

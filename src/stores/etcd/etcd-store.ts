@@ -31,7 +31,7 @@
  *   (etcd has no clock API). They are for display; no lease decision depends on them.
  */
 import type { Etcd3, IKeyValue, IRangeResponse, ITxnResponse } from 'etcd3';
-import { systemClock, type Clock } from '../../core/clock.js';
+import { sleep, systemClock, type Clock } from '../../core/clock.js';
 import { ClosedError, SessionExpiredError, StoreUnavailableError } from '../../core/errors.js';
 import type { NodeInfo } from '../../core/node-info.js';
 import type {
@@ -50,6 +50,15 @@ import { KeyLayout } from './keys.js';
 import * as request from './requests.js';
 import type { EtcdUrl } from './url.js';
 import { EtcdWatch } from './watch.js';
+
+/** Extra lease seconds beyond the session TTL; see {@link isLive}. */
+const GRACE_SECONDS = 1;
+/**
+ * Longest wait for etcd to revoke an expired holder's lease: the grace second, the lessor pass (500 ms),
+ * a Raft commit, and slack.
+ */
+const REVOCATION_WAIT_MS = 2500;
+const REVOCATION_POLL_MS = 100;
 
 export interface EtcdStoreOptions {
   readonly url: EtcdUrl;
@@ -119,12 +128,13 @@ export class EtcdStore implements Store {
   }
 
   /**
-   * Two round trips: etcd cannot grant a lease inside a Txn. If the put fails the lease is unused and
-   * expires by itself; the session never became visible.
+   * Grants a lease of `ceil(ttlMs / 1000) + 1` seconds (see {@link GRACE_SECONDS}) and puts the session
+   * record on it. Two round trips: etcd cannot grant a lease inside a Txn. If the put fails, the lease
+   * holds nothing and expires by itself; the session never became visible.
    */
   async openSession(info: NodeInfo, ttlMs: number): Promise<{ id: string }> {
     this.#check();
-    const ttlSeconds = Math.max(1, Math.ceil(ttlMs / 1000));
+    const ttlSeconds = Math.max(1, Math.ceil(ttlMs / 1000)) + GRACE_SECONDS;
     const grant = await this.#call('openSession', () => this.#client.leaseClient.leaseGrant({ TTL: ttlSeconds }));
     if (grant.error) throw new StoreUnavailableError(`${this.#where()}: openSession: lease grant refused: ${grant.error}`);
     const id = sessionIdOf(grant.ID);
@@ -133,10 +143,21 @@ export class EtcdStore implements Store {
     return { id };
   }
 
+  /**
+   * Refuses once the session has expired (remaining lease TTL under the grace second), and then revokes
+   * the lease so that its keys go at once and no later renewal can find it; otherwise sends one
+   * keep-alive, which etcd answers with TTL 0 when the lease is already gone.
+   */
   async renewSession(sessionId: string): Promise<boolean> {
     this.#check();
     const lease = leaseOf(sessionId);
     if (lease === undefined) return false;
+    const remaining = await this.#leaseTtl('renewSession', lease);
+    if (!isLive(remaining)) {
+      // Its own keeper is told "expired" right here and never acts on it again, so revoking early is safe.
+      if (remaining === 0) await this.#revoke('renewSession', lease);
+      return false;
+    }
     const ttl = await this.#call('renewSession', () => keepAliveOnce(this.#client, lease, this.#clock, this.#url.timeoutMs));
     return ttl > 0;
   }
@@ -155,15 +176,16 @@ export class EtcdStore implements Store {
     const now = this.#clock.now();
     const sessions: SessionRecord[] = [];
     for (const kv of range.kvs) {
-      const ttlSeconds = ttls.get(kv.lease) ?? 0;
-      if (ttlSeconds <= 0) continue;
+      const ttlSeconds = ttls.get(kv.lease) ?? -1;
+      if (!isLive(ttlSeconds)) continue;
       const value = JSON.parse(kv.value.toString()) as SessionValue;
       sessions.push({
         id: sessionIdOf(kv.lease),
         info: value.info,
         ttlMs: value.ttlMs,
         ageMs: Math.max(0, now - value.openedAt),
-        // etcd reports whole seconds, rounded up; never more than the TTL asked for.
+        // Expiry is when the remaining TTL drops under the grace second: within (ttl - 1 s, ttl] of the
+        // whole seconds etcd reports. Shown rounded up, never more than the TTL asked for.
         expiresInMs: Math.min(ttlSeconds * 1000, value.ttlMs),
       });
     }
@@ -173,28 +195,23 @@ export class EtcdStore implements Store {
   async tryAcquire(key: string, sessionId: string): Promise<AcquireResult> {
     this.#check();
     const lease = leaseOf(sessionId);
-    if (lease === undefined) throw this.#sessionGone(sessionId, key);
+    if (lease === undefined || !isLive(await this.#leaseTtl('tryAcquire', lease))) throw this.#sessionGone(sessionId, key);
     const value: OwnerValue = { sessionId, acquiredAt: this.#clock.now() };
-    // At most two rounds: the second only after revoking an expired holder's lease.
+    // At most two rounds: the second only after etcd revoked an expired holder's lease.
     for (let round = 1; ; round++) {
       const txn = request.acquireOwner(this.#keys, key, sessionId, lease, JSON.stringify(value));
       const response = await this.#call('tryAcquire', () => this.#client.kv.txn(txn));
       // The Txn's revision is the revision of its put: the fencing token.
       if (response.succeeded) return { acquired: true, token: BigInt(response.header.revision) };
       const owner = firstKv(response, 0);
+      // Our lease was revoked (closed, or expired and reaped) since the check above.
       if (!firstKv(response, 1)) throw this.#sessionGone(sessionId, key);
-      // The owner key disappeared between the compare and the read: impossible in one Txn, but retry.
+      // The owner key vanished between the compare and the read: impossible in one Txn, but harmless.
       if (!owner) continue;
       // Already ours: the token is the revision of the put that took it (an owner key is never rewritten).
       if (owner.lease === lease) return { acquired: true, token: BigInt(owner.mod_revision) };
       const holder = this.#toHolder(owner);
-      if (round >= 2) return { acquired: false, holder };
-      const ttl = await this.#leaseTtl('tryAcquire', owner.lease);
-      if (ttl > 0) return { acquired: false, holder };
-      // The holder's lease expired but etcd has not revoked it yet (it does so within ~0.5 s). An expired
-      // lease can never be renewed again (etcd answers its keep-alive only after revoking it), so
-      // revoking it now only does etcd's pending work early, and deletes the stale owner key.
-      await this.#revoke('tryAcquire', owner.lease);
+      if (round >= 2 || !(await this.#awaitRevocation(owner.lease))) return { acquired: false, holder };
     }
   }
 
@@ -267,13 +284,13 @@ export class EtcdStore implements Store {
     this.#client.close();
   }
 
-  /** Live holders among owner keys: those whose lease etcd still counts as unexpired. */
+  /** Live holders among owner keys: those whose lease is not expired (see {@link isLive}). */
   async #liveOwners(operation: string, range: IRangeResponse): Promise<Holder[]> {
     const ttls = await this.#leaseTtls(operation, range.kvs);
-    return range.kvs.filter((kv) => (ttls.get(kv.lease) ?? 0) > 0).map((kv) => this.#toHolder(kv));
+    return range.kvs.filter((kv) => isLive(ttls.get(kv.lease) ?? -1)).map((kv) => this.#toHolder(kv));
   }
 
-  /** Remaining TTL (whole seconds, rounded up; ≤ 0 once expired) of each distinct lease of `kvs`. */
+  /** Remaining TTL in etcd's whole seconds of each distinct lease of `kvs` (see {@link #leaseTtl}). */
   async #leaseTtls(operation: string, kvs: readonly IKeyValue[]): Promise<Map<string, number>> {
     const leases = [...new Set(kvs.map((kv) => kv.lease))];
     const ttls = await Promise.all(leases.map((lease) => this.#leaseTtl(operation, lease)));
@@ -281,13 +298,34 @@ export class EtcdStore implements Store {
   }
 
   /**
-   * etcd's remaining TTL of `lease`: -1 when it no longer exists, 0 once expired and awaiting revocation.
-   * It is `ceil(remaining seconds)`, so `> 0` means exactly "not expired yet" by the leader's clock.
+   * etcd's remaining TTL of `lease`, measured by the leader: whole seconds, truncated (1.9 s left reads 1,
+   * 0.5 s left or 0.5 s past expiry both read 0), and -1 once etcd has revoked it.
    */
   async #leaseTtl(operation: string, lease: string): Promise<number> {
     if (lease === '0') return -1;
     const response = await this.#call(operation, () => this.#client.leaseClient.leaseTimeToLive({ ID: lease }));
     return Number(response.TTL);
+  }
+
+  /**
+   * Waits for etcd's verdict on a holder whose session expired (TTL under the grace second): `true` once
+   * etcd revoked its lease, `false` if it was renewed meanwhile (a renewal racing its expiry) or is still
+   * there after REVOCATION_WAIT_MS. A holder with time left is `false` at once.
+   *
+   * Why wait instead of revoking it ourselves: a renewal checked just before expiry may reach etcd just
+   * after it and extend the lease; revoking then would take the key from an owner that was just told
+   * "renewed". etcd alone ends a lease, so a takeover never overlaps a confirmed renewal. The wait is
+   * short: the grace second plus etcd's lessor pass (every 500 ms) and one Raft commit.
+   */
+  async #awaitRevocation(lease: string): Promise<boolean> {
+    const until = this.#clock.monotonic() + REVOCATION_WAIT_MS;
+    for (;;) {
+      const remaining = await this.#leaseTtl('tryAcquire', lease);
+      if (remaining < 0) return true;
+      if (isLive(remaining) || this.#clock.monotonic() >= until) return false;
+      await sleep(this.#clock, REVOCATION_POLL_MS);
+      this.#check();
+    }
   }
 
   /** Revokes a lease; an already gone lease is fine (revocation is what we wanted). */
@@ -339,6 +377,17 @@ export class EtcdStore implements Store {
       throw new StoreUnavailableError(`${this.#where()}: ${operation} failed: ${message}`, { cause: error });
     }
   }
+}
+
+/**
+ * Whether a lease reading means a live session. etcd reports remaining TTL in truncated whole seconds,
+ * which cannot tell "0.5 s left" from "expired 0.5 s ago" (both read 0), and revokes expired leases
+ * up to ~0.5 s late. So leases get one extra second ({@link GRACE_SECONDS}) and a session counts as
+ * expired as soon as less than that second is left: "reads ≥ 1" is, to the leader's clock, exactly
+ * "renewed less than ceil(ttlMs / 1000) seconds ago".
+ */
+function isLive(ttlSeconds: number): boolean {
+  return ttlSeconds >= GRACE_SECONDS;
 }
 
 /** Session ids are lease ids in hex (as `etcdctl lease list` shows them). */

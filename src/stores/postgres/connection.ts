@@ -28,6 +28,8 @@ export interface PgConnectionOptions {
   readonly queryTimeoutMs: number;
   /** Runs on each new client before it serves statements; a failure counts as a failed connect. */
   readonly onConnect?: (client: Client, reconnected: boolean) => Promise<void>;
+  /** Runs when an established connection is lost (not on close()). */
+  readonly onLost?: () => void;
 }
 
 type State = 'up' | 'down' | 'closed';
@@ -149,6 +151,7 @@ export class PgConnection {
     void client.end().catch(() => undefined); // the client is broken already; ending it only frees the socket
     if (this.#state === 'closed') return;
     this.#state = 'down';
+    this.#options.onLost?.();
     this.#scheduleReconnect();
   }
 

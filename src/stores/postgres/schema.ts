@@ -63,6 +63,13 @@ function migrations(s: string): readonly string[] {
 /** Creates or upgrades the schema in one transaction under an advisory lock. @throws StoreUnavailableError, BatonError(STORE_SCHEMA). */
 export async function migrate(connection: PgConnection, schema: string, shown: string): Promise<void> {
   const s = quoteIdent(schema);
+  // Fast path without DDL: a role that may only use the tables (no CREATE on the database) can open a
+  // schema an administrator created, and most opens take no lock at all.
+  const [found] = await connection.query<{ meta: string | null }>(`SELECT to_regclass($1)::text AS meta`, [`${s}.meta`]);
+  if (found?.meta) {
+    const [row] = await connection.query<{ value: string }>(`SELECT value FROM ${s}.meta WHERE name = 'schema_version'`);
+    if (row && Number(row.value) === SCHEMA_VERSION) return;
+  }
   await connection.query('BEGIN');
   try {
     // Serialises concurrent openers of this schema (any cluster); released at COMMIT/ROLLBACK.

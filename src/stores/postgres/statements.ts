@@ -75,7 +75,8 @@ export function postgresStatements(s: string) {
     time: `SELECT ${epochMs('clock_timestamp()')} AS now`,
 
     /**
-     * `:bind` binds the session to this connection (crash detection). Sweeps the cluster's dead sessions on the way, so no sweeper is needed for correctness.
+     * `:bind` binds the session to this connection (crash detection). Sweeps the cluster's dead sessions
+     * on the way, so no sweeper is needed for correctness.
      */
     openSession: `
       WITH ${deleteDeadSessions(s)},
@@ -93,8 +94,7 @@ export function postgresStatements(s: string) {
       SELECT (SELECT count(*) FROM notified)::int AS notified`,
 
     /**
-     * UPDATE re-checks liveness on the newest row at
-     * clock_timestamp(): an expired session, or one whose connection died, is never revived — once dead,
+     * UPDATE re-checks liveness on the newest row at clock_timestamp(): an expired session, or one whose connection died, is never revived — once dead,
      * always dead, because another node may already have taken its keys. Re-binding moves crash detection
      * to the connection that renews (a handle that reconnected after a server restart, for one).
      */
@@ -284,9 +284,7 @@ function writeStatement(s: string, mode: WriteMode, guarded: boolean): string {
            (SELECT count(*) FROM notified)::int AS notified`;
 }
 
-/**
- * DELETE re-checks the version on the newest row: a conditional delete is a CAS too.
- */
+/** DELETE re-checks the version (and the guard's lock) on the newest row: a conditional delete is a CAS too. */
 function deleteStatement(s: string, versioned: boolean, guarded: boolean): string {
   return `
     WITH ${guardCte(s, guarded)},

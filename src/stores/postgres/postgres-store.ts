@@ -1,0 +1,416 @@
+/**
+ * The PostgreSQL store: many hosts share one PostgreSQL server (or a primary with synchronous standbys).
+ *
+ * Guarantees: the Store contract. Every primitive is ONE SQL statement (CTEs, see statements.ts) in
+ * autocommit under READ COMMITTED; row locks and re-checks on the newest row version make each decision
+ * atomic on the server. Session TTLs and every timestamp come from the server's clock
+ * (`clock_timestamp()`), never from a node. Fencing tokens come from one SEQUENCE: never reused, strictly
+ * increasing per key across releases, expiries and server restarts. Changes are pushed with LISTEN/NOTIFY,
+ * sent by the statement that made the change, on commit. A dropped connection or a restarted server never
+ * crashes the process: calls reject with StoreUnavailableError while it is down, the handle reconnects with
+ * backoff, and watchers get an `any` hint after their listening connection comes back.
+ *
+ * Crash detection (DESIGN.md failover ladder, "process crash, host alive"): each handle serves all its
+ * statements on ONE connection, and a session records the backend pid and backend start time of the
+ * connection that opened (or last renewed) it. A session whose backend is no longer in `pg_stat_activity`
+ * is dead at once, and its keys can be taken. Why this keeps invariants 1–4:
+ * - When a process dies, its kernel closes its sockets; the backend reads EOF and exits within
+ *   milliseconds. The process cannot act any more, so giving its keys away early is safe.
+ * - When the client host is lost or partitioned, nothing reaches the server: the backend lingers until the
+ *   server's TCP keepalive gives up (`tcp_keepalives_idle`, 2 h by default) — far longer than any TTL — so
+ *   the session expires by TTL first, and the owner's keeper has self-fenced by then (invariant 4).
+ *   A server keepalive (or `idle_session_timeout`, or a firewall idle timeout that resets connections)
+ *   SHORTER than the TTL would break this: the server would drop the session of a partitioned but
+ *   running owner before its local deadline. Keep them longer than the TTL, or set `crashDetection=false`.
+ * - A server restart ends every connection, of the living too: sessions bound before the server started
+ *   are judged by TTL only (`backend_start < pg_postmaster_start_time()`).
+ * - Pid reuse cannot revive a dead session: the backend start time must match too.
+ * Non-guarantees: a connection reset while the owner process keeps running (an operator's
+ * `pg_terminate_backend`, a proxy or pooler that drops connections, a middlebox RST) kills its session at
+ * once, like a crash. The handle reports the drop to the session keeper as soon as its client sees it
+ * (a `connection` change), and the keeper aborts the session's signal at once; another node needs a reaper
+ * pass (`reapMs`) and an acquisition to take the key, so the window in which both may act is the time the
+ * reset takes to reach the owner's client, not a renewal interval. Fenced writes stay safe (the old token is refused), but disable crash detection
+ * (`crashDetection=false`) when connections go through a pooler (pgbouncer) or anything that resets them.
+ * Behind a transaction pooler the backend pid is meaningless: crash detection MUST be off there.
+ *
+ * Other non-guarantees: failover to an asynchronous standby can lose recently committed sessions, keys and
+ * sequence values (tokens could repeat): use synchronous replication. A server clock step changes TTLs.
+ */
+import { createHash } from 'node:crypto';
+import type { Client, ClientConfig, Notification } from 'pg';
+import { systemClock, type Clock } from '../../core/clock.js';
+import { ClosedError, ConfigError, SessionExpiredError, StoreUnavailableError } from '../../core/errors.js';
+import { randomId } from '../../core/ids.js';
+import type { NodeInfo } from '../../core/node-info.js';
+import type {
+  AcquireResult,
+  Change,
+  Holder,
+  ListOptions,
+  SessionRecord,
+  Store,
+  StoredRecord,
+  WriteCondition,
+  WriteResult,
+} from '../contract.js';
+import { PgConnection, type PgDriver } from './connection.js';
+import { migrate, quoteIdent } from './schema.js';
+import { compile, postgresStatements, type Statements, type WriteMode } from './statements.js';
+import type { PostgresStoreConfig } from './url.js';
+
+export interface PostgresStoreOptions {
+  /** Parsed from the URL by `parsePostgresUrl`. */
+  readonly config: PostgresStoreConfig;
+  readonly cluster: string;
+  /** Timers only (reconnects, the reaper, statement timeouts): time itself is the server's. */
+  readonly clock?: Clock;
+}
+
+/** How many times tryAcquire repeats its statement when it raced an insert it could not see. */
+const ACQUIRE_ATTEMPTS = 5;
+
+const SCOPES = new Set(['sessions', 'owners', 'records']);
+
+interface OwnerRow {
+  key: string;
+  session_id: string;
+  token: string;
+  acquired_at: number;
+}
+
+interface RecordRow {
+  key: string;
+  value: string;
+  version: number;
+  updated_at: number;
+}
+
+type Params = Readonly<Record<string, unknown>>;
+
+export class PostgresStore implements Store {
+  readonly kind = 'postgres' as const;
+  readonly features: { readonly crashDetection: boolean; readonly watch: 'push' };
+  readonly cluster: string;
+  readonly #config: PostgresStoreConfig;
+  readonly #clock: Clock;
+  readonly #sql: Statements;
+  /** NOTIFY channel of this schema and cluster: a hash, so any cluster name makes a valid identifier. */
+  readonly #channel: string;
+  readonly #label: string;
+  readonly #listeners = new Set<(change: Change) => void>();
+  #main: PgConnection | undefined;
+  #listener: PgConnection | undefined;
+  /** True while anyone watches; the reap loop runs while it is. */
+  #reapActive = false;
+  #cancelReapTimer: (() => void) | undefined;
+  #reaping: Promise<unknown> | undefined;
+  #closed = false;
+
+  private constructor(options: PostgresStoreOptions) {
+    this.#config = options.config;
+    this.cluster = options.cluster;
+    this.#clock = options.clock ?? systemClock;
+    this.features = { crashDetection: options.config.crashDetection, watch: 'push' };
+    this.#sql = postgresStatements(quoteIdent(options.config.schema));
+    this.#channel = `baton_${createHash('sha256').update(`${options.config.schema}\0${options.cluster}`).digest('hex').slice(0, 40)}`;
+    this.#label = `postgres store ${JSON.stringify(options.config.shown)}`;
+  }
+
+  /**
+   * Connects (one connection for statements, one for LISTEN), creates the schema if needed.
+   * @throws StoreUnavailableError when the server cannot be reached; BatonError(STORE_SCHEMA) for a newer schema.
+   */
+  static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
+    const { default: pg } = await import('pg');
+    const store = new PostgresStore(options);
+    try {
+      await store.#connect(pg);
+      return store;
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+  }
+
+  async #connect(driver: PgDriver): Promise<void> {
+    const config = this.#config;
+    const clientConfig: ClientConfig = {
+      host: config.host,
+      port: config.port,
+      ...(config.user !== undefined ? { user: config.user } : {}),
+      ...(config.password !== undefined ? { password: config.password } : {}),
+      ...(config.database !== undefined ? { database: config.database } : {}),
+      ssl: config.ssl,
+      connectionTimeoutMillis: config.connectTimeoutMs,
+      // The server gives up on a statement when we do: no lock wait outlives the caller's interest.
+      statement_timeout: config.queryTimeoutMs,
+      application_name: config.applicationName,
+      // Client-side keepalive only: lets THIS process notice a dead server. The server's keepalive is
+      // left alone on purpose (see the crash-detection argument above).
+      keepAlive: true,
+    };
+    const common = { driver, config: clientConfig, clock: this.#clock, queryTimeoutMs: config.queryTimeoutMs };
+    this.#main = await PgConnection.open({
+      ...common,
+      label: `${this.#label} (statements)`,
+      // Sessions are bound to this connection: once it drops, other nodes may reap them at any moment,
+      // so tell the session keeper to give them up now rather than at its next renewal.
+      ...(config.crashDetection ? { onLost: () => this.#emit({ scope: 'connection' }) } : {}),
+    });
+    await migrate(this.#main, config.schema, config.shown);
+    this.#listener = await PgConnection.open({
+      ...common,
+      label: `${this.#label} (listener)`,
+      onConnect: (client, reconnected) => this.#listen(client, reconnected),
+    });
+  }
+
+  async #listen(client: Client, reconnected: boolean): Promise<void> {
+    client.on('notification', (message: Notification) => {
+      if (message.channel === this.#channel) this.#emit(parseChange(message.payload));
+    });
+    await client.query(`LISTEN ${quoteIdent(this.#channel)}`);
+    // Changes made while we were not listening are lost: tell watchers to re-read everything.
+    if (reconnected) this.#emit({ scope: 'any' });
+  }
+
+  async time(): Promise<number> {
+    const [row] = await this.#query<{ now: number }>(this.#sql.time, {});
+    return (row as { now: number }).now;
+  }
+
+  async openSession(info: NodeInfo, ttlMs: number): Promise<{ id: string }> {
+    if (!Number.isInteger(ttlMs) || ttlMs <= 0) {
+      throw new ConfigError(`${this.#label}: session ttlMs must be a positive integer, got ${ttlMs}`);
+    }
+    const id = randomId();
+    await this.#query(this.#sql.openSession, {
+      cluster: this.cluster,
+      id,
+      info: JSON.stringify(info),
+      ttl: ttlMs,
+      bind: this.#config.crashDetection,
+      channel: this.#channel,
+    });
+    return { id };
+  }
+
+  async renewSession(sessionId: string): Promise<boolean> {
+    const rows = await this.#query(this.#sql.renewSession, { cluster: this.cluster, id: sessionId, bind: this.#config.crashDetection });
+    return rows.length === 1;
+  }
+
+  async closeSession(sessionId: string): Promise<void> {
+    await this.#query(this.#sql.closeSession, { cluster: this.cluster, id: sessionId, channel: this.#channel });
+  }
+
+  async listSessions(): Promise<SessionRecord[]> {
+    const rows = await this.#query<{ id: string; info: string; ttl_ms: number; age_ms: number; expires_in_ms: number }>(
+      this.#sql.listSessions,
+      { cluster: this.cluster },
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      info: JSON.parse(r.info) as NodeInfo,
+      ttlMs: r.ttl_ms,
+      ageMs: r.age_ms,
+      expiresInMs: r.expires_in_ms,
+    }));
+  }
+
+  async tryAcquire(key: string, sessionId: string): Promise<AcquireResult> {
+    for (let attempt = 1; attempt <= ACQUIRE_ATTEMPTS; attempt++) {
+      const [row] = await this.#query<{
+        live: number;
+        taken_token: string | null;
+        session_id: string | null;
+        token: string | null;
+        acquired_at: number | null;
+      }>(this.#sql.tryAcquire, { cluster: this.cluster, key, session: sessionId, channel: this.#channel });
+      if (!row || row.live === 0) {
+        throw new SessionExpiredError(`${this.#label}: session ${sessionId} is not live; cannot acquire "${key}"`);
+      }
+      if (row.taken_token !== null) return { acquired: true, token: BigInt(row.taken_token) };
+      if (row.session_id === sessionId && row.token !== null) return { acquired: true, token: BigInt(row.token) };
+      if (row.session_id !== null && row.token !== null) {
+        const holder = { key, session_id: row.session_id, token: row.token, acquired_at: row.acquired_at ?? 0 };
+        return { acquired: false, holder: toHolder(holder) };
+      }
+      // The insert conflicted with an owner committed after our snapshot: look again with a new one.
+    }
+    throw new StoreUnavailableError(`${this.#label}: could not settle "${key}" in ${ACQUIRE_ATTEMPTS} attempts (heavy contention)`);
+  }
+
+  async release(key: string, token: bigint): Promise<boolean> {
+    const [row] = await this.#query<{ released: number }>(this.#sql.release, {
+      cluster: this.cluster,
+      key,
+      token: token.toString(),
+      channel: this.#channel,
+    });
+    return row?.released === 1;
+  }
+
+  async holder(key: string): Promise<Holder | null> {
+    const [row] = await this.#query<OwnerRow>(this.#sql.holder, { cluster: this.cluster, key });
+    return row ? toHolder(row) : null;
+  }
+
+  async listHolders(prefix: string): Promise<Holder[]> {
+    const rows = await this.#query<OwnerRow>(this.#sql.listHolders, { cluster: this.cluster, prefix });
+    return rows.map(toHolder);
+  }
+
+  async get<T>(key: string): Promise<StoredRecord<T> | null> {
+    const [row] = await this.#query<RecordRow>(this.#sql.get, { cluster: this.cluster, key });
+    return row ? toRecord<T>(row) : null;
+  }
+
+  async put(key: string, value: unknown, condition: WriteCondition = {}): Promise<WriteResult> {
+    const { ifVersion, guard } = condition;
+    checkVersion(ifVersion, this.#label);
+    const mode: WriteMode = ifVersion === 'absent' ? 'absent' : ifVersion === undefined ? 'upsert' : 'version';
+    const [row] = await this.#query<{ guard_ok: number; version: number | null }>(this.#sql.put(mode, guard !== undefined), {
+      cluster: this.cluster,
+      key,
+      value: JSON.stringify(value) ?? 'null',
+      ...(mode === 'version' ? { version: ifVersion } : {}),
+      ...(guard ? { guardKey: guard.key, guardToken: guard.token.toString() } : {}),
+      channel: this.#channel,
+    });
+    if (!row || row.guard_ok === 0) return { ok: false, reason: 'fenced' };
+    if (row.version === null) return { ok: false, reason: 'version' };
+    return { ok: true, version: row.version };
+  }
+
+  async list<T>(prefix: string, options: ListOptions = {}): Promise<StoredRecord<T>[]> {
+    const statement = options.reverse ? this.#sql.listDesc : this.#sql.listAsc;
+    const rows = await this.#query<RecordRow>(statement, { cluster: this.cluster, prefix, limit: options.limit ?? null });
+    return rows.map((r) => toRecord<T>(r));
+  }
+
+  async delete(key: string, condition: WriteCondition = {}): Promise<boolean> {
+    const { ifVersion, guard } = condition;
+    checkVersion(ifVersion, this.#label);
+    // Deleting "only if absent" can never delete anything.
+    if (ifVersion === 'absent') return false;
+    const [row] = await this.#query<{ deleted: number }>(this.#sql.delete(ifVersion !== undefined, guard !== undefined), {
+      cluster: this.cluster,
+      key,
+      ...(ifVersion !== undefined ? { version: ifVersion } : {}),
+      ...(guard ? { guardKey: guard.key, guardToken: guard.token.toString() } : {}),
+      channel: this.#channel,
+    });
+    return row?.deleted === 1;
+  }
+
+  async deleteBefore(prefix: string, beforeKey: string): Promise<number> {
+    const [row] = await this.#query<{ deleted: number }>(this.#sql.deleteBefore, {
+      cluster: this.cluster,
+      prefix,
+      before: beforeKey,
+      channel: this.#channel,
+    });
+    return row?.deleted ?? 0;
+  }
+
+  /**
+   * Pushed by NOTIFY within milliseconds of the commit. While anyone watches, the handle also deletes dead
+   * sessions every `reapMs`, so crashes and expiries are announced even when nobody writes.
+   */
+  watch(listener: (change: Change) => void): () => void {
+    this.#check();
+    this.#listeners.add(listener);
+    if (!this.#reapActive) {
+      this.#reapActive = true;
+      if (!this.#reaping) this.#scheduleReap(); // else the round in flight schedules the next one
+    }
+    return () => {
+      this.#listeners.delete(listener);
+      if (this.#listeners.size === 0) this.#stopReap();
+    };
+  }
+
+  /** Ends both connections and every timer; resolves when they are gone. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#stopReap();
+    this.#listeners.clear();
+    await this.#reaping;
+    await Promise.all([this.#main?.close(), this.#listener?.close()]);
+  }
+
+  /** One round at a time: the next is scheduled when the previous settles, never two loops. */
+  #scheduleReap(): void {
+    this.#cancelReapTimer = this.#clock.setTimer(this.#config.reapMs, () => {
+      this.#cancelReapTimer = undefined;
+      if (this.#closed || !this.#reapActive) return;
+      // A failed reap only delays a hint (reads already ignore dead sessions): the next round retries.
+      this.#reaping = this.#query(this.#sql.reap, { cluster: this.cluster, channel: this.#channel })
+        .catch(() => undefined)
+        .finally(() => {
+          this.#reaping = undefined;
+          if (this.#reapActive && !this.#closed) this.#scheduleReap();
+        });
+    });
+  }
+
+  #stopReap(): void {
+    this.#reapActive = false;
+    this.#cancelReapTimer?.();
+    this.#cancelReapTimer = undefined;
+  }
+
+  #emit(change: Change): void {
+    for (const listener of [...this.#listeners]) {
+      try {
+        listener(change);
+      } catch {
+        // A hint listener that throws must not break the connection that serves every other watcher.
+      }
+    }
+  }
+
+  #check(): void {
+    if (this.#closed) throw new ClosedError(`${this.#label}: handle is closed`);
+  }
+
+  /** Runs a statement with named parameters. @throws ClosedError, StoreUnavailableError. */
+  async #query<R extends object>(sql: string, params: Params): Promise<R[]> {
+    this.#check();
+    const main = this.#main;
+    if (!main) throw new StoreUnavailableError(`${this.#label}: not connected`);
+    const { text, names } = compile(sql);
+    const values = names.map((name) => {
+      if (!(name in params)) throw new Error(`${this.#label}: statement parameter :${name} missing (bug)`);
+      return params[name];
+    });
+    return main.query<R & Record<string, unknown>>(text, values);
+  }
+}
+
+function checkVersion(ifVersion: WriteCondition['ifVersion'], label: string): void {
+  if (ifVersion === undefined || ifVersion === 'absent') return;
+  if (!Number.isInteger(ifVersion) || ifVersion < 0) {
+    throw new ConfigError(`${label}: ifVersion must be 'absent' or a non-negative integer, got ${String(ifVersion)}`);
+  }
+}
+
+function parseChange(payload: string | undefined): Change {
+  const text = payload ?? '';
+  const colon = text.indexOf(':');
+  const scope = colon < 0 ? text : text.slice(0, colon);
+  if (!SCOPES.has(scope)) return { scope: 'any' };
+  const change = { scope: scope as Change['scope'] };
+  return colon < 0 ? change : { ...change, key: text.slice(colon + 1) };
+}
+
+function toRecord<T>(row: RecordRow): StoredRecord<T> {
+  return { key: row.key, value: JSON.parse(row.value) as T, version: row.version, updatedAt: row.updated_at };
+}
+
+function toHolder(row: OwnerRow): Holder {
+  return { key: row.key, token: BigInt(row.token), sessionId: row.session_id, acquiredAt: row.acquired_at };
+}
