@@ -64,6 +64,7 @@ describe('mysql store URL', () => {
     ['mysql://root:hunter2@127.0.0.1:3306/', /database/],
     ['mysql://root:hunter2@127.0.0.1:3306/test?pollMs=1', /pollMs must be an integer from 5/],
     ['mysql://root:hunter2@127.0.0.1:3306/test?bogus=1', /unknown option "bogus"/],
+    ['mysql://root:hunter2@127.0.0.1:3306/test?pollMs=10&pollMs=20', /more than once/],
     ['mysql://root:hunter2@127.0.0.1:3306/test?prefix=a-b', /prefix/],
     ['mysql://root:hunter2@127.0.0.1:3306/test?crashDetection=maybe', /crashDetection must be true or false/],
     ['mysql://root:hunter2@127.0.0.1:3306/test?sslCert=/a.pem', /sslCert and sslKey go together/],

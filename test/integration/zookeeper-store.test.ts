@@ -68,6 +68,7 @@ describe('zookeeper store URL', () => {
     ['zk://h:2181/c?sessionTimeoutMs=10', /sessionTimeoutMs" must be an integer from 1000/],
     ['zk://h:2181/c?sessionTimeoutMs=2000&requestTimeoutMs=2000', /must be below sessionTimeoutMs/],
     ['zk://h:2181/c?tls=true', /TLS is not supported/],
+    ['zk://h:2181/c?crashCheckMs=100&crashCheckMs=200', /given twice/],
     ['zk://user@h:2181/c', /needs both a user and a password/],
     ['redis://h:2181/c', /expected "zk:\/\//],
   ])('rejects %s', async (url, message) => {

@@ -51,7 +51,6 @@ export async function connect(url: EtcdUrl, clock: Clock): Promise<Connection> {
     hosts: url.endpoints.map((e) => `${url.tls ? 'https' : 'http'}://${e}`),
     ...(credentials ? { credentials } : {}),
     ...(url.auth ? { auth: { username: url.auth.username, password: url.auth.password } } : {}),
-    dialTimeout: url.timeoutMs,
     // Streams (watch, keep-alive) get their own deadline where they need one.
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: clock.now() + url.timeoutMs }),
     grpcOptions: {

@@ -3,29 +3,30 @@
  * token is the etcd revision of the put that took the key.
  *
  * Guarantees: the Store contract.
- * - Session TTLs are measured by etcd's lessor on the leader, never by a node's clock. A session lease
- *   is granted for `ceil(ttlMs / 1000)` seconds (etcd counts whole seconds; it may raise that to its
- *   minimum TTL), so it lives at least `ttlMs` after each renewal. A keep-alive of an expired lease is
- *   answered only after etcd revoked it, with TTL 0: once expired, a session never comes back.
+ * - Session TTLs are measured by etcd's lessor on the leader, never by a node's clock. A session of
+ *   `ttlMs` is a lease of T + 1 seconds, T = ceil(ttlMs / 1000). etcd reports a lease's remaining TTL in
+ *   truncated whole seconds, so the extra (grace) second makes "reads ≥ 1 s" exactly "renewed less than
+ *   T seconds ago": that is when `listSessions`, `holder`, `listHolders` stop showing the session and
+ *   `renewSession` starts answering `false` (and revokes the lease, so it is final).
  * - Ownership keys carry the session's lease: etcd deletes them in the same revision that revokes the
- *   lease (expiry or close). Acquisition is one Txn that requires the owner key to be absent.
- * - Tokens are etcd revisions: cluster-wide, strictly increasing, persisted, never reused (not even
- *   after a restart or a restore from snapshot, which keeps revisions), so every acquisition of a key
- *   gets a greater token than all before it.
+ *   lease (close, or expiry). Acquisition is one Txn that requires the owner key to be absent and the
+ *   session record (on the same lease) to exist. A holder whose session expired is not revoked by us:
+ *   `tryAcquire` waits (≤ 2.5 s) for etcd to end the lease itself, so a takeover can never overlap a
+ *   renewal that raced the expiry and was confirmed to its owner.
+ * - Tokens are etcd revisions: cluster-wide, strictly increasing, persisted, never reused (a restart or
+ *   a snapshot restore keeps them), so every acquisition of a key gets a greater token than all before.
  * - Guarded writes are one Txn comparing the owner key's mod revision with the token.
- * - Several handles per process and several clusters per etcd work: each handle has its own client, each
- *   cluster its own key range.
+ * - Several handles per process and several clusters per etcd work: each handle has its own client and
+ *   TCP connections, each cluster its own key range.
  *
  * Non-guarantees:
- * - etcd revokes an expired lease on its next lessor pass (every 500 ms) plus a Raft round. Until then
- *   its keys are still there. Reads (`listSessions`, `holder`, `listHolders`) ask etcd for the lease's
- *   remaining TTL and hide an expired one; `tryAcquire` revokes an expired holder's lease before taking
- *   the key (etcd itself would do the same a moment later). A guarded write by the expired session's
- *   owner in that sub-second window still succeeds, but never after another session acquired the key:
- *   taking the key first deletes the old owner key. The session keeper above gives up a lease well
- *   before its TTL, so it does not write in that window.
- * - After an etcd leader change, the new leader extends every lease by its TTL (etcd's own rule), so a
- *   session may outlive its TTL then. Never shorter.
+ * - Between a session's reported expiry (T s after its last renewal) and etcd's revocation of its lease
+ *   (the grace second plus etcd's lessor pass, ≤ 0.5 s), its keys still block other acquirers and its
+ *   guarded writes still succeed; never after another session took the key. The session keeper above
+ *   gives up its leases before T, so it does not write in that window.
+ * - Failover after host loss or a partition takes T + 1 to T + 1.5 s after the last renewal.
+ * - After an etcd leader change the new leader extends every lease by its TTL (etcd's own rule), so a
+ *   session may live longer then. Never shorter.
  * - No crash detection faster than the TTL: etcd leases are not bound to connections.
  * - `time()`, `acquiredAt`, `updatedAt` and `ageMs` use the local clock of the writing or reading node
  *   (etcd has no clock API). They are for display; no lease decision depends on them.

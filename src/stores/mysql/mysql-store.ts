@@ -28,8 +28,7 @@
  * fail-over to a replica needs synchronous (or semi-synchronous, lossless) replication. Calls of one handle
  * are serialised on its single connection.
  */
-import type { Clock } from '../../core/clock.js';
-import { systemClock } from '../../core/clock.js';
+import { systemClock, type Clock } from '../../core/clock.js';
 import { ClosedError, ConfigError, SessionExpiredError, StoreUnavailableError } from '../../core/errors.js';
 import { randomId } from '../../core/ids.js';
 import type { NodeInfo } from '../../core/node-info.js';
@@ -201,8 +200,9 @@ export class MysqlStore implements Store {
       ),
     );
     this.#ownSessions.add(id);
-    // Housekeeping, as SQLite does on open: expired (and crashed) sessions of the cluster go.
-    await this.#reapDeadSessions();
+    // Housekeeping, as SQLite does on open: expired (and crashed) sessions of the cluster go. The session
+    // is open whatever happens here; a failure only leaves the dead ones to the next reap.
+    await this.#reapDeadSessions().catch(() => undefined);
     return { id };
   }
 
@@ -280,13 +280,13 @@ export class MysqlStore implements Store {
             await run(sql.deleteOwner(this.#t, this.cluster, key)); // an orphan left by an interrupted close
           }
         }
-        const bumps = reaped ? ['sessions', 'owners'] : ['owners'];
+        const bumps: ChangeScope[] = reaped ? ['sessions', 'owners'] : ['owners'];
         const results = await run<unknown[]>(
           batch(
             sql.nextToken(this.#t),
             sql.insertOwner(this.#t, this.cluster, key, sessionId),
             sql.lastToken(),
-            ...bumps.map((scope) => sql.bumpChange(this.#t, this.cluster, scope as ChangeScope)),
+            ...bumps.map((scope) => sql.bumpChange(this.#t, this.cluster, scope)),
           ),
         );
         const [row] = results[2] as { token: string }[];

@@ -64,6 +64,7 @@ export function parseMysqlUrl(url: string): ParsedMysqlUrl {
   const params = parsed.searchParams;
   for (const key of params.keys()) {
     if (!(KNOWN as readonly string[]).includes(key)) fail(`unknown option "${key}" (known: ${KNOWN.join(', ')})`);
+    if (params.getAll(key).length > 1) fail(`option "${key}" is given more than once`);
   }
   const socket = params.get('socket') ?? undefined;
   const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1');

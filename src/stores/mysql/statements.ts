@@ -13,13 +13,14 @@
  * - Change bumps come last in a transaction, always in the order sessions → owners → records, so two
  *   transactions never take the change rows in opposite orders.
  */
+import { ConfigError } from '../../core/errors.js';
+
 export interface Sql {
   readonly sql: string;
   readonly values: readonly unknown[];
 }
 
 export type ChangeScope = 'sessions' | 'owners' | 'records';
-export const CHANGE_SCOPES: readonly ChangeScope[] = ['sessions', 'owners', 'records'];
 
 /** Server wall time in ms since the epoch, computed by the server. Needs `time_zone = '+00:00'` (no DST). */
 export const NOW_MS = 'CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)';
@@ -36,7 +37,9 @@ export interface Tables {
 }
 
 export function tableNames(prefix: string): Tables {
-  if (!/^[A-Za-z0-9_]{0,32}$/.test(prefix)) throw new Error(`invalid table prefix ${JSON.stringify(prefix)}`);
+  if (!/^[A-Za-z0-9_]{0,32}$/.test(prefix)) {
+    throw new ConfigError(`mysql store: table prefix may hold up to 32 letters, digits and '_', got ${JSON.stringify(prefix)}`);
+  }
   return {
     meta: `\`${prefix}meta\``,
     sessions: `\`${prefix}sessions\``,

@@ -21,7 +21,7 @@
  */
 import type { Redis, RedisOptions } from 'ioredis';
 import { systemClock, type Clock } from '../../core/clock.js';
-import { ClosedError, SessionExpiredError, StoreUnavailableError } from '../../core/errors.js';
+import { ClosedError, ConfigError, SessionExpiredError, StoreUnavailableError } from '../../core/errors.js';
 import { randomId } from '../../core/ids.js';
 import type { NodeInfo } from '../../core/node-info.js';
 import { processState, type ProcessIdentity } from '../../core/process-identity.js';
@@ -72,7 +72,8 @@ export class RedisStore implements Store {
   #clientId = '';
   /** Highest fencing token this handle has seen: the floor for the next one (see next_token). */
   #tokenFloor = 0n;
-  #subscribedOnce = false;
+  /** Last connection error reported by the driver (wrong password, TLS, refused), for messages. */
+  #lastError: Error | undefined;
   #cancelReaper: (() => void) | undefined;
   #closed = false;
 
@@ -97,7 +98,7 @@ export class RedisStore implements Store {
       return store;
     } catch (error) {
       await store.close();
-      throw store.#unavailable('cannot connect', error);
+      throw store.#unavailable('cannot connect', store.#lastError ?? error);
     }
   }
 
@@ -107,7 +108,7 @@ export class RedisStore implements Store {
   }
 
   async openSession(info: NodeInfo, ttlMs: number): Promise<{ id: string }> {
-    if (!Number.isInteger(ttlMs) || ttlMs <= 0) throw new RangeError(`redis store: ttlMs must be a positive integer, got ${ttlMs}`);
+    if (!Number.isInteger(ttlMs) || ttlMs <= 0) throw new ConfigError(`redis store: ttlMs must be a positive integer, got ${ttlMs}`);
     const id = randomId();
     await this.#script('batonOpenSession', id, JSON.stringify(info), ttlMs, this.#clientId, JSON.stringify(info.process));
     return { id };
@@ -312,14 +313,15 @@ export class RedisStore implements Store {
     }
     // Without listeners ioredis reports connection errors as unhandled 'error' events, which crash Node.
     // They need no handling here: calls made meanwhile reject, and the driver keeps reconnecting.
-    this.#redis.on('error', () => undefined);
-    this.#subscriber.on('error', () => undefined);
+    // The last one is kept: it explains a failed open better than "Connection is closed".
+    this.#redis.on('error', (error: Error) => (this.#lastError = error));
+    this.#subscriber.on('error', (error: Error) => (this.#lastError = error));
     this.#subscriber.on('message', (_channel: string, message: string) => this.#onMessage(message));
     await Promise.all([this.#redis.connect(), this.#subscriber.connect()]);
-    await Promise.all([this.#refreshClientId(), this.#subscribe()]);
+    await Promise.all([this.#refreshClientId(), this.#subscriber.subscribe(this.#keys.channel)]);
     // From now on, every reconnection (the first 'ready' has passed).
     this.#redis.on('ready', () => void this.#refreshClientId());
-    this.#subscriber.on('ready', () => void this.#subscribe());
+    this.#subscriber.on('ready', () => void this.#resubscribe());
   }
 
   /** After every (re)connection: the connection's CLIENT ID, bound to sessions opened or renewed on it. */
@@ -334,17 +336,16 @@ export class RedisStore implements Store {
   }
 
   /**
-   * Subscribes on every (re)connection, then hints 'any' after a reconnection: changes published while
-   * the subscriber was away are lost, so watchers must re-read. (autoResubscribe is off: this is it.)
+   * Subscribes again after a reconnection, then hints 'any': changes published while the subscriber was
+   * away are lost, so watchers must re-read. (The driver's autoResubscribe is off: this replaces it.)
    */
-  async #subscribe(): Promise<void> {
+  async #resubscribe(): Promise<void> {
     try {
       await this.#subscriber.subscribe(this.#keys.channel);
     } catch {
       return; // Dropped again before subscribing: the next 'ready' retries.
     }
-    if (this.#subscribedOnce) this.#emit({ scope: 'any' });
-    this.#subscribedOnce = true;
+    this.#emit({ scope: 'any' });
   }
 
   #onMessage(message: string): void {
@@ -391,7 +392,11 @@ export class RedisStore implements Store {
     try {
       return await fn();
     } catch (error) {
-      throw this.#unavailable('command failed', error);
+      const status = this.#redis.status;
+      if (status === 'ready') throw this.#unavailable('command failed', error);
+      // The driver's own message ("Stream isn't writeable…") says little: name the state and the cause.
+      const cause = this.#lastError ? `; last connection error: ${this.#lastError.message}` : '';
+      throw this.#unavailable(`not connected (${status}, reconnecting by itself)${cause}`, error);
     }
   }
 

@@ -75,7 +75,10 @@ export function parseZookeeperUrl(url: string): UrlOptions {
   }
 
   const params = new URLSearchParams(query);
+  const seen = new Set<string>();
   for (const [name, raw] of params) {
+    if (seen.has(name)) fail(`option "${name}" is given twice`);
+    seen.add(name);
     if (name === 'tls' || name === 'secure' || name === 'ssl') {
       fail(`option "${name}": TLS is not supported by the ZooKeeper driver (node-zookeeper-client); use a TLS tunnel or a private network`);
     }
