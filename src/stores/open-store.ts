@@ -1,8 +1,11 @@
 /**
- * Chooses a store by URL and loads its driver only then (`better-sqlite3` is imported only for `sqlite:`).
+ * Chooses a store by URL and loads its driver only then (`better-sqlite3` only for `sqlite:`, `pg` only for
+ * `postgres:` …).
  *
  * - `memory:` or `memory:NAME`: an in-process store (one per NAME per process), for tests and simulations.
  * - `sqlite:PATH` (relative or absolute), also `sqlite://PATH`: the embedded default, one host.
+ * - `postgres://`, `mysql://` / `mariadb://`, `redis://` / `rediss://`, `etcd://` / `etcds://`, `zk://`:
+ *   server stores, see docs/stores/.
  */
 import type { Clock } from '../core/clock.js';
 import { StoreUrlError } from '../core/errors.js';
@@ -19,7 +22,7 @@ export type ParsedStoreUrl =
   | { readonly kind: 'memory'; readonly name: string }
   | { readonly kind: 'sqlite'; readonly file: string; readonly pollMs?: number };
 
-const PLANNED: Readonly<Record<string, StoreKind>> = {
+const SERVER_SCHEMES: Readonly<Record<string, StoreKind>> = {
   postgres: 'postgres',
   postgresql: 'postgres',
   mysql: 'mysql',
@@ -27,8 +30,11 @@ const PLANNED: Readonly<Record<string, StoreKind>> = {
   redis: 'redis',
   rediss: 'redis',
   etcd: 'etcd',
+  etcds: 'etcd',
   zk: 'zookeeper',
 };
+
+const KNOWN_SCHEMES = ['sqlite', 'memory', ...Object.keys(SERVER_SCHEMES)].join(', ');
 
 /** Removes credentials from a URL so it can be logged or shown. */
 export function redactStoreUrl(url: string): string {
@@ -43,7 +49,7 @@ export function parseStoreUrl(url: unknown): ParsedStoreUrl {
   const shown = JSON.stringify(redactStoreUrl(url));
   const colon = url.indexOf(':');
   if (colon <= 0) {
-    throw new StoreUrlError(`store ${shown}: missing scheme; expected "sqlite:PATH" or "memory:"`);
+    throw new StoreUrlError(`store ${shown}: missing scheme; expected one of ${KNOWN_SCHEMES}`);
   }
   const scheme = url.slice(0, colon).toLowerCase();
   const rest = url.slice(colon + 1);
@@ -74,17 +80,31 @@ export function parseStoreUrl(url: unknown): ParsedStoreUrl {
       return { kind: 'sqlite', file: decodeURIComponent(pathPart), pollMs };
     }
     default: {
-      const planned = PLANNED[scheme];
-      if (planned) {
-        throw new StoreUrlError(`store ${shown}: the ${planned} store is not available in this version of baton (available: sqlite, memory)`);
-      }
-      throw new StoreUrlError(`store ${shown}: unknown scheme "${scheme}:" (available: sqlite, memory)`);
+      const kind = SERVER_SCHEMES[scheme];
+      if (kind) throw new StoreUrlError(`store ${shown}: a ${kind} URL is opened by the ${kind} store, not parsed here`);
+      throw new StoreUrlError(`store ${shown}: unknown scheme "${scheme}:" (known: ${KNOWN_SCHEMES})`);
     }
   }
 }
 
 /** Opens the store a URL names. @throws StoreUrlError, StoreUnavailableError. */
 export async function openStore(url: string, options: OpenStoreOptions): Promise<Store> {
+  const scheme = typeof url === 'string' ? url.slice(0, Math.max(0, url.indexOf(':'))).toLowerCase() : '';
+  // Each server store parses its own URL; its module (and driver) is loaded only when its scheme is used.
+  switch (SERVER_SCHEMES[scheme]) {
+    case 'postgres':
+      return (await import('./postgres/index.js')).openPostgresStore(url, options);
+    case 'mysql':
+      return (await import('./mysql/index.js')).openMysqlStore(url, options);
+    case 'redis':
+      return (await import('./redis/index.js')).openRedisStore(url, options);
+    case 'etcd':
+      return (await import('./etcd/index.js')).openEtcdStore(url, options);
+    case 'zookeeper':
+      return (await import('./zookeeper/index.js')).openZookeeperStore(url, options);
+    default:
+      break;
+  }
   const parsed = parseStoreUrl(url);
   switch (parsed.kind) {
     case 'memory': {

@@ -320,7 +320,10 @@ export class RedisStore implements Store {
     await Promise.all([this.#redis.connect(), this.#subscriber.connect()]);
     await Promise.all([this.#refreshClientId(), this.#subscriber.subscribe(this.#keys.channel)]);
     // From now on, every reconnection (the first 'ready' has passed).
-    this.#redis.on('ready', () => void this.#refreshClientId());
+    this.#redis.on('ready', () => {
+      this.#lastError = undefined;
+      void this.#refreshClientId();
+    });
     this.#subscriber.on('ready', () => void this.#resubscribe());
   }
 
@@ -395,8 +398,11 @@ export class RedisStore implements Store {
       const status = this.#redis.status;
       if (status === 'ready') throw this.#unavailable('command failed', error);
       // The driver's own message ("Stream isn't writeable…") says little: name the state and the cause.
-      const cause = this.#lastError ? `; last connection error: ${this.#lastError.message}` : '';
-      throw this.#unavailable(`not connected (${status}, reconnecting by itself)${cause}`, error);
+      const cause = this.#lastError ? `, last error: ${this.#lastError.message}` : '';
+      throw new StoreUnavailableError(
+        `redis store (${this.#config.shown}): not connected (${status}${cause}); the handle reconnects by itself`,
+        { cause: error },
+      );
     }
   }
 
