@@ -81,6 +81,7 @@ describe('Redis store URL', () => {
     ['redis://localhost/0?prefix=a{b}', /prefix "a\{b\}" may hold/],
     ['redis://localhost/0?commandTimeoutMs=fast', /commandTimeoutMs must be an integer from 50 to 60000, got "fast"/],
     ['redis://localhost/0?prefix=a&prefix=b', /option "prefix" is given twice/],
+    ['redis://localhost/0?crashDetection=pid', /crashDetection must be "process" or "connection", got "pid"/],
   ])('rejects %s', (url, message) => {
     expect(() => parseRedisUrl(url)).toThrow(StoreUrlError);
     expect(() => parseRedisUrl(url)).toThrow(message);
@@ -173,6 +174,30 @@ describe('Redis crash detection', () => {
       expect((await store.listSessions()).map((s) => s.info.id)).toEqual(['survivor']);
     } finally {
       await store.close();
+    }
+  });
+
+  it('with crashDetection=connection, a vanished connection is enough, and its own handle hears of it', async () => {
+    const cluster = `conn-${randomId(4)}`;
+    const victim = await startVictim(cluster);
+    const store = await openRedisStore(`${url}&crashDetection=connection`, { cluster });
+    const admin = new Redis(SHARED);
+    try {
+      const me = await store.openSession(nodeInfo('survivor'), TTL);
+      expect((await store.tryAcquire('task/x', me.id)).acquired).toBe(false);
+      await admin.call('CLIENT', 'KILL', 'ID', victim.clientId);
+      expect((await store.tryAcquire('task/x', me.id)).acquired).toBe(true); // the victim still runs
+
+      // This handle's own connection drops: it tells its watchers (the session keeper gives up at once).
+      const seen: Change[] = [];
+      store.watch((c) => seen.push(c));
+      const mine = await admin.hget(`{${PREFIX}:${cluster}}:s:${me.id}`, 'client');
+      await admin.call('CLIENT', 'KILL', 'ID', mine as string);
+      await eventually(async () => (seen.some((c) => c.scope === 'connection') ? true : undefined), 2000);
+    } finally {
+      await admin.quit();
+      await store.close();
+      await killVictim();
     }
   });
 

@@ -35,10 +35,18 @@ interface Observed {
 
 function observe(cluster: Cluster): Observed {
   const seen: Observed = { opened: 0, acquired: [], ticks: [] };
-  cluster.on('session:lost', () => (seen.lostAt ??= Date.now()));
-  cluster.on('session:opened', () => (seen.opened += 1));
-  cluster.on('owner:acquired', (e) => seen.acquired.push({ token: e.token, at: Date.now() }));
-  cluster.on('run:started', (e) => seen.ticks.push(e.tick));
+  cluster.on('session:lost', () => {
+    seen.lostAt ??= Date.now();
+  });
+  cluster.on('session:opened', () => {
+    seen.opened += 1;
+  });
+  cluster.on('owner:acquired', (e) => {
+    seen.acquired.push({ token: e.token, at: Date.now() });
+  });
+  cluster.on('run:started', (e) => {
+    seen.ticks.push(e.tick);
+  });
   return seen;
 }
 

@@ -48,13 +48,12 @@ describe('exactly once per tick', () => {
     expect(ticks.length).toBeGreaterThanOrEqual(19);
     expect(sim.duplicateTicks()).toBe(0);
     for (let i = 1; i < ticks.length; i++) expect(ticks[i]! - ticks[i - 1]!).toBe(1000);
-    // Each run started on time (ticks are wall-clock instants: the run starts at the tick).
+    // Ticks are aligned to the second, and each run started on time.
     for (const s of startsOf('sync')) expect(s.tick % 1000).toBe(0);
     const records = await sim.runRecords('sync');
     expect(records.map((r) => r.value.status)).toEqual(records.map(() => 'succeeded'));
+    expect(records.map((r) => r.value.lateMs)).toEqual(records.map(() => 0));
     expect(await sim.lostTicks('sync', 1000)).toEqual([]);
-    // One owner at any time: runs come from one node at a time, never interleaved.
-    expect(new Set((await sim.owners()).values()).size).toBe(1);
   });
 });
 
@@ -520,7 +519,6 @@ describe('cron', () => {
     expect(ticks.length).toBe(10);
     for (const t of ticks) expect(t % 2000).toBe(0);
     for (let i = 1; i < ticks.length; i++) expect(ticks[i]! - ticks[i - 1]!).toBe(2000);
-    for (const s of startsOf('even')) expect(s.at).toBeDefined();
     expect(sim.duplicateTicks()).toBe(0);
   });
 });

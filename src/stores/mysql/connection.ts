@@ -52,6 +52,7 @@ export class MysqlConnection {
   readonly #settings: ConnectionSettings;
   readonly #backoff: Backoff;
   readonly #reconnectListeners = new Set<() => void>();
+  readonly #lostListeners = new Set<() => void>();
   #connection: Mysql.Connection | undefined;
   #view: CrashView;
   #state: State = 'connected';
@@ -84,6 +85,12 @@ export class MysqlConnection {
 
   get connected(): boolean {
     return this.#connection !== undefined;
+  }
+
+  /** Calls `listener` whenever an established connection is lost (not on close()). */
+  onLost(listener: () => void): () => void {
+    this.#lostListeners.add(listener);
+    return () => this.#lostListeners.delete(listener);
   }
 
   /** Calls `listener` after every reconnection (not after the first connect). */
@@ -205,6 +212,7 @@ export class MysqlConnection {
     connection.destroy();
     if (this.#state === 'connected') {
       this.#state = 'reconnecting';
+      for (const listener of [...this.#lostListeners]) listener();
       this.#scheduleReconnect();
     }
   }

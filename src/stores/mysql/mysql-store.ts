@@ -125,6 +125,11 @@ export class MysqlStore implements Store {
     this.#pollMs = options.pollMs ?? 50;
     this.#crashCheckMs = options.crashCheckMs ?? 250;
     this.features = { crashDetection: options.crashDetection ?? true, watch: 'poll' };
+    // Sessions are bound to this connection: once it drops, other nodes may reap them at any moment, so
+    // the session keeper gives them up now rather than at its next renewal.
+    db.onLost(() => {
+      if (this.features.crashDetection) this.#emit({ scope: 'connection' });
+    });
     db.onReconnect(() => {
       if (this.features.crashDetection && this.#ownSessions.size > 0) this.#rebinding ??= this.#rebindOwnSessions();
       this.#emit({ scope: 'any' });

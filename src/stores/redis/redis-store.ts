@@ -74,6 +74,8 @@ export class RedisStore implements Store {
   #tokenFloor = 0n;
   /** Last connection error reported by the driver (wrong password, TLS, refused), for messages. */
   #lastError: Error | undefined;
+  /** The command connection is up (for the `connection` hint: once per drop). */
+  #connected = true;
   #cancelReaper: (() => void) | undefined;
   #closed = false;
 
@@ -214,12 +216,18 @@ export class RedisStore implements Store {
    * a server keepalive or idle timeout shorter than the TTL would make the client id alone unsafe
    * even for that. So owners on other hosts wait for their TTL.
    *
+   * With `crashDetection=connection` condition 1 is dropped, for owners on every host. The handle then
+   * emits a `connection` change when its command connection drops, and the session keeper gives up its
+   * sessions at once (DESIGN.md invariant 4); what remains unsafe is a server that drops a connection
+   * its client cannot see dropped (a partition with a server `tcp-keepalive` or `timeout` shorter than
+   * the TTL) and the short race between the server noticing and the owner's event loop noticing.
+   *
    * `CLIENT` cannot run inside a script, hence check-then-act from here; the client-id condition in the
    * reap script makes it safe: only the owner itself re-binds its session (on renewal), and a dead
    * owner cannot. Where the server forbids `CLIENT` (ACL), condition 1 alone decides: it is sufficient.
    */
   async reapCrashed(): Promise<number> {
-    const candidates = (await this.#liveSessions()).filter((s) => s.process !== null && processState(s.process) === 'gone');
+    const candidates = (await this.#liveSessions()).filter((s) => this.#mayHaveCrashed(s.client, s.process));
     if (candidates.length === 0) return 0;
     const gone = await this.#goneClients(candidates.map((s) => s.client));
     let reaped = 0;
@@ -229,8 +237,17 @@ export class RedisStore implements Store {
     return reaped;
   }
 
+  /**
+   * Condition 1 (or, with `crashDetection=connection`, a known client id: the connection alone decides).
+   * A session without a client id (CLIENT forbidden by ACL) always needs the process check.
+   */
+  #mayHaveCrashed(clientId: string, process: ProcessIdentity | null): boolean {
+    if (this.#config.crashDetection === 'connection' && /^\d+$/.test(clientId)) return true;
+    return process !== null && processState(process) === 'gone';
+  }
+
   async #reapIfCrashed(sessionId: string, clientId: string, process: ProcessIdentity | null): Promise<boolean> {
-    if (process === null || processState(process) !== 'gone') return false;
+    if (!this.#mayHaveCrashed(clientId, process)) return false;
     if (!(await this.#goneClients([clientId])).has(clientId)) return false;
     return (await this.#script('batonReapSession', sessionId, clientId)) === 1;
   }
@@ -319,8 +336,16 @@ export class RedisStore implements Store {
     this.#subscriber.on('message', (_channel: string, message: string) => this.#onMessage(message));
     await Promise.all([this.#redis.connect(), this.#subscriber.connect()]);
     await Promise.all([this.#refreshClientId(), this.#subscriber.subscribe(this.#keys.channel)]);
+    // Sessions bound to this connection may be reaped by others as soon as it drops: say so at once.
+    if (this.#config.crashDetection === 'connection') {
+      this.#redis.on('close', () => {
+        if (this.#connected) this.#emit({ scope: 'connection' });
+        this.#connected = false;
+      });
+    }
     // From now on, every reconnection (the first 'ready' has passed).
     this.#redis.on('ready', () => {
+      this.#connected = true;
       this.#lastError = undefined;
       void this.#refreshClientId();
     });

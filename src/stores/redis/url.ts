@@ -34,11 +34,18 @@ export interface RedisStoreConfig {
   readonly connectTimeoutMs: number;
   /** How often a handle with watchers looks for sessions of crashed processes. */
   readonly crashCheckMs: number;
+  /**
+   * What proves an owner crashed. `process` (default): its connection is gone AND its process is provably
+   * gone (same host only). `connection`: its connection is gone; also catches crashes on other hosts, but
+   * is safe only if connections close only when processes die or the owner's keeper notices at once
+   * (see docs/stores/redis.md).
+   */
+  readonly crashDetection: 'process' | 'connection';
   /** The URL with its password redacted, for messages. */
   readonly shown: string;
 }
 
-const OPTIONS = ['prefix', 'commandTimeoutMs', 'connectTimeoutMs', 'crashCheckMs', 'tlsCa', 'tlsCert', 'tlsKey', 'tlsServername'] as const;
+const OPTIONS = ['prefix', 'commandTimeoutMs', 'connectTimeoutMs', 'crashCheckMs', 'crashDetection', 'tlsCa', 'tlsCert', 'tlsKey', 'tlsServername'] as const;
 type OptionName = (typeof OPTIONS)[number];
 
 /** @throws StoreUrlError naming the URL (password redacted) and what is wrong with it. */
@@ -87,6 +94,8 @@ export function parseRedisUrl(url: string): RedisStoreConfig {
     }
     return value;
   };
+  const crashDetection = (raw: string): 'process' | 'connection' =>
+    raw === 'process' || raw === 'connection' ? raw : fail(`crashDetection must be "process" or "connection", got ${JSON.stringify(raw)}`);
   const readPem = (name: 'tlsCa' | 'tlsCert' | 'tlsKey'): string | undefined => {
     const file = values.get(name);
     if (file === undefined) return undefined;
@@ -107,6 +116,7 @@ export function parseRedisUrl(url: string): RedisStoreConfig {
     commandTimeoutMs: integer('commandTimeoutMs', 2000, 50, 60_000),
     connectTimeoutMs: integer('connectTimeoutMs', 2000, 50, 60_000),
     crashCheckMs: integer('crashCheckMs', 250, 10, 60_000),
+    crashDetection: crashDetection(values.get('crashDetection') ?? 'process'),
     shown,
   };
   if (!tls) return config;
