@@ -60,6 +60,9 @@ export interface ClusterOptions extends SessionTimingOptions {
 export type ClusterState = 'new' | 'starting' | 'running' | 'closing' | 'closed';
 
 const CLUSTER_NAME = /^[A-Za-z0-9][\w.-]{0,63}$/;
+const CLUSTER_OPTIONS: ReadonlySet<string> = new Set([
+  'store', 'name', 'node', 'ttl', 'renewEvery', 'safetyMargin', 'scanEvery', 'claimDelay', 'rebalanceAfter', 'clock', 'logger',
+] satisfies (keyof ClusterOptions)[]);
 
 export class Cluster {
   readonly name: string;
@@ -276,6 +279,12 @@ function resolveCoordinatorTiming(options: ClusterOptions, ttlMs: number): Coord
  */
 export async function createCluster(options: ClusterOptions): Promise<Cluster> {
   if (typeof options !== 'object' || options === null) throw new ConfigError('createCluster: options must be an object');
+  const unknown = Object.keys(options).filter((key) => !CLUSTER_OPTIONS.has(key));
+  if (unknown.length > 0) {
+    throw new ConfigError(
+      `createCluster: unknown option ${unknown.map((k) => JSON.stringify(k)).join(', ')} (known: ${[...CLUSTER_OPTIONS].join(', ')})`,
+    );
+  }
   const name = options.name ?? 'default';
   if (typeof name !== 'string' || !CLUSTER_NAME.test(name)) {
     throw new ConfigError(

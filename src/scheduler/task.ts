@@ -8,7 +8,10 @@ import type { MissReason, RunOutcome } from './events.js';
 
 /** Options of a task. Exactly one of `every` and `cron`. */
 export interface TaskOptions extends ScheduleOptions {
-  /** Run records kept per task in the store (newest first). Default 100. */
+  /**
+   * Run records kept per task in the store. Default 100. Pruned every ⌊history/4⌋ runs, so up to
+   * history + ⌊history/4⌋ − 1 may exist between two prunes.
+   */
   readonly history?: number;
 }
 

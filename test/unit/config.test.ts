@@ -306,3 +306,13 @@ describe('cluster options', () => {
     await c.close();
   });
 });
+
+describe('createCluster: unknown options', () => {
+  it('refuses a misspelt option instead of ignoring it', async () => {
+    const { createCluster } = await import('../../src/cluster.js');
+    await expect(createCluster({ store: 'memory:unknown-opt', tll: 3000 } as never)).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringContaining('"tll"'),
+    });
+  });
+});
