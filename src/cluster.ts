@@ -254,6 +254,11 @@ export class Cluster {
       case 'session:stalled':
         this.#log.warn(fields, String(event));
         break;
+      case 'session:opened':
+        // A recovery is as worth seeing as the loss before it.
+        if ((payload as BatonEvents['session:opened']).replaces) this.#log.warn(fields, 'session re-opened after a loss');
+        else this.#log.info(fields, String(event));
+        break;
       case 'run:started':
       case 'run:finished':
         this.#log.debug(fields, String(event));

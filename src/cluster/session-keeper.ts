@@ -18,7 +18,8 @@ import type { Store } from '../stores/contract.js';
 import type { SessionTiming } from './session-timing.js';
 
 export interface SessionEvents {
-  'session:opened': { readonly sessionId: string };
+  /** A session was opened; `replaces` names the lost session it takes over from (a recovery). */
+  'session:opened': { readonly sessionId: string; readonly replaces?: string };
   'session:lost': { readonly sessionId: string; readonly reason: string };
   /** A timer of the keeper fired much later than asked: the event loop was blocked or the process paused. */
   'session:stalled': { readonly lagMs: number };
@@ -93,6 +94,7 @@ export class SessionKeeper {
   #reopening: Promise<void> | undefined;
   readonly #stop = new AbortController();
   #unwatch: (() => void) | undefined;
+  #lastLost: string | undefined;
   readonly #background = new Set<Promise<unknown>>();
 
   constructor(options: { store: Store; info: NodeInfo; timing: SessionTiming; clock: Clock; emit: Emit }) {
@@ -170,7 +172,8 @@ export class SessionKeeper {
     this.#backoff.reset();
     this.#armDeadline(session);
     this.#scheduleRenew(this.#timing.renewEveryMs);
-    this.#emit('session:opened', { sessionId: id });
+    this.#emit('session:opened', { sessionId: id, ...(this.#lastLost ? { replaces: this.#lastLost } : {}) });
+    this.#lastLost = undefined;
     for (const listener of [...this.#listeners]) listener(session);
     return session;
   }
@@ -230,6 +233,7 @@ export class SessionKeeper {
   #lose(session: LiveSession, reason: string): void {
     if (session !== this.#session) return;
     this.#session = undefined;
+    this.#lastLost = session.id;
     this.#cancelTimers();
     session.end(new SessionExpiredError(`session ${session.id}: ${reason}`));
     this.#emit('session:lost', { sessionId: session.id, reason });
