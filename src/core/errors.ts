@@ -18,7 +18,9 @@ export type BatonErrorCode =
   | 'SESSION_EXPIRED'
   | 'NOT_OWNER'
   | 'CLOSED'
-  | 'INVALID_STATE';
+  | 'INVALID_STATE'
+  | 'LOCK_HELD'
+  | 'VALUE_INVALID';
 
 export class BatonError extends Error {
   readonly code: BatonErrorCode;
@@ -85,6 +87,39 @@ export class NotOwnerError extends BatonError {
 export class ClosedError extends BatonError {
   constructor(message: string) {
     super('CLOSED', message);
+  }
+}
+
+/** Who holds a key, as far as the store can tell: the holder's node, host and pid, and its token. */
+export interface HolderInfo {
+  readonly node: string;
+  readonly host: string;
+  readonly pid: number;
+  readonly token: bigint;
+}
+
+/**
+ * A lock (or every permit of a semaphore) is held by others and the caller chose not to wait, or not
+ * longer than it did. `holders` names them (empty when their sessions could not be read). Never held,
+ * not lost: compare {@link SessionExpiredError}.
+ */
+export class LockHeldError extends BatonError {
+  readonly holders: readonly HolderInfo[];
+  constructor(message: string, holders: readonly HolderInfo[]) {
+    super('LOCK_HELD', message);
+    this.holders = holders;
+  }
+
+  /** The first (for a lock: the only) holder, or null when unknown. */
+  get holder(): HolderInfo | null {
+    return this.holders[0] ?? null;
+  }
+}
+
+/** A value cannot be stored: not JSON-serialisable, or larger than the limit. The message says which. */
+export class ValueError extends BatonError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('VALUE_INVALID', message, options);
   }
 }
 

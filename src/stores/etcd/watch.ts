@@ -15,6 +15,7 @@
 import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
 import type { Clock } from '../../core/clock.js';
 import type { Change } from '../contract.js';
+import { ChangeListeners } from '../change-listeners.js';
 import type { KeyLayout } from './keys.js';
 
 /** Pause before re-creating a watch that etcd cancelled. */
@@ -24,7 +25,7 @@ export class EtcdWatch {
   readonly #client: Etcd3;
   readonly #keys: KeyLayout;
   readonly #clock: Clock;
-  readonly #listeners = new Set<(change: Change) => void>();
+  readonly #listeners = new ChangeListeners();
   #watcher: Watcher | undefined;
   #cancelRecreate: (() => void) | undefined;
   #disconnected = false;
@@ -66,7 +67,7 @@ export class EtcdWatch {
     const watcher = this.#client.watch().prefix(this.#keys.root).watcher();
     watcher.on('data', (response: IWatchResponse) => {
       if (this.#watcher !== watcher) return; // being cancelled: its listeners are gone
-      for (const event of response.events) this.#emit(this.#keys.changeOf(event.kv.key));
+      for (const event of response.events) this.#listeners.emit(this.#keys.changeOf(event.kv.key));
     });
     watcher.on('disconnected', () => {
       this.#disconnected = true;
@@ -74,7 +75,7 @@ export class EtcdWatch {
     watcher.on('connected', () => {
       if (this.#watcher !== watcher) return;
       // Reconnected: etcd replays from the last revision seen, but a compaction may have eaten some.
-      if (this.#disconnected) this.#emit({ scope: 'any' });
+      if (this.#disconnected) this.#listeners.emit({ scope: 'any' });
       this.#disconnected = false;
     });
     // etcd cancelled the watch (compacted start revision, lost permission): the manager dropped it.
@@ -82,7 +83,7 @@ export class EtcdWatch {
     watcher.on('error', () => {
       if (this.#watcher !== watcher) return;
       this.#watcher = undefined;
-      this.#emit({ scope: 'any' });
+      this.#listeners.emit({ scope: 'any' });
       this.#cancelRecreate = this.#clock.setTimer(RECREATE_AFTER_MS, () => {
         this.#cancelRecreate = undefined;
         if (!this.#closed && this.#listeners.size > 0) this.#start();
@@ -107,14 +108,4 @@ export class EtcdWatch {
     void stopping.finally(() => this.#stopping.delete(stopping));
   }
 
-  #emit(change: Change): void {
-    for (const listener of [...this.#listeners]) {
-      try {
-        listener(change);
-      } catch {
-        // Isolated on purpose: a hint listener that throws must not kill the watch stream (an error
-        // thrown from an etcd3 stream handler is re-thrown asynchronously and would crash the process).
-      }
-    }
-  }
 }

@@ -22,6 +22,7 @@ import type {
   WriteCondition,
   WriteResult,
 } from '../contract.js';
+import { ChangeListeners } from '../change-listeners.js';
 
 interface SessionState {
   id: string;
@@ -107,7 +108,7 @@ export class MemoryStore implements Store {
   readonly features = { crashDetection: false, watch: 'push' } as const;
   readonly cluster: string;
   readonly #backend: MemoryBackend;
-  readonly #listeners = new Set<(change: Change) => void>();
+  readonly #listeners = new ChangeListeners();
   #closed = false;
 
   constructor(backend: MemoryBackend, cluster: string) {
@@ -246,7 +247,7 @@ export class MemoryStore implements Store {
   /** @internal delivers a change to this handle's listeners, asynchronously like a real store. */
   deliver(change: Change): void {
     if (this.#closed || this.#backend.isSevered(this)) return;
-    for (const listener of [...this.#listeners]) queueMicrotask(() => listener(change));
+    queueMicrotask(() => this.#listeners.emit(change));
   }
 
   #check(): void {

@@ -44,6 +44,7 @@ import type {
   WriteCondition,
   WriteResult,
 } from '../contract.js';
+import { ChangeListeners } from '../change-listeners.js';
 import { ER_DUP_ENTRY, ER_LOCK_DEADLOCK, errno, MysqlConnection, type ConnectionSettings, type MysqlDriver, type Run } from './connection.js';
 import { migrate } from './schema.js';
 import * as sql from './statements.js';
@@ -105,7 +106,7 @@ export class MysqlStore implements Store {
   readonly #shown: string;
   readonly #pollMs: number;
   readonly #crashCheckMs: number;
-  readonly #listeners = new Set<(change: Change) => void>();
+  readonly #listeners = new ChangeListeners();
   #seen: Map<string, number> | undefined;
   #cancelPoll: (() => void) | undefined;
   #pollRun: Promise<void> | undefined;
@@ -128,11 +129,11 @@ export class MysqlStore implements Store {
     // Sessions are bound to this connection: once it drops, other nodes may reap them at any moment, so
     // the session keeper gives them up now rather than at its next renewal.
     db.onLost(() => {
-      if (this.features.crashDetection) this.#emit({ scope: 'connection' });
+      if (this.features.crashDetection) this.#listeners.emit({ scope: 'connection' });
     });
     db.onReconnect(() => {
       if (this.features.crashDetection && this.#ownSessions.size > 0) this.#rebinding ??= this.#rebindOwnSessions();
-      this.#emit({ scope: 'any' });
+      this.#listeners.emit({ scope: 'any' });
     });
   }
 
@@ -489,7 +490,7 @@ export class MysqlStore implements Store {
       this.#seen = changes;
       if (seen) {
         for (const [scope, version] of changes) {
-          if (seen.get(scope) !== version) this.#emit({ scope: scope as ChangeScope });
+          if (seen.get(scope) !== version) this.#listeners.emit({ scope: scope as ChangeScope });
         }
       }
     } catch {
@@ -509,15 +510,6 @@ export class MysqlStore implements Store {
     this.#cancelPoll = undefined;
   }
 
-  #emit(change: Change): void {
-    for (const listener of [...this.#listeners]) {
-      try {
-        listener(change);
-      } catch {
-        // A throwing listener must not stop the others nor the poll loop; it only loses a hint.
-      }
-    }
-  }
 
   #check(): void {
     if (this.#closed) throw new ClosedError(`mysql store ${this.#shown}: handle is closed`);

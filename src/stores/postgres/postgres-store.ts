@@ -54,6 +54,7 @@ import type {
   WriteCondition,
   WriteResult,
 } from '../contract.js';
+import { ChangeListeners } from '../change-listeners.js';
 import { PgConnection, type PgDriver } from './connection.js';
 import { migrate, quoteIdent } from './schema.js';
 import { compile, postgresStatements, type Statements, type WriteMode } from './statements.js';
@@ -98,7 +99,7 @@ export class PostgresStore implements Store {
   /** NOTIFY channel of this schema and cluster: a hash, so any cluster name makes a valid identifier. */
   readonly #channel: string;
   readonly #label: string;
-  readonly #listeners = new Set<(change: Change) => void>();
+  readonly #listeners = new ChangeListeners();
   #main: PgConnection | undefined;
   #listener: PgConnection | undefined;
   /** True while anyone watches; the reap loop runs while it is. */
@@ -156,7 +157,7 @@ export class PostgresStore implements Store {
       label: `${this.#label} (statements)`,
       // Sessions are bound to this connection: once it drops, other nodes may reap them at any moment,
       // so tell the session keeper to give them up now rather than at its next renewal.
-      ...(config.crashDetection ? { onLost: () => this.#emit({ scope: 'connection' }) } : {}),
+      ...(config.crashDetection ? { onLost: () => this.#listeners.emit({ scope: 'connection' }) } : {}),
     });
     await migrate(this.#main, config.schema, config.shown);
     this.#listener = await PgConnection.open({
@@ -168,11 +169,11 @@ export class PostgresStore implements Store {
 
   async #listen(client: Client, reconnected: boolean): Promise<void> {
     client.on('notification', (message: Notification) => {
-      if (message.channel === this.#channel) this.#emit(parseChange(message.payload));
+      if (message.channel === this.#channel) this.#listeners.emit(parseChange(message.payload));
     });
     await client.query(`LISTEN ${quoteIdent(this.#channel)}`);
     // Changes made while we were not listening are lost: tell watchers to re-read everything.
-    if (reconnected) this.#emit({ scope: 'any' });
+    if (reconnected) this.#listeners.emit({ scope: 'any' });
   }
 
   async time(): Promise<number> {
@@ -363,15 +364,6 @@ export class PostgresStore implements Store {
     this.#cancelReapTimer = undefined;
   }
 
-  #emit(change: Change): void {
-    for (const listener of [...this.#listeners]) {
-      try {
-        listener(change);
-      } catch {
-        // A hint listener that throws must not break the connection that serves every other watcher.
-      }
-    }
-  }
 
   #check(): void {
     if (this.#closed) throw new ClosedError(`${this.#label}: handle is closed`);

@@ -36,6 +36,7 @@ import type {
   WriteCondition,
   WriteResult,
 } from '../contract.js';
+import { ChangeListeners } from '../change-listeners.js';
 import { clusterKeys, type ClusterKeys } from './keys.js';
 import { SCRIPT_KEY_COUNT, SCRIPTS, scriptSource, type ScriptName } from './scripts.js';
 import type { RedisStoreConfig } from './url.js';
@@ -67,7 +68,7 @@ export class RedisStore implements Store {
   readonly #redis: Redis;
   /** Subscribed to the cluster's channel; a connection in subscriber mode can do nothing else. */
   readonly #subscriber: Redis;
-  readonly #listeners = new Set<(change: Change) => void>();
+  readonly #listeners = new ChangeListeners();
   /** CLIENT ID of the command connection, refreshed on every (re)connection; '' when not allowed. */
   #clientId = '';
   /** Highest fencing token this handle has seen: the floor for the next one (see next_token). */
@@ -281,7 +282,7 @@ export class RedisStore implements Store {
     }
     if (status === 'acquired') {
       // reply[2] === '1': the counter was found at or below a token we saw, the server lost data.
-      if (reply[2] === '1') this.#emit({ scope: 'any' });
+      if (reply[2] === '1') this.#listeners.emit({ scope: 'any' });
       return { acquired: true, token: this.#see(BigInt(token as string)) };
     }
     const holder = this.#toHolder(key, [token as string, holderSession as string, acquiredAt as string]);
@@ -339,7 +340,7 @@ export class RedisStore implements Store {
     // Sessions bound to this connection may be reaped by others as soon as it drops: say so at once.
     if (this.#config.crashDetection === 'connection') {
       this.#redis.on('close', () => {
-        if (this.#connected) this.#emit({ scope: 'connection' });
+        if (this.#connected) this.#listeners.emit({ scope: 'connection' });
         this.#connected = false;
       });
     }
@@ -373,7 +374,7 @@ export class RedisStore implements Store {
     } catch {
       return; // Dropped again before subscribing: the next 'ready' retries.
     }
-    this.#emit({ scope: 'any' });
+    this.#listeners.emit({ scope: 'any' });
   }
 
   #onMessage(message: string): void {
@@ -381,18 +382,9 @@ export class RedisStore implements Store {
     const scope = space < 0 ? message : message.slice(0, space);
     const key = space < 0 ? '' : message.slice(space + 1);
     if (!SCOPES.has(scope)) return;
-    this.#emit(key ? { scope: scope as ChangeScope, key } : { scope: scope as ChangeScope });
+    this.#listeners.emit(key ? { scope: scope as ChangeScope, key } : { scope: scope as ChangeScope });
   }
 
-  #emit(change: Change): void {
-    for (const listener of [...this.#listeners]) {
-      try {
-        listener(change);
-      } catch {
-        // A throwing watcher must not break delivery to the others nor the subscriber connection.
-      }
-    }
-  }
 
   #scheduleReaper(): void {
     this.#cancelReaper = this.#clock.setTimer(this.#config.crashCheckMs, () => {

@@ -32,6 +32,7 @@ import type {
   WriteCondition,
   WriteResult,
 } from '../contract.js';
+import { ChangeListeners } from '../change-listeners.js';
 import { migrate } from './schema.js';
 
 export interface SqliteStoreOptions {
@@ -70,7 +71,7 @@ export class SqliteStore implements Store {
   readonly #pollMs: number;
   readonly #crashCheckMs: number;
   readonly #sql: ReturnType<typeof prepareStatements>;
-  readonly #listeners = new Set<(change: Change) => void>();
+  readonly #listeners = new ChangeListeners();
   #seenChanges = new Map<string, number>();
   #cancelPoll: (() => void) | undefined;
   #lastCrashCheck = -Infinity;
@@ -290,7 +291,7 @@ export class SqliteStore implements Store {
     }
     const changes = this.#readChanges();
     for (const [scope, version] of changes) {
-      if (this.#seenChanges.get(scope) !== version) this.#emit({ scope: scope as ChangeScope });
+      if (this.#seenChanges.get(scope) !== version) this.#listeners.emit({ scope: scope as ChangeScope });
     }
     this.#seenChanges = changes;
   }
@@ -310,9 +311,6 @@ export class SqliteStore implements Store {
     return new Map(rows.map((r) => [r.scope, r.version]));
   }
 
-  #emit(change: Change): void {
-    for (const listener of [...this.#listeners]) listener(change);
-  }
 
   #dropSession(sessionId: string): void {
     const owners = this.#sql.deleteOwnersOfSession.run(this.cluster, sessionId).changes;

@@ -54,6 +54,7 @@ import type {
   WriteCondition,
   WriteResult,
 } from '../contract.js';
+import { ChangeListeners } from '../change-listeners.js';
 import { ZkCode, ZkConnection, type NodeData, type ZkDriver, type ZkOp } from './connection.js';
 import {
   EMPTY,
@@ -117,7 +118,7 @@ export class ZookeeperStore implements Store {
   readonly #clock: Clock;
   readonly #label: string;
   readonly #crashCheckMs: number;
-  readonly #listeners = new Set<(change: Change) => void>();
+  readonly #listeners = new ChangeListeners();
   readonly #stopReconnectListener: () => void;
   #cancelCrashCheck: (() => void) | undefined;
   #closed = false;
@@ -449,7 +450,7 @@ export class ZookeeperStore implements Store {
     if (this.#closed || this.#listeners.size === 0) return; // unwatched: let the watch lapse
     // Re-arm BEFORE telling listeners: a change landing between the event and the re-arm is then
     // either visible to the listener's re-read or fires the new watch; it cannot fall in a gap.
-    void this.#arm(scope).finally(() => this.#emit({ scope }));
+    void this.#arm(scope).finally(() => this.#listeners.emit({ scope }));
   }
 
   /**
@@ -459,7 +460,7 @@ export class ZookeeperStore implements Store {
    */
   #armAll(): void {
     void Promise.all([this.#arm('sessions'), this.#arm('owners'), this.#arm('records')]).finally(() => {
-      if (!this.#closed && this.#listeners.size > 0) this.#emit({ scope: 'any' });
+      if (!this.#closed && this.#listeners.size > 0) this.#listeners.emit({ scope: 'any' });
     });
   }
 
@@ -479,15 +480,6 @@ export class ZookeeperStore implements Store {
     this.#armAll();
   }
 
-  #emit(change: Change): void {
-    for (const listener of [...this.#listeners]) {
-      try {
-        listener(change);
-      } catch {
-        // A throwing listener must not stop the others, nor the watch loop.
-      }
-    }
-  }
 
   /** Every write of a scope also writes its parent node, so one data watch per scope sees them all. */
   #bump(scope: 'owners' | 'records'): ZkOp {
