@@ -24,6 +24,7 @@ export {
   StoreUnavailableError,
   StoreUrlError,
   TaskDuplicateError,
+  TimeoutError,
   type BatonErrorCode,
 } from './core/errors.js';
 export { openStore } from './stores/open-store.js';

@@ -123,6 +123,16 @@ export class ValueError extends BatonError {
   }
 }
 
+/**
+ * A run attempt exceeded its task's `timeout`: the reason its `ctx.signal` aborts with. Named like the
+ * DOM's `TimeoutError` (what `AbortSignal.timeout()` uses), so `signal.reason.name === 'TimeoutError'` works.
+ */
+export class TimeoutError extends BatonError {
+  constructor(message: string) {
+    super('TASK_TIMEOUT', message);
+  }
+}
+
 /** Converts anything thrown into an Error for logging and records. */
 export function toError(value: unknown): Error {
   return value instanceof Error ? value : new Error(String(value));

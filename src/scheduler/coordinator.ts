@@ -155,8 +155,9 @@ export class Coordinator {
       return;
     }
     if (preferred === undefined || preferred === me) return;
-    const target = sessions.find((s) => s.info.id === preferred);
-    if (target && target.ageMs >= this.#timing.rebalanceAfterMs) runner.requestHandover();
+    // A node restarted under the same id may still show its old session: judge by the youngest.
+    const ages = sessions.filter((s) => s.info.id === preferred).map((s) => s.ageMs);
+    if (ages.length > 0 && Math.min(...ages) >= this.#timing.rebalanceAfterMs) runner.requestHandover();
   }
 
   async #acquire(runner: TaskRunner): Promise<void> {

@@ -1,29 +1,69 @@
 import type { SessionEvents } from '../cluster/session-keeper.js';
 
-export type RunOutcome = 'succeeded' | 'failed' | 'aborted';
+/**
+ * How a run ended. `timed-out`: its last attempt threw after the task's `timeout` aborted its signal.
+ * `aborted`: it ended because the node lost the task or shut down.
+ */
+export type RunOutcome = 'succeeded' | 'failed' | 'timed-out' | 'aborted';
 
 /** Why ticks were not run. */
 export type MissReason =
   /** No node owned the task when they fell due (every node down, or a failover longer than the interval). */
   | 'no-owner'
-  /** They fell due while the previous run was still going (runs of one task never overlap). */
+  /** They fell due while a run was still going (overlap `skip`, or beyond `overlapLimit` for `queue`/`allow`). */
   | 'overlap'
   /** The owner's process was stalled (GC, SIGSTOP, a blocked event loop) past them. */
-  | 'stalled';
+  | 'stalled'
+  /** The task was paused cluster-wide (`cluster.pause()`). */
+  | 'paused'
+  /** A task of `dependsOn` did not succeed for the same tick within `dependencyTimeout`. */
+  | 'dependency'
+  /** No slot of the task's concurrency group freed up before its next tick was due. */
+  | 'concurrency';
 
 export interface SchedulerEvents {
   'owner:acquired': { readonly task: string; readonly token: bigint };
   'owner:lost': { readonly task: string; readonly token: bigint; readonly reason: string };
   'owner:released': { readonly task: string; readonly token: bigint; readonly reason: 'shutdown' | 'rebalance' };
-  'run:started': { readonly task: string; readonly tick: number; readonly lateMs: number; readonly token: bigint };
+  /**
+   * A tick (or a manual trigger) was claimed and its first attempt is about to run. `lateMs` is measured
+   * from the tick plus its `jitterMs`, so jitter never counts as lateness.
+   */
+  'run:started': {
+    readonly task: string;
+    readonly tick: number;
+    readonly lateMs: number;
+    readonly token: bigint;
+    readonly jitterMs?: number;
+    /** The trigger's id, for a run requested with `cluster.trigger()`. */
+    readonly trigger?: string;
+  };
+  /** An attempt failed (or timed out) and the run is retried after `delayMs`, as attempt `attempt`. */
+  'run:retrying': {
+    readonly task: string;
+    readonly tick: number;
+    readonly attempt: number;
+    readonly delayMs: number;
+    readonly error: Error;
+  };
   'run:finished': {
     readonly task: string;
     readonly tick: number;
     readonly outcome: RunOutcome;
     readonly durationMs: number;
     readonly error?: Error;
+    /** Attempts made (1 without retries). */
+    readonly attempts?: number;
+    readonly trigger?: string;
   };
   'tick:missed': { readonly task: string; readonly from: number; readonly to: number; readonly count: number; readonly reason: MissReason };
+  /** A run waits before its claim: for a task it depends on, or for a concurrency slot. */
+  'tick:waiting': { readonly task: string; readonly tick: number; readonly for: 'dependency' | 'slot' };
+  /** This node wrote a trigger record (`cluster.trigger()`); the owner, wherever it is, runs it. */
+  'task:triggered': { readonly task: string; readonly id: string };
+  /** This node paused or resumed a task cluster-wide. */
+  'task:paused': { readonly task: string };
+  'task:resumed': { readonly task: string };
   /** A background operation failed; baton retries by itself. Listening is optional: nothing throws. */
   error: { readonly where: string; readonly error: Error };
 }

@@ -7,6 +7,8 @@
  *   :00, :10, :20 …), so all nodes agree on tick times without sharing any state.
  * - `cron`: croner syntax, 5 fields or 6 with seconds, optional IANA time zone (DST handled by croner:
  *   a local time skipped by DST runs at the next valid time, a repeated one runs once).
+ * - `at`: one tick at a fixed instant (a `Date` or an ISO 8601 string with a time zone designator);
+ *   once it ran (or was recorded missed) the schedule has no more ticks.
  */
 import { Cron } from 'croner';
 import { parseDuration, type Duration } from '../core/duration.js';
@@ -30,17 +32,22 @@ export interface ScheduleOptions {
   readonly cron?: string;
   /** IANA time zone for `cron`, e.g. `'Europe/Paris'`. Default: UTC. */
   readonly timezone?: string;
+  /** One tick at this instant: a `Date`, or an ISO 8601 string with `Z` or an offset (`2026-05-01T09:00:00+02:00`). */
+  readonly at?: Date | string;
 }
 
 export const MIN_INTERVAL_MS = 100;
 
 export function parseSchedule(options: ScheduleOptions, where: string): Schedule {
-  const hasEvery = options.every !== undefined;
-  const hasCron = options.cron !== undefined;
-  if (hasEvery === hasCron) {
-    throw new ConfigError(`${where}: give exactly one of "every" (e.g. "10s") or "cron" (e.g. "*/5 * * * * *")`);
+  const given = [options.every, options.cron, options.at].filter((v) => v !== undefined).length;
+  if (given !== 1) {
+    throw new ConfigError(`${where}: give exactly one of "every" (e.g. "10s"), "cron" (e.g. "*/5 * * * * *") or "at" (a Date or ISO time)`);
   }
-  if (hasEvery) {
+  if (options.at !== undefined) {
+    if (options.timezone !== undefined) throw new ConfigError(`${where}: "timezone" applies to "cron" only`);
+    return atSchedule(parseInstant(options.at, `${where}: at`));
+  }
+  if (options.every !== undefined) {
     if (options.timezone !== undefined) throw new ConfigError(`${where}: "timezone" applies to "cron" only`);
     const intervalMs = parseDuration(options.every, `${where}: every`);
     if (intervalMs < MIN_INTERVAL_MS) {
@@ -57,6 +64,27 @@ function everySchedule(intervalMs: number, written: string): Schedule {
     intervalMs,
     next: (afterMs) => (Math.floor(afterMs / intervalMs) + 1) * intervalMs,
     latest: (atMs) => Math.floor(atMs / intervalMs) * intervalMs,
+  };
+}
+
+const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})$/;
+
+/** A `Date` or an ISO 8601 string with a zone designator (a local time without one would differ by host). */
+function parseInstant(value: unknown, field: string): number {
+  const ms = value instanceof Date ? value.getTime() : typeof value === 'string' && ISO_WITH_ZONE.test(value) ? Date.parse(value) : NaN;
+  if (!Number.isFinite(ms)) {
+    throw new ScheduleError(
+      `${field}: expected a valid Date or an ISO 8601 time with a zone such as "2026-05-01T09:00:00Z", got ${value instanceof Date ? 'an invalid Date' : JSON.stringify(value)}`,
+    );
+  }
+  return ms;
+}
+
+function atSchedule(atMs: number): Schedule {
+  return {
+    description: `at ${new Date(atMs).toISOString()}`,
+    next: (afterMs) => (atMs > afterMs ? atMs : undefined),
+    latest: (atOrBefore) => (atMs <= atOrBefore ? atMs : undefined),
   };
 }
 
@@ -92,6 +120,7 @@ function cronSchedule(pattern: unknown, timezone: unknown, where: string): Sched
 export function scheduleFromDescription(description: string): Schedule | undefined {
   try {
     if (description.startsWith('every ')) return parseSchedule({ every: description.slice(6) }, 'schedule');
+    if (description.startsWith('at ')) return parseSchedule({ at: description.slice(3) }, 'schedule');
     const match = /^cron (.+?)(?: tz (\S+))?$/.exec(description);
     if (match) return parseSchedule({ cron: match[1], ...(match[2] ? { timezone: match[2] } : {}) }, 'schedule');
   } catch {
