@@ -1,0 +1,106 @@
+/**
+ * Store load per node: 3 nodes (in this process, each with its own store handle) declare N tasks that
+ * do not fire during the measurement (`every: 24h`), so what is counted is the cost of coordination
+ * alone: session renewals, placement scans, and whatever else the cluster sends while owning N tasks.
+ * Each node's Store is wrapped in a counting proxy (createCluster accepts an opened Store): every call is
+ * a round trip, calls that change state are writes. The window starts once every task is owned and no
+ * ownership changed for 1 s. Traffic a store handle makes on its own (SQLite's change poll every 50 ms,
+ * the server stores' crash checks/reapers, etcd keep-alive pings) does not pass through the Store
+ * interface and is not counted; it is per handle, not per task (see docs/stores/*). The window opens
+ * only after TTL + 2 s, once rebalancing had its chance, and ownership has been still for 1 s.
+ */
+import { createCluster, type Cluster } from '../src/cluster.js';
+import { silentLogger } from '../src/core/logger.js';
+import { openStore } from '../src/stores/open-store.js';
+import type { Store } from '../src/stores/contract.js';
+import { round } from './stats.js';
+import { progress, sleep, waitUntil } from './util.js';
+
+const WRITES: ReadonlySet<string> = new Set(['openSession', 'renewSession', 'closeSession', 'tryAcquire', 'release', 'put', 'delete', 'deleteBefore']);
+const NOT_CALLS: ReadonlySet<string> = new Set(['watch', 'close']);
+
+export interface CallCounts {
+  writes: number;
+  roundTrips: number;
+  byMethod: Record<string, number>;
+}
+
+/** A Store that counts the calls made through it. */
+export function countingStore(inner: Store): { store: Store; counts: CallCounts; reset(): void } {
+  const counts: CallCounts = { writes: 0, roundTrips: 0, byMethod: {} };
+  const store = new Proxy(inner, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof value !== 'function' || typeof prop !== 'string' || NOT_CALLS.has(prop)) {
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      }
+      return (...args: unknown[]) => {
+        counts.roundTrips += 1;
+        if (WRITES.has(prop)) counts.writes += 1;
+        counts.byMethod[prop] = (counts.byMethod[prop] ?? 0) + 1;
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  return {
+    store,
+    counts,
+    reset() {
+      counts.writes = 0;
+      counts.roundTrips = 0;
+      counts.byMethod = {};
+    },
+  };
+}
+
+export interface LoadPoint {
+  writesPerSec: number;
+  roundTripsPerSec: number;
+  /** Per-method calls per second per node (averaged over the nodes). */
+  byMethod: Record<string, number>;
+  settleMs: number;
+}
+
+export async function measureLoad(url: string, cluster: string, tasks: number, windowMs: number, nodes = 3): Promise<LoadPoint> {
+  const handles: { cluster: Cluster; store: Store; counter: ReturnType<typeof countingStore> }[] = [];
+  let owned = 0;
+  let lastChange = Date.now();
+  try {
+    for (let i = 0; i < nodes; i++) {
+      const raw = await openStore(url, { cluster });
+      const counter = countingStore(raw);
+      const c = await createCluster({ store: counter.store, name: cluster, node: { id: `load-${i}` }, logger: silentLogger });
+      handles.push({ cluster: c, store: raw, counter });
+      for (let t = 0; t < tasks; t++) c.task(`t${t}`, { every: '24h' }, () => undefined);
+      const bump = (d: number) => () => {
+        owned += d;
+        lastChange = Date.now();
+      };
+      c.on('owner:acquired', bump(1));
+      c.on('owner:released', bump(-1));
+      c.on('owner:lost', bump(-1));
+    }
+    const started = Date.now();
+    await Promise.all(handles.map((h) => h.cluster.start()));
+    await waitUntil(`${tasks} tasks owned`, () => owned === tasks && Date.now() - lastChange >= 1000, 60_000, 50);
+    // Rebalancing (hand-over to a node alive for one TTL, 5 s) must be over before the window opens.
+    const rebalanced = started + 5000 + 2000 - Date.now();
+    if (rebalanced > 0) await sleep(rebalanced);
+    await waitUntil(`${tasks} tasks owned and still`, () => owned === tasks && Date.now() - lastChange >= 1000, 30_000, 50);
+    const settleMs = Date.now() - started;
+    for (const h of handles) h.counter.reset();
+    const t0 = Date.now();
+    await sleep(windowMs);
+    const seconds = (Date.now() - t0) / 1000;
+    const per = (f: (c: CallCounts) => number) => round(handles.reduce((n, h) => n + f(h.counter.counts), 0) / nodes / seconds, 2);
+    const methods = new Set(handles.flatMap((h) => Object.keys(h.counter.counts.byMethod)));
+    const byMethod: Record<string, number> = {};
+    for (const m of methods) byMethod[m] = per((c) => c.byMethod[m] ?? 0);
+    const point = { writesPerSec: per((c) => c.writes), roundTripsPerSec: per((c) => c.roundTrips), byMethod, settleMs };
+    progress(`load ${url.split(':')[0]} t${tasks}: ${point.writesPerSec} writes/s, ${point.roundTripsPerSec} round trips/s per node (settled in ${settleMs}ms)`);
+    return point;
+  } finally {
+    await Promise.allSettled(handles.map((h) => h.cluster.close()));
+    await Promise.allSettled(handles.map((h) => h.store.close()));
+  }
+}

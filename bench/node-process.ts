@@ -1,0 +1,91 @@
+/**
+ * Entry of every child process of the bench: `node --import tsx bench/node-process.ts '<json config>'`.
+ * `kind` picks what the child runs: a baton node (public API only, like a user's service) or one of the
+ * peers' processes (bench/peers/*). It reports as JSON lines on stdout and exits on SIGTERM after a clean
+ * shutdown (the graceful path), or dies on SIGKILL.
+ */
+
+export type Say = (message: Record<string, unknown>) => void;
+
+export interface BatonChildConfig {
+  readonly kind: 'baton';
+  readonly id: string;
+  readonly store: string;
+  readonly cluster: string;
+  readonly tasks: readonly { readonly name: string; readonly every: string }[];
+  readonly ttl?: string;
+  readonly rebalanceAfter?: string;
+}
+
+const config = JSON.parse(process.argv[2] ?? '{}') as { kind: string; id: string };
+const say: Say = (message) => process.stdout.write(`${JSON.stringify({ ...message, node: config.id, at: Date.now() })}\n`);
+
+// A child must never outlive the bench: exit when the parent is gone (stdout closed).
+process.stdout.on('error', () => process.exit(0));
+const orphanCheck = setInterval(() => {
+  if (process.ppid === 1) process.exit(0);
+}, 1000);
+orphanCheck.unref();
+
+async function runBaton(c: BatonChildConfig): Promise<void> {
+  // Imported here, not at the top: peers' children must not load baton's sources at all.
+  const { createCluster } = await import('../src/cluster.js');
+  const { silentLogger } = await import('../src/core/logger.js');
+  const cluster = await createCluster({
+    store: c.store,
+    name: c.cluster,
+    node: { id: c.id },
+    logger: silentLogger,
+    ...(c.ttl ? { ttl: c.ttl } : {}),
+    ...(c.rebalanceAfter ? { rebalanceAfter: c.rebalanceAfter } : {}),
+  });
+  for (const task of c.tasks) {
+    cluster.task(task.name, { every: task.every }, (ctx) => {
+      // Lateness as the handler sees it: now − the tick (ctx.lateMs is taken before the tick's claim round trip).
+      say({ type: 'run', task: ctx.task, tick: ctx.tick.getTime(), lateMs: Date.now() - ctx.tick.getTime(), ctxLateMs: ctx.lateMs, token: ctx.token.toString() });
+    });
+  }
+  cluster.on('owner:acquired', (e) => say({ type: 'owner', task: e.task, token: e.token.toString() }));
+  cluster.on('owner:released', (e) => say({ type: 'released', task: e.task, reason: e.reason }));
+  cluster.on('owner:lost', (e) => say({ type: 'lost', task: e.task, reason: e.reason }));
+  cluster.on('tick:missed', (e) => say({ type: 'missed', task: e.task, count: e.count, from: e.from, to: e.to, reason: e.reason }));
+  cluster.on('session:lost', (e) => say({ type: 'session-lost', reason: e.reason }));
+  const shutdown = () => {
+    cluster.close().then(
+      () => {
+        say({ type: 'closed' });
+        process.exit(0);
+      },
+      (error: unknown) => {
+        process.stderr.write(`${String(error)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
+  await cluster.start();
+  say({ type: 'ready', pid: process.pid });
+}
+
+async function main(): Promise<void> {
+  switch (config.kind) {
+    case 'baton':
+      return runBaton(config as unknown as BatonChildConfig);
+    case 'etcd-election':
+      return (await import('./peers/etcd-election.js')).runElectionChild(config as never, say);
+    case 'pg-advisory':
+      return (await import('./peers/pg-advisory.js')).runAdvisoryChild(config as never, say);
+    case 'bullmq-worker':
+      return (await import('./peers/bullmq.js')).runBullmqChild(config as never, say);
+    case 'pgboss':
+      return (await import('./peers/pgboss.js')).runPgBossChild(config as never, say);
+    default:
+      throw new Error(`node-process: unknown kind ${JSON.stringify(config.kind)}`);
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`node-process ${config.id}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});

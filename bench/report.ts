@@ -1,0 +1,269 @@
+/**
+ * Writes bench/results.json (the keys the issue asks for) and bench/RESULTS.md: the machine, the command,
+ * the settings and load conditions, one table per measure, baton-vs-peer ratios, the targets met or
+ * missed, and the hand-written analysis in bench/analysis.md (causes of misses, methods, limits).
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Machine } from './machine.js';
+import type { Settings } from './run.js';
+import { ratio } from './stats.js';
+
+type Num = number | null | undefined;
+interface Pct {
+  p50: Num;
+  p99: Num;
+  n?: number;
+  timeouts?: number;
+  zombieRuns?: number;
+  selfFenced?: number | undefined;
+}
+
+export interface Results {
+  mode: 'quick' | 'full';
+  command: string;
+  run: string;
+  startedAt: string;
+  durationS: number;
+  machine: Machine;
+  loadAvgAtEnd: number[];
+  settings: Settings;
+  stores: Record<string, string>;
+  failover: Record<string, { kill: Pct | undefined; term: Pct | undefined; stop: Pct | undefined }>;
+  ticks: Record<string, { lateP50: Num; lateP99: Num; lateMax?: Num; dup: number; missed: number; ticks?: number; kills?: number; durationS?: number; recordedMissed?: number }>;
+  load: Record<string, { writesPerSec: Record<string, number>; roundTripsPerSec: Record<string, number>; byMethod?: unknown; settleMs?: unknown }>;
+  locks: Record<string, { opsPerSec: { seq: number; c10: number }; clusterLockOpsPerSec?: { seq: number; c10: number } }>;
+  spread: Record<string, { tasks: number; nodes: number; min: number; max: number; perNode: number[]; settleMs: number }>;
+  peers: Record<string, Record<string, unknown>>;
+  errors: { section: string; store: string; error: string }[];
+}
+
+const fmt = (v: unknown, unit = ''): string => (v === null || v === undefined ? '—' : `${String(v)}${unit}`);
+const table = (head: string[], rows: string[][]): string =>
+  [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+
+interface Target {
+  target: string;
+  where: string;
+  value: string;
+  met: boolean | null;
+}
+
+function targets(r: Results): Target[] {
+  const out: Target[] = [];
+  const ttl = r.settings.ttlMs;
+  for (const [store, f] of Object.entries(r.failover)) {
+    const slowCrash = store === 'etcd' || store === 'zookeeper';
+    const crashLimit = slowCrash ? ttl + 1000 : 1000;
+    const kill = f.kill?.p50;
+    out.push({ target: `crash failover p50 ${slowCrash ? '≤ TTL + 1 s' : '< 1 s'}`, where: store, value: fmt(kill, ' ms'), met: kill == null ? null : slowCrash ? kill <= crashLimit : kill < crashLimit });
+    const term = f.term?.p50;
+    out.push({ target: 'graceful failover p50 < 100 ms', where: store, value: `${fmt(term, ' ms')} (p99 ${fmt(f.term?.p99, ' ms')})`, met: term == null ? null : term < 100 });
+    const stop = f.stop?.p50;
+    out.push({
+      target: 'host-loss-like (SIGSTOP) failover ≤ TTL + 1 s, no run after waking',
+      where: store,
+      value: `${fmt(stop, ' ms')}, zombie runs ${fmt(f.stop?.zombieRuns)}`,
+      met: stop == null ? null : stop <= ttl + 1000 && (f.stop?.zombieRuns ?? 0) === 0,
+    });
+  }
+  for (const [store, t] of Object.entries(r.ticks)) {
+    out.push({
+      target: 'tick lateness p99 < 50 ms, 0 duplicates, 0 missed',
+      where: store,
+      value: `p99 ${fmt(t.lateP99, ' ms')}, dup ${t.dup}, missed ${t.missed}`,
+      met: t.lateP99 == null ? null : t.lateP99 < 50 && t.dup === 0 && t.missed === 0,
+    });
+  }
+  for (const [store, l] of Object.entries(r.load)) {
+    const w1 = l.roundTripsPerSec.t1;
+    const w1000 = l.roundTripsPerSec.t1000;
+    const flat = w1 !== undefined && w1000 !== undefined ? w1000 <= w1 * 1.25 + 0.5 && (l.writesPerSec.t1000 ?? 0) <= (l.writesPerSec.t1 ?? 0) * 1.25 + 0.5 : null;
+    out.push({ target: 'store load flat in the number of tasks (t1000 ≤ 1.25 × t1)', where: store, value: `round trips/s ${fmt(w1)} → ${fmt(w1000)}; writes/s ${fmt(l.writesPerSec.t1)} → ${fmt(l.writesPerSec.t1000)}`, met: flat });
+  }
+  const redis = r.locks.redis?.opsPerSec;
+  const redlock = (r.peers.redlock?.opsPerSec as { seq: number; c10: number } | undefined) ?? undefined;
+  if (redis && redlock) {
+    out.push({ target: 'Redis lock throughput ≥ redlock (seq)', where: 'redis', value: `${redis.seq} vs ${redlock.seq} ops/s`, met: redis.seq >= redlock.seq });
+    out.push({ target: 'Redis lock throughput ≥ redlock (c10)', where: 'redis', value: `${redis.c10} vs ${redlock.c10} ops/s`, met: redis.c10 >= redlock.c10 });
+  }
+  return out;
+}
+
+function ratios(r: Results): string[][] {
+  const rows: string[][] = [];
+  const peer = (name: string, kind: string): Pct | undefined => (r.peers[name]?.[kind] as Pct | undefined) ?? undefined;
+  const add = (what: string, baton: Num, peerName: string, peerValue: Num, better: 'lower' | 'higher') =>
+    rows.push([what, fmt(baton), `${peerName}: ${fmt(peerValue)}`, fmt(ratio(baton, peerValue)), `${better} is better`]);
+  for (const kind of ['kill', 'term', 'stop'] as const) {
+    add(`failover ${kind} p50 (ms), etcd, TTL 5 s`, r.failover.etcd?.[kind]?.p50, 'etcd3 Election TTL 5 s', peer('etcd3-election-ttl5', kind)?.p50, 'lower');
+  }
+  for (const kind of ['kill', 'term'] as const) {
+    add(`failover ${kind} p50 (ms), etcd`, r.failover.etcd?.[kind]?.p50, 'etcd3 Election default TTL (60 s)', peer('etcd3-election-default-ttl', kind)?.p50, 'lower');
+  }
+  for (const kind of ['kill', 'term', 'stop'] as const) {
+    add(`failover ${kind} p50 (ms), PostgreSQL`, r.failover.postgres?.[kind]?.p50, 'pg advisory-lock loop', peer('pg-advisory-lock', kind)?.p50, 'lower');
+  }
+  const bull = r.peers['bullmq-job-scheduler'] as { lateP50: Num; lateP99: Num } | undefined;
+  add('tick lateness p50 (ms), Redis', r.ticks.redis?.lateP50, 'BullMQ job scheduler', bull?.lateP50, 'lower');
+  add('tick lateness p99 (ms), Redis', r.ticks.redis?.lateP99, 'BullMQ job scheduler', bull?.lateP99, 'lower');
+  const boss = r.peers['pg-boss-schedule'] as { lateP50: Num; lateP99: Num } | undefined;
+  add('tick lateness p50 (ms), PostgreSQL', r.ticks.postgres?.lateP50, 'pg-boss schedule (minute cron)', boss?.lateP50, 'lower');
+  const lock = (name: string) => r.peers[name]?.opsPerSec as { seq: number; c10: number } | undefined;
+  for (const m of ['seq', 'c10'] as const) {
+    add(`Redis lock ops/s ${m}`, r.locks.redis?.opsPerSec[m], 'redlock', lock('redlock')?.[m], 'higher');
+    add(`Redis lock ops/s ${m}`, r.locks.redis?.opsPerSec[m], 'SET NX PX + Lua', lock('redis-setnx-lua')?.[m], 'higher');
+  }
+  return rows.filter((row) => row[1] !== '—' || !row[2]?.endsWith('—'));
+}
+
+export function writeReport(r: Results, outDir: string): { markdownPath: string; jsonPath: string; summary: string } {
+  const tg = targets(r);
+  const ratioRows = ratios(r);
+  const json = {
+    mode: r.mode,
+    command: r.command,
+    run: r.run,
+    startedAt: r.startedAt,
+    durationS: r.durationS,
+    machine: r.machine,
+    loadAvgAtEnd: r.loadAvgAtEnd,
+    settings: r.settings,
+    stores: r.stores,
+    failover: r.failover,
+    ticks: r.ticks,
+    load: r.load,
+    locks: r.locks,
+    spread: r.spread,
+    peers: r.peers,
+    ratios: ratioRows.map(([what, baton, peer, value, better]) => ({ what, baton, peer, ratio: value, better })),
+    targets: tg,
+    errors: r.errors,
+  };
+  const jsonPath = join(outDir, 'results.json');
+  writeFileSync(jsonPath, `${JSON.stringify(json, null, 2)}\n`);
+
+  const m = r.machine;
+  const s = r.settings;
+  const md: string[] = [];
+  md.push('# baton benchmarks');
+  md.push('');
+  md.push(`Generated by \`${r.command}\` (run \`${r.run}\`, ${r.startedAt}, ${r.durationS} s). **Mode: ${r.mode}.**`);
+  if (r.mode === 'quick') {
+    md.push('');
+    md.push(
+      `> Quick mode: fewer trials than the full run (failover: ${s.trials.kill} kill, ${s.trials.term} term, ${s.trials.stop} stop per store instead of 20 each; ` +
+        `tick test ${s.tickDurationS} s with an owner kill every ${s.killEveryS} s instead of ≥ 5 min with a kill each minute; load windows ${s.loadWindowMs / 1000} s; ` +
+        `etcd3 default-TTL election ${s.electionDefaultTrials.kill} kill trial). p99 of so few samples is close to the maximum. Run \`npm run bench -- --full\` for the real numbers.`,
+    );
+  }
+  md.push('');
+  md.push('## Machine');
+  md.push('');
+  md.push(table(['', ''], [
+    ['CPU', `${m.cpu} × ${m.cores} cores`],
+    ['RAM', `${m.ramGiB} GiB`],
+    ['OS', m.os],
+    ['Node', m.node],
+    ['servers (all on 127.0.0.1)', Object.entries(m.servers).map(([k, v]) => `${k} ${v}`).join(', ')],
+    ['drivers and peers', Object.entries(m.packages).map(([k, v]) => `${k} ${v}`).join(', ')],
+    ['load average (1/5/15 min) at start → end', `${m.loadAvgAtStart.join(' / ')} → ${r.loadAvgAtEnd.join(' / ')}`],
+  ]));
+  md.push('');
+  md.push(
+    'Load conditions: the machine is shared; other engineers\' test suites may have been running against the same servers ' +
+      'during this run (see the load averages above). Every process of a measurement runs on this host, so timestamps of ' +
+      'different processes come from one clock.',
+  );
+  md.push('');
+  md.push(`Reproduce: \`npm install && npm run services && ${r.command}\`. Options: see the head of \`bench/run.ts\`.`);
+  md.push('');
+  md.push(`Session TTL ${s.ttlMs} ms (default), renewEvery TTL/3, scanEvery 1 s, claimDelay 300 ms (defaults). Crash detection measured per store:`);
+  md.push('');
+  md.push(table(['store', 'crash detection as measured'], Object.entries(r.stores).map(([k, v]) => [k, v])));
+
+  md.push('');
+  md.push('## Failover gap (ms from the signal to another process owning the task)');
+  md.push('');
+  md.push(
+    table(
+      ['store', 'SIGKILL p50', 'p99', 'n', 'SIGTERM p50', 'p99', 'n', 'SIGSTOP p50', 'p99', 'n', 'runs after SIGCONT', 'woke self-fenced'],
+      Object.entries(r.failover).map(([store, f]) => [
+        store,
+        fmt(f.kill?.p50), fmt(f.kill?.p99), `${fmt(f.kill?.n)}${f.kill?.timeouts ? ` (+${f.kill.timeouts} timeouts)` : ''}`,
+        fmt(f.term?.p50), fmt(f.term?.p99), `${fmt(f.term?.n)}${f.term?.timeouts ? ` (+${f.term.timeouts} timeouts)` : ''}`,
+        fmt(f.stop?.p50), fmt(f.stop?.p99), `${fmt(f.stop?.n)}${f.stop?.timeouts ? ` (+${f.stop.timeouts} timeouts)` : ''}`,
+        fmt(f.stop?.zombieRuns), `${fmt(f.stop?.selfFenced)}/${fmt((f.stop?.n ?? 0) + (f.stop?.timeouts ?? 0))}`,
+      ]),
+    ),
+  );
+  md.push('');
+  md.push('## Tick fidelity (1 s task, 3 processes, owner SIGKILLed periodically)');
+  md.push('');
+  md.push(
+    table(
+      ['store', 'lateness p50 (ms)', 'p99', 'max', 'duplicates', 'missed', 'ticks', 'kills', 'seconds'],
+      Object.entries(r.ticks).map(([store, t]) => [store, fmt(t.lateP50), fmt(t.lateP99), fmt(t.lateMax), String(t.dup), String(t.missed), fmt(t.ticks), fmt(t.kills), fmt(t.durationS)]),
+    ),
+  );
+  md.push('');
+  md.push('## Store load per node (3 nodes, tasks not firing; calls through the Store interface)');
+  md.push('');
+  md.push(
+    table(
+      ['store', 'writes/s t1', 't100', 't1000', 'round trips/s t1', 't100', 't1000'],
+      Object.entries(r.load).map(([store, l]) => [store, fmt(l.writesPerSec.t1), fmt(l.writesPerSec.t100), fmt(l.writesPerSec.t1000), fmt(l.roundTripsPerSec.t1), fmt(l.roundTripsPerSec.t100), fmt(l.roundTripsPerSec.t1000)]),
+    ),
+  );
+  md.push('');
+  md.push('## Lock acquire + release (Store contract: tryAcquire + release on one session)');
+  md.push('');
+  const lockRows = Object.entries(r.locks).flatMap(([store, l]) => [
+    [`baton ${store} (Store contract)`, String(l.opsPerSec.seq), String(l.opsPerSec.c10)],
+    ...(l.clusterLockOpsPerSec ? [[`baton ${store} (cluster.lock)`, String(l.clusterLockOpsPerSec.seq), String(l.clusterLockOpsPerSec.c10)]] : []),
+  ]);
+  for (const name of ['redlock', 'redis-setnx-lua']) {
+    const p = r.peers[name]?.opsPerSec as { seq: number; c10: number } | undefined;
+    if (p) lockRows.push([`${name} (same Redis)`, String(p.seq), String(p.c10)]);
+  }
+  md.push(table(['', 'ops/s sequential', 'ops/s 10-way'], lockRows));
+  md.push('');
+  md.push('## Spread (300 tasks, 3 nodes)');
+  md.push('');
+  md.push(table(['store', 'min owned', 'max owned', 'per node', 'settled after (ms)'], Object.entries(r.spread).map(([store, sp]) => [store, String(sp.min), String(sp.max), sp.perNode.join(' / '), String(sp.settleMs)])));
+  md.push('');
+  md.push('## Peers');
+  md.push('');
+  md.push('```json');
+  md.push(JSON.stringify(r.peers, null, 1).replace(/\n\s*/g, ' ').replace(/\}, "/g, '},\n"'));
+  md.push('```');
+  md.push('');
+  md.push('## Baton vs peers (same run, same machine)');
+  md.push('');
+  md.push(table(['measure', 'baton', 'peer', 'ratio baton/peer', ''], ratioRows));
+  md.push('');
+  md.push('## Targets');
+  md.push('');
+  md.push(table(['target', 'where', 'measured', 'met'], tg.map((t) => [t.target, t.where, t.value, t.met === null ? 'not measured' : t.met ? 'yes' : '**no**'])));
+  if (r.errors.length > 0) {
+    md.push('');
+    md.push('## Errors during the run');
+    md.push('');
+    md.push(table(['section', 'store', 'error'], r.errors.map((e) => [e.section, e.store, e.error.replace(/\|/g, '\\|').replace(/\n/g, ' ')])));
+  }
+  const analysis = fileURLToPath(new URL('./analysis.md', import.meta.url));
+  if (existsSync(analysis)) {
+    md.push('');
+    md.push(readFileSync(analysis, 'utf8').trim());
+  }
+  const markdownPath = join(outDir, 'RESULTS.md');
+  writeFileSync(markdownPath, `${md.join('\n')}\n`);
+  const summary = [
+    '',
+    table(['measure', 'baton', 'peer', 'ratio', ''], ratioRows),
+    '',
+    table(['target', 'where', 'measured', 'met'], tg.map((t) => [t.target, t.where, t.value, t.met === null ? '—' : t.met ? 'yes' : 'NO'])),
+  ].join('\n');
+  return { markdownPath, jsonPath, summary };
+}

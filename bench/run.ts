@@ -1,0 +1,291 @@
+/**
+ * `npm run bench` (quick, a few minutes) or `npm run bench -- --full`.
+ * Options: --only failover,ticks,load,locks,spread,peers   --stores sqlite,postgres,…
+ *          --trials N (kill/term trials) --stop-trials N --tick-seconds N --kill-every-seconds N
+ *          --window-ms N (load and lock windows) --out DIR (default bench/) --no-background
+ *          --rewrite-report (rewrite DIR/RESULTS.md from DIR/results.json, e.g. after editing analysis.md)
+ * Every child process is killed at the end, even on error; every loop is bounded; traffic goes to
+ * 127.0.0.1 only; what the bench wrote to the servers is removed at the end.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { killAllChildren } from './children.js';
+import { batonFleet, runFailover, type FailoverKind, type FailoverResult } from './failover.js';
+import { measureLoad, type LoadPoint } from './load.js';
+import { clusterLockOps, storeLockOps, type OpsPerSec } from './locks.js';
+import { describeMachine } from './machine.js';
+import { advisoryFleet } from './peers/pg-advisory.js';
+import { electionFleet } from './peers/etcd-election.js';
+import { runBullmqTicks } from './peers/bullmq.js';
+import { cleanupPgBoss, startPgBossBackground } from './peers/pgboss.js';
+import { redisPeerLocks } from './peers/redis-locks.js';
+import { writeReport, type Results } from './report.js';
+import { measureSpread } from './spread.js';
+import { cleanupStores, parseStores, storeSpec, type StoreName } from './stores.js';
+import { runTicks } from './ticks.js';
+import { errorText, progress, sleep } from './util.js';
+
+const SECTIONS = ['failover', 'ticks', 'load', 'locks', 'spread', 'peers'] as const;
+type Section = (typeof SECTIONS)[number];
+
+interface Args {
+  full: boolean;
+  only: Set<Section>;
+  stores: StoreName[];
+  trials?: number;
+  stopTrials?: number;
+  tickSeconds?: number;
+  killEverySeconds?: number;
+  windowMs?: number;
+  out: string;
+  background: boolean;
+  rewriteReport: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { full: false, only: new Set(SECTIONS), stores: parseStores(undefined), out: fileURLToPath(new URL('.', import.meta.url)), background: true, rewriteReport: false };
+  const num = (i: number, flag: string): number => {
+    const v = Number(argv[i]);
+    if (!Number.isFinite(v) || v <= 0) throw new Error(`bench: ${flag} needs a positive number`);
+    return v;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    switch (a) {
+      case '--full': args.full = true; break;
+      case 'quick': case '--quick': args.full = false; break;
+      case '--only': {
+        const list = (argv[++i] ?? '').split(',').filter(Boolean);
+        for (const s of list) if (!SECTIONS.includes(s as Section)) throw new Error(`bench: unknown section "${s}" (known: ${SECTIONS.join(', ')})`);
+        args.only = new Set(list as Section[]);
+        break;
+      }
+      case '--stores': args.stores = parseStores(argv[++i]); break;
+      case '--trials': args.trials = num(++i, a); break;
+      case '--stop-trials': args.stopTrials = num(++i, a); break;
+      case '--tick-seconds': args.tickSeconds = num(++i, a); break;
+      case '--kill-every-seconds': args.killEverySeconds = num(++i, a); break;
+      case '--window-ms': args.windowMs = num(++i, a); break;
+      case '--out': args.out = argv[++i] ?? args.out; break;
+      case '--no-background': args.background = false; break;
+      case '--rewrite-report': args.rewriteReport = true; break;
+      default: throw new Error(`bench: unknown argument ${JSON.stringify(a)} (see the head of bench/run.ts)`);
+    }
+  }
+  return args;
+}
+
+export interface Settings {
+  mode: 'quick' | 'full';
+  ttlMs: number;
+  trials: Record<FailoverKind, number>;
+  tickDurationS: number;
+  killEveryS: number;
+  loadWindowMs: number;
+  lockWindowMs: number;
+  electionTrials: Record<FailoverKind, number>;
+  electionDefaultTrials: { kill: number; term: number };
+  advisoryTrials: Record<FailoverKind, number>;
+}
+
+function settingsFor(args: Args): Settings {
+  const full = args.full;
+  const trials = args.trials ?? (full ? 20 : 2);
+  const stopTrials = args.stopTrials ?? (full ? 20 : 1);
+  const tickDurationS = args.tickSeconds ?? (full ? 330 : 10);
+  return {
+    mode: full ? 'full' : 'quick',
+    ttlMs: 5000,
+    trials: { kill: trials, term: trials, stop: stopTrials },
+    tickDurationS,
+    killEveryS: args.killEverySeconds ?? (full ? 60 : Math.max(1, Math.floor(tickDurationS / 2))),
+    loadWindowMs: args.windowMs ?? (full ? 20_000 : 3000),
+    lockWindowMs: args.windowMs ?? (full ? 5000 : 1000),
+    electionTrials: { kill: trials, term: trials, stop: stopTrials },
+    electionDefaultTrials: full ? { kill: 20, term: 5 } : { kill: 1, term: 1 },
+    advisoryTrials: { kill: trials, term: trials, stop: 1 },
+  };
+}
+
+const pick = (r: FailoverResult | undefined) => (r ? { p50: r.p50, p99: r.p99, n: r.n, timeouts: r.timeouts, ...(r.zombieRuns !== undefined ? { zombieRuns: r.zombieRuns, selfFenced: r.selfFenced } : {}) } : undefined);
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  if (args.rewriteReport) {
+    // Regenerates RESULTS.md (e.g. after editing bench/analysis.md) from results.json, measuring nothing.
+    const saved = JSON.parse(readFileSync(join(args.out, 'results.json'), 'utf8')) as Results;
+    saved.run ??= /run `([^`]+)`/.exec(readFileSync(join(args.out, 'RESULTS.md'), 'utf8'))?.[1] ?? '?';
+    const { markdownPath } = writeReport(saved, args.out);
+    process.stdout.write(`rewrote ${markdownPath}\n`);
+    return;
+  }
+  const settings = settingsFor(args);
+  const run = `${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
+  const startedAt = Date.now();
+  const has = (s: Section) => args.only.has(s);
+  const stores = args.stores;
+  progress(`baton bench (${settings.mode}), run ${run}, stores ${stores.join(', ')}, sections ${[...args.only].join(', ')}`);
+  const results: Results = {
+    mode: settings.mode,
+    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+    run,
+    startedAt: new Date(startedAt).toISOString(),
+    durationS: 0,
+    machine: await describeMachine(),
+    loadAvgAtEnd: [],
+    settings,
+    stores: Object.fromEntries(stores.map((s) => [s, storeSpec(s).crashMode])),
+    failover: {},
+    ticks: {},
+    load: {},
+    locks: {},
+    spread: {},
+    peers: {},
+    errors: [],
+  };
+  const attempt = async (section: string, store: string, fn: () => Promise<void>) => {
+    try {
+      await fn();
+    } catch (error) {
+      progress(`${section} ${store}: FAILED ${errorText(error)}`);
+      results.errors.push({ section, store, error: errorText(error).slice(0, 500) });
+    }
+  };
+  const pgUrl = storeSpec('postgres').url.replace(/\?.*$/, '');
+  const background: { name: string; finish: () => Promise<void> }[] = [];
+  try {
+    // Background peers whose time scale is a minute: pg-boss cron and etcd3's default 60 s election TTL.
+    if (has('peers') && args.background) {
+      progress('peers: starting pg-boss (cron, minute granularity) and etcd3 Election (default TTL) in the background');
+      const boss = startPgBossBackground(pgUrl, run);
+      background.push({ name: 'pg-boss', finish: async () => void (results.peers['pg-boss-schedule'] = { ...(await boss.finish()) }) });
+      await boss.ready;
+      const election = runFailover(
+        { spawn: electionFleet(`bench-election-${run}-default`, undefined), nodes: 2, label: 'etcd3-election-default-ttl' },
+        { kinds: ['term', 'kill'], trials: { ...settings.electionDefaultTrials, stop: 0 }, timeoutMs: 90_000, stopObserveMs: 0 },
+      );
+      background.push({
+        name: 'etcd3 default TTL',
+        finish: async () => {
+          const r = await election;
+          results.peers['etcd3-election-default-ttl'] = { ttlS: 60, kill: pick(r.kill), term: pick(r.term) };
+        },
+      });
+    }
+
+    if (background.length > 0) await sleep(5000); // let the background processes finish starting (CPU)
+    if (has('failover')) {
+      for (const name of stores) {
+        const spec = storeSpec(name);
+        await attempt('failover', name, async () => {
+          const r = await runFailover(
+            { spawn: batonFleet(spec.url, `bench-${run}-fo-${name}`, '250ms'), nodes: 3, task: 'watched', label: name },
+            { kinds: ['kill', 'term', 'stop'], trials: settings.trials, timeoutMs: settings.ttlMs * 3 + 5000, stopObserveMs: 1500 },
+          );
+          results.failover[name] = { kill: pick(r.kill), term: pick(r.term), stop: pick(r.stop) };
+        });
+      }
+    }
+    if (has('ticks')) {
+      for (const name of stores) {
+        await attempt('ticks', name, async () => {
+          const r = await runTicks(name, storeSpec(name).url, `bench-${run}-ticks-${name}`, {
+            durationMs: settings.tickDurationS * 1000,
+            killEveryMs: settings.killEveryS * 1000,
+            intervalMs: 1000,
+          });
+          progress(`ticks ${name}: late p50 ${r.lateP50}ms p99 ${r.lateP99}ms, dup ${r.dup}, missed ${r.missed} (${r.ticks} ticks, ${r.kills} kills)`);
+          results.ticks[name] = r;
+        });
+      }
+    }
+    if (has('load')) {
+      for (const name of stores) {
+        await attempt('load', name, async () => {
+          const points: Record<string, LoadPoint> = {};
+          for (const n of [1, 100, 1000]) points[`t${n}`] = await measureLoad(storeSpec(name).url, `bench-${run}-load-${name}-${n}`, n, settings.loadWindowMs);
+          const field = (f: 'writesPerSec' | 'roundTripsPerSec') => Object.fromEntries(Object.entries(points).map(([k, p]) => [k, p[f]]));
+          results.load[name] = {
+            writesPerSec: field('writesPerSec'),
+            roundTripsPerSec: field('roundTripsPerSec'),
+            byMethod: Object.fromEntries(Object.entries(points).map(([k, p]) => [k, p.byMethod])),
+            settleMs: Object.fromEntries(Object.entries(points).map(([k, p]) => [k, p.settleMs])),
+          };
+        });
+      }
+    }
+    if (has('locks')) {
+      for (const name of stores) {
+        await attempt('locks', name, async () => {
+          const ops: OpsPerSec = await storeLockOps(storeSpec(name).url, `bench-${run}-locks-${name}`, settings.lockWindowMs);
+          progress(`locks ${name}: ${ops.seq} ops/s sequential, ${ops.c10} ops/s 10-way`);
+          results.locks[name] = { opsPerSec: ops };
+          const viaCluster = await clusterLockOps(storeSpec(name).url, `bench-${run}-clocks-${name}`, settings.lockWindowMs).catch((error: unknown) => {
+            progress(`locks ${name}: cluster.lock() failed: ${errorText(error)}`);
+            return null;
+          });
+          if (viaCluster) {
+            progress(`locks ${name} via cluster.lock(): ${viaCluster.seq} ops/s sequential, ${viaCluster.c10} ops/s 10-way`);
+            results.locks[name] = { opsPerSec: ops, clusterLockOpsPerSec: viaCluster };
+          }
+        });
+      }
+    }
+    if (has('spread')) {
+      const spreadStores = settings.mode === 'full' ? stores : stores.filter((s) => s === 'sqlite').slice(0, 1);
+      for (const name of spreadStores.length > 0 ? spreadStores : stores.slice(0, 1)) {
+        await attempt('spread', name, async () => {
+          results.spread[name] = await measureSpread(storeSpec(name).url, `bench-${run}-spread-${name}`, 300, 3, settings.ttlMs);
+        });
+      }
+    }
+    if (has('peers')) {
+      await attempt('peers', 'redis locks', async () => {
+        const r = await redisPeerLocks(settings.lockWindowMs, run);
+        progress(`peers: redlock ${r.redlock.seq}/${r.redlock.c10} ops/s, SET NX PX ${r.setnx.seq}/${r.setnx.c10} ops/s (seq/c10)`);
+        results.peers.redlock = { opsPerSec: r.redlock };
+        results.peers['redis-setnx-lua'] = { opsPerSec: r.setnx };
+      });
+      await attempt('peers', 'etcd3 election ttl 5', async () => {
+        const r = await runFailover(
+          { spawn: electionFleet(`bench-election-${run}-ttl5`, 5), nodes: 3, label: 'etcd3-election-ttl5' },
+          { kinds: ['kill', 'term', 'stop'], trials: settings.electionTrials, timeoutMs: 20_000, stopObserveMs: 1500 },
+        );
+        results.peers['etcd3-election-ttl5'] = { ttlS: 5, kill: pick(r.kill), term: pick(r.term), stop: pick(r.stop) };
+      });
+      await attempt('peers', 'pg advisory lock', async () => {
+        const r = await runFailover(
+          { spawn: advisoryFleet(pgUrl, 0x0ba70000 + Math.floor(Math.random() * 0xffff)), nodes: 3, label: 'pg-advisory-lock' },
+          { kinds: ['kill', 'term', 'stop'], trials: settings.advisoryTrials, timeoutMs: settings.mode === 'full' ? 15_000 : 8000, stopObserveMs: 500 },
+        );
+        results.peers['pg-advisory-lock'] = { kill: pick(r.kill), term: pick(r.term), stop: pick(r.stop) };
+      });
+      await attempt('peers', 'bullmq', async () => {
+        const r = await runBullmqTicks(run, settings.tickDurationS * 1000, settings.killEveryS * 1000);
+        progress(`peers: bullmq late p50 ${r.lateP50}ms p99 ${r.lateP99}ms, dup ${r.dup}, missed ${r.missed}`);
+        results.peers['bullmq-job-scheduler'] = { ...r };
+      });
+    }
+    for (const b of background) await attempt('peers', b.name, b.finish);
+  } finally {
+    await killAllChildren();
+    await cleanupStores(stores);
+    if (has('peers')) await cleanupPgBoss(pgUrl).catch((error: unknown) => progress(`cleanup pg-boss: ${errorText(error)}`));
+  }
+  results.durationS = Math.round((Date.now() - startedAt) / 1000);
+  results.loadAvgAtEnd = loadavg().map((x) => Math.round(x * 100) / 100);
+  const { markdownPath, jsonPath, summary } = writeReport(results, args.out);
+  process.stdout.write(`${summary}\nwrote ${markdownPath} and ${jsonPath} (${results.durationS} s)\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  async (error: unknown) => {
+    process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    await killAllChildren();
+    process.exit(1);
+  },
+);
