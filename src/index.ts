@@ -7,6 +7,10 @@ export type { TaskContext, TaskHandler, TaskOptions, Checkpoint, RunRecord } fro
 export type { BatonEvents, SchedulerEvents, RunOutcome, MissReason } from './scheduler/events.js';
 export type { SessionEvents } from './cluster/session-keeper.js';
 export type { SessionTimingOptions } from './cluster/session-timing.js';
+export { LockHandle, type LockOptions } from './cluster/lock.js';
+export { Semaphore, Permit, type SemaphoreOptions, type PermitOptions, type SemaphoreHolder } from './cluster/semaphore.js';
+export { SharedState, MAX_STATE_BYTES, type Versioned, type WriteOptions, type WatchOptions } from './cluster/shared-state.js';
+export type { ElectionEvent, ElectionRole, ElectionsOptions, OwnerInfo } from './cluster/election.js';
 export type { StatusSnapshot, NodeStatus, TaskStatus } from './monitor/status.js';
 export { readStatus } from './monitor/status.js';
 export type { NodeInfo, TaskDeclaration } from './core/node-info.js';
@@ -18,6 +22,7 @@ export {
   ClosedError,
   ConfigError,
   DurationError,
+  LockHeldError,
   NotOwnerError,
   ScheduleError,
   SessionExpiredError,
@@ -25,7 +30,9 @@ export {
   StoreUrlError,
   TaskDuplicateError,
   TimeoutError,
+  ValueError,
   type BatonErrorCode,
+  type HolderInfo,
 } from './core/errors.js';
 export { openStore } from './stores/open-store.js';
-export type { Store } from './stores/contract.js';
+export type { Store, Guard } from './stores/contract.js';

@@ -217,7 +217,9 @@ export class Claims {
       return outcome;
     } finally {
       if (lease) this.#hold(key, lease);
-      else this.#free(key);
+      // A failed reservation wakes nobody: a local waiter that saw it waits for the store's holder, whose
+      // release sends a hint (waking it here would let two local waiters wake each other in a loop).
+      else this.#local.delete(key);
     }
   }
 

@@ -20,7 +20,8 @@ export type BatonErrorCode =
   | 'CLOSED'
   | 'INVALID_STATE'
   | 'LOCK_HELD'
-  | 'VALUE_INVALID';
+  | 'VALUE_INVALID'
+  | 'TASK_TIMEOUT';
 
 export class BatonError extends Error {
   readonly code: BatonErrorCode;

@@ -1,0 +1,51 @@
+/**
+ * The public primitives of one cluster node — locks, semaphores, shared state, election events — built
+ * once per node on its session keeper and store. The Cluster facade delegates to this object, so the
+ * facade stays a thin list of methods. See docs/primitives.md.
+ */
+import { ConfigError } from '../core/errors.js';
+import { Claims } from './claims.js';
+import { electionEvents, type ElectionDeps, type ElectionEvent, type ElectionsOptions } from './election.js';
+import { acquireLock, type LockHandle, type LockOptions } from './lock.js';
+import { Semaphore, type SemaphoreOptions } from './semaphore.js';
+import { SharedState } from './shared-state.js';
+
+export class Primitives {
+  readonly #deps: ElectionDeps;
+  readonly #claims: Claims;
+
+  constructor(deps: ElectionDeps) {
+    this.#deps = deps;
+    this.#claims = new Claims(deps);
+  }
+
+  lock(name: string, options?: LockOptions): Promise<LockHandle> {
+    return acquireLock(this.#claims, name, options, this.#deps.keeper.timing.ttlMs);
+  }
+
+  async withLock<T>(name: string, optionsOrFn: LockOptions | ((lock: LockHandle) => Promise<T> | T), maybeFn?: (lock: LockHandle) => Promise<T> | T): Promise<T> {
+    const fn = typeof optionsOrFn === 'function' ? optionsOrFn : maybeFn;
+    const options = typeof optionsOrFn === 'function' ? undefined : optionsOrFn;
+    if (typeof fn !== 'function') throw new ConfigError(`withLock "${name}": expected a function to run under the lock`);
+    const lock = await this.lock(name, options);
+    try {
+      return await fn(lock);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  semaphore(name: string, options: SemaphoreOptions): Semaphore {
+    this.#deps.assertRunning(`semaphore "${name}"`);
+    return new Semaphore(this.#claims, name, options);
+  }
+
+  state<T>(name: string): SharedState<T> {
+    this.#deps.assertRunning(`state "${name}"`);
+    return new SharedState<T>(this.#deps, name);
+  }
+
+  elections(options?: ElectionsOptions): AsyncIterableIterator<ElectionEvent> {
+    return electionEvents(this.#deps, options);
+  }
+}
