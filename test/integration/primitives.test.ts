@@ -35,7 +35,7 @@ describe.each(STORES)('primitives on $kind', (store) => {
     const name = `prim-${randomId(4)}`;
     const started: Cluster[] = [];
     for (let i = 0; i < n; i++) {
-      const cluster = await createCluster({ store: store.url(), name, ttl: 2000, logger: silentLogger, node: { id: `node-${i + 1}` } });
+      const cluster = await createCluster({ store: store.url(), name, ttl: 5000, logger: silentLogger, node: { id: `node-${i + 1}` } });
       clusters.push(cluster);
       await cluster.start();
       started.push(cluster);
