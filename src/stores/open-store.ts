@@ -71,13 +71,19 @@ export function parseStoreUrl(url: unknown): ParsedStoreUrl {
       for (const key of params.keys()) {
         if (key !== 'pollMs') throw new StoreUrlError(`store ${shown}: unknown option "${key}" (known: pollMs)`);
       }
+      let file: string;
+      try {
+        file = decodeURIComponent(pathPart);
+      } catch {
+        throw new StoreUrlError(`store ${shown}: the file path is not valid percent-encoding`);
+      }
       const poll = params.get('pollMs');
-      if (poll === null) return { kind: 'sqlite', file: decodeURIComponent(pathPart) };
+      if (poll === null) return { kind: 'sqlite', file };
       const pollMs = Number(poll);
       if (!Number.isInteger(pollMs) || pollMs < 5 || pollMs > 10_000) {
         throw new StoreUrlError(`store ${shown}: pollMs must be an integer from 5 to 10000, got ${JSON.stringify(poll)}`);
       }
-      return { kind: 'sqlite', file: decodeURIComponent(pathPart), pollMs };
+      return { kind: 'sqlite', file, pollMs };
     }
     default: {
       const kind = SERVER_SCHEMES[scheme];

@@ -12,8 +12,12 @@ export class TcpProxy {
   #refusing = false;
   port = 0;
 
-  constructor(targetHost: string, targetPort: number) {
+  readonly #listenHost: string;
+
+  /** `listenHost`: where the proxy listens (default loopback; the chaos harness uses its own netns veth). */
+  constructor(targetHost: string, targetPort: number, listenHost = '127.0.0.1') {
     this.#target = { host: targetHost, port: targetPort };
+    this.#listenHost = listenHost;
   }
 
   async start(): Promise<number> {
@@ -34,7 +38,7 @@ export class TcpProxy {
       client.pipe(upstream);
       upstream.pipe(client);
     });
-    await new Promise<void>((resolve) => (this.#server as Server).listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => (this.#server as Server).listen(0, this.#listenHost, resolve));
     const address = this.#server.address();
     this.port = typeof address === 'object' && address ? address.port : 0;
     return this.port;

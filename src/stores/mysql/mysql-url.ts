@@ -70,7 +70,7 @@ export function parseMysqlUrl(url: string): ParsedMysqlUrl {
   const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
   if (host === '' && socket === undefined) fail('missing host; expected mysql://user@host:3306/database');
   const port = parsed.port === '' ? 3306 : Number(parsed.port);
-  const database = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
+  const database = decodePart(parsed.pathname.replace(/^\//, ''), 'the database name', fail);
   if (database === '' || database.includes('/')) fail('missing or invalid database name in the path; expected …/database');
 
   const flag = (name: string, fallback: boolean): boolean => {
@@ -101,8 +101,8 @@ export function parseMysqlUrl(url: string): ParsedMysqlUrl {
     shown,
     host,
     port,
-    user: parsed.username === '' ? undefined : decodeURIComponent(parsed.username),
-    password: parsed.password === '' ? undefined : decodeURIComponent(parsed.password),
+    user: parsed.username === '' ? undefined : decodePart(parsed.username, 'the user name', fail),
+    password: parsed.password === '' ? undefined : decodePart(parsed.password, 'the password', fail),
     database,
     socket,
     tls: ssl
@@ -159,4 +159,13 @@ export async function storeOptions(url: ParsedMysqlUrl, cluster: string): Promis
     queryTimeoutMs: url.queryTimeoutMs,
     lockWaitTimeoutS: url.lockWaitTimeoutS,
   };
+}
+
+/** decodeURIComponent that reports malformed percent-encoding through `fail` (a StoreUrlError). */
+function decodePart(text: string, what: string, fail: (what: string) => never): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return fail(`${what} is not valid percent-encoding`);
+  }
 }

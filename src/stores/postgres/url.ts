@@ -82,7 +82,7 @@ export function parsePostgresUrl(url: string): PostgresStoreConfig {
   if (parsed.hostname === '') fail('missing host; expected "postgres://user@host:5432/database"');
   if (parsed.hostname.includes(',')) fail('several hosts are not supported; name one host (or a load balancer)');
   const port = parsed.port === '' ? 5432 : Number(parsed.port);
-  const path = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
+  const path = decodePart(parsed.pathname.replace(/^\//, ''), 'the database name', fail);
   if (path.includes('/')) fail(`database name may not contain "/", got ${JSON.stringify(path)}`);
 
   const params = parsed.searchParams;
@@ -122,8 +122,8 @@ export function parsePostgresUrl(url: string): PostgresStoreConfig {
   return {
     host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'),
     port: Number.isInteger(port) && port > 0 && port < 65536 ? port : fail(`invalid port ${JSON.stringify(parsed.port)}`),
-    user: parsed.username === '' ? undefined : decodeURIComponent(parsed.username),
-    password: parsed.password === '' ? undefined : decodeURIComponent(parsed.password),
+    user: parsed.username === '' ? undefined : decodePart(parsed.username, 'the user name', fail),
+    password: parsed.password === '' ? undefined : decodePart(parsed.password, 'the password', fail),
     database: path === '' ? undefined : path,
     schema,
     sslMode,
@@ -175,4 +175,13 @@ function booleanOption(params: URLSearchParams, name: string, fallback: boolean,
   if (text === 'true') return true;
   if (text === 'false') return false;
   return fail(`${name} must be "true" or "false", got ${JSON.stringify(text)}`);
+}
+
+/** decodeURIComponent that reports malformed percent-encoding through `fail` (a StoreUrlError). */
+function decodePart(text: string, what: string, fail: (what: string) => never): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return fail(`${what} is not valid percent-encoding`);
+  }
 }

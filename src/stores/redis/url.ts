@@ -110,8 +110,8 @@ export function parseRedisUrl(url: string): RedisStoreConfig {
     host,
     port: Number.isInteger(port) && port > 0 && port < 65536 ? port : fail(`port "${parsed.port}" is out of range`),
     db,
-    ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
-    ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
+    ...(parsed.username ? { username: decodePart(parsed.username, 'the user name', fail) } : {}),
+    ...(parsed.password ? { password: decodePart(parsed.password, 'the password', fail) } : {}),
     prefix,
     commandTimeoutMs: integer('commandTimeoutMs', 2000, 50, 60_000),
     connectTimeoutMs: integer('connectTimeoutMs', 2000, 50, 60_000),
@@ -128,4 +128,13 @@ export function parseRedisUrl(url: string): RedisStoreConfig {
     ...config,
     tls: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}), ...(servername ? { servername } : {}) },
   };
+}
+
+/** decodeURIComponent that reports malformed percent-encoding through `fail` (a StoreUrlError). */
+function decodePart(text: string, what: string, fail: (what: string) => never): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return fail(`${what} is not valid percent-encoding`);
+  }
 }
