@@ -23,11 +23,20 @@ import { BATON_VERSION, defaultNodeId, type NodeInfo, type TaskDeclaration } fro
 import { currentProcessIdentity } from './core/process-identity.js';
 import { hostname } from 'node:os';
 import { SessionKeeper } from './cluster/session-keeper.js';
+import { Primitives } from './cluster/primitives.js';
+import type { LockHandle, LockOptions } from './cluster/lock.js';
+import type { Semaphore, SemaphoreOptions } from './cluster/semaphore.js';
+import type { SharedState } from './cluster/shared-state.js';
+import type { ElectionEvent, ElectionsOptions } from './cluster/election.js';
 import { resolveSessionTiming, type SessionTimingOptions } from './cluster/session-timing.js';
 import { Coordinator, type CoordinatorTiming } from './scheduler/coordinator.js';
 import type { BatonEvents, Emit } from './scheduler/events.js';
+import { TASK_OWNER_PREFIX } from './scheduler/keys.js';
 import { defineTask, publishDeclarations, type TaskDefinition, type TaskHandler, type TaskOptions } from './scheduler/task.js';
 import { TaskRunner } from './scheduler/task-runner.js';
+import { validateTaskSet } from './scheduler/task.js';
+import { clearPause, writePause, writeTrigger } from './scheduler/controls.js';
+import { assertTaskName, declarationKey } from './scheduler/keys.js';
 import { readStatus, type StatusSnapshot } from './monitor/status.js';
 import type { Store } from './stores/contract.js';
 import { openStore, redactStoreUrl } from './stores/open-store.js';
@@ -76,6 +85,8 @@ export class Cluster {
   readonly #coordinatorTiming: CoordinatorTiming;
   readonly #definitions = new Map<string, TaskDefinition>();
   readonly #runners = new Map<string, TaskRunner>();
+  /** Concurrency slot keys held by this node's runs (see scheduler/slots.ts). */
+  readonly #localSlots = new Set<string>();
   readonly #nodeId: string;
   readonly #labels: Readonly<Record<string, string>>;
   readonly #startedAt: number;
@@ -83,6 +94,9 @@ export class Cluster {
   #coordinator: Coordinator | undefined;
   #state: ClusterState = 'new';
   #closing: Promise<void> | undefined;
+  readonly #primitives: Primitives;
+  /** Aborted as close() begins: lock waits and primitive streams end before the session does. */
+  readonly #primitivesClosed = new AbortController();
   #starting: Promise<void> | undefined;
 
   /** @internal use {@link createCluster}. */
@@ -111,6 +125,21 @@ export class Cluster {
       timing,
       clock: this.#clock,
       emit: (event, payload) => this.#emit(event, payload as never),
+    });
+    this.#primitives = new Primitives({
+      store,
+      keeper: this.#keeper,
+      clock: this.#clock,
+      node: () => this.#info,
+      pollMs: this.#coordinatorTiming.scanEveryMs,
+      closed: this.#primitivesClosed.signal,
+      assertRunning: (what) => {
+        if (this.#state !== 'running') throw new BatonError('INVALID_STATE', `cluster "${this.name}": ${what} needs a running cluster (state: ${this.#state})`);
+      },
+      tasks: () => [...this.#definitions.keys()],
+      ownerPrefix: TASK_OWNER_PREFIX,
+      on: (event, listener) => this.#events.on(event, listener as Listener<BatonEvents[typeof event]>),
+      leaseOf: (task) => this.#runners.get(task)?.lease,
     });
   }
 
@@ -153,6 +182,11 @@ export class Cluster {
     if (this.#state !== 'new') {
       return Promise.reject(new BatonError('INVALID_STATE', `cluster "${this.name}": start() called in state ${this.#state}`));
     }
+    try {
+      validateTaskSet(this.#definitions);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     this.#state = 'starting';
     this.#starting = this.#start();
     return this.#starting;
@@ -183,6 +217,7 @@ export class Cluster {
           emit: this.#emit,
           log: this.#log,
           onLeaseEnded: () => this.#coordinator?.requestScan(),
+          localSlots: this.#localSlots,
         }),
       );
     }
@@ -197,6 +232,79 @@ export class Cluster {
     });
     this.#state = 'running';
     this.#coordinator.start();
+  }
+
+  /**
+   * Takes a cluster-wide lock with a fencing token; waits until it is free unless `wait` says otherwise.
+   * `await using lock = await cluster.lock('x')` releases it at the end of the scope. See docs/primitives.md.
+   * @throws LockHeldError, SessionExpiredError, ClosedError, the signal's reason; INVALID_STATE unless running.
+   */
+  lock(name: string, options?: LockOptions): Promise<LockHandle> {
+    return this.#primitives.lock(name, options);
+  }
+
+  /** Runs `fn` under lock `name` and releases it when `fn` settles (see {@link lock}). */
+  withLock<T>(name: string, fn: (lock: LockHandle) => Promise<T> | T): Promise<T>;
+  withLock<T>(name: string, options: LockOptions, fn: (lock: LockHandle) => Promise<T> | T): Promise<T>;
+  withLock<T>(name: string, optionsOrFn: LockOptions | ((lock: LockHandle) => Promise<T> | T), fn?: (lock: LockHandle) => Promise<T> | T): Promise<T> {
+    return this.#primitives.withLock(name, optionsOrFn, fn);
+  }
+
+  /** A cluster-wide semaphore: at most `limit` permits held at once across every node. */
+  semaphore(name: string, options: SemaphoreOptions): Semaphore {
+    return this.#primitives.semaphore(name, options);
+  }
+
+  /**
+   * A small cluster-wide value (JSON, ≤ 64 KiB) with versions, compare-and-set and a change stream.
+   * (Named `sharedState`, not `state`: {@link state} is the node's lifecycle state.)
+   */
+  sharedState<T = unknown>(name: string): SharedState<T> {
+    return this.#primitives.state<T>(name);
+  }
+
+  /** This node's role (leader / follower) and the owner of each task, as an async iterator of changes. */
+  elections(options?: ElectionsOptions): AsyncIterableIterator<ElectionEvent> {
+    return this.#primitives.elections(options);
+  }
+
+  /**
+   * Asks the task's owner, wherever it runs, to run the task once now, outside its schedule: writes
+   * `trigger/<task>/<id>` to the store. The run's `tick` is the request time and its record shows
+   * `trigger: true`; it is claimed once like any tick. Works from any node. See docs/scheduling.md.
+   * @returns the trigger's id. @throws ConfigError for a task no node declared; INVALID_STATE once closed.
+   */
+  async trigger(task: string): Promise<string> {
+    await this.#assertKnownTask(task, 'trigger');
+    const id = await writeTrigger(this.store, task, this.#nodeId, this.#clock.now());
+    this.#emit('task:triggered', { task, id });
+    return id;
+  }
+
+  /**
+   * Pauses the task cluster-wide: its owner runs no tick until {@link resume} (ticks meanwhile are
+   * recorded missed, reason `paused`, in one record). A run in progress is not aborted.
+   */
+  async pause(task: string): Promise<void> {
+    await this.#assertKnownTask(task, 'pause');
+    await writePause(this.store, task, this.#nodeId, this.#clock.now());
+    this.#emit('task:paused', { task });
+  }
+
+  /** Resumes a paused task cluster-wide; its next tick runs as scheduled. Resuming a running task is harmless. */
+  async resume(task: string): Promise<void> {
+    await this.#assertKnownTask(task, 'resume');
+    await clearPause(this.store, task);
+    this.#emit('task:resumed', { task });
+  }
+
+  async #assertKnownTask(task: string, what: string): Promise<void> {
+    if (this.#state === 'closing' || this.#state === 'closed') {
+      throw new BatonError('INVALID_STATE', `cluster "${this.name}": ${what}("${task}") after close() (state: ${this.#state})`);
+    }
+    assertTaskName(task);
+    if (this.#definitions.has(task) || (await this.store.get(declarationKey(task)))) return;
+    throw new ConfigError(`cluster "${this.name}": ${what}: task "${task}" is not declared by any node`);
   }
 
   /** A snapshot of the whole cluster, read from the store. */
@@ -219,6 +327,7 @@ export class Cluster {
     await this.#starting?.catch(() => undefined);
     const wasRunning = this.#state === 'running' || this.#state === 'starting';
     this.#state = 'closing';
+    this.#primitivesClosed.abort(new ClosedError(`cluster "${this.name}": closing`));
     try {
       await this.#coordinator?.close();
       await Promise.all([...this.#runners.values()].map((runner) => runner.stop()));

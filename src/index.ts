@@ -5,6 +5,7 @@
 export { createCluster, Cluster, type ClusterOptions, type ClusterState } from './cluster.js';
 export type { TaskContext, TaskHandler, TaskOptions, Checkpoint, RunRecord } from './scheduler/task.js';
 export type { BatonEvents, SchedulerEvents, RunOutcome, MissReason } from './scheduler/events.js';
+export type { RunOptions, MisfirePolicy, OverlapPolicy } from './scheduler/task-options.js';
 export type { SessionEvents } from './cluster/session-keeper.js';
 export type { SessionTimingOptions } from './cluster/session-timing.js';
 export { LockHandle, type LockOptions } from './cluster/lock.js';

@@ -35,7 +35,7 @@ export function formatStatus(status: StatusSnapshot, options: { color: boolean }
         const outcome = run ? `${run.status}${run.durationMs !== undefined ? ` ${formatDuration(run.durationMs)}` : ''}` : '-';
         const colour = run?.status === 'succeeded' ? 32 : run?.status === 'failed' || run?.status === 'missed' ? 31 : 33;
         return [
-          t.name,
+          t.paused ? `${t.name} ${paint(33, '(paused)')}` : t.name,
           t.schedules.join(' | ') || '(not declared)',
           t.owner ? `${t.owner.node} ${t.owner.host}:${t.owner.pid}` : paint(31, '(none)'),
           t.owner?.token ?? '-',

@@ -3,7 +3,7 @@
  * the store alone, so any process (a node, `baton status`, a monitor) sees the same picture.
  */
 import type { Store } from '../stores/contract.js';
-import { DECLARATION_PREFIX, runPrefix, TASK_OWNER_PREFIX, taskOfOwnerKey } from '../scheduler/keys.js';
+import { DECLARATION_PREFIX, PAUSE_PREFIX, runPrefix, TASK_OWNER_PREFIX, taskOfOwnerKey } from '../scheduler/keys.js';
 import { scheduleFromDescription } from '../scheduler/schedule.js';
 import type { DeclarationRecord, RunRecord } from '../scheduler/task.js';
 
@@ -33,6 +33,8 @@ export interface TaskStatus {
   readonly nextTick: number | null;
   /** How many live nodes declare the task. */
   readonly declaredBy: number;
+  /** Paused cluster-wide (`cluster.pause()`): its owner runs no tick until resumed. */
+  readonly paused: boolean;
 }
 
 export interface StatusSnapshot {
@@ -45,12 +47,14 @@ export interface StatusSnapshot {
 }
 
 export async function readStatus(store: Store): Promise<StatusSnapshot> {
-  const [at, sessions, holders, declarations] = await Promise.all([
+  const [at, sessions, holders, declarations, pauses] = await Promise.all([
     store.time(),
     store.listSessions(),
     store.listHolders(TASK_OWNER_PREFIX),
     store.list<DeclarationRecord>(DECLARATION_PREFIX),
+    store.list(PAUSE_PREFIX),
   ]);
+  const paused = new Set(pauses.map((p) => p.key.slice(PAUSE_PREFIX.length)));
   const sessionById = new Map(sessions.map((s) => [s.id, s]));
   const holderByTask = new Map(holders.map((h) => [taskOfOwnerKey(h.key), h]));
   const declared = new Map<string, { schedules: Set<string>; count: number }>();
@@ -86,6 +90,7 @@ export async function readStatus(store: Store): Promise<StatusSnapshot> {
       lastRun: lastRuns[i]?.[0]?.value ?? null,
       nextTick: schedule?.next(at) ?? null,
       declaredBy: entry.count,
+      paused: paused.has(name),
     };
   });
   const nodes: NodeStatus[] = sessions.map((s) => ({

@@ -28,6 +28,8 @@ export interface CoordinatorTiming {
 
 type CoordinatorState = 'new' | 'running' | 'closed';
 
+const MAX_PARALLEL_ACQUISITIONS = 16;
+
 export class Coordinator {
   readonly #store: Store;
   readonly #keeper: SessionKeeper;
@@ -123,7 +125,7 @@ export class Coordinator {
     const assignment = this.#preferred(sessions);
     const me = this.#nodeId;
     const now = this.#clock.monotonic();
-    const acquisitions: Promise<void>[] = [];
+    const toAcquire: TaskRunner[] = [];
     for (const runner of this.#runners.values()) {
       const task = runner.def.name;
       const holder = byKey.get(ownerKey(task));
@@ -134,16 +136,19 @@ export class Coordinator {
       } else if (holder?.sessionId === session.id) {
         // Still ours in the store although its runner stopped (e.g. a store error while starting it):
         // re-acquiring returns the same token, so pick it up again at once.
-        acquisitions.push(this.#acquire(runner));
+        toAcquire.push(runner);
       } else if (holder) {
         this.#freeSince.delete(task);
       } else {
         const since = this.#freeSince.get(task) ?? now;
         this.#freeSince.set(task, since);
-        if (preferred === me || now - since >= this.#timing.claimDelayMs) acquisitions.push(this.#acquire(runner));
+        if (preferred === me || now - since >= this.#timing.claimDelayMs) toAcquire.push(runner);
       }
     }
-    await Promise.all(acquisitions);
+    // Bounded: a node starting with 1,000 free tasks must not open 1,000 store requests at once.
+    for (let i = 0; i < toAcquire.length; i += MAX_PARALLEL_ACQUISITIONS) {
+      await Promise.all(toAcquire.slice(i, i + MAX_PARALLEL_ACQUISITIONS).map((runner) => this.#acquire(runner)));
+    }
   }
 
   #checkHeld(runner: TaskRunner, holder: Holder | undefined, preferred: string | undefined, sessions: SessionRecord[], me: string): void {

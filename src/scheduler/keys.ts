@@ -24,3 +24,18 @@ export const checkpointKey = (task: string): string => `checkpoint/${task}`;
 /** The last declaration of a task seen by the cluster: lets status list tasks while no node runs them. */
 export const DECLARATION_PREFIX = 'decl/';
 export const declarationKey = (task: string): string => `${DECLARATION_PREFIX}${task}`;
+/**
+ * The run record of a manual trigger: `run/<task>/<trigger id>`. Trigger ids start with the zero-padded
+ * request time, so these records sort among the tick records by time; the `-` after the digits keeps
+ * them apart from a tick's own key (see `isTriggerRunKey`).
+ */
+export const triggerRunKey = (task: string, triggerId: string): string => `${runPrefix(task)}${triggerId}`;
+/** Pending manual triggers of a task, written by `cluster.trigger()` on any node: `trigger/<task>/<id>`. */
+export const triggerPrefix = (task: string): string => `trigger/${task}/`;
+export const triggerKey = (task: string, id: string): string => `${triggerPrefix(task)}${id}`;
+/** Present while the task is paused cluster-wide. */
+export const PAUSE_PREFIX = 'pause/';
+export const pauseKey = (task: string): string => `${PAUSE_PREFIX}${task}`;
+/** Concurrency slot `i` of a group: an ownership key held by the running node's session. */
+export const slotPrefix = (group: string): string => `slot/${group}/`;
+export const slotKey = (group: string, i: number): string => `${slotPrefix(group)}${i}`;

@@ -23,6 +23,8 @@ export interface Schedule {
   latest(atMs: number): number | undefined;
   /** The fixed distance between ticks, for `every` schedules: lets ranges be counted without iterating. */
   readonly intervalMs?: number;
+  /** The only tick of a single-tick schedule (`at`). */
+  readonly once?: number;
 }
 
 export interface ScheduleOptions {
@@ -83,6 +85,7 @@ function parseInstant(value: unknown, field: string): number {
 function atSchedule(atMs: number): Schedule {
   return {
     description: `at ${new Date(atMs).toISOString()}`,
+    once: atMs,
     next: (afterMs) => (atMs > afterMs ? atMs : undefined),
     latest: (atOrBefore) => (atMs <= atOrBefore ? atMs : undefined),
   };
@@ -112,8 +115,27 @@ function cronSchedule(pattern: unknown, timezone: unknown, where: string): Sched
   return {
     description: `cron ${pattern}${timezone ? ` tz ${timezone as string}` : ''}`,
     next: (afterMs) => cron.nextRun(new Date(afterMs))?.getTime(),
-    latest: (atMs) => cron.previousRuns(1, new Date(atMs + 1))[0]?.getTime(),
+    latest: (atMs) => latestCronTick(cron, atMs),
   };
+}
+
+/**
+ * The last tick at or before `atMs` *of the sequence `nextRun` produces*. croner's `previousRuns` and
+ * `nextRun` disagree around DST: going back, it returns a local time repeated by fall-back that going
+ * forward runs once, and it does not return the substitute (e.g. 03:00) of a time skipped by spring-forward.
+ * Ticks must be one sequence whichever way they are computed, or a tick runs twice or never.
+ */
+function latestCronTick(cron: Cron, atMs: number): number | undefined {
+  const nextAfter = (ms: number) => cron.nextRun(new Date(ms))?.getTime();
+  let tick = cron.previousRuns(1, new Date(atMs + 1))[0]?.getTime();
+  // Step back over ticks `nextRun` never produces (a repeated local time, the second time).
+  for (let i = 0; i < 4 && tick !== undefined && nextAfter(tick - 1) !== tick; i++) {
+    tick = cron.previousRuns(1, new Date(tick))[0]?.getTime();
+  }
+  if (tick === undefined) return undefined;
+  // Step forward over ticks `previousRuns` skipped (the substitute of a skipped local time).
+  for (let next = nextAfter(tick); next !== undefined && next <= atMs; next = nextAfter(tick)) tick = next;
+  return tick;
 }
 
 /** Parses a description written by {@link Schedule.description} (used by `baton status` for next ticks). */

@@ -1,14 +1,15 @@
 /**
  * Runs one task on this node while this node owns it. The loop, per lease:
- *   read the last tick recorded for the task → for each due tick: claim it in the store (a unique,
- *   fenced insert: invariant 3) → run the handler → record the outcome.
+ *   read the last tick recorded for the task → look at pause and pending triggers → plan the due ticks
+ *   (misfire/overlap policies, misfire.ts) → for each tick to run: wait for its dependencies and a
+ *   concurrency slot → claim it in the store (a unique, fenced insert: invariant 3) → run its attempts
+ *   (run-attempts.ts) → record the outcome.
  *
  * Guarantees: a tick runs at most once cluster-wide (the claim is unique per tick and guarded by the
- * lease's token, so a zombie ex-owner's claim is refused); runs of one task never overlap on a node, and
+ * lease's token, so a zombie ex-owner's claim is refused); a manual trigger too (its claim is unique per
+ * trigger id). Runs of one task overlap only with overlap `allow`, and then only on the owner node;
  * across nodes only if a handler ignores its aborted signal after its lease ended. Every tick that falls
- * due while some node owns the task is run or recorded as missed. When several ticks fell due at once
- * (failover longer than the interval, a run longer than the interval, a stalled process), the most recent
- * one runs now and the earlier ones are recorded in one "missed" record with their count and reason.
+ * due while some node owns the task is run or recorded as missed, with a reason.
  */
 import { sleep, type Clock } from '../core/clock.js';
 import { ClosedError, NotOwnerError, SessionExpiredError, toError } from '../core/errors.js';
@@ -16,10 +17,14 @@ import type { Logger } from '../core/logger.js';
 import type { NodeInfo } from '../core/node-info.js';
 import type { Lease } from '../cluster/lease.js';
 import type { Store } from '../stores/contract.js';
-import type { Emit, MissReason, RunOutcome } from './events.js';
-import { checkpointKey, runKey, runPrefix } from './keys.js';
-import { ticksBetween } from './schedule.js';
-import type { RunRecord, TaskContext, TaskDefinition } from './task.js';
+import { isPaused, pendingTriggers } from './controls.js';
+import type { Emit, MissReason } from './events.js';
+import { HintWaker, recordsMatching } from './hints.js';
+import { pauseKey, triggerPrefix } from './keys.js';
+import { dueTicks, jitterFor, planTicks } from './misfire.js';
+import { pruneHistory, readHistory, recordMissed, recordPaused, STORE_RETRY_MS, type RecordsScope } from './run-records.js';
+import { runJob, type RunScope, type TickJob } from './run-tick.js';
+import type { TaskDefinition } from './task.js';
 
 export interface RunnerDeps {
   readonly store: Store;
@@ -29,25 +34,25 @@ export interface RunnerDeps {
   readonly log: Logger;
   /** Called when a lease ends, whatever the reason, so placement can look again. */
   readonly onLeaseEnded: () => void;
+  /** Concurrency slot keys held by runs of this node (shared by every runner of the node). */
+  readonly localSlots: Set<string>;
 }
 
-/** Pause between attempts to claim a tick while the store is unreachable (the lease deadline bounds it). */
-const CLAIM_RETRY_MS = 200;
-
-interface StoredCheckpoint {
-  readonly value: unknown;
-  readonly tick: number;
-  readonly token: string;
-  readonly committedAt: number;
-}
+/**
+ * Longest time between two looks at pending triggers (and at pause, while paused) when no store hint
+ * arrives: hints are only lost around reconnects, after which stores send an `any` hint anyway.
+ */
+const CONTROLS_POLL_MS = 15_000;
 
 export class TaskRunner {
   readonly def: TaskDefinition;
   readonly #deps: RunnerDeps;
   readonly #stop = new AbortController();
+  readonly #active = new Set<Promise<void>>();
+  readonly #triggersInFlight = new Set<string>();
   #lease: Lease | undefined;
   #loop: Promise<void> | undefined;
-  #running = false;
+  #controls: HintWaker | undefined;
   #handoverRequested = false;
   #finishedRuns = 0;
 
@@ -60,9 +65,9 @@ export class TaskRunner {
     return this.#lease;
   }
 
-  /** A handler is executing right now. */
+  /** A run (waiting for a dependency or slot, or executing) is in progress right now. */
   get busy(): boolean {
-    return this.#running;
+    return this.#active.size > 0;
   }
 
   /** Starts leading the task under `lease`. */
@@ -77,13 +82,13 @@ export class TaskRunner {
     this.#loop = this.#lead(lease);
   }
 
-  /** Hands the task to another node: at once when idle, else right after the current run. */
+  /** Hands the task to another node: at once when idle, else right after the current run(s). */
   requestHandover(): void {
     this.#handoverRequested = true;
-    if (!this.#running) this.#lease?.end(new HandoverSignal());
+    if (!this.busy) this.#lease?.end(new HandoverSignal());
   }
 
-  /** Stops leading: aborts a running handler, waits for it, then releases the key in the store. */
+  /** Stops leading: aborts running handlers, waits for them, then releases the key in the store. */
   async stop(): Promise<void> {
     this.#stop.abort(new ClosedError(`task "${this.def.name}": node is shutting down`));
     const loop = this.#loop;
@@ -99,46 +104,94 @@ export class TaskRunner {
   }
 
   async #lead(lease: Lease): Promise<void> {
-    const { clock, emit } = this.#deps;
+    const { clock, emit, store } = this.#deps;
+    const { name, schedule, policy } = this.def;
     const stop = AbortSignal.any([lease.signal, this.#stop.signal]);
+    const jitter = (tick: number) => jitterFor(name, tick, policy.jitterMs);
+    const controls = new HintWaker(store, clock, recordsMatching(triggerPrefix(name), pauseKey(name)));
+    this.#controls = controls;
+    const scope: RecordsScope = this.#scope(lease, stop);
     let releaseReason: 'shutdown' | 'rebalance' | undefined;
     try {
-      let cursor = await this.#lastRecordedTick(lease);
+      const history = await readHistory(scope, schedule);
+      let cursor = history.cursor;
+      let paused = history.paused;
       let reason: MissReason = 'no-owner';
+      let checkTriggers = true;
+      let triggersCheckedAt = -Infinity;
       while (!stop.aborted) {
-        const due = ticksBetween(this.def.schedule, cursor, clock.now());
+        if (this.#handoverRequested && !this.busy) {
+          releaseReason = 'rebalance';
+          return;
+        }
+        // Pause is read before each tick: ticks due meanwhile go into one growing `missed` record.
+        if (await isPaused(store, name)) {
+          const due = dueTicks(schedule, cursor, clock.now(), jitter);
+          if (due) {
+            paused = await recordPaused(scope, due, paused);
+            cursor = due.last;
+          }
+          checkTriggers = await this.#idle(controls, this.#nextStart(cursor, jitter), stop);
+          reason = 'stalled';
+          continue;
+        }
+        paused = undefined;
+        if (checkTriggers || clock.monotonic() - triggersCheckedAt >= CONTROLS_POLL_MS) {
+          checkTriggers = false;
+          triggersCheckedAt = clock.monotonic();
+          if (await this.#runTriggers(lease, stop)) {
+            reason = 'overlap';
+            continue;
+          }
+        }
+        const due = dueTicks(schedule, cursor, clock.now(), jitter);
         if (!due) {
-          const next = this.def.schedule.next(cursor);
-          if (next === undefined) return; // the schedule has no more ticks
-          await sleep(clock, Math.max(0, next - clock.now()), stop);
+          checkTriggers = await this.#idle(controls, this.#nextStart(cursor, jitter), stop);
           // More than one tick due after a sleep means the process (or its wall clock) jumped past them.
           reason = 'stalled';
           continue;
         }
-        if (due.count > 1) await this.#recordMissed(lease, due.first, due.last, due.count - 1, reason);
+        const plan = planTicks({ schedule, due, now: clock.now(), policy, cause: reason, jitter });
+        if (plan.missed) await recordMissed(scope, plan.missed.from, plan.missed.to, plan.missed.count, reason);
         cursor = due.last;
-        await this.#runTick(lease, due.last, stop);
-        reason = 'overlap';
-        if (this.#handoverRequested && !stop.aborted) {
-          releaseReason = 'rebalance';
-          return;
+        const slotDeadline = this.#nextStart(due.last, jitter);
+        for (const tick of plan.runs) {
+          if (stop.aborted) break;
+          await this.#start({ tick, jitterMs: jitter(tick), slotDeadline }, lease, stop);
         }
+        reason = 'overlap';
       }
     } catch (error) {
       if (!stop.aborted) {
         const cause = toError(error);
         lease.end(cause);
         if (!(cause instanceof NotOwnerError || cause instanceof SessionExpiredError)) {
-          emit('error', { where: `task "${this.def.name}"`, error: cause });
+          emit('error', { where: `task "${name}"`, error: cause });
           // The key stays ours in the store and is picked up again after this pause, not in a hot loop.
-          await sleep(clock, CLAIM_RETRY_MS * 5, this.#stop.signal).catch(() => undefined);
+          await sleep(clock, STORE_RETRY_MS * 5, this.#stop.signal).catch(() => undefined);
         }
       }
     } finally {
+      controls.close();
+      this.#controls = undefined;
+      // Runs started with overlap "allow" end (their signals aborted unless this is a hand-over) first.
+      await Promise.allSettled([...this.#active]);
       if (this.#stop.signal.aborted) releaseReason = 'shutdown';
       if (lease.signal.reason instanceof HandoverSignal) releaseReason = 'rebalance';
       await this.#endLease(lease, releaseReason);
     }
+  }
+
+  /** The start (tick + jitter) of the first tick after `cursor`, or undefined when there is none. */
+  #nextStart(cursor: number, jitter: (tick: number) => number): number | undefined {
+    const next = this.def.schedule.next(cursor);
+    return next === undefined ? undefined : next + jitter(next);
+  }
+
+  /** Waits for the wall time `until` (capped by the triggers' poll period) or a hint; true when a hint woke it. */
+  async #idle(controls: HintWaker, until: number | undefined, stop: AbortSignal): Promise<boolean> {
+    const ms = until === undefined ? CONTROLS_POLL_MS : Math.min(CONTROLS_POLL_MS, until - this.#deps.clock.now());
+    return controls.wait(ms, stop);
   }
 
   async #endLease(lease: Lease, releaseReason: 'shutdown' | 'rebalance' | undefined): Promise<void> {
@@ -159,142 +212,72 @@ export class TaskRunner {
     this.#deps.onLeaseEnded();
   }
 
-  /** The tick of the newest run record, or now when the task never ran (new tasks do not catch up). */
-  async #lastRecordedTick(lease: Lease): Promise<number> {
-    lease.assertHeld();
-    const [last] = await this.#deps.store.list<RunRecord>(runPrefix(this.def.name), { reverse: true, limit: 1 });
-    if (!last) return this.#deps.clock.now();
-    const run = last.value;
-    if (run.status === 'running' && run.token !== undefined && BigInt(run.token) < lease.token) {
-      // The previous owner died during this run: say so, instead of leaving it "running" forever.
-      // The CAS on its version loses to the old owner's own end record if that one arrives first.
-      const interrupted: RunRecord = {
-        ...run,
-        status: 'aborted',
-        error: `interrupted: ${run.node ?? 'the owner'} lost the task during the run (token ${run.token}; taken over with token ${lease.token})`,
-      };
-      await lease.put(last.key, interrupted, { ifVersion: last.version });
+  /**
+   * Where to continue: the newest scheduled tick recorded (trigger runs do not count), or now when the
+   * task never ran (new tasks do not catch up) — except a single-tick schedule (`at`), whose tick is then
+   * still due and goes through the misfire policy. Marks runs of earlier owners left `running` as aborted.
+   */
+  /** Runs pending triggers, oldest first. Returns whether any was found. */
+  async #runTriggers(lease: Lease, stop: AbortSignal): Promise<boolean> {
+    const triggers = (await pendingTriggers(this.#deps.store, this.def.name)).filter((t) => !this.#triggersInFlight.has(t.id));
+    for (const trigger of triggers) {
+      if (stop.aborted) break;
+      await this.#start({ tick: trigger.requestedAt, jitterMs: 0, trigger, slotDeadline: undefined }, lease, stop);
     }
-    return run.tick;
-  }
-
-  async #recordMissed(lease: Lease, from: number, lastDue: number, count: number, reason: MissReason): Promise<void> {
-    // The record sits at the last missed tick, so that the next owner's cursor starts after it.
-    const to = count === 1 ? from : (this.def.schedule.latest(lastDue - 1) ?? from);
-    const record: RunRecord = { task: this.def.name, tick: to, status: 'missed', missed: { from, count, reason } };
-    const result = await this.#withStoreRetry(lease, () => lease.put(runKey(this.def.name, to), record, { ifVersion: 'absent' }));
-    if (result.ok) this.#deps.emit('tick:missed', { task: this.def.name, from, to, count, reason });
-  }
-
-  async #runTick(lease: Lease, tick: number, stop: AbortSignal): Promise<void> {
-    const { clock, emit, node } = this.#deps;
-    const key = runKey(this.def.name, tick);
-    const startedAt = clock.now();
-    const lateMs = Math.max(0, startedAt - tick);
-    const claim: RunRecord = {
-      task: this.def.name,
-      tick,
-      status: 'running',
-      node: node.id,
-      host: node.host,
-      pid: node.pid,
-      token: lease.token.toString(),
-      startedAt,
-      lateMs,
-    };
-    const claimed = await this.#withStoreRetry(lease, () => lease.put(key, claim, { ifVersion: 'absent' }));
-    if (!claimed.ok) {
-      // Already claimed: the previous owner started this tick before it lost the task.
-      this.#deps.log.debug({ task: this.def.name, tick }, 'tick already claimed');
-      return;
-    }
-    emit('run:started', { task: this.def.name, tick, lateMs, token: lease.token });
-    const startedMono = clock.monotonic();
-    let outcome: RunOutcome = 'succeeded';
-    let failure: Error | undefined;
-    // Each run gets its own signal: listeners a handler adds die with its run instead of piling up.
-    const run = new AbortController();
-    const abortRun = () => run.abort(stop.reason);
-    // `stop` may have aborted while the claim was in flight: an abort event would never come then.
-    if (stop.aborted) abortRun();
-    else stop.addEventListener('abort', abortRun, { once: true });
-    this.#running = true;
-    try {
-      await this.def.handler(this.#context(lease, tick, lateMs, run.signal) as TaskContext<never>);
-    } catch (error) {
-      failure = toError(error);
-      outcome = stop.aborted ? 'aborted' : 'failed';
-    } finally {
-      this.#running = false;
-      stop.removeEventListener('abort', abortRun);
-    }
-    const durationMs = clock.monotonic() - startedMono;
-    const done: RunRecord = {
-      ...claim,
-      status: outcome,
-      endedAt: clock.now(),
-      durationMs,
-      ...(failure ? { error: failure.stack ?? failure.message } : {}),
-    };
-    // The record is this run's own (claimed above): no one else writes it, so a version check suffices.
-    const written = await this.#deps.store.put(key, done, { ifVersion: claimed.version }).catch((error: unknown) => {
-      emit('error', { where: `task "${this.def.name}": run record`, error: toError(error) });
-      return undefined;
-    });
-    emit('run:finished', { task: this.def.name, tick, outcome, durationMs, ...(failure ? { error: failure } : {}) });
-    if (written?.ok) await this.#prune();
-  }
-
-  #context(lease: Lease, tick: number, lateMs: number, signal: AbortSignal): TaskContext {
-    const { store, clock, node, log } = this.#deps;
-    const key = checkpointKey(this.def.name);
-    return {
-      task: this.def.name,
-      tick: new Date(tick),
-      lateMs,
-      token: lease.token,
-      node,
-      signal,
-      log: log.child({ task: this.def.name, tick }),
-      checkpoint: {
-        get: async () => (await store.get<StoredCheckpoint>(key))?.value.value as never,
-        commit: async (value: unknown) => {
-          const stored: StoredCheckpoint = { value, tick, token: lease.token.toString(), committedAt: clock.now() };
-          await lease.put(key, stored);
-        },
-      },
-    };
-  }
-
-  /** Keeps the newest `history` run records; runs every quarter of that many runs. */
-  async #prune(): Promise<void> {
-    this.#finishedRuns += 1;
-    if (this.#finishedRuns % Math.max(1, Math.floor(this.def.history / 4)) !== 0) return;
-    const prefix = runPrefix(this.def.name);
-    try {
-      const newest = await this.#deps.store.list(prefix, { reverse: true, limit: this.def.history + 1 });
-      const oldestKept = newest[this.def.history - 1];
-      if (newest.length > this.def.history && oldestKept) await this.#deps.store.deleteBefore(prefix, oldestKept.key);
-    } catch (error) {
-      this.#deps.emit('error', { where: `task "${this.def.name}": history retention`, error: toError(error) });
-    }
+    return triggers.length > 0;
   }
 
   /**
-   * Retries a store call while the store is unreachable, the lease still holds and the node is not
-   * shutting down (close() must not wait for the lease deadline, nor start a run once the store is back).
+   * Starts a run: waits for it (overlap `skip`, `queue`), or lets it go on in the background (`allow`,
+   * up to `overlapLimit` at once; beyond it, a tick is recorded missed and a trigger stays pending).
    */
-  async #withStoreRetry<T>(lease: Lease, call: () => Promise<T>): Promise<T> {
-    const stop = AbortSignal.any([lease.signal, this.#stop.signal]);
-    for (;;) {
-      try {
-        return await call();
-      } catch (error) {
-        if (error instanceof NotOwnerError || error instanceof SessionExpiredError || stop.aborted) throw error;
-        this.#deps.emit('error', { where: `task "${this.def.name}"`, error: toError(error) });
-        await sleep(this.#deps.clock, CLAIM_RETRY_MS, stop);
-      }
+  async #start(job: TickJob, lease: Lease, stop: AbortSignal): Promise<void> {
+    const { policy } = this.def;
+    if (policy.overlap === 'allow' && this.#active.size >= policy.overlapLimit) {
+      if (!job.trigger) await recordMissed(this.#scope(lease, stop), job.tick, job.tick, 1, 'overlap');
+      return;
     }
+    if (job.trigger) this.#triggersInFlight.add(job.trigger.id);
+    const run = runJob(this.#scope(lease, stop), job).finally(() => {
+      this.#active.delete(run);
+      if (job.trigger) this.#triggersInFlight.delete(job.trigger.id);
+      this.#controls?.wake(); // the loop may be waiting to hand over, or for room under overlapLimit
+    });
+    this.#active.add(run);
+    if (policy.overlap !== 'allow') return run;
+    run.catch((error: unknown) => {
+      if (stop.aborted) return;
+      const cause = toError(error);
+      if (!(cause instanceof NotOwnerError || cause instanceof SessionExpiredError)) {
+        this.#deps.emit('error', { where: `task "${this.def.name}"`, error: cause });
+      }
+      lease.end(cause);
+    });
+  }
+
+  /** What runs and record writes under `lease` need. */
+  #scope(lease: Lease, stop: AbortSignal): RunScope {
+    const { store, clock, emit, node, log, localSlots } = this.#deps;
+    return {
+      task: this.def.name,
+      def: this.def,
+      store,
+      clock,
+      emit,
+      node,
+      log,
+      localSlots,
+      lease,
+      stop,
+      onRecorded: () => this.#prune(),
+    };
+  }
+
+  /** History retention: every quarter of `history` finished runs. */
+  async #prune(): Promise<void> {
+    this.#finishedRuns += 1;
+    if (this.#finishedRuns % Math.max(1, Math.floor(this.def.history / 4)) !== 0) return;
+    await pruneHistory(this.#deps.store, this.#deps.emit, this.def.name, this.def.history);
   }
 }
 

@@ -5,9 +5,11 @@ import { assertTaskName, declarationKey } from './keys.js';
 import type { Store } from '../stores/contract.js';
 import { parseSchedule, type Schedule, type ScheduleOptions } from './schedule.js';
 import type { MissReason, RunOutcome } from './events.js';
+import { validateDependencies } from './dependencies.js';
+import { parseRunPolicy, RUN_OPTION_NAMES, type RunOptions, type RunPolicy } from './task-options.js';
 
-/** Options of a task. Exactly one of `every` and `cron`. */
-export interface TaskOptions extends ScheduleOptions {
+/** Options of a task. Exactly one of `every`, `cron` and `at`; see docs/scheduling.md for each option. */
+export interface TaskOptions extends ScheduleOptions, RunOptions {
   /**
    * Run records kept per task in the store. Default 100. Pruned every ⌊history/4⌋ runs, so up to
    * history + ⌊history/4⌋ − 1 may exist between two prunes.
@@ -31,14 +33,21 @@ export interface TaskContext<T = unknown> {
   readonly task: string;
   /** The tick this run executes: its scheduled time. */
   readonly tick: Date;
-  /** How late the run started after its scheduled time, in ms. */
+  /** How late the run started after its scheduled time plus its jitter, in ms. */
   readonly lateMs: number;
+  /** The delay `jitter` added to this tick's start (0 without jitter): start = tick + jitterMs + lateMs. */
+  readonly jitterMs: number;
+  /** 1 for the first attempt, 2 for the first retry, … (see `retries`). */
+  readonly attempt: number;
+  /** True for a run requested with `cluster.trigger()` (then `tick` is the time of the request). */
+  readonly trigger: boolean;
   /** Fencing token of the ownership under which this run happens; put it into your own writes. */
   readonly token: bigint;
   readonly node: NodeInfo;
   /**
-   * Aborts when ownership is lost (session expired, a fenced write refused) or the node shuts down.
-   * Honour it: stop work and return. (Hand-over to another node for rebalancing waits for the run to end.)
+   * Aborts when ownership is lost (session expired, a fenced write refused), the node shuts down, or the
+   * attempt exceeds `timeout` (reason: a TimeoutError). Honour it: stop work and return. (Hand-over to
+   * another node for rebalancing, and pause, wait for the run to end.)
    */
   readonly signal: AbortSignal;
   readonly checkpoint: Checkpoint<T>;
@@ -51,10 +60,11 @@ export interface TaskDefinition {
   readonly name: string;
   readonly schedule: Schedule;
   readonly history: number;
+  readonly policy: RunPolicy;
   readonly handler: TaskHandler<never>;
 }
 
-const KNOWN_OPTIONS = new Set(['every', 'cron', 'timezone', 'history']);
+const KNOWN_OPTIONS = new Set<string>(['every', 'cron', 'timezone', 'at', 'history', ...RUN_OPTION_NAMES]);
 
 export function defineTask(name: unknown, options: unknown, handler: unknown): TaskDefinition {
   assertTaskName(name);
@@ -72,7 +82,8 @@ export function defineTask(name: unknown, options: unknown, handler: unknown): T
   if (!Number.isInteger(history) || history < 1 || history > 100_000) {
     throw new ConfigError(`${where}: history must be an integer from 1 to 100000, got ${JSON.stringify(opts.history)}`);
   }
-  return { name, schedule: parseSchedule(opts, where), history, handler: handler as TaskHandler<never> };
+  const schedule = parseSchedule(opts, where);
+  return { name, schedule, history, policy: parseRunPolicy(opts, schedule, name, where), handler: handler as TaskHandler<never> };
 }
 
 /** A run record: the tick claim and its outcome, one per tick in the store. */
@@ -88,9 +99,17 @@ export interface RunRecord {
   readonly endedAt?: number;
   readonly durationMs?: number;
   readonly lateMs?: number;
+  /** The last attempt's error (with retries: earlier attempts' errors are replaced). */
   readonly error?: string;
   /** For status "missed": the range of ticks (this record's tick is the last) and why. */
   readonly missed?: { readonly from: number; readonly count: number; readonly reason: MissReason };
+  /** Attempts made so far (written after each failed attempt when `retries` > 0, and at the end). */
+  readonly attempts?: number;
+  /** The jitter added to this tick's start, when the task has `jitter`. */
+  readonly jitterMs?: number;
+  /** A run requested with `cluster.trigger()`: true, with the trigger's id. Its `tick` is the request time. */
+  readonly trigger?: boolean;
+  readonly triggerId?: string;
 }
 
 /** Stored under `decl/<task>`: how the task was last declared, and by whom. */
@@ -112,4 +131,25 @@ export async function publishDeclarations(store: Store, definitions: Iterable<Ta
       await store.put(key, record);
     }),
   );
+}
+
+/**
+ * Checks what only the whole set of a node's tasks can tell, when the cluster starts: dependencies
+ * (declared, same schedule, no cycle) and concurrency groups (one limit per group).
+ * @throws ConfigError naming the tasks.
+ */
+export function validateTaskSet(definitions: ReadonlyMap<string, TaskDefinition>): void {
+  validateDependencies(definitions);
+  const groups = new Map<string, TaskDefinition>();
+  for (const def of definitions.values()) {
+    const concurrency = def.policy.concurrency;
+    if (!concurrency) continue;
+    const first = groups.get(concurrency.group);
+    if (first && first.policy.concurrency?.limit !== concurrency.limit) {
+      throw new ConfigError(
+        `task "${def.name}": concurrency ${concurrency.limit} differs from task "${first.name}" (${first.policy.concurrency?.limit}) in concurrencyGroup "${concurrency.group}"`,
+      );
+    }
+    groups.set(concurrency.group, first ?? def);
+  }
 }

@@ -87,6 +87,11 @@ export const EVENT_NAMES: (keyof BatonEvents)[] = [
   'run:started',
   'run:finished',
   'tick:missed',
+  'tick:waiting',
+  'run:retrying',
+  'task:triggered',
+  'task:paused',
+  'task:resumed',
   'session:lost',
   'session:opened',
   'session:stalled',
@@ -95,13 +100,20 @@ export const EVENT_NAMES: (keyof BatonEvents)[] = [
 ];
 
 export class Sim {
-  readonly clock = new FakeClock();
-  readonly backend = new MemoryBackend({ clock: this.clock });
+  readonly clock: FakeClock;
+  readonly backend: MemoryBackend;
   readonly nodes: SimNode[] = [];
   /** Every run start, across nodes: (task, tick, node). */
   readonly starts: { task: string; tick: number; node: string; at: number }[] = [];
   /** A connection of no node, to look at the store from outside. */
-  readonly observer: MemoryStore = this.backend.connect('sim');
+  readonly observer: MemoryStore;
+
+  /** @param startWallMs the wall time the fake clock starts at (default 2026-01-01T00:00:00Z). */
+  constructor(startWallMs?: number) {
+    this.clock = new FakeClock(startWallMs);
+    this.backend = new MemoryBackend({ clock: this.clock });
+    this.observer = this.backend.connect('sim');
+  }
 
   async node(id: string, tasks: [string, TaskOptions, TaskHandler<never>?][], options: SimNodeOptions = {}): Promise<SimNode> {
     const store = this.backend.connect('sim');

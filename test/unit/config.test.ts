@@ -152,7 +152,7 @@ describe('task declarations', () => {
     ['every 0', 'job', { every: 0 }, 'SCHEDULE_INVALID', /task "job": every/, /got 0/],
     ['both every and cron', 'job', { every: '1s', cron: '* * * * *' }, 'CONFIG_INVALID', /task "job"/, /exactly one of "every"/],
     ['neither every nor cron', 'job', {}, 'CONFIG_INVALID', /task "job"/, /exactly one of "every"/],
-    ['an unknown option', 'job', { every: '1s', retries: 3 }, 'CONFIG_INVALID', /task "job"/, /unknown option "retries"/],
+    ['an unknown option', 'job', { every: '1s', retry: 3 }, 'CONFIG_INVALID', /task "job"/, /unknown option "retry"/],
     ['a misspelt option', 'job', { evry: '1s' }, 'CONFIG_INVALID', /unknown option "evry"/],
     ['options that are not an object', 'job', null, 'CONFIG_INVALID', /task "job": options/],
     ['history 0', 'job', { every: '1s', history: 0 }, 'CONFIG_INVALID', /task "job": history/, /got 0/],

@@ -1,0 +1,58 @@
+/**
+ * Cluster-wide controls of a task, written by any node and obeyed by whichever node owns the task:
+ * manual triggers (`trigger/<task>/<id>`) and pause (`pause/<task>`). They are plain records, not fenced:
+ * any node may write them; the owner reads them (on store hints, before each tick, and at least every
+ * few seconds) and acts under its own fenced lease.
+ */
+import { randomId } from '../core/ids.js';
+import type { Store } from '../stores/contract.js';
+import { PAUSE_PREFIX, pauseKey, triggerKey, triggerPrefix } from './keys.js';
+
+export interface TriggerRecord {
+  readonly id: string;
+  readonly task: string;
+  /** Wall time of the request on the requesting node: the triggered run's `tick`. */
+  readonly requestedAt: number;
+  readonly node: string;
+}
+
+export interface PauseRecord {
+  readonly task: string;
+  readonly node: string;
+  readonly at: number;
+}
+
+/**
+ * Writes a trigger. Its id starts with the zero-padded request time, so pending triggers list oldest
+ * first and their run records sort by time among the task's ticks.
+ */
+export async function writeTrigger(store: Store, task: string, node: string, now: number): Promise<string> {
+  const id = `${String(now).padStart(15, '0')}-${randomId(6)}`;
+  const record: TriggerRecord = { id, task, requestedAt: now, node };
+  await store.put(triggerKey(task, id), record, { ifVersion: 'absent' });
+  return id;
+}
+
+/** Pending triggers of a task, oldest first (bounded: more are picked up on the next look). */
+export async function pendingTriggers(store: Store, task: string, limit = 100): Promise<TriggerRecord[]> {
+  return (await store.list<TriggerRecord>(triggerPrefix(task), { limit })).map((r) => r.value);
+}
+
+export async function writePause(store: Store, task: string, node: string, now: number): Promise<void> {
+  const record: PauseRecord = { task, node, at: now };
+  await store.put(pauseKey(task), record);
+}
+
+/** Removes the pause record; false when the task was not paused. */
+export async function clearPause(store: Store, task: string): Promise<boolean> {
+  return store.delete(pauseKey(task));
+}
+
+export async function isPaused(store: Store, task: string): Promise<boolean> {
+  return (await store.get(pauseKey(task))) !== null;
+}
+
+/** Names of every paused task (for status). */
+export async function pausedTasks(store: Store): Promise<Set<string>> {
+  return new Set((await store.list(PAUSE_PREFIX)).map((r) => r.key.slice(PAUSE_PREFIX.length)));
+}

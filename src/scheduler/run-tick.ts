@@ -1,0 +1,188 @@
+/**
+ * One run, from the decision to run a tick (or a trigger) to its final record:
+ *   dependencies (dependencies.ts) → a concurrency slot (slots.ts) → the claim (a unique insert guarded
+ *   by the lease: invariant 3) → the attempts (run-attempts.ts) → the final record.
+ * Waiting for a dependency or a slot happens *before* the claim: a tick that gives up is recorded missed,
+ * and a new owner finds it unclaimed if the lease ends meanwhile.
+ */
+import type { Logger } from '../core/logger.js';
+import type { NodeInfo } from '../core/node-info.js';
+import { NotOwnerError, toError } from '../core/errors.js';
+import type { TriggerRecord } from './controls.js';
+import { awaitDependencies, SINGLE_TICK_DEPENDENCY_TIMEOUT_MS } from './dependencies.js';
+import { checkpointKey, runKey, triggerKey, triggerRunKey } from './keys.js';
+import { runAttempts } from './run-attempts.js';
+import { recordMissed, withStoreRetry, type RecordsScope } from './run-records.js';
+import { acquireSlot, releaseSlot, type HeldSlot } from './slots.js';
+import type { RunRecord, TaskContext, TaskDefinition } from './task.js';
+
+/** One tick (or trigger) to run. */
+export interface TickJob {
+  readonly tick: number;
+  readonly jitterMs: number;
+  readonly trigger?: TriggerRecord;
+  /** Wall time until which the tick may wait for a concurrency slot; undefined: no bound. */
+  readonly slotDeadline: number | undefined;
+}
+
+export interface RunScope extends RecordsScope {
+  readonly def: TaskDefinition;
+  readonly node: NodeInfo;
+  readonly log: Logger;
+  readonly localSlots: Set<string>;
+  /** Called after the final record was written (history retention). */
+  readonly onRecorded: () => Promise<void>;
+}
+
+interface StoredCheckpoint {
+  readonly value: unknown;
+  readonly tick: number;
+  readonly token: string;
+  readonly committedAt: number;
+}
+
+/** Dependencies, then a concurrency slot, then the claim and the attempts. */
+export async function runJob(scope: RunScope, job: TickJob): Promise<void> {
+  const { store, clock, emit, localSlots, lease, stop } = scope;
+  const { name, policy, schedule } = scope.def;
+  if (!job.trigger && policy.dependsOn.length > 0) {
+    const next = schedule.next(job.tick);
+    const timeoutMs = policy.dependencyTimeoutMs ?? (next === undefined ? SINGLE_TICK_DEPENDENCY_TIMEOUT_MS : next - job.tick);
+    const result = await awaitDependencies({
+      store,
+      clock,
+      dependsOn: policy.dependsOn,
+      tick: job.tick,
+      timeoutMs,
+      signal: stop,
+      onWait: () => emit('tick:waiting', { task: name, tick: job.tick, for: 'dependency' }),
+    });
+    if (!result.ok) {
+      await recordMissed(scope, job.tick, job.tick, 1, 'dependency', result.reason);
+      return;
+    }
+  }
+  let slot: HeldSlot | undefined;
+  if (policy.concurrency) {
+    const { group, limit } = policy.concurrency;
+    slot = await acquireSlot({
+      store,
+      clock,
+      session: lease.session,
+      group,
+      limit,
+      localSlots,
+      until: job.trigger ? undefined : job.slotDeadline,
+      signal: stop,
+      onWait: () => emit('tick:waiting', { task: name, tick: job.tick, for: 'slot' }),
+    });
+    if (!slot) {
+      await recordMissed(scope, job.tick, job.tick, 1, 'concurrency', `no slot of group "${group}" (limit ${limit}) before the next tick`);
+      return;
+    }
+  }
+  try {
+    await claimAndRun(scope, job);
+  } finally {
+    if (slot) await releaseSlot(store, slot, localSlots, emit, name);
+  }
+}
+
+async function claimAndRun(scope: RunScope, job: TickJob): Promise<void> {
+  const { clock, emit, node, store, lease, stop } = scope;
+  const { name, policy } = scope.def;
+  const key = job.trigger ? triggerRunKey(name, job.trigger.id) : runKey(name, job.tick);
+  const startedAt = clock.now();
+  const lateMs = Math.max(0, startedAt - job.tick - job.jitterMs);
+  const claim: RunRecord = {
+    task: name,
+    tick: job.tick,
+    status: 'running',
+    node: node.id,
+    host: node.host,
+    pid: node.pid,
+    token: lease.token.toString(),
+    startedAt,
+    lateMs,
+    ...(policy.jitterMs > 0 ? { jitterMs: job.jitterMs } : {}),
+    ...(job.trigger ? { trigger: true, triggerId: job.trigger.id } : {}),
+  };
+  const claimed = await withStoreRetry(scope, () => lease.put(key, claim, { ifVersion: 'absent' }));
+  // A trigger is consumed once its run is claimed (by this node now, or by an earlier owner).
+  if (job.trigger) await store.delete(triggerKey(name, job.trigger.id), { guard: lease.guard });
+  if (!claimed.ok) {
+    // Already claimed: the previous owner started this tick before it lost the task.
+    scope.log.debug({ task: name, tick: job.tick }, 'tick already claimed');
+    return;
+  }
+  const trigger = job.trigger ? { trigger: job.trigger.id } : {};
+  emit('run:started', { task: name, tick: job.tick, lateMs, token: lease.token, ...(policy.jitterMs > 0 ? { jitterMs: job.jitterMs } : {}), ...trigger });
+  const startedMono = clock.monotonic();
+  let version = claimed.version;
+  const result = await runAttempts({
+    clock,
+    policy,
+    task: name,
+    stop,
+    invoke: (attempt, signal) => scope.def.handler(context(scope, job, lateMs, attempt, signal) as TaskContext<never>),
+    beforeRetry: async (next, error, delayMs) => {
+      // Fenced and version-checked: a lost lease (or a new owner that marked the run aborted) stops the retries.
+      const progress: RunRecord = { ...claim, attempts: next - 1, error: error.stack ?? error.message };
+      const written = await lease.put(key, progress, { ifVersion: version });
+      if (!written.ok) throw new NotOwnerError(`task "${name}": run record ${key} changed under this run`);
+      version = written.version;
+      emit('run:retrying', { task: name, tick: job.tick, attempt: next, delayMs, error });
+    },
+  });
+  const durationMs = clock.monotonic() - startedMono;
+  const { outcome, attempts } = result;
+  const failure = outcome === 'succeeded' ? undefined : result.error;
+  const done: RunRecord = {
+    ...claim,
+    status: outcome,
+    endedAt: clock.now(),
+    durationMs,
+    ...(policy.retries > 0 ? { attempts } : {}),
+    ...(failure ? { error: failure.stack ?? failure.message } : {}),
+  };
+  // The record is this run's own (claimed above): no one else writes it, so a version check suffices.
+  const written = await store.put(key, done, { ifVersion: version }).catch((error: unknown) => {
+    emit('error', { where: `task "${name}": run record`, error: toError(error) });
+    return undefined;
+  });
+  emit('run:finished', {
+    task: name,
+    tick: job.tick,
+    outcome,
+    durationMs,
+    ...(failure ? { error: failure } : {}),
+    ...(policy.retries > 0 ? { attempts } : {}),
+    ...trigger,
+  });
+  if (written?.ok) await scope.onRecorded();
+}
+
+function context(scope: RunScope, job: TickJob, lateMs: number, attempt: number, signal: AbortSignal): TaskContext {
+  const { store, clock, node, log, lease, def } = scope;
+  const key = checkpointKey(def.name);
+  const tick = job.tick;
+  return {
+    task: def.name,
+    tick: new Date(tick),
+    lateMs,
+    jitterMs: job.jitterMs,
+    attempt,
+    trigger: job.trigger !== undefined,
+    token: lease.token,
+    node,
+    signal,
+    log: log.child({ task: def.name, tick, attempt }),
+    checkpoint: {
+      get: async () => (await store.get<StoredCheckpoint>(key))?.value.value as never,
+      commit: async (value: unknown) => {
+        const stored: StoredCheckpoint = { value, tick, token: lease.token.toString(), committedAt: clock.now() };
+        await lease.put(key, stored);
+      },
+    },
+  };
+}
