@@ -23,6 +23,8 @@ import { BATON_VERSION, defaultNodeId, type NodeInfo, type TaskDeclaration } fro
 import { currentProcessIdentity } from './core/process-identity.js';
 import { hostname } from 'node:os';
 import { SessionKeeper } from './cluster/session-keeper.js';
+import type { Lease } from './cluster/lease.js';
+import { taskOfOwnerKey } from './scheduler/keys.js';
 import { Primitives } from './cluster/primitives.js';
 import type { LockHandle, LockOptions } from './cluster/lock.js';
 import type { Semaphore, SemaphoreOptions } from './cluster/semaphore.js';
@@ -330,8 +332,14 @@ export class Cluster {
     this.#primitivesClosed.abort(new ClosedError(`cluster "${this.name}": closing`));
     try {
       await this.#coordinator?.close();
-      await Promise.all([...this.#runners.values()].map((runner) => runner.stop()));
+      const held = (await Promise.all([...this.#runners.values()].map((runner) => runner.stop()))).filter(
+        (lease): lease is Lease => lease !== undefined,
+      );
+      // Handlers have stopped: now free every key at once by closing the session (invariant 5).
       if (wasRunning) await this.#keeper.close();
+      for (const lease of held) {
+        this.#emit('owner:released', { task: taskOfOwnerKey(lease.key), token: lease.token, reason: 'shutdown' });
+      }
     } finally {
       if (this.#ownsStore) await this.store.close();
       this.#state = 'closed';

@@ -51,6 +51,7 @@ export class TaskRunner {
   readonly #active = new Set<Promise<void>>();
   readonly #triggersInFlight = new Set<string>();
   #lease: Lease | undefined;
+  #heldAtShutdown: Lease | undefined;
   #loop: Promise<void> | undefined;
   #controls: HintWaker | undefined;
   #handoverRequested = false;
@@ -88,11 +89,15 @@ export class TaskRunner {
     if (!this.busy) this.#lease?.end(new HandoverSignal());
   }
 
-  /** Stops leading: aborts running handlers, waits for them, then releases the key in the store. */
-  async stop(): Promise<void> {
+  /**
+   * Stops leading: aborts running handlers and waits for them. Returns the lease still held then, ended
+   * locally but NOT released: the caller closes the session, which frees every key of the node in one
+   * store operation and one notification (faster for the standbys than one release per task).
+   */
+  async stop(): Promise<Lease | undefined> {
     this.#stop.abort(new ClosedError(`task "${this.def.name}": node is shutting down`));
     const loop = this.#loop;
-    if (!loop) return;
+    if (!loop) return undefined;
     let warned = false;
     const cancelWarning = this.#deps.clock.setTimer(5000, () => {
       warned = true;
@@ -101,6 +106,9 @@ export class TaskRunner {
     await loop;
     cancelWarning();
     if (warned) this.#deps.log.warn({ task: this.def.name }, 'handler finished; close() continues');
+    const held = this.#heldAtShutdown;
+    this.#heldAtShutdown = undefined;
+    return held;
   }
 
   async #lead(lease: Lease): Promise<void> {
@@ -196,7 +204,10 @@ export class TaskRunner {
 
   async #endLease(lease: Lease, releaseReason: 'shutdown' | 'rebalance' | undefined): Promise<void> {
     const { emit } = this.#deps;
-    if (releaseReason && lease.session.isLive()) {
+    if (releaseReason === 'shutdown' && lease.session.isLive()) {
+      lease.end(new ClosedError(`task "${this.def.name}": node is shutting down`));
+      this.#heldAtShutdown = lease; // released with the session by close(), see stop()
+    } else if (releaseReason && lease.session.isLive()) {
       try {
         await lease.release(new ClosedError(`task "${this.def.name}": released (${releaseReason})`));
         emit('owner:released', { task: this.def.name, token: lease.token, reason: releaseReason });
@@ -212,11 +223,6 @@ export class TaskRunner {
     this.#deps.onLeaseEnded();
   }
 
-  /**
-   * Where to continue: the newest scheduled tick recorded (trigger runs do not count), or now when the
-   * task never ran (new tasks do not catch up) — except a single-tick schedule (`at`), whose tick is then
-   * still due and goes through the misfire policy. Marks runs of earlier owners left `running` as aborted.
-   */
   /** Runs pending triggers, oldest first. Returns whether any was found. */
   async #runTriggers(lease: Lease, stop: AbortSignal): Promise<boolean> {
     const triggers = (await pendingTriggers(this.#deps.store, this.def.name)).filter((t) => !this.#triggersInFlight.has(t.id));

@@ -1,7 +1,7 @@
 import type { NodeInfo } from '../core/node-info.js';
 import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { assertTaskName, declarationKey } from './keys.js';
+import { assertTaskName, DECLARATION_PREFIX, declarationKey } from './keys.js';
 import type { Store } from '../stores/contract.js';
 import { parseSchedule, type Schedule, type ScheduleOptions } from './schedule.js';
 import type { MissReason, RunOutcome } from './events.js';
@@ -122,15 +122,17 @@ export interface DeclarationRecord {
 
 /** Writes the declarations that changed (one read per task at start; writes only on change). */
 export async function publishDeclarations(store: Store, definitions: Iterable<TaskDefinition>, node: string, now: number): Promise<void> {
-  await Promise.all(
-    [...definitions].map(async (d) => {
-      const key = declarationKey(d.name);
-      const current = await store.get<DeclarationRecord>(key);
-      if (current?.value.schedule === d.schedule.description) return;
-      const record: DeclarationRecord = { schedule: d.schedule.description, mode: 'singleton', node, declaredAt: now };
-      await store.put(key, record);
-    }),
-  );
+  // One read for all tasks; writes only for what changed, a few at a time (a node may declare thousands).
+  const current = new Map((await store.list<DeclarationRecord>(DECLARATION_PREFIX)).map((r) => [r.key, r.value.schedule]));
+  const changed = [...definitions].filter((d) => current.get(declarationKey(d.name)) !== d.schedule.description);
+  for (let i = 0; i < changed.length; i += 16) {
+    await Promise.all(
+      changed.slice(i, i + 16).map((d) => {
+        const record: DeclarationRecord = { schedule: d.schedule.description, mode: 'singleton', node, declaredAt: now };
+        return store.put(declarationKey(d.name), record);
+      }),
+    );
+  }
 }
 
 /**
