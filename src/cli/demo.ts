@@ -10,18 +10,25 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { DemoMessage, DemoTask } from './demo-node.js';
+import { randomId } from '../core/ids.js';
+import type { StoreKind } from '../stores/contract.js';
+import { openStore, redactStoreUrl } from '../stores/open-store.js';
 
 export interface DemoOptions {
   readonly nodes: number;
   /** Keep the SQLite file at this path instead of a temporary one (tests inspect it afterwards). */
   readonly file?: string;
+  /** Run on this store URL instead of a temporary SQLite file. */
+  readonly store?: string;
+  /** Cluster name; default "demo" on the temporary file, "demo-<random>" on a given store. */
+  readonly cluster?: string;
   readonly json: boolean;
   /** Seconds to let the cluster run between the acts. */
   readonly actSeconds: number;
 }
 
 export interface DemoSummary {
-  store: 'sqlite';
+  store: StoreKind;
   nodes: number;
   crashTakeoverMs: number;
   gracefulTakeoverMs: number;
@@ -37,7 +44,6 @@ const TASKS: readonly DemoTask[] = [
   { name: 'send-digest', every: '3s', workMs: 200 },
 ];
 const WATCHED = 'sync-orders';
-const CLUSTER = 'demo';
 
 interface DemoNode {
   readonly id: string;
@@ -51,7 +57,12 @@ class DemoError extends Error {}
 
 export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const dir = mkdtempSync(join(tmpdir(), 'baton-demo-'));
-  const store = `sqlite:${options.file ?? join(dir, 'baton.db')}`;
+  const store = options.store ?? `sqlite:${options.file ?? join(dir, 'baton.db')}`;
+  const cluster = options.cluster ?? (options.store ? `demo-${randomId(4)}` : 'demo');
+  // Opening once checks the URL and the server before any process starts, and names the store's kind.
+  const probe = await openStore(store, { cluster });
+  const kind = probe.kind;
+  await probe.close();
   const out = new Narrator(options.json);
   const messages: DemoMessage[] = [];
   const owners = new Map<string, string>();
@@ -80,9 +91,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const pause = (seconds: number) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
 
   try {
-    out.say(`store ${store} · cluster "${CLUSTER}" · ${TASKS.length} tasks · ${options.nodes} nodes`);
+    out.say(`store ${redactStoreUrl(store)} · cluster "${cluster}" · ${TASKS.length} tasks · ${options.nodes} nodes`);
     out.act(`Act 1: ${options.nodes} nodes start and share the tasks (each tick runs on exactly one node)`);
-    for (let i = 1; i <= options.nodes; i++) nodes.push(startNode(`node-${i}`, store, onMessage));
+    for (let i = 1; i <= options.nodes; i++) nodes.push(startNode(`node-${i}`, store, cluster, onMessage));
     await Promise.all(nodes.map((n) => waitFor(`${n.id} to start`, (m) => m.type === 'ready' && m.node === n.id)));
     for (const m of messages) if (m.type === 'ready') (nodes.find((n) => n.id === m.node) as DemoNode).pid = m.pid;
 
@@ -118,7 +129,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     await Promise.all(nodes.map((n) => n.exited));
 
     const summary: DemoSummary = {
-      store: 'sqlite',
+      store: kind,
       nodes: options.nodes,
       crashTakeoverMs,
       gracefulTakeoverMs,
@@ -133,9 +144,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   }
 }
 
-function startNode(id: string, store: string, onMessage: (m: DemoMessage) => void): DemoNode {
+function startNode(id: string, store: string, cluster: string, onMessage: (m: DemoMessage) => void): DemoNode {
   const cli = fileURLToPath(new URL('./main.js', import.meta.url));
-  const child = spawn(process.execPath, [cli, 'demo-node', '--store', store, '--cluster', CLUSTER, '--id', id, '--tasks', JSON.stringify(TASKS)], {
+  const child = spawn(process.execPath, [cli, 'demo-node', '--store', store, '--cluster', cluster, '--id', id, '--tasks', JSON.stringify(TASKS)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

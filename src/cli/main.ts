@@ -12,18 +12,22 @@ const program = new Command('baton')
 
 program
   .command('demo')
-  .description('3 node processes on a temporary SQLite file: ticks, a SIGKILLed owner and its takeover, a graceful hand-over')
+  .description('3 node processes on a temporary SQLite file (or --store URL): ticks, a SIGKILLed owner and its takeover, a graceful hand-over')
   .option('--json', 'print only a one-line JSON summary')
   .option('--nodes <n>', 'number of node processes (2-8)', positiveInt(2, 8), 3)
   .option('--act-seconds <s>', 'seconds between the acts', positiveInt(1, 20), 3)
+  .option('--store <url>', 'run on this store (e.g. postgres://…) instead of a temporary SQLite file')
   .addOption(new Option('--file <path>', 'keep the SQLite file at this path').hideHelp())
-  .action(async (opts: { json?: boolean; nodes: number; actSeconds: number; file?: string }) => {
+  .addOption(new Option('--cluster <name>', 'cluster name').hideHelp())
+  .action(async (opts: { json?: boolean; nodes: number; actSeconds: number; file?: string; store?: string; cluster?: string }) => {
     const { runDemo } = await import('./demo.js');
     const summary = await runDemo({
       json: opts.json === true,
       nodes: opts.nodes,
       actSeconds: opts.actSeconds,
       ...(opts.file ? { file: opts.file } : {}),
+      ...(opts.store ? { store: opts.store } : {}),
+      ...(opts.cluster ? { cluster: opts.cluster } : {}),
     });
     if (summary.duplicateTicks > 0) process.exitCode = 1;
   });
