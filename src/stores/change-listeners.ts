@@ -16,6 +16,17 @@ export class ChangeListeners {
     this.#listeners.add(listener);
   }
 
+  /**
+   * Adds `listener` and returns its unsubscribe function, which calls `onLastGone` when it removes the
+   * last listener (the store then stops the loop or watch that feeds them).
+   */
+  subscribe(listener: (change: Change) => void, onLastGone: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => {
+      if (this.#listeners.delete(listener) && this.#listeners.size === 0) onLastGone();
+    };
+  }
+
   delete(listener: (change: Change) => void): void {
     this.#listeners.delete(listener);
   }

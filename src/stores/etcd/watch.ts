@@ -40,12 +40,9 @@ export class EtcdWatch {
   }
 
   add(listener: (change: Change) => void): () => void {
-    this.#listeners.add(listener);
+    const unsubscribe = this.#listeners.subscribe(listener, () => this.#stop());
     if (!this.#watcher && !this.#cancelRecreate) this.#start();
-    return () => {
-      this.#listeners.delete(listener);
-      if (this.#listeners.size === 0) this.#stop();
-    };
+    return unsubscribe;
   }
 
   /** Cancels the watch, waiting at most `timeoutMs` for etcd to confirm (a dead stream never would). */

@@ -383,7 +383,7 @@ export class MysqlStore implements Store {
 
   watch(listener: (change: Change) => void): () => void {
     this.#check();
-    this.#listeners.add(listener);
+    const unsubscribe = this.#listeners.subscribe(listener, () => this.#stopPolling());
     if (!this.#watching) {
       this.#watching = true;
       // The baseline is read now (queued on the connection before anything the caller does next), so a
@@ -391,10 +391,7 @@ export class MysqlStore implements Store {
       this.#seen = undefined;
       this.#pollRun = this.#poll();
     }
-    return () => {
-      this.#listeners.delete(listener);
-      if (this.#listeners.size === 0) this.#stopPolling();
-    };
+    return unsubscribe;
   }
 
   async close(): Promise<void> {

@@ -322,15 +322,12 @@ export class PostgresStore implements Store {
    */
   watch(listener: (change: Change) => void): () => void {
     this.#check();
-    this.#listeners.add(listener);
+    const unsubscribe = this.#listeners.subscribe(listener, () => this.#stopReap());
     if (!this.#reapActive) {
       this.#reapActive = true;
       if (!this.#reaping) this.#scheduleReap(); // else the round in flight schedules the next one
     }
-    return () => {
-      this.#listeners.delete(listener);
-      if (this.#listeners.size === 0) this.#stopReap();
-    };
+    return unsubscribe;
   }
 
   /** Ends both connections and every timer; resolves when they are gone. Safe to call twice. */

@@ -182,12 +182,9 @@ export class RedisStore implements Store {
 
   watch(listener: (change: Change) => void): () => void {
     this.#check();
-    this.#listeners.add(listener);
+    const unsubscribe = this.#listeners.subscribe(listener, () => this.#stopReaper());
     if (!this.#cancelReaper) this.#scheduleReaper();
-    return () => {
-      this.#listeners.delete(listener);
-      if (this.#listeners.size === 0) this.#stopReaper();
-    };
+    return unsubscribe;
   }
 
   /** Closes both connections (without waiting for replies in flight) and stops the reaper. Idempotent. */

@@ -247,15 +247,12 @@ export class SqliteStore implements Store {
 
   watch(listener: (change: Change) => void): () => void {
     this.#check();
-    this.#listeners.add(listener);
+    const unsubscribe = this.#listeners.subscribe(listener, () => this.#stopPoll());
     if (!this.#cancelPoll) {
       this.#seenChanges = this.#readChanges();
       this.#schedulePoll();
     }
-    return () => {
-      this.#listeners.delete(listener);
-      if (this.#listeners.size === 0) this.#stopPoll();
-    };
+    return unsubscribe;
   }
 
   async close(): Promise<void> {

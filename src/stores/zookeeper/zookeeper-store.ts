@@ -415,15 +415,12 @@ export class ZookeeperStore implements Store {
   watch(listener: (change: Change) => void): () => void {
     this.#check();
     const first = this.#listeners.size === 0;
-    this.#listeners.add(listener);
+    const unsubscribe = this.#listeners.subscribe(listener, () => this.#stopCrashCheck());
     if (first) {
       this.#armAll();
       this.#scheduleCrashCheck();
     }
-    return () => {
-      this.#listeners.delete(listener);
-      if (this.#listeners.size === 0) this.#stopCrashCheck();
-    };
+    return unsubscribe;
   }
 
   async close(): Promise<void> {
