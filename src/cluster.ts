@@ -34,10 +34,20 @@ import { resolveSessionTiming, type SessionTimingOptions } from './cluster/sessi
 import { Coordinator, type CoordinatorTiming } from './scheduler/coordinator.js';
 import type { BatonEvents, Emit } from './scheduler/events.js';
 import { TASK_OWNER_PREFIX } from './scheduler/keys.js';
-import { defineTask, publishDeclarations, type TaskDefinition, type TaskHandler, type TaskOptions } from './scheduler/task.js';
+import {
+  defineTask,
+  publishDeclarations,
+  type DeclarationRecord,
+  type DispatchHandlers,
+  type TaskDefinition,
+  type TaskHandler,
+  type TaskOptions,
+} from './scheduler/task.js';
+import { broadcastUnit, shardUnit, unitsOf } from './scheduler/modes.js';
+import { listDeadLetters, QueueConsumer, requeueDeadLetter, type DeadLetter } from './scheduler/queue.js';
 import { TaskRunner } from './scheduler/task-runner.js';
 import { validateTaskSet } from './scheduler/task.js';
-import { clearPause, writePause, writeTrigger } from './scheduler/controls.js';
+import { clearPause, triggerId, writePause, writeTrigger } from './scheduler/controls.js';
 import { assertTaskName, declarationKey } from './scheduler/keys.js';
 import { readStatus, type StatusSnapshot } from './monitor/status.js';
 import type { Store } from './stores/contract.js';
@@ -86,7 +96,9 @@ export class Cluster {
   readonly #keeper: SessionKeeper;
   readonly #coordinatorTiming: CoordinatorTiming;
   readonly #definitions = new Map<string, TaskDefinition>();
+  /** By unit name (modes.ts): a task's name, or `task#i`, `task@node`. */
   readonly #runners = new Map<string, TaskRunner>();
+  readonly #consumers: QueueConsumer[] = [];
   /** Concurrency slot keys held by this node's runs (see scheduler/slots.ts). */
   readonly #localSlots = new Set<string>();
   readonly #nodeId: string;
@@ -159,7 +171,11 @@ export class Cluster {
    * @throws ConfigError / ScheduleError / DurationError for bad options, TaskDuplicateError for a name
    *   declared twice, BatonError INVALID_STATE after start().
    */
-  task<T = unknown>(name: string, options: TaskOptions, handler: TaskHandler<T>): this {
+  task<T = unknown>(name: string, options: TaskOptions & { readonly mode?: Exclude<TaskOptions['mode'], 'dispatch'> }, handler: TaskHandler<T>): this;
+  /** A `dispatch` task: `produce` runs on one node per tick and enqueues items; every node `consume`s them. */
+  task<P = unknown, T = unknown>(name: string, options: TaskOptions & { readonly mode: 'dispatch' }, handlers: DispatchHandlers<P, T>): this;
+  task(name: string, options: TaskOptions, handler: TaskHandler<never> | DispatchHandlers<never, never>): this;
+  task(name: string, options: TaskOptions, handler: TaskHandler<never> | DispatchHandlers<never, never>): this {
     if (this.#state !== 'new') {
       throw new BatonError('INVALID_STATE', `cluster "${this.name}": declare task "${name}" before start() (state: ${this.#state})`);
     }
@@ -210,18 +226,34 @@ export class Cluster {
       throw new ClosedError(`cluster "${this.name}": closed while starting`);
     }
     for (const definition of this.#definitions.values()) {
-      this.#runners.set(
-        definition.name,
-        new TaskRunner(definition, {
-          store: this.store,
-          clock: this.#clock,
-          node: this.#info,
-          emit: this.#emit,
-          log: this.#log,
-          onLeaseEnded: () => this.#coordinator?.requestScan(),
-          localSlots: this.#localSlots,
-        }),
-      );
+      for (const unit of unitsOf(definition.name, definition.mode, this.#nodeId)) {
+        this.#runners.set(
+          unit.name,
+          new TaskRunner(definition, unit, {
+            store: this.store,
+            clock: this.#clock,
+            node: this.#info,
+            emit: this.#emit,
+            log: this.#log,
+            onLeaseEnded: () => this.#coordinator?.requestScan(),
+            localSlots: this.#localSlots,
+          }),
+        );
+      }
+      if (definition.mode.kind === 'dispatch' && definition.consume) {
+        this.#consumers.push(
+          new QueueConsumer({
+            task: definition.name,
+            queue: definition.mode.queue,
+            consume: definition.consume,
+            store: this.store,
+            clock: this.#clock,
+            node: this.#info,
+            emit: this.#emit,
+            log: this.#log,
+          }),
+        );
+      }
     }
     this.#coordinator = new Coordinator({
       store: this.store,
@@ -234,6 +266,7 @@ export class Cluster {
     });
     this.#state = 'running';
     this.#coordinator.start();
+    for (const consumer of this.#consumers) consumer.start();
   }
 
   /**
@@ -277,10 +310,39 @@ export class Cluster {
    * @returns the trigger's id. @throws ConfigError for a task no node declared; INVALID_STATE once closed.
    */
   async trigger(task: string): Promise<string> {
-    await this.#assertKnownTask(task, 'trigger');
-    const id = await writeTrigger(this.store, task, this.#nodeId, this.#clock.now());
+    const declaration = await this.#assertKnownTask(task, 'trigger');
+    const now = this.#clock.now();
+    const id = triggerId(now);
+    for (const unit of await this.#unitsToTrigger(task, declaration)) await writeTrigger(this.store, unit, id, this.#nodeId, now);
     this.#emit('task:triggered', { task, id });
     return id;
+  }
+
+  /** Every shard of a sharded task; every live node's share of a broadcast task; else the task. */
+  async #unitsToTrigger(task: string, declaration: DeclarationRecord | undefined): Promise<string[]> {
+    const mode = this.#definitions.get(task)?.mode.kind ?? declaration?.mode;
+    if (mode === 'sharded') {
+      const definition = this.#definitions.get(task)?.mode;
+      const count = definition?.kind === 'sharded' ? definition.count : (declaration?.shards ?? 0);
+      return Array.from({ length: count }, (_, i) => shardUnit(task, i));
+    }
+    if (mode === 'broadcast') {
+      const sessions = await this.store.listSessions();
+      return [...new Set(sessions.filter((s) => s.info.tasks[task]).map((s) => broadcastUnit(task, s.info.id)))];
+    }
+    return [task];
+  }
+
+  /** Items of a `dispatch` task that failed `queue.maxAttempts` deliveries, oldest first. */
+  async deadLetters<P = unknown>(task: string): Promise<DeadLetter<P>[]> {
+    assertTaskName(task);
+    return listDeadLetters<P>(this.store, task);
+  }
+
+  /** Puts a dead letter of a `dispatch` task back into its queue with a fresh attempt count. False when absent. */
+  async requeueDeadLetter(task: string, id: string): Promise<boolean> {
+    assertTaskName(task);
+    return requeueDeadLetter(this.store, task, id);
   }
 
   /**
@@ -300,12 +362,14 @@ export class Cluster {
     this.#emit('task:resumed', { task });
   }
 
-  async #assertKnownTask(task: string, what: string): Promise<void> {
+  async #assertKnownTask(task: string, what: string): Promise<DeclarationRecord | undefined> {
     if (this.#state === 'closing' || this.#state === 'closed') {
       throw new BatonError('INVALID_STATE', `cluster "${this.name}": ${what}("${task}") after close() (state: ${this.#state})`);
     }
     assertTaskName(task);
-    if (this.#definitions.has(task) || (await this.store.get(declarationKey(task)))) return;
+    if (this.#definitions.has(task)) return undefined;
+    const declaration = await this.store.get<DeclarationRecord>(declarationKey(task));
+    if (declaration) return declaration.value;
     throw new ConfigError(`cluster "${this.name}": ${what}: task "${task}" is not declared by any node`);
   }
 
@@ -332,6 +396,7 @@ export class Cluster {
     this.#primitivesClosed.abort(new ClosedError(`cluster "${this.name}": closing`));
     try {
       await this.#coordinator?.close();
+      await Promise.all(this.#consumers.map((consumer) => consumer.stop()));
       const held = (await Promise.all([...this.#runners.values()].map((runner) => runner.stop()))).filter(
         (lease): lease is Lease => lease !== undefined,
       );
@@ -348,7 +413,14 @@ export class Cluster {
 
   #nodeInfo(): NodeInfo {
     const tasks: Record<string, TaskDeclaration> = {};
-    for (const d of this.#definitions.values()) tasks[d.name] = { schedule: d.schedule.description, mode: 'singleton' };
+    for (const d of this.#definitions.values()) {
+      tasks[d.name] = {
+        schedule: d.schedule.description,
+        mode: d.mode.kind,
+        fingerprint: d.fingerprint,
+        ...(d.mode.kind === 'sharded' ? { shards: d.mode.count } : {}),
+      };
+    }
     return {
       id: this.#nodeId,
       host: hostname(),

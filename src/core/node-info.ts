@@ -6,7 +6,12 @@ import { randomId } from './ids.js';
 export interface TaskDeclaration {
   /** As written by the user: `every 10s`, or `cron 0 0 3 * * *` with ` tz Europe/Paris` when a zone is set. */
   readonly schedule: string;
-  readonly mode: 'singleton';
+  /** The placement mode (`singleton`, `preferred`, `mutex`, `round-robin`, `broadcast`, `sharded`, `dispatch`). */
+  readonly mode: string;
+  /** Hash of every option that must be equal on all nodes: nodes that differ are told and kept apart. */
+  readonly fingerprint?: string;
+  /** For a `sharded` task: its number of shards (units `task#0` … `task#n-1`). */
+  readonly shards?: number;
 }
 
 /** A node: one process of the cluster, as published in its session. */

@@ -23,14 +23,17 @@ export interface PauseRecord {
 }
 
 /**
- * Writes a trigger. Its id starts with the zero-padded request time, so pending triggers list oldest
- * first and their run records sort by time among the task's ticks.
+ * A trigger's id starts with the zero-padded request time, so pending triggers list oldest first and
+ * their run records sort by time among the task's ticks.
  */
-export async function writeTrigger(store: Store, task: string, node: string, now: number): Promise<string> {
-  const id = `${String(now).padStart(15, '0')}-${randomId(6)}`;
-  const record: TriggerRecord = { id, task, requestedAt: now, node };
-  await store.put(triggerKey(task, id), record, { ifVersion: 'absent' });
-  return id;
+export function triggerId(now: number): string {
+  return `${String(now).padStart(15, '0')}-${randomId(6)}`;
+}
+
+/** Writes a trigger for one unit of a task (modes.ts): several units of a task share the trigger's id. */
+export async function writeTrigger(store: Store, unit: string, id: string, node: string, now: number): Promise<void> {
+  const record: TriggerRecord = { id, task: unit, requestedAt: now, node };
+  await store.put(triggerKey(unit, id), record, { ifVersion: 'absent' });
 }
 
 /** Pending triggers of a task, oldest first (bounded: more are picked up on the next look). */

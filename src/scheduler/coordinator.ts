@@ -1,24 +1,32 @@
 /**
- * Decides, for this node, which of its declared tasks to try to own and which to hand over. It reads the
- * whole picture in two queries (live sessions and task owners) whatever the number of tasks, when the
- * store hints at a change, and at least every `scanEveryMs`.
+ * Decides, for this node, which of its units (modes.ts) to try to own and which to hand over. It reads
+ * the whole picture in two queries (live sessions and unit owners) whatever the number of tasks, when
+ * the store hints at a change, and at least every `scanEveryMs`.
  *
- * Placement is a preference, never a vote: the store's atomic acquisition decides who owns a task.
- * - A free task is taken at once by its preferred node (see placement.ts); any other node that declares
- *   it takes it when it stayed free for `claimDelayMs` (the preferred node may be stuck).
- * - An owner hands a task to its preferred node only when that node has been alive for `rebalanceAfterMs`
- *   and the task is between runs: joins move tasks gracefully, and a flapping node does not pull tasks.
- * - An owner that is not the preferred node otherwise keeps its tasks: no re-election while it lives.
+ * Placement is a preference, never a vote: the store's atomic acquisition decides who owns a unit.
+ * - `balanced` units (singleton, shards, dispatch producers): a free unit is taken at once by its
+ *   preferred node (placement.ts); any other declaring node takes it when it stayed free for
+ *   `claimDelayMs`. An owner hands a unit to its preferred node only when that node has been alive for
+ *   `rebalanceAfterMs` and the unit is between runs. Otherwise an owner keeps its units while it lives.
+ * - `ranked` units (preferred): only nodes of the best rank alive may take it; an owner of a worse rank
+ *   hands it back (fail-back) once a better-ranked node has been alive for the task's `failbackAfter`.
+ * - `own` units (broadcast): this node's own share, always taken.
+ * - `turns` units (mutex, round-robin): see turns.ts.
+ * - A node whose declaration of a task differs from the running version (versions.ts) takes none of its units.
  */
 import type { Clock } from '../core/clock.js';
-import { ClosedError, NotOwnerError, SessionExpiredError, toError } from '../core/errors.js';
+import { ClosedError, ConfigError, NotOwnerError, SessionExpiredError, toError } from '../core/errors.js';
 import { tryAcquireLease } from '../cluster/lease.js';
 import type { SessionKeeper } from '../cluster/session-keeper.js';
 import type { Holder, SessionRecord, Store } from '../stores/contract.js';
 import type { Emit } from './events.js';
-import { ownerKey, TASK_OWNER_PREFIX } from './keys.js';
-import { assignTasks } from './placement.js';
+import { declarationVersionKey, ownerKey, TASK_OWNER_PREFIX } from './keys.js';
+import { rankOf, shardUnit } from './modes.js';
+import { assignTasks, score } from './placement.js';
+import { differingFields, type NormalizedDeclaration } from './task.js';
 import type { TaskRunner } from './task-runner.js';
+import { Turns } from './turns.js';
+import { taskVersions, type TaskVersions } from './versions.js';
 
 export interface CoordinatorTiming {
   readonly scanEveryMs: number;
@@ -29,6 +37,8 @@ export interface CoordinatorTiming {
 type CoordinatorState = 'new' | 'running' | 'closed';
 
 const MAX_PARALLEL_ACQUISITIONS = 16;
+/** Modes whose units are spread evenly over the declaring nodes (older nodes declare no mode: singleton). */
+const BALANCED_MODES: ReadonlySet<string | undefined> = new Set(['singleton', 'sharded', 'dispatch', undefined]);
 
 export class Coordinator {
   readonly #store: Store;
@@ -38,8 +48,11 @@ export class Coordinator {
   readonly #emit: Emit;
   readonly #timing: CoordinatorTiming;
   readonly #nodeId: string;
-  /** Local monotonic time each task was first seen without owner. */
+  readonly #turns: Turns;
+  /** Local monotonic time each unit was first seen without owner. */
   readonly #freeSince = new Map<string, number>();
+  /** Conflicts already reported, by task: the sorted fingerprints. */
+  readonly #reportedConflicts = new Map<string, string>();
   #state: CoordinatorState = 'new';
   #scan: Promise<void> | undefined;
   #again = false;
@@ -52,6 +65,7 @@ export class Coordinator {
   constructor(options: {
     store: Store;
     keeper: SessionKeeper;
+    /** This node's runners, by unit name. */
     runners: ReadonlyMap<string, TaskRunner>;
     clock: Clock;
     emit: Emit;
@@ -65,6 +79,15 @@ export class Coordinator {
     this.#clock = options.clock;
     this.#emit = options.emit;
     this.#timing = options.timing;
+    this.#turns = new Turns({
+      store: options.store,
+      clock: options.clock,
+      nodeId: options.nodeId,
+      claimDelayMs: options.timing.claimDelayMs,
+      runners: [...options.runners.values()].filter((r) => r.unit.placement === 'turns'),
+      requestScan: () => this.requestScan(),
+      emit: options.emit,
+    });
   }
 
   start(): void {
@@ -72,8 +95,10 @@ export class Coordinator {
     this.#state = 'running';
     this.#unwatch = this.#store.watch((change) => {
       if (change.scope !== 'records') this.requestScan();
+      else if (change.key !== undefined) this.#turns.onRecordChange(change.key);
     });
     this.#unsession = this.#keeper.onSession(() => this.requestScan());
+    this.#turns.start();
     this.requestScan();
   }
 
@@ -106,6 +131,7 @@ export class Coordinator {
     this.#unwatch?.();
     this.#unsession?.();
     this.#cancelTimer?.();
+    this.#turns.close();
     await this.#scan;
   }
 
@@ -113,7 +139,7 @@ export class Coordinator {
     const now = this.#clock.monotonic();
     let delay = this.#timing.scanEveryMs;
     for (const since of this.#freeSince.values()) delay = Math.min(delay, Math.max(0, since + this.#timing.claimDelayMs - now));
-    return delay;
+    return Math.min(delay, this.#turns.nextCheckDelay());
   }
 
   async #scanOnce(): Promise<void> {
@@ -122,28 +148,50 @@ export class Coordinator {
     const [sessions, holders] = await Promise.all([this.#store.listSessions(), this.#store.listHolders(TASK_OWNER_PREFIX)]);
     if (this.#state !== 'running') return;
     const byKey = new Map(holders.map((h) => [h.key, h]));
-    const assignment = this.#preferred(sessions);
+    const versions = taskVersions(sessions);
+    this.#reportConflicts(versions);
+    const assignment = this.#preferred(sessions, versions);
     const me = this.#nodeId;
     const now = this.#clock.monotonic();
     const toAcquire: TaskRunner[] = [];
     for (const runner of this.#runners.values()) {
-      const task = runner.def.name;
-      const holder = byKey.get(ownerKey(task));
-      const preferred = assignment.get(task);
+      const { unit, def } = runner;
+      const holder = byKey.get(ownerKey(unit.name));
+      const version = versions.get(unit.task);
+      if (version && !version.eligible.has(me)) {
+        // Another version of this task runs: stay out of it (and hand it over if we hold it).
+        this.#freeSince.delete(unit.name);
+        if (runner.lease) runner.requestHandover();
+        continue;
+      }
       if (runner.lease) {
-        this.#freeSince.delete(task);
-        this.#checkHeld(runner, holder, preferred, sessions, me);
-      } else if (holder?.sessionId === session.id) {
+        this.#freeSince.delete(unit.name);
+        this.#checkHeld(runner, holder, assignment.get(unit.name), sessions);
+        continue;
+      }
+      if (holder?.sessionId === session.id) {
         // Still ours in the store although its runner stopped (e.g. a store error while starting it):
         // re-acquiring returns the same token, so pick it up again at once.
         toAcquire.push(runner);
-      } else if (holder) {
-        this.#freeSince.delete(task);
-      } else {
-        const since = this.#freeSince.get(task) ?? now;
-        this.#freeSince.set(task, since);
-        if (preferred === me || now - since >= this.#timing.claimDelayMs) toAcquire.push(runner);
+        continue;
       }
+      if (unit.placement === 'turns') {
+        if (this.#turns.wantsTurn(runner, holder, sessions, version?.eligible)) toAcquire.push(runner);
+        continue;
+      }
+      if (holder) {
+        this.#freeSince.delete(unit.name);
+        continue;
+      }
+      if (unit.placement === 'own') {
+        toAcquire.push(runner);
+        continue;
+      }
+      const since = this.#freeSince.get(unit.name) ?? now;
+      this.#freeSince.set(unit.name, since);
+      const preferred = assignment.get(unit.name);
+      if (preferred === me) toAcquire.push(runner);
+      else if (now - since >= this.#timing.claimDelayMs && this.#mayStandIn(def.mode, sessions, version)) toAcquire.push(runner);
     }
     // Bounded: a node starting with 1,000 free tasks must not open 1,000 store requests at once.
     for (let i = 0; i < toAcquire.length; i += MAX_PARALLEL_ACQUISITIONS) {
@@ -151,52 +199,125 @@ export class Coordinator {
     }
   }
 
-  #checkHeld(runner: TaskRunner, holder: Holder | undefined, preferred: string | undefined, sessions: SessionRecord[], me: string): void {
+  /** For a `ranked` unit, only nodes of the best rank alive may take it when its preferred node does not. */
+  #mayStandIn(mode: TaskRunner['def']['mode'], sessions: readonly SessionRecord[], version: TaskVersions | undefined): boolean {
+    if (mode.kind !== 'preferred') return true;
+    const ranks = sessions.filter((s) => version?.eligible.has(s.info.id) ?? true).map((s) => rankOf(mode.prefer, s.info));
+    const mine = sessions.find((s) => s.info.id === this.#nodeId);
+    return mine !== undefined && rankOf(mode.prefer, mine.info) <= Math.min(...ranks);
+  }
+
+  #checkHeld(runner: TaskRunner, holder: Holder | undefined, preferred: string | undefined, sessions: SessionRecord[]): void {
     const lease = runner.lease;
     if (!lease) return;
     if (!holder || holder.token !== lease.token) {
       // Only trust a missing holder while our session is provably alive: then the store really moved on.
-      if (lease.session.isLive()) lease.end(new NotOwnerError(`task "${runner.def.name}": the store shows another holder`));
+      if (lease.session.isLive()) lease.end(new NotOwnerError(`task "${runner.unit.name}": the store shows another holder`));
       return;
     }
-    if (preferred === undefined || preferred === me) return;
+    if (preferred === undefined || preferred === this.#nodeId || runner.unit.placement === 'turns') return;
     // A node restarted under the same id may still show its old session: judge by the youngest.
-    const ages = sessions.filter((s) => s.info.id === preferred).map((s) => s.ageMs);
-    if (ages.length > 0 && Math.min(...ages) >= this.#timing.rebalanceAfterMs) runner.requestHandover();
+    const theirs = sessions.filter((s) => s.info.id === preferred);
+    if (theirs.length === 0) return;
+    const age = Math.min(...theirs.map((s) => s.ageMs));
+    let after = this.#timing.rebalanceAfterMs;
+    const mode = runner.def.mode;
+    if (mode.kind === 'preferred') {
+      const mine = sessions.find((s) => s.info.id === this.#nodeId);
+      const better = mine === undefined || rankOf(mode.prefer, (theirs[0] as SessionRecord).info) < rankOf(mode.prefer, mine.info);
+      if (better) after = mode.failbackAfterMs;
+    }
+    if (age >= after) runner.requestHandover();
   }
 
   async #acquire(runner: TaskRunner): Promise<void> {
     const session = this.#keeper.current;
     if (!session) return;
     try {
-      const outcome = await tryAcquireLease(this.#store, session, ownerKey(runner.def.name));
+      const outcome = await tryAcquireLease(this.#store, session, ownerKey(runner.unit.name));
       if ('lease' in outcome) {
-        this.#freeSince.delete(runner.def.name);
+        this.#freeSince.delete(runner.unit.name);
+        this.#turns.acquired(runner);
         if (this.#state === 'running') runner.own(outcome.lease);
         else await outcome.lease.release(new ClosedError('coordinator closed'));
+      } else {
+        this.#turns.lost(runner, outcome.holder);
       }
     } catch (error) {
       if (!(error instanceof SessionExpiredError)) {
-        this.#emit('error', { where: `acquire task "${runner.def.name}"`, error: toError(error) });
+        this.#emit('error', { where: `acquire task "${runner.unit.name}"`, error: toError(error) });
       }
     }
   }
 
-  /** Preferred owner per task, recomputed only when membership or declarations change. */
-  #preferred(sessions: SessionRecord[]): Map<string, string> {
+  /** Preferred owner per balanced or ranked unit, recomputed only when membership or declarations change. */
+  #preferred(sessions: SessionRecord[], versions: ReadonlyMap<string, TaskVersions>): Map<string, string> {
     // Every node must compute the same answer, so it depends on all declarations, not only ours.
-    const key = sessions.map((s) => `${s.info.id}:${Object.keys(s.info.tasks).join('|')}`).join(',');
+    const key = sessions
+      .map((s) => `${s.info.id}${JSON.stringify(s.info.labels)}:${Object.entries(s.info.tasks).map(([t, d]) => `${t}=${d.fingerprint ?? ''}`).join('|')}`)
+      .join(',');
     if (key === this.#assignmentKey) return this.#assignment;
     const candidates = new Map<string, string[]>();
     for (const s of sessions) {
-      for (const task of Object.keys(s.info.tasks)) {
-        let list = candidates.get(task);
-        if (!list) candidates.set(task, (list = []));
-        list.push(s.info.id);
+      for (const [task, declaration] of Object.entries(s.info.tasks)) {
+        if (!BALANCED_MODES.has(declaration.mode) || !versions.get(task)?.eligible.has(s.info.id)) continue;
+        const units = declaration.mode === 'sharded' ? Array.from({ length: declaration.shards ?? 0 }, (_, i) => shardUnit(task, i)) : [task];
+        for (const unit of units) {
+          const list = candidates.get(unit);
+          if (list) list.push(s.info.id);
+          else candidates.set(unit, [s.info.id]);
+        }
       }
     }
+    const assignment = assignTasks(candidates);
+    // Ranked units stay out of the load balance: their placement is the user's choice.
+    for (const runner of this.#runners.values()) {
+      const mode = runner.def.mode;
+      if (mode.kind !== 'preferred') continue;
+      const eligible = sessions.filter((s) => versions.get(runner.unit.task)?.eligible.has(s.info.id));
+      const best = Math.min(...eligible.map((s) => rankOf(mode.prefer, s.info)));
+      const top = eligible.filter((s) => rankOf(mode.prefer, s.info) === best).map((s) => s.info.id);
+      const chosen = top.sort((a, b) => score(runner.unit.name, b) - score(runner.unit.name, a) || (a < b ? -1 : 1))[0];
+      if (chosen !== undefined) assignment.set(runner.unit.name, chosen);
+    }
     this.#assignmentKey = key;
-    this.#assignment = assignTasks(candidates);
-    return this.#assignment;
+    this.#assignment = assignment;
+    return assignment;
+  }
+
+  /** Reports each new combination of versions of a task once, naming the fields that differ. */
+  #reportConflicts(versions: ReadonlyMap<string, TaskVersions>): void {
+    for (const runner of this.#runners.values()) {
+      const task = runner.unit.task;
+      const version = versions.get(task);
+      if (!version) continue;
+      const seen = version.fingerprints.join(',');
+      if (version.fingerprints.length < 2) {
+        this.#reportedConflicts.delete(task);
+        continue;
+      }
+      if (this.#reportedConflicts.get(task) === seen) continue;
+      this.#reportedConflicts.set(task, seen);
+      void this.#describeConflict(task, runner.def.fingerprint, runner.def.declaration, version)
+        .then((error) => {
+          this.#emit('task:conflict', {
+            task,
+            fingerprints: version.fingerprints,
+            active: version.active,
+            excluded: version.active !== runner.def.fingerprint,
+            error,
+          });
+        })
+        .catch((error: unknown) => this.#emit('error', { where: `task "${task}": conflict report`, error: toError(error) }));
+    }
+  }
+
+  async #describeConflict(task: string, mine: string, declaration: NormalizedDeclaration, version: TaskVersions): Promise<ConfigError> {
+    const other = mine === version.active ? version.fingerprints.find((f) => f !== mine) : version.active;
+    const theirs = other ? await this.#store.get<NormalizedDeclaration>(declarationVersionKey(task, other)) : null;
+    const fields = theirs ? differingFields(declaration, theirs.value) : [];
+    const what = fields.length > 0 ? `fields ${fields.join(', ')} differ` : 'their options differ';
+    const who = mine === version.active ? 'this node runs it; nodes with the other version stay out' : 'this node stays out of it until the other version is gone';
+    return new ConfigError(`task "${task}": live nodes declare it differently (${what}; versions ${version.fingerprints.join(', ')}); ${who}`);
   }
 }

@@ -24,7 +24,11 @@ export type MissReason =
 export interface SchedulerEvents {
   'owner:acquired': { readonly task: string; readonly token: bigint };
   'owner:lost': { readonly task: string; readonly token: bigint; readonly reason: string };
-  'owner:released': { readonly task: string; readonly token: bigint; readonly reason: 'shutdown' | 'rebalance' };
+  /**
+   * `task` is the unit: the task's name, `task#i` for a shard, `task@node` for a broadcast share.
+   * `turn`: a `mutex` or `round-robin` task is released after its tick ran.
+   */
+  'owner:released': { readonly task: string; readonly token: bigint; readonly reason: 'shutdown' | 'rebalance' | 'turn' };
   /**
    * A tick (or a manual trigger) was claimed and its first attempt is about to run. `lateMs` is measured
    * from the tick plus its `jitterMs`, so jitter never counts as lateness.
@@ -64,6 +68,27 @@ export interface SchedulerEvents {
   /** This node paused or resumed a task cluster-wide. */
   'task:paused': { readonly task: string };
   'task:resumed': { readonly task: string };
+  /** A consumer of a `dispatch` task took an item (delivery number `attempt`). */
+  'item:started': { readonly task: string; readonly id: string; readonly attempt: number };
+  /**
+   * A delivery ended: `succeeded` (acknowledged, deleted), `failed` (visible again after the backoff),
+   * `dead` (moved to the dead letters after `maxAttempts`), `aborted` (node shutting down; visible again
+   * at once), `lost` (its visibility ran out and another consumer took it).
+   */
+  'item:finished': {
+    readonly task: string;
+    readonly id: string;
+    readonly attempt: number;
+    readonly outcome: 'succeeded' | 'failed' | 'dead' | 'aborted' | 'lost';
+    readonly durationMs: number;
+    readonly error?: Error;
+  };
+  /**
+   * Live nodes declare the task with different options (a rolling deploy, or a mistake). Only the nodes
+   * with the version of the longest-lived declaring node run it; the others stay out (this node is one
+   * of them when `excluded`). `error` names the task and the fields that differ.
+   */
+  'task:conflict': { readonly task: string; readonly fingerprints: readonly string[]; readonly active: string; readonly excluded: boolean; readonly error: Error };
   /** A background operation failed; baton retries by itself. Listening is optional: nothing throws. */
   error: { readonly where: string; readonly error: Error };
 }

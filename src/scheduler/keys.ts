@@ -24,6 +24,8 @@ export const checkpointKey = (task: string): string => `checkpoint/${task}`;
 /** The last declaration of a task seen by the cluster: lets status list tasks while no node runs them. */
 export const DECLARATION_PREFIX = 'decl/';
 export const declarationKey = (task: string): string => `${DECLARATION_PREFIX}${task}`;
+/** Each version of a task's declaration (by fingerprint), to name the fields that differ between versions. */
+export const declarationVersionKey = (task: string, fingerprint: string): string => `declv/${task}/${fingerprint}`;
 /**
  * The run record of a manual trigger: `run/<task>/<trigger id>`. Trigger ids start with the zero-padded
  * request time, so these records sort among the tick records by time; the `-` after the digits keeps

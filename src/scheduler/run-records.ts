@@ -57,10 +57,14 @@ export async function withStoreRetry<T>(scope: RecordsScope, call: () => Promise
 
 /**
  * Where to continue: the newest scheduled tick recorded (trigger runs do not count), or now when the
- * task never ran (new tasks do not catch up) — except a single-tick schedule (`at`), whose tick is then
+ * task never ran (new tasks do not catch up; `freshCursor` when given) — except a single-tick schedule (`at`), whose tick is then
  * still due and goes through the misfire policy. Marks runs of earlier owners left `running` as aborted.
  */
-export async function readHistory(scope: RecordsScope, schedule: Schedule): Promise<{ cursor: number; paused: PausedRange | undefined }> {
+export async function readHistory(
+  scope: RecordsScope,
+  schedule: Schedule,
+  freshCursor?: number,
+): Promise<{ cursor: number; paused: PausedRange | undefined }> {
   const { lease, store, clock } = scope;
   lease.assertHeld();
   const prefix = runPrefix(scope.task);
@@ -71,7 +75,7 @@ export async function readHistory(scope: RecordsScope, schedule: Schedule): Prom
     records = await store.list<RunRecord>(prefix, { reverse: true });
     newest = records.find((r) => r.value.trigger !== true);
   }
-  if (!newest) return { cursor: schedule.once !== undefined ? schedule.once - 1 : clock.now(), paused: undefined };
+  if (!newest) return { cursor: schedule.once !== undefined ? schedule.once - 1 : (freshCursor ?? clock.now()), paused: undefined };
   const run = newest.value;
   const paused = run.status === 'missed' && run.missed?.reason === 'paused' ? { from: run.missed.from, count: run.missed.count, key: newest.key } : undefined;
   return { cursor: run.tick, paused };

@@ -14,7 +14,9 @@ import { checkpointKey, runKey, triggerKey, triggerRunKey } from './keys.js';
 import { runAttempts } from './run-attempts.js';
 import { recordMissed, withStoreRetry, type RecordsScope } from './run-records.js';
 import { acquireSlot, releaseSlot, type HeldSlot } from './slots.js';
-import type { RunRecord, TaskContext, TaskDefinition } from './task.js';
+import type { ProducerContext, RunRecord, TaskContext, TaskDefinition } from './task.js';
+import type { TaskUnit } from './modes.js';
+import { enqueue } from './queue.js';
 
 /** One tick (or trigger) to run. */
 export interface TickJob {
@@ -27,6 +29,7 @@ export interface TickJob {
 
 export interface RunScope extends RecordsScope {
   readonly def: TaskDefinition;
+  readonly unit: TaskUnit;
   readonly node: NodeInfo;
   readonly log: Logger;
   readonly localSlots: Set<string>;
@@ -44,7 +47,8 @@ interface StoredCheckpoint {
 /** Dependencies, then a concurrency slot, then the claim and the attempts. */
 export async function runJob(scope: RunScope, job: TickJob): Promise<void> {
   const { store, clock, emit, localSlots, lease, stop } = scope;
-  const { name, policy, schedule } = scope.def;
+  const { policy, schedule } = scope.def;
+  const name = scope.task;
   if (!job.trigger && policy.dependsOn.length > 0) {
     const next = schedule.next(job.tick);
     const timeoutMs = policy.dependencyTimeoutMs ?? (next === undefined ? SINGLE_TICK_DEPENDENCY_TIMEOUT_MS : next - job.tick);
@@ -90,7 +94,8 @@ export async function runJob(scope: RunScope, job: TickJob): Promise<void> {
 
 async function claimAndRun(scope: RunScope, job: TickJob): Promise<void> {
   const { clock, emit, node, store, lease, stop } = scope;
-  const { name, policy } = scope.def;
+  const { policy } = scope.def;
+  const name = scope.task;
   const key = job.trigger ? triggerRunKey(name, job.trigger.id) : runKey(name, job.tick);
   const startedAt = clock.now();
   const lateMs = Math.max(0, startedAt - job.tick - job.jitterMs);
@@ -163,11 +168,13 @@ async function claimAndRun(scope: RunScope, job: TickJob): Promise<void> {
 }
 
 function context(scope: RunScope, job: TickJob, lateMs: number, attempt: number, signal: AbortSignal): TaskContext {
-  const { store, clock, node, log, lease, def } = scope;
-  const key = checkpointKey(def.name);
+  const { store, clock, node, log, lease, def, unit } = scope;
+  const key = checkpointKey(unit.name);
   const tick = job.tick;
-  return {
+  const base: TaskContext = {
     task: def.name,
+    unit: unit.name,
+    ...(unit.shard ? { shard: unit.shard } : {}),
     tick: new Date(tick),
     lateMs,
     jitterMs: job.jitterMs,
@@ -176,7 +183,7 @@ function context(scope: RunScope, job: TickJob, lateMs: number, attempt: number,
     token: lease.token,
     node,
     signal,
-    log: log.child({ task: def.name, tick, attempt }),
+    log: log.child({ task: unit.name, tick, attempt }),
     checkpoint: {
       get: async () => (await store.get<StoredCheckpoint>(key))?.value.value as never,
       commit: async (value: unknown) => {
@@ -185,4 +192,10 @@ function context(scope: RunScope, job: TickJob, lateMs: number, attempt: number,
       },
     },
   };
+  if (def.mode.kind !== 'dispatch') return base;
+  const producer: ProducerContext = {
+    ...base,
+    enqueue: (payload, options) => enqueue({ store, clock, lease, task: def.name, payload, ...(options ? { options } : {}) }),
+  };
+  return producer;
 }

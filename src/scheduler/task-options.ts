@@ -6,6 +6,7 @@
 import { describe as describeValue, parseDuration, type Duration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
 import { assertTaskName } from './keys.js';
+import { integer, parseBackoffOption } from './modes.js';
 import type { Schedule } from './schedule.js';
 
 export type MisfirePolicy = 'run-once' | 'skip' | { readonly catchUp: number };
@@ -99,7 +100,7 @@ export function parseRunPolicy(options: RunOptions, schedule: Schedule, task: st
     overlapLimit,
     timeoutMs,
     retries,
-    retryBackoff: parseBackoff(options.retryBackoff, where),
+    retryBackoff: parseBackoffOption(options.retryBackoff, `${where}: retryBackoff`),
     concurrency: parseConcurrency(options, task, where),
     dependsOn: parseDependsOn(options.dependsOn, where),
     dependencyTimeoutMs: parseDependencyTimeout(options, where),
@@ -116,24 +117,6 @@ function parseMisfire(value: unknown, where: string): ResolvedMisfire {
     }
   }
   throw new ConfigError(`${where}: misfire must be "run-once", "skip" or { catchUp: N }, got ${describeValue(value)}`);
-}
-
-function parseBackoff(value: RunOptions['retryBackoff'], where: string): RunPolicy['retryBackoff'] {
-  if (value === undefined) return { initialMs: 1000, maxMs: 60_000 };
-  if (typeof value === 'object' && value !== null) {
-    const unknown = Object.keys(value).filter((k) => k !== 'initial' && k !== 'max');
-    if (unknown.length > 0 || value.initial === undefined || value.max === undefined) {
-      throw new ConfigError(`${where}: retryBackoff must be a duration or { initial, max }, got ${describeValue(value)}`);
-    }
-    const initialMs = parseDuration(value.initial, `${where}: retryBackoff.initial`);
-    const maxMs = parseDuration(value.max, `${where}: retryBackoff.max`);
-    if (maxMs < initialMs) {
-      throw new ConfigError(`${where}: retryBackoff.max (${maxMs}ms) must be at least retryBackoff.initial (${initialMs}ms)`);
-    }
-    return { initialMs, maxMs };
-  }
-  const fixed = parseDuration(value, `${where}: retryBackoff`);
-  return { initialMs: fixed, maxMs: fixed };
 }
 
 function parseConcurrency(options: RunOptions, task: string, where: string): RunPolicy['concurrency'] {
@@ -172,13 +155,6 @@ function parseDependencyTimeout(options: RunOptions, where: string): number | un
   if (options.dependencyTimeout === undefined) return undefined;
   if (options.dependsOn === undefined) throw new ConfigError(`${where}: dependencyTimeout applies only with dependsOn`);
   return parseDuration(options.dependencyTimeout, `${where}: dependencyTimeout`);
-}
-
-function integer(value: unknown, min: number, max: number, field: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(`${field}: must be an integer from ${min} to ${max}, got ${describeValue(value)}`);
-  }
-  return value;
 }
 
 /**

@@ -25,6 +25,7 @@ import { dueTicks, jitterFor, planTicks } from './misfire.js';
 import { pruneHistory, readHistory, recordMissed, recordPaused, STORE_RETRY_MS, type RecordsScope } from './run-records.js';
 import { runJob, type RunScope, type TickJob } from './run-tick.js';
 import type { TaskDefinition } from './task.js';
+import type { TaskUnit } from './modes.js';
 
 export interface RunnerDeps {
   readonly store: Store;
@@ -46,6 +47,7 @@ const CONTROLS_POLL_MS = 15_000;
 
 export class TaskRunner {
   readonly def: TaskDefinition;
+  readonly unit: TaskUnit;
   readonly #deps: RunnerDeps;
   readonly #stop = new AbortController();
   readonly #active = new Set<Promise<void>>();
@@ -57,8 +59,9 @@ export class TaskRunner {
   #handoverRequested = false;
   #finishedRuns = 0;
 
-  constructor(def: TaskDefinition, deps: RunnerDeps) {
+  constructor(def: TaskDefinition, unit: TaskUnit, deps: RunnerDeps) {
     this.def = def;
+    this.unit = unit;
     this.#deps = deps;
   }
 
@@ -74,12 +77,12 @@ export class TaskRunner {
   /** Starts leading the task under `lease`. */
   own(lease: Lease): void {
     if (this.#lease || this.#stop.signal.aborted) {
-      void lease.release(new ClosedError(`task "${this.def.name}": not accepting a lease`)).catch(() => undefined);
+      void lease.release(new ClosedError(`task "${this.unit.name}": not accepting a lease`)).catch(() => undefined);
       return;
     }
     this.#lease = lease;
     this.#handoverRequested = false;
-    this.#deps.emit('owner:acquired', { task: this.def.name, token: lease.token });
+    this.#deps.emit('owner:acquired', { task: this.unit.name, token: lease.token });
     this.#loop = this.#lead(lease);
   }
 
@@ -95,17 +98,17 @@ export class TaskRunner {
    * store operation and one notification (faster for the standbys than one release per task).
    */
   async stop(): Promise<Lease | undefined> {
-    this.#stop.abort(new ClosedError(`task "${this.def.name}": node is shutting down`));
+    this.#stop.abort(new ClosedError(`task "${this.unit.name}": node is shutting down`));
     const loop = this.#loop;
     if (!loop) return undefined;
     let warned = false;
     const cancelWarning = this.#deps.clock.setTimer(5000, () => {
       warned = true;
-      this.#deps.log.warn({ task: this.def.name }, 'close() waits for a handler that does not honour ctx.signal');
+      this.#deps.log.warn({ task: this.unit.name }, 'close() waits for a handler that does not honour ctx.signal');
     });
     await loop;
     cancelWarning();
-    if (warned) this.#deps.log.warn({ task: this.def.name }, 'handler finished; close() continues');
+    if (warned) this.#deps.log.warn({ task: this.unit.name }, 'handler finished; close() continues');
     const held = this.#heldAtShutdown;
     this.#heldAtShutdown = undefined;
     return held;
@@ -113,15 +116,18 @@ export class TaskRunner {
 
   async #lead(lease: Lease): Promise<void> {
     const { clock, emit, store } = this.#deps;
-    const { name, schedule, policy } = this.def;
+    const { schedule, policy } = this.def;
+    const name = this.unit.name;
+    // Units placed by turns (mutex, round-robin) hold the task only while something is due.
+    const turns = this.unit.placement === 'turns';
     const stop = AbortSignal.any([lease.signal, this.#stop.signal]);
     const jitter = (tick: number) => jitterFor(name, tick, policy.jitterMs);
-    const controls = new HintWaker(store, clock, recordsMatching(triggerPrefix(name), pauseKey(name)));
+    const controls = new HintWaker(store, clock, recordsMatching(triggerPrefix(name), pauseKey(this.def.name)));
     this.#controls = controls;
     const scope: RecordsScope = this.#scope(lease, stop);
-    let releaseReason: 'shutdown' | 'rebalance' | undefined;
+    let releaseReason: ReleaseReason | undefined;
     try {
-      const history = await readHistory(scope, schedule);
+      const history = await readHistory(scope, schedule, turns ? (schedule.latest(clock.now()) ?? clock.now()) - 1 : undefined);
       let cursor = history.cursor;
       let paused = history.paused;
       let reason: MissReason = 'no-owner';
@@ -133,11 +139,15 @@ export class TaskRunner {
           return;
         }
         // Pause is read before each tick: ticks due meanwhile go into one growing `missed` record.
-        if (await isPaused(store, name)) {
+        if (await isPaused(store, this.def.name)) {
           const due = dueTicks(schedule, cursor, clock.now(), jitter);
           if (due) {
             paused = await recordPaused(scope, due, paused);
             cursor = due.last;
+          }
+          if (turns) {
+            releaseReason = 'turn';
+            return;
           }
           checkTriggers = await this.#idle(controls, this.#nextStart(cursor, jitter), stop);
           reason = 'stalled';
@@ -153,6 +163,10 @@ export class TaskRunner {
           }
         }
         const due = dueTicks(schedule, cursor, clock.now(), jitter);
+        if (!due && turns && !this.busy) {
+          releaseReason = 'turn';
+          return;
+        }
         if (!due) {
           checkTriggers = await this.#idle(controls, this.#nextStart(cursor, jitter), stop);
           // More than one tick due after a sleep means the process (or its wall clock) jumped past them.
@@ -202,21 +216,21 @@ export class TaskRunner {
     return controls.wait(ms, stop);
   }
 
-  async #endLease(lease: Lease, releaseReason: 'shutdown' | 'rebalance' | undefined): Promise<void> {
+  async #endLease(lease: Lease, releaseReason: ReleaseReason | undefined): Promise<void> {
     const { emit } = this.#deps;
     if (releaseReason === 'shutdown' && lease.session.isLive()) {
-      lease.end(new ClosedError(`task "${this.def.name}": node is shutting down`));
+      lease.end(new ClosedError(`task "${this.unit.name}": node is shutting down`));
       this.#heldAtShutdown = lease; // released with the session by close(), see stop()
     } else if (releaseReason && lease.session.isLive()) {
       try {
-        await lease.release(new ClosedError(`task "${this.def.name}": released (${releaseReason})`));
-        emit('owner:released', { task: this.def.name, token: lease.token, reason: releaseReason });
+        await lease.release(new ClosedError(`task "${this.unit.name}": released (${releaseReason})`));
+        emit('owner:released', { task: this.unit.name, token: lease.token, reason: releaseReason });
       } catch (error) {
-        emit('error', { where: `task "${this.def.name}": release`, error: toError(error) });
+        emit('error', { where: `task "${this.unit.name}": release`, error: toError(error) });
       }
     } else {
-      lease.end(new NotOwnerError(`task "${this.def.name}": lease ended`));
-      emit('owner:lost', { task: this.def.name, token: lease.token, reason: toError(lease.signal.reason).message });
+      lease.end(new NotOwnerError(`task "${this.unit.name}": lease ended`));
+      emit('owner:lost', { task: this.unit.name, token: lease.token, reason: toError(lease.signal.reason).message });
     }
     this.#lease = undefined;
     this.#loop = undefined;
@@ -225,7 +239,7 @@ export class TaskRunner {
 
   /** Runs pending triggers, oldest first. Returns whether any was found. */
   async #runTriggers(lease: Lease, stop: AbortSignal): Promise<boolean> {
-    const triggers = (await pendingTriggers(this.#deps.store, this.def.name)).filter((t) => !this.#triggersInFlight.has(t.id));
+    const triggers = (await pendingTriggers(this.#deps.store, this.unit.name)).filter((t) => !this.#triggersInFlight.has(t.id));
     for (const trigger of triggers) {
       if (stop.aborted) break;
       await this.#start({ tick: trigger.requestedAt, jitterMs: 0, trigger, slotDeadline: undefined }, lease, stop);
@@ -255,7 +269,7 @@ export class TaskRunner {
       if (stop.aborted) return;
       const cause = toError(error);
       if (!(cause instanceof NotOwnerError || cause instanceof SessionExpiredError)) {
-        this.#deps.emit('error', { where: `task "${this.def.name}"`, error: cause });
+        this.#deps.emit('error', { where: `task "${this.unit.name}"`, error: cause });
       }
       lease.end(cause);
     });
@@ -265,8 +279,9 @@ export class TaskRunner {
   #scope(lease: Lease, stop: AbortSignal): RunScope {
     const { store, clock, emit, node, log, localSlots } = this.#deps;
     return {
-      task: this.def.name,
+      task: this.unit.name,
       def: this.def,
+      unit: this.unit,
       store,
       clock,
       emit,
@@ -283,9 +298,11 @@ export class TaskRunner {
   async #prune(): Promise<void> {
     this.#finishedRuns += 1;
     if (this.#finishedRuns % Math.max(1, Math.floor(this.def.history / 4)) !== 0) return;
-    await pruneHistory(this.#deps.store, this.#deps.emit, this.def.name, this.def.history);
+    await pruneHistory(this.#deps.store, this.#deps.emit, this.unit.name, this.def.history);
   }
 }
+
+type ReleaseReason = 'shutdown' | 'rebalance' | 'turn';
 
 /** The reason a lease ends when the task is handed to another node (rebalancing). */
 class HandoverSignal extends Error {

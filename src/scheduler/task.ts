@@ -1,15 +1,18 @@
 import type { NodeInfo } from '../core/node-info.js';
 import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { assertTaskName, DECLARATION_PREFIX, declarationKey } from './keys.js';
+import { assertTaskName, DECLARATION_PREFIX, declarationKey, declarationVersionKey } from './keys.js';
 import type { Store } from '../stores/contract.js';
 import { parseSchedule, type Schedule, type ScheduleOptions } from './schedule.js';
 import type { MissReason, RunOutcome } from './events.js';
 import { validateDependencies } from './dependencies.js';
 import { parseRunPolicy, RUN_OPTION_NAMES, type RunOptions, type RunPolicy } from './task-options.js';
+import { MODE_OPTION_NAMES, parseMode, type ModeOptions, type ResolvedMode, type ShardInfo } from './modes.js';
+import type { Duration } from '../core/duration.js';
+import { createHash } from 'node:crypto';
 
 /** Options of a task. Exactly one of `every`, `cron` and `at`; see docs/scheduling.md for each option. */
-export interface TaskOptions extends ScheduleOptions, RunOptions {
+export interface TaskOptions extends ScheduleOptions, RunOptions, ModeOptions {
   /**
    * Run records kept per task in the store. Default 100. Pruned every ⌊history/4⌋ runs, so up to
    * history + ⌊history/4⌋ − 1 may exist between two prunes.
@@ -31,6 +34,13 @@ export interface Checkpoint<T = unknown> {
 /** What a handler receives for one run. */
 export interface TaskContext<T = unknown> {
   readonly task: string;
+  /**
+   * The unit this run belongs to: the task's name, `task#i` for a shard of a `sharded` task, `task@node`
+   * for a node's share of a `broadcast` task. Run records, checkpoint and token are the unit's own.
+   */
+  readonly unit: string;
+  /** For a `sharded` task: which shard this run handles. */
+  readonly shard?: ShardInfo;
   /** The tick this run executes: its scheduled time. */
   readonly tick: Date;
   /** How late the run started after its scheduled time plus its jitter, in ms. */
@@ -56,15 +66,59 @@ export interface TaskContext<T = unknown> {
 
 export type TaskHandler<T = unknown> = (ctx: TaskContext<T>) => Promise<void> | void;
 
+/** What the producer of a `dispatch` task gets: a task context that can enqueue work items. */
+export interface ProducerContext<P = unknown, T = unknown> extends TaskContext<T> {
+  /**
+   * Enqueues `payload`, fenced by the producer's token (a zombie ex-producer cannot enqueue). With `id`,
+   * an item still queued (or dead-lettered) under that id is not enqueued twice: returns false.
+   * `delay` keeps it invisible to consumers for that long.
+   */
+  enqueue(payload: P, options?: { readonly id?: string; readonly delay?: Duration }): Promise<boolean>;
+}
+
+/** What a consumer of a `dispatch` task gets for one delivery of one item. */
+export interface ItemContext<P = unknown> {
+  readonly task: string;
+  readonly id: string;
+  readonly payload: P;
+  /** 1 for the first delivery; an item is dead-lettered after `queue.maxAttempts` failed deliveries. */
+  readonly attempt: number;
+  readonly node: NodeInfo;
+  /** Aborts when the item's visibility could not be extended (another node may get it) or the node shuts down. */
+  readonly signal: AbortSignal;
+  readonly log: Logger;
+}
+
+/** The handlers of a `dispatch` task: one node produces on schedule, every node consumes. */
+export interface DispatchHandlers<P = unknown, T = unknown> {
+  readonly produce: (ctx: ProducerContext<P, T>) => Promise<void> | void;
+  /** Resolving acknowledges the item (it is deleted); throwing makes it visible again after `queue.backoff`. */
+  readonly consume: (item: ItemContext<P>) => Promise<void> | void;
+}
+
 export interface TaskDefinition {
   readonly name: string;
   readonly schedule: Schedule;
   readonly history: number;
   readonly policy: RunPolicy;
+  readonly mode: ResolvedMode;
   readonly handler: TaskHandler<never>;
+  /** For `dispatch`: the consumer. */
+  readonly consume?: (item: ItemContext<never>) => Promise<void> | void;
+  /** Everything that must be equal on every node declaring the task, and its short hash. */
+  readonly declaration: NormalizedDeclaration;
+  readonly fingerprint: string;
 }
 
-const KNOWN_OPTIONS = new Set<string>(['every', 'cron', 'timezone', 'at', 'history', ...RUN_OPTION_NAMES]);
+/** A task's options in one canonical form: compared between nodes to detect conflicting declarations. */
+export interface NormalizedDeclaration {
+  readonly schedule: string;
+  readonly history: number;
+  readonly mode: ResolvedMode;
+  readonly policy: RunPolicy;
+}
+
+const KNOWN_OPTIONS = new Set<string>(['every', 'cron', 'timezone', 'at', 'history', ...RUN_OPTION_NAMES, ...MODE_OPTION_NAMES]);
 
 export function defineTask(name: unknown, options: unknown, handler: unknown): TaskDefinition {
   assertTaskName(name);
@@ -76,14 +130,59 @@ export function defineTask(name: unknown, options: unknown, handler: unknown): T
   if (unknown.length > 0) {
     throw new ConfigError(`${where}: unknown option ${unknown.map((k) => JSON.stringify(k)).join(', ')} (known: ${[...KNOWN_OPTIONS].join(', ')})`);
   }
-  if (typeof handler !== 'function') throw new ConfigError(`${where}: handler must be a function`);
   const opts = options as TaskOptions;
+  const mode = parseMode(opts, where);
+  const handlers = parseHandlers(handler, mode, where);
   const history = opts.history ?? 100;
   if (!Number.isInteger(history) || history < 1 || history > 100_000) {
     throw new ConfigError(`${where}: history must be an integer from 1 to 100000, got ${JSON.stringify(opts.history)}`);
   }
   const schedule = parseSchedule(opts, where);
-  return { name, schedule, history, policy: parseRunPolicy(opts, schedule, name, where), handler: handler as TaskHandler<never> };
+  const policy = parseRunPolicy(opts, schedule, name, where);
+  const declaration: NormalizedDeclaration = { schedule: schedule.description, history, mode, policy };
+  return { name, schedule, history, policy, mode, ...handlers, declaration, fingerprint: fingerprintOf(declaration) };
+}
+
+function parseHandlers(handler: unknown, mode: ResolvedMode, where: string): Pick<TaskDefinition, 'handler' | 'consume'> {
+  if (mode.kind === 'dispatch') {
+    const h = handler as Partial<DispatchHandlers> | null;
+    if (typeof h !== 'object' || h === null || typeof h.produce !== 'function' || typeof h.consume !== 'function') {
+      throw new ConfigError(`${where}: mode "dispatch" needs handlers { produce(ctx), consume(item) }`);
+    }
+    return { handler: h.produce as unknown as TaskHandler<never>, consume: h.consume as (item: ItemContext<never>) => void };
+  }
+  if (typeof handler !== 'function') throw new ConfigError(`${where}: handler must be a function`);
+  return { handler: handler as TaskHandler<never> };
+}
+
+/** 12 hex digits of SHA-256 over the canonical JSON: equal declarations, equal fingerprints. */
+export function fingerprintOf(declaration: NormalizedDeclaration): string {
+  return createHash('sha256').update(JSON.stringify(declaration)).digest('hex').slice(0, 12);
+}
+
+/**
+ * The option names whose values differ between two declarations of a task, as a user wrote them
+ * (`every`/`cron` → `schedule`, `jitterMs` → `jitter`, a mode's fields → `mode`, `prefer`, `shards` …).
+ */
+export function differingFields(a: NormalizedDeclaration, b: NormalizedDeclaration): string[] {
+  const fields: string[] = [];
+  if (a.schedule !== b.schedule) fields.push('schedule');
+  if (a.history !== b.history) fields.push('history');
+  if (a.mode.kind !== b.mode.kind) fields.push('mode');
+  else {
+    const am = a.mode as unknown as Record<string, unknown>;
+    const bm = b.mode as unknown as Record<string, unknown>;
+    const names: Record<string, string> = { prefer: 'prefer', failbackAfterMs: 'failbackAfter', count: 'shards', items: 'shards', queue: 'queue' };
+    for (const key of Object.keys(names)) {
+      if (JSON.stringify(am[key]) !== JSON.stringify(bm[key]) && !fields.includes(names[key] as string)) fields.push(names[key] as string);
+    }
+  }
+  const ap = a.policy as unknown as Record<string, unknown>;
+  const bp = b.policy as unknown as Record<string, unknown>;
+  for (const key of Object.keys(ap)) {
+    if (JSON.stringify(ap[key]) !== JSON.stringify(bp[key])) fields.push(key.replace(/Ms$/, ''));
+  }
+  return fields;
 }
 
 /** A run record: the tick claim and its outcome, one per tick in the store. */
@@ -116,6 +215,9 @@ export interface RunRecord {
 export interface DeclarationRecord {
   readonly schedule: string;
   readonly mode: string;
+  readonly fingerprint?: string;
+  /** The shard count of a `sharded` task (lets any node trigger every shard). */
+  readonly shards?: number;
   readonly node: string;
   readonly declaredAt: number;
 }
@@ -123,13 +225,21 @@ export interface DeclarationRecord {
 /** Writes the declarations that changed (one read per task at start; writes only on change). */
 export async function publishDeclarations(store: Store, definitions: Iterable<TaskDefinition>, node: string, now: number): Promise<void> {
   // One read for all tasks; writes only for what changed, a few at a time (a node may declare thousands).
-  const current = new Map((await store.list<DeclarationRecord>(DECLARATION_PREFIX)).map((r) => [r.key, r.value.schedule]));
-  const changed = [...definitions].filter((d) => current.get(declarationKey(d.name)) !== d.schedule.description);
+  const current = new Map((await store.list<DeclarationRecord>(DECLARATION_PREFIX)).map((r) => [r.key, r.value.fingerprint]));
+  const changed = [...definitions].filter((d) => current.get(declarationKey(d.name)) !== d.fingerprint);
   for (let i = 0; i < changed.length; i += 16) {
     await Promise.all(
-      changed.slice(i, i + 16).map((d) => {
-        const record: DeclarationRecord = { schedule: d.schedule.description, mode: 'singleton', node, declaredAt: now };
-        return store.put(declarationKey(d.name), record);
+      changed.slice(i, i + 16).flatMap((d) => {
+        const record: DeclarationRecord = {
+          schedule: d.schedule.description,
+          mode: d.mode.kind,
+          fingerprint: d.fingerprint,
+          ...(d.mode.kind === 'sharded' ? { shards: d.mode.count } : {}),
+          node,
+          declaredAt: now,
+        };
+        // The full version too, once: a node seeing another version in a session names the fields that differ.
+        return [store.put(declarationKey(d.name), record), store.put(declarationVersionKey(d.name, d.fingerprint), d.declaration, { ifVersion: 'absent' })];
       }),
     );
   }
@@ -142,6 +252,16 @@ export async function publishDeclarations(store: Store, definitions: Iterable<Ta
  */
 export function validateTaskSet(definitions: ReadonlyMap<string, TaskDefinition>): void {
   validateDependencies(definitions);
+  for (const def of definitions.values()) {
+    const multi = (d: TaskDefinition) => d.mode.kind === 'sharded' || d.mode.kind === 'broadcast';
+    for (const dep of def.policy.dependsOn) {
+      const target = definitions.get(dep) as TaskDefinition;
+      if (multi(def) || multi(target)) {
+        const which = multi(def) ? def : target;
+        throw new ConfigError(`task "${def.name}": dependsOn: task "${which.name}" is ${which.mode.kind}; dependencies work between tasks with one run per tick`);
+      }
+    }
+  }
   const groups = new Map<string, TaskDefinition>();
   for (const def of definitions.values()) {
     const concurrency = def.policy.concurrency;
