@@ -25,6 +25,8 @@ export interface DemoOptions {
   readonly json: boolean;
   /** Seconds to let the cluster run between the acts. */
   readonly actSeconds: number;
+  /** Extra singleton tasks (`bulk-000` …) to show how tasks spread; the summary then has `spread`. */
+  readonly tasks?: number;
 }
 
 export interface DemoSummary {
@@ -35,6 +37,8 @@ export interface DemoSummary {
   ticksRun: number;
   duplicateTicks: number;
   missedTicks: number;
+  /** With `tasks`: the fewest and most tasks owned by one node once placement settled. */
+  spread?: { min: number; max: number };
 }
 
 const TASKS: readonly DemoTask[] = [
@@ -44,6 +48,7 @@ const TASKS: readonly DemoTask[] = [
   { name: 'send-digest', every: '3s', workMs: 200 },
 ];
 const WATCHED = 'sync-orders';
+const BULK = 'bulk-';
 
 interface DemoNode {
   readonly id: string;
@@ -91,14 +96,17 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const pause = (seconds: number) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
 
   try {
-    out.say(`store ${redactStoreUrl(store)} · cluster "${cluster}" · ${TASKS.length} tasks · ${options.nodes} nodes`);
+    const tasks = [...TASKS, ...bulkTasks(options.tasks ?? 0)];
+    out.say(`store ${redactStoreUrl(store)} · cluster "${cluster}" · ${tasks.length} tasks · ${options.nodes} nodes`);
     out.act(`Act 1: ${options.nodes} nodes start and share the tasks (each tick runs on exactly one node)`);
-    for (let i = 1; i <= options.nodes; i++) nodes.push(startNode(`node-${i}`, store, cluster, onMessage));
+    for (let i = 1; i <= options.nodes; i++) nodes.push(startNode(`node-${i}`, store, cluster, tasks, onMessage));
     await Promise.all(nodes.map((n) => waitFor(`${n.id} to start`, (m) => m.type === 'ready' && m.node === n.id)));
     for (const m of messages) if (m.type === 'ready') (nodes.find((n) => n.id === m.node) as DemoNode).pid = m.pid;
 
-    await waitForSpread(owners, nodes, 15_000);
+    await waitForSpread(owners, nodes, tasks.length, 30_000);
     out.owners(owners, nodes);
+    const spread = tasks.length > TASKS.length ? await settledSpread(owners, nodes, tasks.length, 60_000) : undefined;
+    if (spread) out.say(`→ ${tasks.length} tasks over ${nodes.length} nodes: ${spread.min}–${spread.max} per node`);
     await pause(options.actSeconds);
 
     const victim = nodeById(nodes, owners.get(WATCHED));
@@ -134,6 +142,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       crashTakeoverMs,
       gracefulTakeoverMs,
       ...countTicks(messages),
+      ...(spread ? { spread } : {}),
     };
     out.summary(summary);
     return summary;
@@ -144,9 +153,36 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   }
 }
 
-function startNode(id: string, store: string, cluster: string, onMessage: (m: DemoMessage) => void): DemoNode {
+function bulkTasks(count: number): DemoTask[] {
+  return Array.from({ length: count }, (_, i) => ({ name: `${BULK}${String(i).padStart(3, '0')}`, every: '10s', workMs: 0 }));
+}
+
+/**
+ * Waits until every task is owned and ownership has not changed for 2 s, after the joiners' rebalance
+ * delay (the default TTL, 5 s) has passed, then counts the tasks each node owns.
+ */
+async function settledSpread(owners: Map<string, string>, nodes: DemoNode[], total: number, timeoutMs: number): Promise<{ min: number; max: number }> {
+  const deadline = Date.now() + timeoutMs;
+  const rebalanced = Date.now() + 6000;
+  let last = '';
+  let stableSince = Date.now();
+  while (Date.now() < deadline) {
+    const snapshot = [...owners.entries()].sort().join(',');
+    if (snapshot !== last) {
+      last = snapshot;
+      stableSince = Date.now();
+    } else if (owners.size === total && Date.now() - stableSince >= 2000 && Date.now() >= rebalanced) {
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const counts = nodes.map((n) => [...owners.values()].filter((owner) => owner === n.id).length);
+  return { min: Math.min(...counts), max: Math.max(...counts) };
+}
+
+function startNode(id: string, store: string, cluster: string, tasks: readonly DemoTask[], onMessage: (m: DemoMessage) => void): DemoNode {
   const cli = fileURLToPath(new URL('./main.js', import.meta.url));
-  const child = spawn(process.execPath, [cli, 'demo-node', '--store', store, '--cluster', cluster, '--id', id, '--tasks', JSON.stringify(TASKS)], {
+  const child = spawn(process.execPath, [cli, 'demo-node', '--store', store, '--cluster', cluster, '--id', id, '--tasks', JSON.stringify(tasks)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -166,12 +202,12 @@ function nodeById(nodes: DemoNode[], id: string | undefined): DemoNode {
   return node;
 }
 
-async function waitForSpread(owners: Map<string, string>, nodes: DemoNode[], timeoutMs: number): Promise<void> {
+async function waitForSpread(owners: Map<string, string>, nodes: DemoNode[], total: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  const wanted = Math.min(nodes.length, TASKS.length);
+  const wanted = Math.min(nodes.length, total);
   while (Date.now() < deadline) {
     const used = new Set(owners.values());
-    if (owners.size === TASKS.length && used.size >= wanted) return;
+    if (owners.size === total && used.size >= wanted) return;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new DemoError(`demo: tasks did not spread over the nodes within ${timeoutMs}ms`);
@@ -220,6 +256,7 @@ class Narrator {
   }
 
   message(m: DemoMessage, owners: Map<string, string>): void {
+    if ('task' in m && m.task.startsWith(BULK)) return; // --tasks: counted, not narrated
     switch (m.type) {
       case 'run':
         this.say(`${m.node}  ▶ ${m.task.padEnd(15)} tick ${clock(m.tick)}  late ${String(m.lateMs).padStart(3)}ms  checkpoint ${m.checkpoint}`);

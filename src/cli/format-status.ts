@@ -2,6 +2,9 @@
 import { formatDuration } from '../core/duration.js';
 import type { StatusSnapshot } from '../monitor/status.js';
 
+/** Modes whose tasks have no owner between ticks (the next tick is competed for). */
+const TURN_MODES = new Set(['mutex', 'round-robin']);
+
 export function formatStatus(status: StatusSnapshot, options: { color: boolean }): string {
   const paint = (code: number, text: string) => (options.color ? `\x1b[${code}m${text}\x1b[0m` : text);
   const time = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) : '-');
@@ -29,15 +32,16 @@ export function formatStatus(status: StatusSnapshot, options: { color: boolean }
   lines.push('', paint(1, 'TASKS'));
   lines.push(
     ...table(
-      ['TASK', 'SCHEDULE', 'OWNER', 'TOKEN', 'LAST RUN', 'OUTCOME', 'NEXT TICK'],
+      ['TASK', 'MODE', 'SCHEDULE', 'OWNER', 'TOKEN', 'LAST RUN', 'OUTCOME', 'NEXT TICK'],
       status.tasks.map((t) => {
         const run = t.lastRun;
         const outcome = run ? `${run.status}${run.durationMs !== undefined ? ` ${formatDuration(run.durationMs)}` : ''}` : '-';
         const colour = run?.status === 'succeeded' ? 32 : run?.status === 'failed' || run?.status === 'missed' ? 31 : 33;
         return [
           t.paused ? `${t.name} ${paint(33, '(paused)')}` : t.name,
+          t.conflict ? `${t.mode} ${paint(31, '(conflict)')}` : t.mode,
           t.schedules.join(' | ') || '(not declared)',
-          t.owner ? `${t.owner.node} ${t.owner.host}:${t.owner.pid}` : paint(31, '(none)'),
+          t.owner ? `${t.owner.node} ${t.owner.host}:${t.owner.pid}` : TURN_MODES.has(t.mode) ? '(between ticks)' : paint(31, '(none)'),
           t.owner?.token ?? '-',
           run ? `${time(run.tick)}${run.node ? ` on ${run.node}` : ''}` : '-',
           run ? paint(colour, outcome) : '-',

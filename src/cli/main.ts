@@ -17,14 +17,16 @@ program
   .option('--nodes <n>', 'number of node processes (2-8)', positiveInt(2, 8), 3)
   .option('--act-seconds <s>', 'seconds between the acts', positiveInt(1, 20), 3)
   .option('--store <url>', 'run on this store (e.g. postgres://…) instead of a temporary SQLite file')
+  .option('--tasks <n>', 'add n more tasks to show how they spread (summary: "spread")', positiveInt(0, 5000), 0)
   .addOption(new Option('--file <path>', 'keep the SQLite file at this path').hideHelp())
   .addOption(new Option('--cluster <name>', 'cluster name').hideHelp())
-  .action(async (opts: { json?: boolean; nodes: number; actSeconds: number; file?: string; store?: string; cluster?: string }) => {
+  .action(async (opts: { json?: boolean; nodes: number; actSeconds: number; tasks: number; file?: string; store?: string; cluster?: string }) => {
     const { runDemo } = await import('./demo.js');
     const summary = await runDemo({
       json: opts.json === true,
       nodes: opts.nodes,
       actSeconds: opts.actSeconds,
+      tasks: opts.tasks,
       ...(opts.file ? { file: opts.file } : {}),
       ...(opts.store ? { store: opts.store } : {}),
       ...(opts.cluster ? { cluster: opts.cluster } : {}),

@@ -5,6 +5,7 @@
 import type { Store } from '../stores/contract.js';
 import { DECLARATION_PREFIX, PAUSE_PREFIX, runPrefix, TASK_OWNER_PREFIX, taskOfOwnerKey } from '../scheduler/keys.js';
 import { scheduleFromDescription } from '../scheduler/schedule.js';
+import { broadcastUnit, shardUnit, taskOfUnit } from '../scheduler/modes.js';
 import type { DeclarationRecord, RunRecord } from '../scheduler/task.js';
 
 export interface NodeStatus {
@@ -24,14 +25,24 @@ export interface NodeStatus {
 }
 
 export interface TaskStatus {
+  /** The unit: the task's name, `task#i` for a shard of a sharded task, `task@node` for a broadcast share. */
   readonly name: string;
+  /** The task the unit belongs to. */
+  readonly task: string;
+  /** Placement mode as declared (`unknown` for an owner key no live node declares). */
+  readonly mode: string;
   /** The schedule as declared; several when nodes disagree (a rolling deploy changing it). */
   readonly schedules: readonly string[];
+  /**
+   * Live nodes declare the task with different options: only the version of the longest-lived
+   * declaring node runs (see `task:conflict` events for the fields that differ).
+   */
+  readonly conflict: boolean;
   readonly owner: { readonly node: string; readonly host: string; readonly pid: number; readonly token: string; readonly since: number } | null;
   readonly lastRun: RunRecord | null;
   /** Next tick after now, ms since the epoch. */
   readonly nextTick: number | null;
-  /** How many live nodes declare the task. */
+  /** How many live nodes declare the unit's task (for a broadcast share: its node, 1). */
   readonly declaredBy: number;
   /** Paused cluster-wide (`cluster.pause()`): its owner runs no tick until resumed. */
   readonly paused: boolean;
@@ -57,32 +68,54 @@ export async function readStatus(store: Store): Promise<StatusSnapshot> {
   const paused = new Set(pauses.map((p) => p.key.slice(PAUSE_PREFIX.length)));
   const sessionById = new Map(sessions.map((s) => [s.id, s]));
   const holderByTask = new Map(holders.map((h) => [taskOfOwnerKey(h.key), h]));
-  const declared = new Map<string, { schedules: Set<string>; count: number }>();
+  // One row per unit (modes.ts): a task, each shard of a sharded task, each node's share of a broadcast task.
+  interface Row { task: string; mode: string; schedules: Set<string>; fingerprints: Set<string>; count: number }
+  const rows = new Map<string, Row>();
+  const row = (unit: string, task: string, mode: string): Row => {
+    let entry = rows.get(unit);
+    if (!entry) rows.set(unit, (entry = { task, mode, schedules: new Set(), fingerprints: new Set(), count: 0 }));
+    return entry;
+  };
   for (const s of sessions) {
     for (const [task, declaration] of Object.entries(s.info.tasks)) {
-      const entry = declared.get(task) ?? { schedules: new Set<string>(), count: 0 };
-      entry.schedules.add(declaration.schedule);
-      entry.count += 1;
-      declared.set(task, entry);
+      const mode = declaration.mode ?? 'singleton';
+      const units =
+        mode === 'sharded'
+          ? Array.from({ length: declaration.shards ?? 0 }, (_, i) => shardUnit(task, i))
+          : mode === 'broadcast'
+            ? [broadcastUnit(task, s.info.id)]
+            : [task];
+      for (const unit of units) {
+        const entry = row(unit, task, mode);
+        entry.schedules.add(declaration.schedule);
+        if (declaration.fingerprint) entry.fingerprints.add(declaration.fingerprint);
+        entry.count += 1;
+      }
     }
   }
   // Tasks no live node declares still show, with their last known schedule and history.
   for (const d of declarations) {
     const task = d.key.slice(DECLARATION_PREFIX.length);
-    if (!declared.has(task)) declared.set(task, { schedules: new Set([d.value.schedule]), count: 0 });
+    if (![...rows.values()].some((r) => r.task === task) && d.value.mode !== 'broadcast') {
+      const units = d.value.mode === 'sharded' ? Array.from({ length: d.value.shards ?? 0 }, (_, i) => shardUnit(task, i)) : [task];
+      for (const unit of units) row(unit, task, d.value.mode ?? 'singleton').schedules.add(d.value.schedule);
+    }
   }
-  for (const task of holderByTask.keys()) if (!declared.has(task)) declared.set(task, { schedules: new Set(), count: 0 });
-  const names = [...declared.keys()].sort();
-  const lastRuns = await Promise.all(names.map((task) => store.list<RunRecord>(runPrefix(task), { reverse: true, limit: 1 })));
+  for (const unit of holderByTask.keys()) if (!rows.has(unit)) row(unit, taskOfUnit(unit), 'unknown');
+  const names = [...rows.keys()].sort();
+  const lastRuns = await Promise.all(names.map((unit) => store.list<RunRecord>(runPrefix(unit), { reverse: true, limit: 1 })));
   const tasks: TaskStatus[] = names.map((name, i) => {
-    const entry = declared.get(name) as { schedules: Set<string>; count: number };
+    const entry = rows.get(name) as Row;
     const holder = holderByTask.get(name);
     const ownerSession = holder ? sessionById.get(holder.sessionId) : undefined;
     const [firstSchedule] = entry.schedules;
     const schedule = firstSchedule ? scheduleFromDescription(firstSchedule) : undefined;
     return {
       name,
+      task: entry.task,
+      mode: entry.mode,
       schedules: [...entry.schedules],
+      conflict: entry.fingerprints.size > 1,
       owner:
         holder && ownerSession
           ? { node: ownerSession.info.id, host: ownerSession.info.host, pid: ownerSession.info.pid, token: holder.token.toString(), since: holder.acquiredAt }
@@ -90,7 +123,7 @@ export async function readStatus(store: Store): Promise<StatusSnapshot> {
       lastRun: lastRuns[i]?.[0]?.value ?? null,
       nextTick: schedule?.next(at) ?? null,
       declaredBy: entry.count,
-      paused: paused.has(name),
+      paused: paused.has(entry.task),
     };
   });
   const nodes: NodeStatus[] = sessions.map((s) => ({
