@@ -3,7 +3,18 @@
  * See README.md and docs/concepts.md.
  */
 export { createCluster, Cluster, type ClusterOptions, type ClusterState } from './cluster.js';
-export type { TaskContext, TaskHandler, TaskOptions, Checkpoint, RunRecord } from './scheduler/task.js';
+export type {
+  TaskContext,
+  TaskHandler,
+  TaskOptions,
+  Checkpoint,
+  RunRecord,
+  DispatchHandlers,
+  ProducerContext,
+  ItemContext,
+} from './scheduler/task.js';
+export type { TaskMode, ModeOptions, NodeSelector, QueueOptions, ShardInfo } from './scheduler/modes.js';
+export type { QueuedItem, DeadLetter } from './scheduler/queue.js';
 export type { BatonEvents, SchedulerEvents, RunOutcome, MissReason } from './scheduler/events.js';
 export type { RunOptions, MisfirePolicy, OverlapPolicy } from './scheduler/task-options.js';
 export type { SessionEvents } from './cluster/session-keeper.js';
