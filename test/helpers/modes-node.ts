@@ -8,7 +8,9 @@ import { sleep, systemClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/core/logger.js';
 
 const [url, name, id] = process.argv.slice(2) as [string, string, string];
-const say = (message: Record<string, unknown>) => process.stdout.write(`${JSON.stringify({ ...message, node: id, at: Date.now() })}\n`);
+const say = (message: Record<string, unknown>): void => {
+  process.stdout.write(`${JSON.stringify({ ...message, node: id, at: Date.now() })}\n`);
+};
 
 const cluster = await createCluster({ store: url, name, node: { id }, ttl: '3s', logger: silentLogger });
 const run = async (ctx: TaskContext) => {
@@ -34,7 +36,7 @@ cluster.task('dq', { every: '1s', mode: 'dispatch', queue: { visibilityTimeout: 
   },
 });
 cluster.on('item:finished', (e) => say({ type: 'item', id: e.id, outcome: e.outcome }));
-cluster.on('error', (e) => process.stderr.write(`${id}: ${e.where}: ${e.error.message}\n`));
+cluster.on('error', (e) => void process.stderr.write(`${id}: ${e.where}: ${e.error.message}\n`));
 process.once('SIGTERM', () => {
   void cluster.close().then(() => {
     say({ type: 'closed' });

@@ -106,7 +106,7 @@ describe.each(TARGETS)('every mode, 3 processes on $kind', ({ url }) => {
       expect(runsOf('mux').length).toBeGreaterThan(15);
 
       // Dispatch: every enqueued item was acknowledged, or is still queued (nothing lost).
-      const enqueued = new Set(lines.filter((l) => l.type === 'enqueued').map((l) => l.id));
+      const enqueued = new Set(lines.filter((l) => l.type === 'enqueued').map((l) => l.id as string));
       const acked = new Set(lines.filter((l) => l.type === 'item' && l.outcome === 'succeeded').map((l) => l.id));
       expect(enqueued.size).toBeGreaterThan(30);
 

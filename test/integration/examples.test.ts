@@ -1,0 +1,50 @@
+/**
+ * The examples run: each mode's example file, two processes on their own SQLite file for a few seconds,
+ * then SIGTERM. They must exit cleanly and print what their mode promises; no tick line twice.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+
+const dir = mkdtempSync(join(tmpdir(), 'baton-examples-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const EXAMPLES: { file: string; expect: RegExp; env?: Record<string, string>[] }[] = [
+  { file: 'singleton', expect: /ran tick/ },
+  { file: 'preferred', expect: /\(region eu\) settles tick/, env: [{ BATON_REGION: 'eu' }, { BATON_REGION: 'us' }] },
+  { file: 'mutex', expect: /won tick/ },
+  { file: 'round-robin', expect: /'s turn: tick/ },
+  { file: 'broadcast', expect: /refreshes its cache/ },
+  { file: 'sharded', expect: /imports \w+ \(shard \d\/6\)/ },
+  { file: 'dispatch', expect: /retried order/ },
+];
+
+async function runFor(file: string, db: string, env: Record<string, string>, ms: number): Promise<{ code: number | null; out: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', `examples/${file}.ts`, `sqlite:${db}`], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const timer = setTimeout(() => child.kill('SIGTERM'), ms);
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  clearTimeout(timer);
+  return { code, out };
+}
+
+it('runs every mode example in two processes and shows what the mode does', async () => {
+  await Promise.all(
+    EXAMPLES.map(async (example) => {
+      const db = join(dir, `${example.file}.db`);
+      const results = await Promise.all([0, 1].map((i) => runFor(example.file, db, example.env?.[i] ?? {}, 9000)));
+      const out = results.map((r) => r.out).join('\n');
+      for (const r of results) expect(r.code, `${example.file}: ${r.out}`).toBe(0);
+      expect(out, example.file).toMatch(example.expect);
+      const ticks = out.match(/tick \S+Z/g) ?? [];
+      if (example.file !== 'broadcast') expect(ticks.length - new Set(ticks).size, `${example.file}: ${out}`).toBe(0);
+    }),
+  );
+}, 60_000);
