@@ -251,6 +251,7 @@ export class Cluster {
             node: this.#info,
             emit: this.#emit,
             log: this.#log,
+            mayConsume: () => this.#coordinator?.mayRun(definition.name) ?? false,
           }),
         );
       }

@@ -59,6 +59,8 @@ export class Coordinator {
   #cancelTimer: (() => void) | undefined;
   #unwatch: (() => void) | undefined;
   #unsession: (() => void) | undefined;
+  /** Tasks this node stays out of (another version of their declaration runs), as of the last scan. */
+  #excluded: ReadonlySet<string> = new Set();
   #assignmentKey = '';
   #assignment = new Map<string, string>();
 
@@ -124,6 +126,11 @@ export class Coordinator {
       });
   }
 
+  /** False while another version of the task's declaration runs (versions.ts): this node stays out of it. */
+  mayRun(task: string): boolean {
+    return !this.#excluded.has(task);
+  }
+
   /** Stops scanning; leases are left to their runners. */
   async close(): Promise<void> {
     if (this.#state === 'closed') return;
@@ -150,6 +157,7 @@ export class Coordinator {
     const byKey = new Map(holders.map((h) => [h.key, h]));
     const versions = taskVersions(sessions);
     this.#reportConflicts(versions);
+    this.#excluded = new Set([...versions].filter(([, v]) => !v.eligible.has(this.#nodeId)).map(([task]) => task));
     const assignment = this.#preferred(sessions, versions);
     const me = this.#nodeId;
     const now = this.#clock.monotonic();

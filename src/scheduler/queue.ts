@@ -90,6 +90,7 @@ export class QueueConsumer {
   readonly #node: NodeInfo;
   readonly #emit: Emit;
   readonly #log: Logger;
+  readonly #mayConsume: () => boolean;
   readonly #stop = new AbortController();
   readonly #active = new Map<string, Promise<void>>();
   #loop: Promise<void> | undefined;
@@ -103,7 +104,10 @@ export class QueueConsumer {
     node: NodeInfo;
     emit: Emit;
     log: Logger;
+    /** False while this node must stay out of the task (another version of it runs). */
+    mayConsume: () => boolean;
   }) {
+    this.#mayConsume = options.mayConsume;
     this.#task = options.task;
     this.#queue = options.queue;
     this.#consume = options.consume;
@@ -135,6 +139,10 @@ export class QueueConsumer {
         }
         let waitMs = POLL_MS;
         try {
+          if (!this.#mayConsume()) {
+            await waker.wait(POLL_MS, stop).catch(() => undefined);
+            continue;
+          }
           const next = await this.#take();
           if ('item' in next) {
             const delivery = this.#deliver(next.item).finally(() => {
