@@ -15,7 +15,7 @@
  * ```
  */
 import { systemClock, type Clock } from './core/clock.js';
-import { parseDuration, type Duration } from './core/duration.js';
+import { describe as describeValue, parseDuration, type Duration } from './core/duration.js';
 import { BatonError, ClosedError, ConfigError, TaskDuplicateError, toError } from './core/errors.js';
 import { TypedEmitter, type Listener } from './core/events.js';
 import { defaultLogger, type Logger } from './core/logger.js';
@@ -468,6 +468,24 @@ function resolveCoordinatorTiming(options: ClusterOptions, ttlMs: number): Coord
   return { scanEveryMs, claimDelayMs, rebalanceAfterMs };
 }
 
+const NODE_ID = /^[\w.:@-]{1,128}$/;
+
+/** The node id goes into keys (`task@node`) and the labels into placement (`prefer`): both plain strings. */
+function validateNode(node: unknown): void {
+  if (node === undefined) return;
+  if (typeof node !== 'object' || node === null || Array.isArray(node)) throw new ConfigError(`node: must be { id?, labels? }, got ${describeValue(node)}`);
+  const { id, labels, ...rest } = node as { id?: unknown; labels?: unknown };
+  if (Object.keys(rest).length > 0) throw new ConfigError(`node: unknown field ${Object.keys(rest).map((k) => JSON.stringify(k)).join(', ')} (known: id, labels)`);
+  if (id !== undefined && (typeof id !== 'string' || !NODE_ID.test(id))) {
+    throw new ConfigError(`node.id: expected 1–128 letters, digits, '_', '.', ':', '@' or '-', got ${describeValue(id)}`);
+  }
+  if (labels === undefined) return;
+  if (typeof labels !== 'object' || labels === null || Array.isArray(labels)) throw new ConfigError(`node.labels: must be an object of strings, got ${describeValue(labels)}`);
+  for (const [key, value] of Object.entries(labels)) {
+    if (typeof value !== 'string') throw new ConfigError(`node.labels.${key}: must be a string, got ${describeValue(value)}`);
+  }
+}
+
 /**
  * Creates a cluster node: validates every option and opens the store. Nothing runs until `start()`.
  * @throws ConfigError, DurationError, StoreUrlError, StoreUnavailableError — each naming the field.
@@ -487,6 +505,7 @@ export async function createCluster(options: ClusterOptions): Promise<Cluster> {
     );
   }
   if (options.store === undefined) throw new ConfigError('store: required, e.g. "sqlite:./baton.db" or "memory:"');
+  validateNode(options.node);
   // Validate timings before opening anything, so a bad option leaves nothing half-open.
   resolveCoordinatorTiming(options, resolveSessionTiming(options).ttlMs);
   const logger = options.logger ?? (await defaultLogger());

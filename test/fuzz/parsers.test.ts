@@ -158,13 +158,28 @@ describe('fuzz: parsers of untrusted input only throw BatonErrors', () => {
   }, TEST_TIMEOUT_MS);
 
   it(`defineTask (${RUNS} cases)`, () => {
+    const selector = fc.oneof(fc.dictionary(fc.constantFrom('node', 'region', 'role', ''), fc.oneof(fc.string({ maxLength: 6 }), fc.anything())), fc.anything());
+    const modeOptions = fc.record(
+      {
+        mode: fc.oneof(fc.constantFrom('singleton', 'preferred', 'mutex', 'round-robin', 'broadcast', 'sharded', 'dispatch', 'leader', ''), fc.anything()),
+        prefer: fc.oneof(selector, fc.array(selector, { maxLength: 3 })),
+        failbackAfter: duration,
+        shards: fc.oneof(fc.integer(), fc.double(), fc.array(fc.oneof(fc.string({ maxLength: 6 }), fc.anything()), { maxLength: 4 }), fc.anything()),
+        queue: fc.oneof(
+          fc.record({ visibilityTimeout: duration, maxAttempts: fc.oneof(fc.integer(), fc.anything()), backoff: fc.oneof(duration, fc.record({ initial: duration, max: duration }), fc.anything()), workers: fc.oneof(fc.integer(), fc.anything()) }, { requiredKeys: [] }),
+          fc.anything(),
+        ),
+      },
+      { requiredKeys: [] },
+    );
     const options = fc.oneof(
       scheduleOptions.chain((s) => fc.record({ history: fc.oneof(fc.integer(), fc.double(), fc.anything()) }, { requiredKeys: [] }).map((h) => ({ ...s, ...h }))),
+      fc.tuple(scheduleOptions, modeOptions).map(([s, m]) => ({ ...s, ...m })),
       fc.dictionary(fc.string({ maxLength: 8 }), fc.anything(), { maxKeys: 4 }),
       fc.anything(),
     );
     const name = fc.oneof(fc.string({ maxLength: 140 }), fc.stringMatching(/^[A-Za-z0-9][\w.:-]{0,130}$/), fc.anything());
-    const handler = fc.constantFrom<unknown>(() => undefined, async () => undefined, 'handler', undefined, null);
+    const handler = fc.constantFrom<unknown>(() => undefined, async () => undefined, 'handler', undefined, null, { produce: () => undefined, consume: () => undefined }, { produce: 1 });
     fc.assert(fc.property(name, options, handler, (n, o, h) => onlyBatonErrors('defineTask', [n, o], () => defineTask(n, o, h))), params);
   }, TEST_TIMEOUT_MS);
 

@@ -65,6 +65,7 @@ describe('zookeeper store URL', () => {
     ['zk://h:2181/a//b', /invalid chroot/],
     ['zk://h:2181/zookeeper/x', /reserved/],
     ['zk://h:2181/c?pollMs=5', /unknown option "pollMs"/],
+    ['zk://h:2181/c?valueOf=1', /unknown option "valueOf"/], // an Object.prototype name (found by the fuzzer)
     ['zk://h:2181/c?sessionTimeoutMs=10', /sessionTimeoutMs" must be an integer from 1000/],
     ['zk://h:2181/c?sessionTimeoutMs=2000&requestTimeoutMs=2000', /must be below sessionTimeoutMs/],
     ['zk://h:2181/c?tls=true', /TLS is not supported/],

@@ -82,7 +82,7 @@ export function parseZookeeperUrl(url: string): UrlOptions {
     if (name === 'tls' || name === 'secure' || name === 'ssl') {
       fail(`option "${name}": TLS is not supported by the ZooKeeper driver (node-zookeeper-client); use a TLS tunnel or a private network`);
     }
-    if (!(name in NUMERIC_OPTIONS)) fail(`unknown option "${name}" (known: ${Object.keys(NUMERIC_OPTIONS).join(', ')})`);
+    if (!Object.hasOwn(NUMERIC_OPTIONS, name)) fail(`unknown option "${name}" (known: ${Object.keys(NUMERIC_OPTIONS).join(', ')})`);
     const [min, max] = NUMERIC_OPTIONS[name as NumericOption];
     const value = Number(raw);
     if (!/^\d+$/.test(raw) || value < min || value > max) {
