@@ -1,5 +1,6 @@
 /**
- * The short chaos round of CI: on every store, ≥ 50 faults against 3 real node processes (dist/), then the
+ * The short chaos round of CI: on every store, ≥ 50 faults against 3 real node processes (dist/) — in-process
+ * nodes for the memory store, which cannot be shared between processes (memory-node.ts) — then the
  * history checker; plus the negative control (fencing off) that must show violations. Each store gets a
  * private server (its own ports and temp dir), so the shared test services are never touched.
  * Seeds are printed; reproduce one with `npm run chaos -- --store <kind> --faults 50 --seed <seed>`, or set
@@ -25,6 +26,7 @@ function installed(kind: ChaosStoreKind): boolean {
     }
   };
   switch (kind) {
+    case 'memory':
     case 'sqlite':
       return true;
     case 'postgres':
@@ -46,7 +48,7 @@ function report(summary: ChaosSummary): string {
 }
 
 describe('chaos: short round on every store', () => {
-  const stores: ChaosStoreKind[] = ['sqlite', 'postgres', 'mysql', 'redis', 'etcd', 'zookeeper'];
+  const stores: ChaosStoreKind[] = ['memory', 'sqlite', 'postgres', 'mysql', 'redis', 'etcd', 'zookeeper'];
   for (const kind of stores) {
     it.skipIf(!installed(kind))(`${kind}: ${FAULTS} faults, no violation`, async () => {
       const summary = await runChaos({ store: kind, faults: FAULTS, faultEveryMs: 600, ...(SEED !== undefined ? { seed: SEED } : {}) });
@@ -58,8 +60,8 @@ describe('chaos: short round on every store', () => {
     }, PER_STORE_TIMEOUT_MS);
   }
 
-  it('negative control: with fencing off in the chaos nodes, pauses produce violations', async () => {
-    const summary = await runChaos({ store: 'sqlite', faults: 16, faultEveryMs: 800, faultKinds: ['pause'], unfenced: true, ...(SEED !== undefined ? { seed: SEED } : {}) });
+  it.each(['sqlite', 'memory'] as const)('negative control on %s: with fencing off in the chaos nodes, pauses produce violations', async (store) => {
+    const summary = await runChaos({ store, faults: 16, faultEveryMs: 800, faultKinds: ['pause'], unfenced: true, ...(SEED !== undefined ? { seed: SEED } : {}) });
     console.log(`chaos negative control ${report(summary)}`);
     const kinds = new Set(summary.check.violations.map((v) => v.kind));
     expect(summary.violations, `seed ${summary.seed}`).toBeGreaterThan(0);

@@ -23,7 +23,9 @@ import { randomBytes } from 'node:crypto';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { checkHistory, type CheckResult } from './checker.js';
 import { monoNow, type FinalRecord, type HistoryEvent } from './history.js';
-import type { ChaosNodeConfig } from './node.js';
+import type { ChaosNodeConfig } from './workload.js';
+import { memoryChaos, startMemoryNode, type MemoryChaos, type MemoryNode } from './memory-node.js';
+import type { Store } from '../../dist/stores/contract.js';
 import { CHAOS_STORE_KINDS, externalServer, startChaosServer, type ChaosServer, type ChaosStoreKind } from './servers.js';
 
 export type FaultKind = 'kill' | 'pause' | 'cut' | 'partition' | 'restart' | 'skew';
@@ -76,9 +78,16 @@ export interface ChaosSummary {
   readonly dir?: string;
 }
 
+/** What a `cut` acts on: the node's TCP proxy, or the in-process node's memory store handle. */
+interface Link {
+  cut(): void;
+  restore(): void;
+}
+
 interface NodeSlot {
   readonly index: number;
   proxy?: TcpProxy;
+  link?: Link;
   netns?: Netns;
   node?: RunningNode;
   generation: number;
@@ -87,14 +96,26 @@ interface NodeSlot {
   paused: boolean;
 }
 
-interface RunningNode {
+/** A node process, or an in-process node of the memory store (memory-node.ts) that mimics one. */
+export interface RunningNode {
   readonly id: string;
-  readonly child: ChildProcess;
+  /** SIGKILL, SIGSTOP, SIGCONT, SIGTERM — or their in-process equivalents. */
+  signal(signal: 'SIGKILL' | 'SIGSTOP' | 'SIGCONT' | 'SIGTERM'): void;
+  /** Sets the node's wall-clock offset. */
+  skew(offsetMs: number): void;
   readonly exited: Promise<void>;
   alive: boolean;
   ready: boolean;
   /** Killed or stopped by the harness. */
   expectedExit: boolean;
+}
+
+/** What a node tells the harness (owner changes, readiness). */
+export interface NodeMessage {
+  readonly type: string;
+  readonly node: string;
+  readonly m: number;
+  readonly task?: string;
 }
 
 const NODE_ENTRY = fileURLToPath(new URL('./node.ts', import.meta.url));
@@ -114,6 +135,7 @@ export function prng(seed: number): () => number {
 
 export function faultKinds(kind: ChaosStoreKind, canRestart: boolean, netns: boolean): FaultKind[] {
   if (kind === 'sqlite') return ['kill', 'pause', 'skew'];
+  if (kind === 'memory') return ['kill', 'pause', 'cut', 'skew'];
   return ['kill', 'pause', 'cut', 'skew', ...(canRestart ? (['restart'] as const) : []), ...(netns ? (['partition'] as const) : [])];
 }
 
@@ -194,7 +216,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
       server = external.server;
     }
     const srv = server;
-    const useNetns = kind !== 'sqlite' && (options.netns ?? true) && netnsAvailable();
+    const memory: MemoryChaos | undefined = kind === 'memory' ? memoryChaos() : undefined;
+    const useNetns = kind !== 'sqlite' && kind !== 'memory' && (options.netns ?? true) && netnsAvailable();
     let kinds = faultKinds(kind, srv.restart !== undefined, useNetns);
     if (options.faultKinds) kinds = kinds.filter((k) => options.faultKinds?.includes(k));
     if (kinds.length === 0) throw new Error(`chaos: none of the requested faults applies to ${kind}`);
@@ -203,15 +226,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     const directUrl = srv.url('127.0.0.1', srv.port);
     for (let i = 0; i < nodesWanted; i++) {
       const slot: NodeSlot = { index: i, generation: 0, busyUntil: 0, paused: false };
-      if (kind !== 'sqlite') {
+      if (kind !== 'sqlite' && kind !== 'memory') {
         if (useNetns) slot.netns = createNetns(runId, i);
         slot.proxy = new TcpProxy('127.0.0.1', srv.port, slot.netns?.hostIp ?? '127.0.0.1');
+        slot.link = slot.proxy;
         await slot.proxy.start();
       }
       slots.push(slot);
     }
 
-    const onMessage = (slot: NodeSlot, message: { type: string; node: string; m: number; task?: string }) => {
+    const onMessage = (slot: NodeSlot, message: NodeMessage) => {
       if (message.type === 'ready' && slot.node?.id === message.node) slot.node.ready = true;
       if (message.type === 'owner' && message.task) {
         owners.set(message.task, message.node);
@@ -244,33 +268,19 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
         unfenced,
         seed: Math.floor(random() * 2 ** 31),
       };
-      const args = ['--import', 'tsx', NODE_ENTRY, '--config', JSON.stringify(config)];
-      const stderr = openSync(join(dir, `${id}.stderr`), 'a');
-      const child = slot.netns
-        ? spawn('ip', ['netns', 'exec', slot.netns.name, process.execPath, ...args], { stdio: ['pipe', 'pipe', stderr] })
-        : spawn(process.execPath, args, { stdio: ['pipe', 'pipe', stderr] });
-      closeSync(stderr);
-      const exited = new Promise<void>((resolve) => {
-        child.once('exit', () => resolve());
-        child.once('error', () => resolve());
-      });
-      const node: RunningNode = { id, child, exited, alive: true, ready: false, expectedExit: false };
-      void exited.then(() => {
+      const onExit = (node: RunningNode, how: string) => {
         node.alive = false;
         if (node.expectedExit || stopping) return;
         // A node that dies on its own (failed start, crash): a finding worth a line; keep the slot filled.
-        unexpectedExits.push(`${id} exited with ${child.exitCode ?? child.signalCode}`);
-        log(`chaos: ${id} exited unexpectedly (${child.exitCode ?? child.signalCode}); see ${join(dir, `${id}.stderr`)}`);
+        unexpectedExits.push(`${id} exited with ${how}`);
+        log(`chaos: ${id} exited unexpectedly (${how}); see ${join(dir, `${id}.stderr`)}`);
         if (unexpectedExits.length < 50) later(500, () => void startNode(slot));
-      });
-      child.stdin?.on('error', () => undefined);
-      createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-        try {
-          onMessage(slot, JSON.parse(line) as never);
-        } catch {
-          // not ours
-        }
-      });
+      };
+      const node =
+        memory !== undefined
+          ? startMemoryNode({ config, memory, onMessage: (m) => onMessage(slot, m), onExit, errorFile: join(dir, `${id}.stderr`) })
+          : startProcessNode({ config, netns: slot.netns, dir, onMessage: (m) => onMessage(slot, m), onExit });
+      if (memory !== undefined) slot.link = (node as MemoryNode).link;
       slot.node = node;
       return node;
     };
@@ -321,7 +331,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
         case 'kill': {
           expectFailover(slot, atM);
           node.expectedExit = true;
-          node.child.kill('SIGKILL');
+          node.signal('SIGKILL');
           slot.busyUntil = atM + 1e9;
           log(`chaos: #${injected} kill -9 ${node.id} (owned ${tasksOf(slot).join(',') || 'nothing'})`);
           later(200 + Math.floor(random() * 800), async () => {
@@ -334,11 +344,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
         case 'pause': {
           const ms = Math.round(ttlMs * (0.5 + random() * 3.5));
           if (ms > ttlMs) expectFailover(slot, atM);
-          node.child.kill('SIGSTOP');
+          node.signal('SIGSTOP');
           slot.paused = true;
           log(`chaos: #${injected} SIGSTOP ${node.id} for ${ms}ms`);
           later(ms, () => {
-            if (node.alive) node.child.kill('SIGCONT');
+            if (node.alive) node.signal('SIGCONT');
             slot.paused = false;
             slot.busyUntil = monoNow() + ttlMs;
           });
@@ -347,10 +357,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
         case 'cut': {
           const ms = Math.round(ttlMs * (0.3 + random() * 2.7));
           if (ms > ttlMs) expectFailover(slot, atM);
-          slot.proxy?.cut();
+          slot.link?.cut();
           slot.busyUntil = atM + ms + ttlMs;
           log(`chaos: #${injected} cut ${node.id} from the store for ${ms}ms`);
-          later(ms, () => slot.proxy?.restore());
+          later(ms, () => slot.link?.restore());
           break;
         }
         case 'partition': {
@@ -364,7 +374,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
         }
         case 'skew': {
           const offsetMs = Math.round((random() * 2 - 1) * maxSkewMs);
-          node.child.stdin?.write(`${JSON.stringify({ cmd: 'skew', offsetMs })}\n`);
+          node.skew(offsetMs);
           log(`chaos: #${injected} skew ${node.id} wall clock by ${offsetMs}ms`);
           break;
         }
@@ -390,23 +400,23 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     const settleBy = Date.now() + 120_000;
     while (restarting && Date.now() < settleBy) await sleep(100);
     for (const slot of slots) {
-      slot.proxy?.restore();
+      slot.link?.restore();
       slot.netns?.heal();
-      if (slot.node?.alive) slot.node.child.kill('SIGCONT');
+      if (slot.node?.alive) slot.node.signal('SIGCONT');
       slot.paused = false;
     }
     await sleep(Math.min(8000, ttlMs * 3 + 1000));
     for (const timer of timers) clearTimeout(timer);
     timers.clear();
     stopping = true;
-    for (const slot of slots) if (slot.node?.alive) slot.node.child.kill('SIGCONT');
-    for (const slot of slots) if (slot.node?.alive) slot.node.child.kill('SIGTERM');
+    for (const slot of slots) if (slot.node?.alive) slot.node.signal('SIGCONT');
+    for (const slot of slots) if (slot.node?.alive) slot.node.signal('SIGTERM');
     await Promise.race([Promise.all(slots.map((s) => s.node?.exited)), sleep(15_000)]);
-    for (const slot of slots) if (slot.node?.alive) slot.node.child.kill('SIGKILL');
+    for (const slot of slots) if (slot.node?.alive) slot.node.signal('SIGKILL');
     await Promise.all(slots.map((s) => s.node?.exited));
 
     // --- the store's final state, read directly (not through a proxy).
-    const final = await readFinalState(directUrl, cluster);
+    const final = memory !== undefined ? await readFinalRecords(memory.backend.connect(cluster)) : await readFinalState(directUrl, cluster);
     const { events, malformed } = readHistories(dir);
     check = checkHistory({ events, malformed, final, tasks: Array.from({ length: tasks }, (_, i) => ({ name: `t${i}`, intervalMs: everyMs })) });
     if (!check.ok) keep = true;
@@ -435,7 +445,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     for (const slot of slots) {
       const node = slot.node;
       if (node?.alive) {
-        node.child.kill('SIGKILL');
+        node.signal('SIGKILL');
         await Promise.race([node.exited, sleep(5000)]);
       }
     }
@@ -456,11 +466,7 @@ async function readFinalState(url: string, cluster: string): Promise<FinalRecord
     try {
       const store = await openStore(url, { cluster });
       try {
-        const records: FinalRecord[] = [];
-        for (const prefix of ['run/', 'checkpoint/', 'chaos/']) {
-          for (const r of await store.list(prefix)) records.push({ key: r.key, value: r.value, version: r.version });
-        }
-        return records;
+        return await readFinalRecords(store);
       } finally {
         await store.close();
       }
@@ -470,6 +476,54 @@ async function readFinalState(url: string, cluster: string): Promise<FinalRecord
     }
   }
   throw new Error(`chaos: could not read the final state: ${String(lastError)}`);
+}
+
+async function readFinalRecords(store: Pick<Store, 'list'>): Promise<FinalRecord[]> {
+  const records: FinalRecord[] = [];
+  for (const prefix of ['run/', 'checkpoint/', 'chaos/']) {
+    for (const r of await store.list(prefix)) records.push({ key: r.key, value: r.value, version: r.version });
+  }
+  return records;
+}
+
+/** A node process running node.ts on the built library, in its network namespace when it has one. */
+function startProcessNode(options: {
+  config: ChaosNodeConfig;
+  netns: Netns | undefined;
+  dir: string;
+  onMessage: (message: NodeMessage) => void;
+  onExit: (node: RunningNode, how: string) => void;
+}): RunningNode {
+  const { config, netns, dir } = options;
+  const args = ['--import', 'tsx', NODE_ENTRY, '--config', JSON.stringify(config)];
+  const stderr = openSync(join(dir, `${config.id}.stderr`), 'a');
+  const child: ChildProcess = netns
+    ? spawn('ip', ['netns', 'exec', netns.name, process.execPath, ...args], { stdio: ['pipe', 'pipe', stderr] })
+    : spawn(process.execPath, args, { stdio: ['pipe', 'pipe', stderr] });
+  closeSync(stderr);
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.once('error', () => resolve());
+  });
+  const node: RunningNode = {
+    id: config.id,
+    signal: (signal) => void child.kill(signal),
+    skew: (offsetMs) => void child.stdin?.write(`${JSON.stringify({ cmd: 'skew', offsetMs })}\n`),
+    exited,
+    alive: true,
+    ready: false,
+    expectedExit: false,
+  };
+  void exited.then(() => options.onExit(node, String(child.exitCode ?? child.signalCode)));
+  child.stdin?.on('error', () => undefined);
+  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+    try {
+      options.onMessage(JSON.parse(line) as NodeMessage);
+    } catch {
+      // not ours
+    }
+  });
+  return node;
 }
 
 function readHistories(dir: string): { events: HistoryEvent[]; malformed: string[] } {

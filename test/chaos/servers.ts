@@ -10,12 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startPrivatePostgres } from '../helpers/postgres.js';
 
-export type ChaosStoreKind = 'sqlite' | 'postgres' | 'mysql' | 'redis' | 'etcd' | 'zookeeper';
-export const CHAOS_STORE_KINDS: readonly ChaosStoreKind[] = ['sqlite', 'postgres', 'mysql', 'redis', 'etcd', 'zookeeper'];
+export type ChaosStoreKind = 'memory' | 'sqlite' | 'postgres' | 'mysql' | 'redis' | 'etcd' | 'zookeeper';
+export const CHAOS_STORE_KINDS: readonly ChaosStoreKind[] = ['memory', 'sqlite', 'postgres', 'mysql', 'redis', 'etcd', 'zookeeper'];
 
 export interface ChaosServer {
   readonly kind: ChaosStoreKind;
-  /** The port nodes reach through proxies; 0 for SQLite. */
+  /** The port nodes reach through proxies; 0 for SQLite and memory. */
   readonly port: number;
   /** The URL for `host:port` (a proxy, or the server itself). */
   url(host: string, port: number): string;
@@ -102,6 +102,9 @@ export async function startChaosServer(kind: ChaosStoreKind): Promise<ChaosServe
   const cleanup = () => rmSync(dir, { recursive: true, force: true });
   try {
     switch (kind) {
+      case 'memory':
+        // In-process nodes share one MemoryBackend (memory-node.ts): nothing to start.
+        return { kind, port: 0, url: () => 'memory:', stop: async () => cleanup() };
       case 'sqlite': {
         const file = join(dir, 'baton.db');
         return { kind, port: 0, url: () => `sqlite:${file}`, stop: async () => cleanup() };
