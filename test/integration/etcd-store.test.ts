@@ -49,7 +49,8 @@ async function unavailableWithin(promise: Promise<unknown>): Promise<number> {
 
 describe('etcd store URL', () => {
   it('parses hosts, TLS files, auth and options', () => {
-    expect(parseEtcdUrl('etcd://127.0.0.1:2379')).toMatchObject({ endpoints: ['127.0.0.1:2379'], tls: false, prefix: '/baton', timeoutMs: 2000 });
+    expect(parseEtcdUrl('etcd://127.0.0.1:2379')).toMatchObject({ endpoints: ['127.0.0.1:2379'], tls: false, prefix: '/baton', timeoutMs: 2000, crashCheckMs: 500 });
+    expect(parseEtcdUrl('etcd://h?crashCheckMs=0').crashCheckMs).toBe(0);
     const full = parseEtcdUrl('etcds://app:s%40cret@a.example:2379,b.example,[::1]:2380?prefix=/x/y/&caFile=/ca.pem&certFile=/c.pem&keyFile=/k.pem&timeoutMs=800');
     expect(full).toMatchObject({
       endpoints: ['a.example:2379', 'b.example:2379', '[::1]:2380'],
@@ -75,6 +76,8 @@ describe('etcd store URL', () => {
     ['etcd://host?color=red', 'unknown option "color"'],
     ['etcd://host?prefix=baton', 'prefix must start with "/"'],
     ['etcd://host?timeoutMs=5', 'timeoutMs must be an integer from 100 to 60000'],
+    ['etcd://host?crashCheckMs=10', 'crashCheckMs must be 0 (off) or an integer from 50 to 60000'],
+    ['etcd://host?crashCheckMs=1e3', 'crashCheckMs must be 0 (off) or an integer from 50 to 60000'],
     ['etcd://host?caFile=/ca.pem', 'caFile needs TLS'],
     ['etcds://host?certFile=/c.pem', 'certFile and keyFile must be given together'],
     ['etcd://user@host', 'user given without a password'],
@@ -103,8 +106,8 @@ describe('etcd store URL', () => {
 
 describe('etcd store against the shared server', () => {
   const stores: Store[] = [];
-  const open = async (name: string, url = SHARED, timeoutMs = 2000) => {
-    const store = await openEtcdStore(`${url}?prefix=${PREFIX}&timeoutMs=${timeoutMs}`, { cluster: name });
+  const open = async (name: string, url = SHARED, timeoutMs = 2000, crashCheckMs = 500) => {
+    const store = await openEtcdStore(`${url}?prefix=${PREFIX}&timeoutMs=${timeoutMs}&crashCheckMs=${crashCheckMs}`, { cluster: name });
     stores.push(store);
     return store;
   };
@@ -115,20 +118,21 @@ describe('etcd store against the shared server', () => {
   it('reports its features and refuses calls after close', async () => {
     const store = await open(cluster());
     expect(store.kind).toBe('etcd');
-    expect(store.features).toEqual({ crashDetection: false, watch: 'push' });
+    expect(store.features).toEqual({ crashDetection: true, watch: 'push' });
     await store.close();
     await store.close(); // twice is harmless
     await expect(store.get('x')).rejects.toBeInstanceOf(ClosedError);
   });
 
-  it('fails over from a SIGKILLed owner after the session TTL (no faster crash detection on etcd)', async () => {
+  it('fails over from a SIGKILLed owner of another host after the session TTL (leases are not bound to connections)', async () => {
     const name = cluster();
     const ttl = 2000;
+    // The victim says it runs on another host (another boot id): same-host crash detection cannot apply.
     const script = `
       import { openEtcdStore } from './dist/stores/etcd/index.js';
       import { currentProcessIdentity } from './dist/core/process-identity.js';
       const store = await openEtcdStore(${JSON.stringify(`${SHARED}?prefix=${PREFIX}`)}, { cluster: ${JSON.stringify(name)} });
-      const info = { id: 'victim', host: 'h', pid: process.pid, version: 't', labels: {}, startedAt: 0, process: currentProcessIdentity(), tasks: {} };
+      const info = { id: 'victim', host: 'h', pid: process.pid, version: 't', labels: {}, startedAt: 0, process: { ...currentProcessIdentity(), bootId: 'another-host' }, tasks: {} };
       const { id } = await store.openSession(info, ${ttl});
       const r = await store.tryAcquire('task/x', id);
       console.log(JSON.stringify({ acquired: r.acquired, token: String(r.token) }));
@@ -168,6 +172,58 @@ describe('etcd store against the shared server', () => {
     } finally {
       child.kill('SIGKILL');
     }
+  });
+
+  it('frees the keys of a SIGKILLed process on this host long before its TTL, and tells watchers', async () => {
+    const name = cluster();
+    const TTL = 30_000;
+    const script = `
+      import { openEtcdStore } from './dist/stores/etcd/index.js';
+      import { currentProcessIdentity } from './dist/core/process-identity.js';
+      const store = await openEtcdStore(${JSON.stringify(`${SHARED}?prefix=${PREFIX}`)}, { cluster: ${JSON.stringify(name)} });
+      const info = { id: 'victim', host: 'h', pid: process.pid, version: 't', labels: {}, startedAt: 0, process: currentProcessIdentity(), tasks: {} };
+      const { id } = await store.openSession(info, ${TTL});
+      const r = await store.tryAcquire('task/x', id);
+      console.log(JSON.stringify({ acquired: r.acquired }));
+      setInterval(() => {}, 1000);
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const line = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once('line', resolve));
+      expect(JSON.parse(line)).toEqual({ acquired: true });
+      const watcher = await open(name);
+      const store = await open(name);
+      const me = await store.openSession(nodeInfo('survivor'), TTL);
+      expect((await store.tryAcquire('task/x', me.id)).acquired).toBe(false); // the owner is alive
+
+      const seen: Change[] = [];
+      watcher.watch((change) => seen.push(change));
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      const killedAt = Date.now();
+      child.kill('SIGKILL');
+      await exited;
+      // A handle's background check (every 500 ms) revokes the dead process's lease; etcd tells the watchers.
+      await eventually(async () => {
+        if (!seen.some((c) => c.scope === 'owners')) throw new Error('no owners hint yet');
+      }, 5000);
+      expect((await store.listSessions()).map((s) => s.info.id)).toEqual(['survivor']);
+      expect((await store.tryAcquire('task/x', me.id)).acquired).toBe(true);
+      expect(Date.now() - killedAt).toBeLessThan(3000);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('takes over from a dead process of this host at tryAcquire, with the background check off', async () => {
+    const name = cluster();
+    const a = await open(name, `${SHARED}`, 2000, 0);
+    const b = await open(name, `${SHARED}`, 2000, 0);
+    const ghost = { ...nodeInfo('ghost'), process: { ...nodeInfo('ghost').process, startTicks: '1' } };
+    const dead = await a.openSession(ghost, 60_000);
+    expect((await a.tryAcquire('k', dead.id)).acquired).toBe(true);
+    const me = await b.openSession(nodeInfo('me'), 60_000);
+    expect((await b.tryAcquire('k', me.id)).acquired).toBe(true);
+    expect(await a.renewSession(dead.id)).toBe(false); // revoked for good
   });
 
   it('survives a cut connection: StoreUnavailableError during the cut, works and notifies after it', async () => {

@@ -21,7 +21,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const TARGETS = [
   { kind: 'sqlite', url: `sqlite:${join(dir, 'baton.db')}`, crashDetection: true },
-  ...SERVER_BACKENDS.map((b) => ({ kind: b.kind, url: b.url('127.0.0.1', b.port), crashDetection: b.kind !== 'etcd' })),
+  ...SERVER_BACKENDS.map((b) => ({ kind: b.kind, url: b.url('127.0.0.1', b.port), crashDetection: true })),
 ];
 const TASKS = [
   ['sync-orders', 1000],

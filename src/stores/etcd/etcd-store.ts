@@ -27,7 +27,12 @@
  * - Failover after host loss or a partition takes T + 1 to T + 1.5 s after the last renewal.
  * - After an etcd leader change the new leader extends every lease by its TTL (etcd's own rule), so a
  *   session may live longer then. Never shorter.
- * - No crash detection faster than the TTL: etcd leases are not bound to connections.
+ * - Crash detection is same-host only: etcd leases are not bound to connections, so a crashed process on
+ *   another host is noticed by its lease TTL. On the same host (same boot id), every handle checks the
+ *   sessions' process identities every `crashCheckMs` (500 ms) and revokes the lease of a process that
+ *   provably no longer exists (pid gone or reused: `processState` = 'gone'), and `tryAcquire` does the
+ *   same for the holder it meets. A process that does not exist cannot renew nor write, so this never
+ *   takes a key from a live owner; it only saves the TTL.
  * - `time()`, `acquiredAt`, `updatedAt` and `ageMs` use the local clock of the writing or reading node
  *   (etcd has no clock API). They are for display; no lease decision depends on them.
  */
@@ -35,6 +40,7 @@ import type { Etcd3, IKeyValue, IRangeResponse, ITxnResponse } from 'etcd3';
 import { sleep, systemClock, type Clock } from '../../core/clock.js';
 import { ClosedError, SessionExpiredError, StoreUnavailableError } from '../../core/errors.js';
 import type { NodeInfo } from '../../core/node-info.js';
+import { processState } from '../../core/process-identity.js';
 import type {
   AcquireResult,
   Change,
@@ -87,7 +93,7 @@ interface RecordValue {
 
 export class EtcdStore implements Store {
   readonly kind = 'etcd' as const;
-  readonly features = { crashDetection: false, watch: 'push' } as const;
+  readonly features = { crashDetection: true, watch: 'push' } as const;
   readonly cluster: string;
   readonly #url: EtcdUrl;
   readonly #client: Etcd3;
@@ -96,6 +102,7 @@ export class EtcdStore implements Store {
   readonly #keys: KeyLayout;
   readonly #watch: EtcdWatch;
   #closed = false;
+  #cancelCrashCheck: (() => void) | undefined;
 
   private constructor(connection: Connection, options: EtcdStoreOptions) {
     this.cluster = options.cluster;
@@ -116,6 +123,7 @@ export class EtcdStore implements Store {
     const store = new EtcdStore(connection, options);
     try {
       await store.#call('open', () => store.#client.kv.range({ ...request.rangeSessions(store.#keys), count_only: true }));
+      if (options.url.crashCheckMs > 0) store.#scheduleCrashCheck();
       return store;
     } catch (error) {
       await store.close();
@@ -212,7 +220,10 @@ export class EtcdStore implements Store {
       // Already ours: the token is the revision of the put that took it (an owner key is never rewritten).
       if (owner.lease === lease) return { acquired: true, token: BigInt(owner.mod_revision) };
       const holder = this.#toHolder(owner);
-      if (round >= 2 || !(await this.#awaitRevocation(owner.lease))) return { acquired: false, holder };
+      if (round >= 2) return { acquired: false, holder };
+      // A holder whose process on this host is gone: end its lease now instead of waiting for its TTL.
+      if (await this.#revokeIfCrashed(owner.lease)) continue;
+      if (!(await this.#awaitRevocation(owner.lease))) return { acquired: false, holder };
     }
   }
 
@@ -281,6 +292,8 @@ export class EtcdStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#cancelCrashCheck?.();
+    this.#cancelCrashCheck = undefined;
     await this.#watch.close(this.#url.timeoutMs);
     this.#client.close();
   }
@@ -327,6 +340,35 @@ export class EtcdStore implements Store {
       await sleep(this.#clock, REVOCATION_POLL_MS);
       this.#check();
     }
+  }
+
+  #scheduleCrashCheck(): void {
+    this.#cancelCrashCheck = this.#clock.setTimer(this.#url.crashCheckMs, () => {
+      if (this.#closed) return;
+      void this.#revokeCrashedSessions()
+        .catch(() => undefined) // Unreachable etcd: the next round retries; watchers only miss a hint.
+        .finally(() => {
+          if (this.#cancelCrashCheck && !this.#closed) this.#scheduleCrashCheck();
+        });
+    });
+  }
+
+  /** Revokes the leases of sessions whose process on this host no longer exists (etcd tells the watchers). */
+  async #revokeCrashedSessions(): Promise<void> {
+    const range = await this.#call('crashCheck', () => this.#client.kv.range(request.rangeSessions(this.#keys)));
+    for (const kv of range.kvs) {
+      const value = JSON.parse(kv.value.toString()) as SessionValue;
+      if (processState(value.info.process) === 'gone') await this.#revoke('crashCheck', kv.lease);
+    }
+  }
+
+  /** True when `lease` belongs to a session whose process on this host is gone, and it was revoked. */
+  async #revokeIfCrashed(lease: string): Promise<boolean> {
+    const range = await this.#call('tryAcquire', () => this.#client.kv.range({ key: this.#keys.session(sessionIdOf(lease)) }));
+    const session = range.kvs[0];
+    if (!session || processState((JSON.parse(session.value.toString()) as SessionValue).info.process) !== 'gone') return false;
+    await this.#revoke('tryAcquire', lease);
+    return true;
   }
 
   /** Revokes a lease; an already gone lease is fine (revocation is what we wanted). */

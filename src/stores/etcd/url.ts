@@ -5,6 +5,7 @@
  *   etcds://…   the same over TLS
  *
  * Options: `prefix` (key prefix, default `/baton`), `timeoutMs` (deadline of every call, default 2000),
+ * `crashCheckMs` (how often a handle looks for crashed processes on its host, default 500; 0 turns it off),
  * and for `etcds:` only `caFile`, `certFile`, `keyFile` (PEM files; client certificate and key go together).
  * Nothing here touches the network or the files: the store reads the files when it opens.
  */
@@ -14,6 +15,7 @@ import { redactStoreUrl } from '../open-store.js';
 export const DEFAULT_PORT = 2379;
 export const DEFAULT_PREFIX = '/baton';
 export const DEFAULT_TIMEOUT_MS = 2000;
+export const DEFAULT_CRASH_CHECK_MS = 500;
 
 export interface EtcdUrl {
   /** `host:port` endpoints, IPv6 hosts in brackets. */
@@ -27,11 +29,13 @@ export interface EtcdUrl {
   /** Every key lives under `<prefix>/<cluster>/`. Starts with '/', no trailing '/'. */
   readonly prefix: string;
   readonly timeoutMs: number;
+  /** Period of the same-host crash check; 0: off. */
+  readonly crashCheckMs: number;
   /** The URL with its password replaced, for messages. */
   readonly shown: string;
 }
 
-const OPTIONS = ['prefix', 'timeoutMs', 'caFile', 'certFile', 'keyFile'] as const;
+const OPTIONS = ['prefix', 'timeoutMs', 'crashCheckMs', 'caFile', 'certFile', 'keyFile'] as const;
 type OptionName = (typeof OPTIONS)[number];
 
 /** @throws StoreUrlError naming the (redacted) URL and the bad part. */
@@ -71,6 +75,12 @@ export function parseEtcdUrl(url: string): EtcdUrl {
     fail(`timeoutMs must be an integer from 100 to 60000, got ${JSON.stringify(timeout)}`);
   }
 
+  const crashCheck = option('crashCheckMs');
+  const crashCheckMs = crashCheck === undefined ? DEFAULT_CRASH_CHECK_MS : Number(crashCheck);
+  if (!/^\d+$/.test(crashCheck ?? '0') || !Number.isInteger(crashCheckMs) || (crashCheckMs !== 0 && (crashCheckMs < 50 || crashCheckMs > 60_000))) {
+    fail(`crashCheckMs must be 0 (off) or an integer from 50 to 60000, got ${JSON.stringify(crashCheck)}`);
+  }
+
   const caFile = option('caFile');
   const certFile = option('certFile');
   const keyFile = option('keyFile');
@@ -89,6 +99,7 @@ export function parseEtcdUrl(url: string): EtcdUrl {
     ...(keyFile ? { keyFile } : {}),
     prefix: prefix.replace(/\/+$/, '') || DEFAULT_PREFIX,
     timeoutMs,
+    crashCheckMs,
     shown,
   };
 }
