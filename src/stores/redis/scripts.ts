@@ -184,7 +184,6 @@ return out
  * { 'held', token, holder session, acquired at, holder client id, holder process JSON }.
  */
 const tryAcquire = `
-prune()
 local key, id = ARGV[3], ARGV[4]
 if not is_live(id) then return { 'expired' } end
 local owner = owner_of(key)
@@ -200,9 +199,9 @@ end
 local token, reset = next_token(tonumber(ARGV[5]))
 redis.call('HSET', OWNERS, key, token .. ' ' .. id .. ' ' .. int(NOW_MS))
 redis.call('ZADD', OWNER_KEYS, 0, key)
+-- The held set's backstop expiry is refreshed by every renewal (every TTL / 3), not here: the hot path
+-- stays short. (Expired sessions are pruned by open, renew and close, and judged by is_live everywhere.)
 redis.call('SADD', held_key(id), key)
-local pttl = redis.call('PTTL', session_key(id))
-if pttl > 0 then redis.call('PEXPIRE', held_key(id), pttl) end
 notify('owners', key)
 return { 'acquired', token, reset }
 `;
