@@ -44,16 +44,20 @@ const HISTORY_PEEK = 20;
  * shutting down (close() must not wait for the lease deadline, nor start a run once the store is back).
  */
 export async function withStoreRetry<T>(scope: RecordsScope, call: () => Promise<T>): Promise<T> {
-  for (;;) {
+  for (let attempt = 0; ; attempt++) {
     try {
       return await call();
     } catch (error) {
       if (error instanceof NotOwnerError || error instanceof SessionExpiredError || scope.stop.aborted) throw error;
-      scope.emit('error', { where: `task "${scope.task}"`, error: toError(error) });
+      // Reported on the first failure, then every REPORT_EVERY attempts: an outage is one line per 5 s, not five a second.
+      if (attempt % REPORT_EVERY === 0) scope.emit('error', { where: `task "${scope.task}"`, error: toError(error) });
       await sleep(scope.clock, STORE_RETRY_MS, scope.stop);
     }
   }
 }
+
+/** Failed attempts of a store call between two reports of the failure (with STORE_RETRY_MS: 5 s). */
+const REPORT_EVERY = 25;
 
 /**
  * Where to continue: the newest scheduled tick recorded (trigger runs do not count), or now when the
