@@ -19,6 +19,8 @@ import { openEtcdStore } from '../../src/stores/etcd/index.js';
 import { parseEtcdUrl } from '../../src/stores/etcd/url.js';
 import { nodeInfo } from '../conformance/store-conformance.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { SkewedClock } from '../../src/testing/fake-clock.js';
+import { systemClock } from '../../src/core/clock.js';
 
 const SHARED = process.env.BATON_ETCD_URL ?? 'etcd://127.0.0.1:2379';
 const PREFIX = '/baton-test';
@@ -224,6 +226,18 @@ describe('etcd store against the shared server', () => {
     const me = await b.openSession(nodeInfo('me'), 60_000);
     expect((await b.tryAcquire('k', me.id)).acquired).toBe(true);
     expect(await a.renewSession(dead.id)).toBe(false); // revoked for good
+  });
+
+  it('works for a node whose clock is skewed by more than the call timeout (gRPC deadlines use real time)', async () => {
+    // Regression (long chaos run on etcd, seed 2939655649: 22 nodes failed to start): deadlines were taken from the injected clock, so a node
+    // 3 s behind sent calls that had expired before they left.
+    for (const offset of [-5000, 5000]) {
+      const store = await openEtcdStore(`${SHARED}?prefix=${PREFIX}&timeoutMs=1000`, { cluster: cluster(), clock: new SkewedClock(systemClock, offset) });
+      stores.push(store);
+      const { id } = await store.openSession(nodeInfo(`skewed${offset}`), 5000);
+      expect(await store.renewSession(id)).toBe(true);
+      expect((await store.tryAcquire('k', id)).acquired).toBe(true);
+    }
   });
 
   it('survives a cut connection: StoreUnavailableError during the cut, works and notifies after it', async () => {

@@ -16,7 +16,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Etcd3, IOptions } from 'etcd3';
-import type { Clock } from '../../core/clock.js';
+import { systemClock, type Clock } from '../../core/clock.js';
 import { StoreUnavailableError } from '../../core/errors.js';
 import type { EtcdUrl } from './url.js';
 
@@ -52,7 +52,7 @@ export async function connect(url: EtcdUrl, clock: Clock): Promise<Connection> {
     ...(credentials ? { credentials } : {}),
     ...(url.auth ? { auth: { username: url.auth.username, password: url.auth.password } } : {}),
     // Streams (watch, keep-alive) get their own deadline where they need one.
-    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: clock.now() + url.timeoutMs }),
+    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: grpcDeadline(url.timeoutMs) }),
     grpcOptions: {
       // Own TCP connections per handle: two handles in one process behave like two nodes, and one
       // handle's reconnection backoff does not hold back another.
@@ -79,8 +79,18 @@ export async function connect(url: EtcdUrl, clock: Clock): Promise<Connection> {
  * etcd answers a keep-alive of an expired lease only once its revocation is done, so an expired lease is
  * never extended. The stream carries its own deadline, so a dead server makes it fail in `timeoutMs`.
  */
-export async function keepAliveOnce(client: Etcd3, lease: string, clock: Clock, timeoutMs: number): Promise<number> {
-  const stream = await client.leaseClient.leaseKeepAlive({ deadline: clock.now() + timeoutMs });
+/**
+ * A gRPC deadline: an absolute time that grpc-js compares with the real wall clock, so it comes from the
+ * system clock, never from the injected one — a node whose clock is skewed (or fake, in tests) would
+ * otherwise send calls that expired before they left (found by the chaos runs: a node skewed by −3 s
+ * could not open the store, "Deadline exceeded after 0.000s").
+ */
+function grpcDeadline(timeoutMs: number): number {
+  return systemClock.now() + timeoutMs;
+}
+
+export async function keepAliveOnce(client: Etcd3, lease: string, timeoutMs: number): Promise<number> {
+  const stream = await client.leaseClient.leaseKeepAlive({ deadline: grpcDeadline(timeoutMs) });
   return new Promise<number>((resolve, reject) => {
     let settled = false;
     stream.on('data', (response) => {

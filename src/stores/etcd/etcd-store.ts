@@ -167,7 +167,7 @@ export class EtcdStore implements Store {
       if (remaining === 0) await this.#revoke('renewSession', lease);
       return false;
     }
-    const ttl = await this.#call('renewSession', () => keepAliveOnce(this.#client, lease, this.#clock, this.#url.timeoutMs));
+    const ttl = await this.#call('renewSession', () => keepAliveOnce(this.#client, lease, this.#url.timeoutMs));
     return ttl > 0;
   }
 
