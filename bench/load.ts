@@ -7,7 +7,7 @@
  * ownership changed for 3 s. Traffic a store handle makes on its own (SQLite's change poll every 50 ms,
  * the server stores' crash checks/reapers, etcd keep-alive pings) does not pass through the Store
  * interface and is not counted; it is per handle, not per task (see docs/stores/*). The window opens
- * only after TTL + 2 s, once rebalancing had its chance, and ownership has been still for 3 s.
+ * only after TTL + 2 s, once every node owns its share (⌊T/N⌋ or ⌈T/N⌉), and ownership has been still for 3 s.
  */
 import { createCluster, type Cluster } from '../src/cluster.js';
 import { silentLogger } from '../src/core/logger.js';
@@ -66,6 +66,7 @@ export interface LoadPoint {
 export async function measureLoad(url: string, cluster: string, tasks: number, windowMs: number, nodes = 3): Promise<LoadPoint> {
   const handles: { cluster: Cluster; store: Store; counter: ReturnType<typeof countingStore> }[] = [];
   let owned = 0;
+  const ownedBy = Array.from({ length: nodes }, () => 0);
   let lastChange = Date.now();
   try {
     for (let i = 0; i < nodes; i++) {
@@ -76,6 +77,7 @@ export async function measureLoad(url: string, cluster: string, tasks: number, w
       for (let t = 0; t < tasks; t++) c.task(`t${t}`, { every: '24h' }, () => undefined);
       const bump = (d: number) => () => {
         owned += d;
+        ownedBy[i] = (ownedBy[i] ?? 0) + d;
         lastChange = Date.now();
       };
       c.on('owner:acquired', bump(1));
@@ -90,7 +92,10 @@ export async function measureLoad(url: string, cluster: string, tasks: number, w
     if (rebalanced > 0) await sleep(rebalanced);
     // Hand-overs of a large start-up go on for seconds on stores served by one connection per handle
     // (PostgreSQL: ~10 s for 1,000 tasks): the window opens once nothing was acquired or released for 3 s.
-    await waitUntil(`${tasks} tasks owned and still`, () => owned === tasks && Date.now() - lastChange >= STILL_MS, 90_000, 50);
+    // And only once the spread is final (every node ⌊T/N⌋ or ⌈T/N⌉): a window opened between the start-up
+    // acquisitions and the rebalancing (which begins when the nodes are one TTL old) would count hand-overs.
+    const balanced = () => Math.max(...ownedBy) - Math.min(...ownedBy) <= 1;
+    await waitUntil(`${tasks} tasks owned, spread and still`, () => owned === tasks && balanced() && Date.now() - lastChange >= STILL_MS, 90_000, 50);
     const settleMs = Date.now() - started;
     for (const h of handles) h.counter.reset();
     const t0 = Date.now();
