@@ -47,7 +47,7 @@ export function storeSpec(name: StoreName): StoreSpec {
     case 'redis-connection':
       return { name, url: `${serverUrl('redis')}?prefix=bbench&crashDetection=connection`, crashMode: 'crashDetection=connection: connection gone (any host)', crashTargetMs: fast };
     case 'etcd':
-      return { name, url: `${serverUrl('etcd')}?prefix=/baton-bench`, crashMode: 'none: lease TTL (T+1 s grace)', crashTargetMs: (ttl) => ttl + 1000 };
+      return { name, url: `${serverUrl('etcd')}?prefix=/baton-bench`, crashMode: 'same-host process identity check (crashCheckMs 500); other hosts: lease TTL (T+1 s grace)', crashTargetMs: (ttl) => ttl + 1000 };
     case 'zookeeper':
       return { name, url: serverUrl('zookeeper').replace(/\/[^/]*$/, '/baton-bench'), crashMode: 'same-host process identity check (crashCheckMs 500)', crashTargetMs: (ttl) => ttl + 1000 };
   }
