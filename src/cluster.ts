@@ -43,7 +43,7 @@ import {
   type TaskHandler,
   type TaskOptions,
 } from './scheduler/task.js';
-import { broadcastUnit, shardUnit, unitsOf } from './scheduler/modes.js';
+import { broadcastUnit, declaredUnitNames, unitsOf } from './scheduler/modes.js';
 import { listDeadLetters, QueueConsumer, requeueDeadLetter, type DeadLetter } from './scheduler/queue.js';
 import { TaskRunner } from './scheduler/task-runner.js';
 import { validateTaskSet } from './scheduler/task.js';
@@ -321,17 +321,13 @@ export class Cluster {
 
   /** Every shard of a sharded task; every live node's share of a broadcast task; else the task. */
   async #unitsToTrigger(task: string, declaration: DeclarationRecord | undefined): Promise<string[]> {
-    const mode = this.#definitions.get(task)?.mode.kind ?? declaration?.mode;
-    if (mode === 'sharded') {
-      const definition = this.#definitions.get(task)?.mode;
-      const count = definition?.kind === 'sharded' ? definition.count : (declaration?.shards ?? 0);
-      return Array.from({ length: count }, (_, i) => shardUnit(task, i));
-    }
+    const mine = this.#definitions.get(task)?.mode;
+    const mode = mine?.kind ?? declaration?.mode;
     if (mode === 'broadcast') {
       const sessions = await this.store.listSessions();
       return [...new Set(sessions.filter((s) => s.info.tasks[task]).map((s) => broadcastUnit(task, s.info.id)))];
     }
-    return [task];
+    return declaredUnitNames(task, mode, mine?.kind === 'sharded' ? mine.count : declaration?.shards, this.#nodeId);
   }
 
   /** Items of a `dispatch` task that failed `queue.maxAttempts` deliveries, oldest first. */

@@ -5,7 +5,7 @@
 import type { Store } from '../stores/contract.js';
 import { DECLARATION_PREFIX, PAUSE_PREFIX, runPrefix, TASK_OWNER_PREFIX, taskOfOwnerKey } from '../scheduler/keys.js';
 import { scheduleFromDescription } from '../scheduler/schedule.js';
-import { broadcastUnit, shardUnit, taskOfUnit } from '../scheduler/modes.js';
+import { declaredUnitNames, taskOfUnit } from '../scheduler/modes.js';
 import type { DeclarationRecord, RunRecord } from '../scheduler/task.js';
 
 export interface NodeStatus {
@@ -79,13 +79,7 @@ export async function readStatus(store: Store): Promise<StatusSnapshot> {
   for (const s of sessions) {
     for (const [task, declaration] of Object.entries(s.info.tasks)) {
       const mode = declaration.mode ?? 'singleton';
-      const units =
-        mode === 'sharded'
-          ? Array.from({ length: declaration.shards ?? 0 }, (_, i) => shardUnit(task, i))
-          : mode === 'broadcast'
-            ? [broadcastUnit(task, s.info.id)]
-            : [task];
-      for (const unit of units) {
+      for (const unit of declaredUnitNames(task, mode, declaration.shards, s.info.id)) {
         const entry = row(unit, task, mode);
         entry.schedules.add(declaration.schedule);
         if (declaration.fingerprint) entry.fingerprints.add(declaration.fingerprint);
@@ -94,11 +88,13 @@ export async function readStatus(store: Store): Promise<StatusSnapshot> {
     }
   }
   // Tasks no live node declares still show, with their last known schedule and history.
+  const liveTasks = new Set([...rows.values()].map((r) => r.task));
   for (const d of declarations) {
     const task = d.key.slice(DECLARATION_PREFIX.length);
-    if (![...rows.values()].some((r) => r.task === task) && d.value.mode !== 'broadcast') {
-      const units = d.value.mode === 'sharded' ? Array.from({ length: d.value.shards ?? 0 }, (_, i) => shardUnit(task, i)) : [task];
-      for (const unit of units) row(unit, task, d.value.mode ?? 'singleton').schedules.add(d.value.schedule);
+    // A broadcast task's units are its live nodes' shares: none without a live node.
+    if (liveTasks.has(task) || d.value.mode === 'broadcast') continue;
+    for (const unit of declaredUnitNames(task, d.value.mode, d.value.shards, '')) {
+      row(unit, task, d.value.mode ?? 'singleton').schedules.add(d.value.schedule);
     }
   }
   for (const unit of holderByTask.keys()) if (!rows.has(unit)) row(unit, taskOfUnit(unit), 'unknown');

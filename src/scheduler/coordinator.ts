@@ -21,7 +21,7 @@ import type { SessionKeeper } from '../cluster/session-keeper.js';
 import type { Holder, SessionRecord, Store } from '../stores/contract.js';
 import type { Emit } from './events.js';
 import { declarationVersionKey, ownerKey, TASK_OWNER_PREFIX } from './keys.js';
-import { rankOf, shardUnit } from './modes.js';
+import { declaredUnitNames, rankOf } from './modes.js';
 import { assignTasks, score } from './placement.js';
 import { differingFields, type NormalizedDeclaration } from './task.js';
 import type { TaskRunner } from './task-runner.js';
@@ -269,8 +269,7 @@ export class Coordinator {
     for (const s of sessions) {
       for (const [task, declaration] of Object.entries(s.info.tasks)) {
         if (!BALANCED_MODES.has(declaration.mode) || !versions.get(task)?.eligible.has(s.info.id)) continue;
-        const units = declaration.mode === 'sharded' ? Array.from({ length: declaration.shards ?? 0 }, (_, i) => shardUnit(task, i)) : [task];
-        for (const unit of units) {
+        for (const unit of declaredUnitNames(task, declaration.mode, declaration.shards, s.info.id)) {
           const list = candidates.get(unit);
           if (list) list.push(s.info.id);
           else candidates.set(unit, [s.info.id]);

@@ -222,6 +222,16 @@ export function unitsOf(task: string, mode: ResolvedMode, nodeId: string): TaskU
 }
 
 export const shardUnit = (task: string, index: number): string => `${task}#${index}`;
+
+/**
+ * The unit names of a task as node `nodeId` declared it, from its published declaration (mode and shard
+ * count): how placement, status and triggers see the tasks of other nodes.
+ */
+export function declaredUnitNames(task: string, mode: string | undefined, shards: number | undefined, nodeId: string): string[] {
+  if (mode === 'sharded') return Array.from({ length: shards ?? 0 }, (_, i) => shardUnit(task, i));
+  if (mode === 'broadcast') return [broadcastUnit(task, nodeId)];
+  return [task];
+}
 export const broadcastUnit = (task: string, nodeId: string): string => `${task}@${nodeId}`;
 
 /** The task a unit name belongs to (`a#3` → `a`, `a@node-1` → `a`). Task names contain neither `#` nor `@`. */

@@ -23,7 +23,7 @@ import { randomBytes } from 'node:crypto';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { checkHistory, type CheckResult } from './checker.js';
 import { monoNow, type FinalRecord, type HistoryEvent } from './history.js';
-import type { ChaosNodeConfig } from './workload.js';
+import { mulberry32, type ChaosNodeConfig } from './workload.js';
 import { memoryChaos, startMemoryNode, type MemoryChaos, type MemoryNode } from './memory-node.js';
 import type { Store } from '../../dist/stores/contract.js';
 import { CHAOS_STORE_KINDS, externalServer, startChaosServer, type ChaosServer, type ChaosStoreKind } from './servers.js';
@@ -121,18 +121,6 @@ export interface NodeMessage {
 const NODE_ENTRY = fileURLToPath(new URL('./node.ts', import.meta.url));
 const DIST_ENTRY = fileURLToPath(new URL('../../dist/cluster.js', import.meta.url));
 
-/** mulberry32: small, seedable, good enough to pick faults. */
-export function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function faultKinds(kind: ChaosStoreKind, canRestart: boolean, netns: boolean): FaultKind[] {
   if (kind === 'sqlite') return ['kill', 'pause', 'skew'];
   if (kind === 'memory') return ['kill', 'pause', 'cut', 'skew'];
@@ -166,7 +154,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
   const started = monoNow();
   const log = options.log ?? (() => undefined);
   const seed = options.seed ?? randomBytes(4).readUInt32BE(0);
-  const random = prng(seed);
+  const random = mulberry32(seed); // small, seedable, good enough to pick faults
   const nodesWanted = options.nodes ?? 3;
   const tasks = options.tasks ?? 3;
   const everyMs = options.everyMs ?? 200;

@@ -2,6 +2,8 @@
  * The server backends of the test machine (scripts/services.sh starts them), with URLs that can point at
  * any host:port — the real server, or a TcpProxy in front of it for fault injection.
  */
+import { join } from 'node:path';
+
 export interface ServerBackend {
   readonly kind: 'postgres' | 'mysql' | 'redis' | 'etcd' | 'zookeeper';
   readonly port: number;
@@ -15,3 +17,19 @@ export const SERVER_BACKENDS: readonly ServerBackend[] = [
   { kind: 'etcd', port: 2379, url: (h, p) => `etcd://${h}:${p}` },
   { kind: 'zookeeper', port: 2181, url: (h, p) => `zk://${h}:${p}/baton-test` },
 ];
+
+/**
+ * The stores the issue names for scheduler tests on real backends — SQLite (a file in `dir`), PostgreSQL
+ * and Redis — as `{ kind, url }` for `describe.each`.
+ */
+export function sqlitePostgresRedis(dir: string): { kind: string; url: string }[] {
+  const url = (kind: ServerBackend['kind']) => {
+    const backend = SERVER_BACKENDS.find((b) => b.kind === kind) as ServerBackend;
+    return backend.url('127.0.0.1', backend.port);
+  };
+  return [
+    { kind: 'sqlite', url: `sqlite:${join(dir, 'baton.db')}` },
+    { kind: 'postgres', url: url('postgres') },
+    { kind: 'redis', url: url('redis') },
+  ];
+}

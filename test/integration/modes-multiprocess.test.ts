@@ -16,17 +16,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { randomId } from '../../src/core/ids.js';
 import { openStore } from '../../src/stores/open-store.js';
 import type { RunRecord } from '../../src/scheduler/task.js';
-import { SERVER_BACKENDS } from '../helpers/backends.js';
+import { sqlitePostgresRedis } from '../helpers/backends.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'baton-modes-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const server = (kind: string) => SERVER_BACKENDS.find((b) => b.kind === kind)!;
-const TARGETS = [
-  { kind: 'sqlite', url: `sqlite:${join(dir, 'baton.db')}` },
-  { kind: 'postgres', url: server('postgres').url('127.0.0.1', 5432) },
-  { kind: 'redis', url: server('redis').url('127.0.0.1', 6379) },
-];
+const TARGETS = sqlitePostgresRedis(dir);
 
 interface Line {
   type: string;

@@ -13,16 +13,11 @@ import { randomId } from '../../src/core/ids.js';
 import { silentLogger } from '../../src/core/logger.js';
 import type { RunRecord, TaskContext, TaskOptions } from '../../src/scheduler/task.js';
 import { openStore } from '../../src/stores/open-store.js';
-import { SERVER_BACKENDS } from '../helpers/backends.js';
+import { sqlitePostgresRedis } from '../helpers/backends.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'baton-options-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const server = (kind: string) => SERVER_BACKENDS.find((b) => b.kind === kind)!;
-const TARGETS = [
-  { kind: 'sqlite', url: `sqlite:${join(dir, 'baton.db')}` },
-  { kind: 'postgres', url: server('postgres').url('127.0.0.1', 5432) },
-  { kind: 'redis', url: server('redis').url('127.0.0.1', 6379) },
-];
+const TARGETS = sqlitePostgresRedis(dir);
 
 describe.each(TARGETS)('task options on $kind', ({ url }) => {
   it('retries, times out, waits for dependencies, shares a concurrency limit, runs triggers, pauses', async () => {
