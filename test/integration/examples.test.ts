@@ -21,13 +21,22 @@ const EXAMPLES: { file: string; expect: RegExp; env?: Record<string, string>[] }
   { file: 'dispatch', expect: /retried order/ },
 ];
 
-async function runFor(file: string, db: string, env: Record<string, string>, ms: number): Promise<{ code: number | null; out: string }> {
+async function runFor(
+  file: string,
+  db: string,
+  env: Record<string, string>,
+  ms: number,
+  onJoined: () => void = () => undefined,
+): Promise<{ code: number | null; out: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', `examples/${file}.ts`, `sqlite:${db}`], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stdout.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+    if (/joined|competes|takes turns|runs every tick|shares|consumes/.test(out)) onJoined();
+  });
   child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
   const timer = setTimeout(() => child.kill('SIGTERM'), ms);
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
@@ -39,7 +48,13 @@ it('runs every mode example in two processes and shows what the mode does', asyn
   await Promise.all(
     EXAMPLES.map(async (example) => {
       const db = join(dir, `${example.file}.db`);
-      const results = await Promise.all([0, 1].map((i) => runFor(example.file, db, example.env?.[i] ?? {}, 9000)));
+      // The preferred example's eu node starts first: a us node alone would rightly own the task until
+      // the eu node has been up for failbackAfter (10 s), longer than this run.
+      let joined: () => void = () => undefined;
+      const firstJoined = new Promise<void>((resolve) => (joined = resolve));
+      const first = runFor(example.file, db, example.env?.[0] ?? {}, 9000, joined);
+      if (example.env) await firstJoined;
+      const results = await Promise.all([first, runFor(example.file, db, example.env?.[1] ?? {}, 9000)]);
       const out = results.map((r) => r.out).join('\n');
       for (const r of results) expect(r.code, `${example.file}: ${r.out}`).toBe(0);
       expect(out, example.file).toMatch(example.expect);
