@@ -2,6 +2,7 @@
 # Makes every test backend reachable on loopback, idempotently and fast when all is up:
 # installs etcd and ZooKeeper from Debian when missing and starts them, and restarts PostgreSQL, MariaDB,
 # Redis or RabbitMQ when one is down (commands from DESIGN.md "Test services").
+# Also installs Debian's Chromium for the dashboard's browser test (test/e2e) when missing.
 # Ports: PostgreSQL 5432, MariaDB 3306, Redis 6379, RabbitMQ 5672, etcd 2379, ZooKeeper 2181.
 set -euo pipefail
 
@@ -59,8 +60,15 @@ ensure_redis() {
 
 ensure_rabbitmq() {
   up 127.0.0.1 5672 && return 0
-  echo "services: starting RabbitMQ"
-  as_root rabbitmq-server -detached
+  # A node left with its app stopped (`rabbitmqctl stop_app`, e.g. by an interrupted broker-outage test)
+  # still runs: start its app; `rabbitmq-server -detached` would refuse a second node.
+  if as_root rabbitmqctl -q status >/dev/null 2>&1; then
+    echo "services: starting the RabbitMQ app"
+    as_root rabbitmqctl -q start_app
+  else
+    echo "services: starting RabbitMQ"
+    as_root rabbitmq-server -detached
+  fi
   wait_up RabbitMQ 5672 60
 }
 
@@ -106,10 +114,17 @@ CFG
   wait_up ZooKeeper 2181 60
 }
 
+ensure_chromium() {
+  [ -x /usr/bin/chromium ] && return 0
+  echo "services: installing chromium from Debian (for test/e2e)"
+  apt_install chromium
+}
+
 ensure_postgres
 ensure_mariadb
 ensure_redis
 ensure_rabbitmq
 ensure_etcd
 ensure_zookeeper
-echo "services: PostgreSQL, MariaDB, Redis, RabbitMQ, etcd and ZooKeeper are up on 127.0.0.1"
+ensure_chromium
+echo "services: PostgreSQL, MariaDB, Redis, RabbitMQ, etcd and ZooKeeper are up on 127.0.0.1; chromium is installed"

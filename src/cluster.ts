@@ -43,13 +43,15 @@ import {
   type TaskHandler,
   type TaskOptions,
 } from './scheduler/task.js';
-import { broadcastUnit, declaredUnitNames, unitsOf } from './scheduler/modes.js';
+import { unitsOf } from './scheduler/modes.js';
 import { listDeadLetters, QueueConsumer, requeueDeadLetter, type DeadLetter } from './scheduler/queue.js';
 import { TaskRunner } from './scheduler/task-runner.js';
+import { ControlWatch } from './scheduler/control-watch.js';
 import { validateTaskSet } from './scheduler/task.js';
-import { clearPause, triggerId, writePause, writeTrigger } from './scheduler/controls.js';
-import { assertTaskName, declarationKey } from './scheduler/keys.js';
+import { clearPause, requireDeclaration, triggerTask, unitsToTrigger, writePause } from './scheduler/controls.js';
+import { assertTaskName } from './scheduler/keys.js';
 import { readStatus, type StatusSnapshot } from './monitor/status.js';
+import type { Monitor, MonitorOptions } from './monitor/monitor.js';
 import type { Store } from './stores/contract.js';
 import { openStore, redactStoreUrl } from './stores/open-store.js';
 
@@ -99,6 +101,9 @@ export class Cluster {
   /** By unit name (modes.ts): a task's name, or `task#i`, `task@node`. */
   readonly #runners = new Map<string, TaskRunner>();
   readonly #consumers: QueueConsumer[] = [];
+  readonly #monitors = new Set<Monitor>();
+  /** Watches triggers and pauses for every runner of this node (one store watch and poll, not one per task). */
+  readonly #controlWatch: ControlWatch;
   /** Concurrency slot keys held by this node's runs (see scheduler/slots.ts). */
   readonly #localSlots = new Set<string>();
   readonly #nodeId: string;
@@ -139,6 +144,11 @@ export class Cluster {
       timing,
       clock: this.#clock,
       emit: (event, payload) => this.#emit(event, payload as never),
+    });
+    this.#controlWatch = new ControlWatch({
+      store,
+      clock: this.#clock,
+      onError: (error) => this.#emit('error', { where: 'controls (triggers, pauses)', error }),
     });
     this.#primitives = new Primitives({
       store,
@@ -237,6 +247,7 @@ export class Cluster {
             log: this.#log,
             onLeaseEnded: () => this.#coordinator?.requestScan(),
             localSlots: this.#localSlots,
+            controls: this.#controlWatch,
           }),
         );
       }
@@ -266,6 +277,7 @@ export class Cluster {
       nodeId: this.#nodeId,
     });
     this.#state = 'running';
+    this.#controlWatch.start();
     this.#coordinator.start();
     for (const consumer of this.#consumers) consumer.start();
   }
@@ -312,22 +324,11 @@ export class Cluster {
    */
   async trigger(task: string): Promise<string> {
     const declaration = await this.#assertKnownTask(task, 'trigger');
-    const now = this.#clock.now();
-    const id = triggerId(now);
-    for (const unit of await this.#unitsToTrigger(task, declaration)) await writeTrigger(this.store, unit, id, this.#nodeId, now);
+    const mine = this.#definitions.get(task)?.mode;
+    const units = await unitsToTrigger(this.store, task, mine?.kind ?? declaration?.mode, mine?.kind === 'sharded' ? mine.count : declaration?.shards, this.#nodeId);
+    const id = await triggerTask(this.store, task, units, this.#nodeId, this.#clock.now());
     this.#emit('task:triggered', { task, id });
     return id;
-  }
-
-  /** Every shard of a sharded task; every live node's share of a broadcast task; else the task. */
-  async #unitsToTrigger(task: string, declaration: DeclarationRecord | undefined): Promise<string[]> {
-    const mine = this.#definitions.get(task)?.mode;
-    const mode = mine?.kind ?? declaration?.mode;
-    if (mode === 'broadcast') {
-      const sessions = await this.store.listSessions();
-      return [...new Set(sessions.filter((s) => s.info.tasks[task]).map((s) => broadcastUnit(task, s.info.id)))];
-    }
-    return declaredUnitNames(task, mode, mine?.kind === 'sharded' ? mine.count : declaration?.shards, this.#nodeId);
   }
 
   /** Items of a `dispatch` task that failed `queue.maxAttempts` deliveries, oldest first. */
@@ -365,9 +366,22 @@ export class Cluster {
     }
     assertTaskName(task);
     if (this.#definitions.has(task)) return undefined;
-    const declaration = await this.store.get<DeclarationRecord>(declarationKey(task));
-    if (declaration) return declaration.value;
-    throw new ConfigError(`cluster "${this.name}": ${what}: task "${task}" is not declared by any node`);
+    return requireDeclaration(this.store, task, what);
+  }
+
+  /**
+   * Starts a monitor inside this node: the HTTP API, event stream, `/metrics`, dashboard and alerts of
+   * `baton serve`, on this cluster's store (see docs/monitoring.md). Closed with the cluster.
+   * The monitor module (and prom-client) is loaded only when this is called.
+   */
+  async monitor(options: Omit<MonitorOptions, 'store' | 'cluster' | 'clock' | 'logger'> = {}): Promise<Monitor> {
+    if (this.#state === 'closing' || this.#state === 'closed') {
+      throw new BatonError('INVALID_STATE', `cluster "${this.name}": monitor() after close() (state: ${this.#state})`);
+    }
+    const { startMonitor } = await import('./monitor/monitor.js');
+    const monitor = await startMonitor({ ...options, store: this.store, clock: this.#clock, logger: this.#log });
+    this.#monitors.add(monitor);
+    return monitor;
   }
 
   /** A snapshot of the whole cluster, read from the store. */
@@ -392,6 +406,7 @@ export class Cluster {
     this.#state = 'closing';
     this.#primitivesClosed.abort(new ClosedError(`cluster "${this.name}": closing`));
     try {
+      await Promise.all([...this.#monitors].map((monitor) => monitor.close()));
       await this.#coordinator?.close();
       await Promise.all(this.#consumers.map((consumer) => consumer.stop()));
       const held = (await Promise.all([...this.#runners.values()].map((runner) => runner.stop()))).filter(
@@ -403,6 +418,7 @@ export class Cluster {
         this.#emit('owner:released', { task: taskOfOwnerKey(lease.key), token: lease.token, reason: 'shutdown' });
       }
     } finally {
+      this.#controlWatch.close();
       if (this.#ownsStore) await this.store.close();
       this.#state = 'closed';
     }
@@ -447,6 +463,7 @@ export class Cluster {
         break;
       case 'run:started':
       case 'run:finished':
+      case 'session:renewed':
         this.#log.debug(fields, String(event));
         break;
       default:

@@ -1,21 +1,34 @@
 /** Renders a status snapshot as a readable table; colours only when writing to a terminal. */
 import { formatDuration } from '../core/duration.js';
+import type { Alert } from '../monitor/monitor-events.js';
 import type { StatusSnapshot } from '../monitor/status.js';
 
 /** Modes whose tasks have no owner between ticks (the next tick is competed for). */
 const TURN_MODES = new Set(['mutex', 'round-robin']);
 
-export function formatStatus(status: StatusSnapshot, options: { color: boolean }): string {
+/**
+ * A snapshot from the store (`readStatus`) or from a monitor (`MonitorStatus`, which adds `alerts`).
+ * The ALERTS columns and section show only when `alerts` is there.
+ */
+export type FormattableStatus = StatusSnapshot & { readonly alerts?: readonly Alert[] };
+
+export function formatStatus(status: FormattableStatus, options: { color: boolean }): string {
   const paint = (code: number, text: string) => (options.color ? `\x1b[${code}m${text}\x1b[0m` : text);
   const time = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) : '-');
+  const alerts = Array.isArray(status.alerts) ? status.alerts : undefined;
+  const alertsOf = (subject: string) => {
+    const rules = (alerts ?? []).filter((a) => a.subject === subject).map((a) => a.rule);
+    return rules.length > 0 ? paint(31, rules.join(',')) : '-';
+  };
   const lines: string[] = [];
   lines.push(
-    `cluster ${paint(1, status.cluster)} · ${status.store} · ${status.nodes.length} node(s) · ${status.tasks.length} task(s) · at ${time(status.at)} UTC`,
+    `cluster ${paint(1, status.cluster)} · ${status.store} · ${status.nodes.length} node(s) · ${status.tasks.length} task(s)` +
+      `${alerts ? ` · ${alerts.length > 0 ? paint(31, `${alerts.length} alert(s)`) : '0 alerts'}` : ''} · at ${time(status.at)} UTC`,
   );
   lines.push('', paint(1, 'NODES'));
   lines.push(
     ...table(
-      ['ID', 'HOST:PID', 'VERSION', 'UP', 'EXPIRES IN', 'OWNS', 'LABELS'],
+      ['ID', 'HOST:PID', 'VERSION', 'UP', 'EXPIRES IN', 'OWNS', 'LABELS', ...(alerts ? ['ALERTS'] : [])],
       status.nodes.map((n) => [
         n.id,
         `${n.host}:${n.pid}`,
@@ -26,16 +39,16 @@ export function formatStatus(status: StatusSnapshot, options: { color: boolean }
         Object.entries(n.labels)
           .map(([k, v]) => `${k}=${v}`)
           .join(',') || '-',
+        ...(alerts ? [alertsOf(n.id)] : []),
       ]),
     ),
   );
   lines.push('', paint(1, 'TASKS'));
   lines.push(
     ...table(
-      ['TASK', 'MODE', 'SCHEDULE', 'OWNER', 'TOKEN', 'LAST RUN', 'OUTCOME', 'NEXT TICK'],
+      ['TASK', 'MODE', 'SCHEDULE', 'OWNER', 'TOKEN', 'LAST RUN', 'OUTCOME', 'DURATION', 'LATE', 'NEXT TICK', ...(alerts ? ['ALERTS'] : [])],
       status.tasks.map((t) => {
         const run = t.lastRun;
-        const outcome = run ? `${run.status}${run.durationMs !== undefined ? ` ${formatDuration(run.durationMs)}` : ''}` : '-';
         const colour = run?.status === 'succeeded' ? 32 : run?.status === 'failed' || run?.status === 'missed' ? 31 : 33;
         return [
           t.paused ? `${t.name} ${paint(33, '(paused)')}` : t.name,
@@ -44,12 +57,31 @@ export function formatStatus(status: StatusSnapshot, options: { color: boolean }
           t.owner ? `${t.owner.node} ${t.owner.host}:${t.owner.pid}` : TURN_MODES.has(t.mode) ? '(between ticks)' : paint(31, '(none)'),
           t.owner?.token ?? '-',
           run ? `${time(run.tick)}${run.node ? ` on ${run.node}` : ''}` : '-',
-          run ? paint(colour, outcome) : '-',
+          run ? paint(colour, run.status) : '-',
+          run?.durationMs !== undefined ? formatDuration(run.durationMs) : '-',
+          run?.lateMs !== undefined ? formatDuration(run.lateMs) : '-',
           time(t.nextTick),
+          ...(alerts ? [alertsOf(t.name)] : []),
         ];
       }),
     ),
   );
+  if (status.locks.length > 0) {
+    lines.push('', paint(1, 'LOCKS'));
+    lines.push(
+      ...table(
+        ['NAMESPACE', 'LOCK', 'HOLDER', 'TOKEN', 'SINCE'],
+        status.locks.map((l) => [l.namespace, l.name, l.node ? `${l.node.id} ${l.node.host}:${l.node.pid}` : paint(33, '(session ending)'), l.token, time(l.since)]),
+      ),
+    );
+  }
+  if (status.monitors.length > 0) {
+    lines.push('', `${paint(1, 'MONITORS')} ${status.monitors.map((m) => `${m.host}:${m.pid}`).join(', ')}`);
+  }
+  if (alerts && alerts.length > 0) {
+    lines.push('', paint(1, 'ALERTS'));
+    lines.push(...table(['RULE', 'SUBJECT', 'SINCE', 'MESSAGE'], alerts.map((a) => [paint(31, a.rule), a.subject, time(a.since), a.message])));
+  }
   return lines.join('\n');
 }
 

@@ -1,10 +1,15 @@
 #!/usr/bin/env node
 /** The `baton` command. */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { sleep, systemClock } from '../core/clock.js';
 import { BatonError } from '../core/errors.js';
 import { openStore } from '../stores/open-store.js';
 import { readStatus } from '../monitor/status.js';
-import { formatStatus } from './format-status.js';
+import { formatStatus, type FormattableStatus } from './format-status.js';
+import { readActiveAlerts } from '../monitor/alerting.js';
+import type { Store } from '../stores/contract.js';
+import { registerRelay } from './relay.js';
+import { registerServe } from './serve.js';
 
 const program = new Command('baton')
   .description('Make a fleet of identical processes behave like one: singleton tasks, fenced ownership, fast failover.')
@@ -39,20 +44,68 @@ program
   .description('print nodes and tasks of a cluster: owner host:pid, last run, next tick')
   .requiredOption('--store <url>', 'store URL, e.g. sqlite:./baton.db')
   .option('--cluster <name>', 'cluster name', 'default')
-  .option('--json', 'print the snapshot as JSON')
-  .action(async (opts: { store: string; cluster: string; json?: boolean }) => {
-    const store = await openStore(opts.store, { cluster: opts.cluster });
+  .option('--json', 'print the snapshot as JSON (with --watch: one JSON line per snapshot)')
+  .addOption(
+    new Option('--watch [seconds]', 're-read and redraw every n seconds until Ctrl-C').preset('2').argParser((value: string): number => {
+      const n = Number(value);
+      if (!Number.isFinite(n) || n < 0.1 || n > 3600) throw new InvalidArgumentError('expected seconds from 0.1 to 3600');
+      return n;
+    }),
+  )
+  .action(async (opts: { store: string; cluster: string; json?: boolean; watch?: number }) => {
+    const tty = process.stdout.isTTY === true;
+    const render = (status: FormattableStatus): string =>
+      opts.json
+        ? JSON.stringify(status, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))
+        : formatStatus(status, { color: tty && !process.env.NO_COLOR });
+    // Installed before the store opens, so Ctrl-C at any point stops the watch and still closes the store.
+    const stop = new AbortController();
+    const onSignal = () => stop.abort();
+    if (opts.watch !== undefined) {
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+    }
     try {
-      const status = await readStatus(store);
-      if (opts.json) {
-        process.stdout.write(`${JSON.stringify(status, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}\n`);
-      } else {
-        process.stdout.write(`${formatStatus(status, { color: process.stdout.isTTY === true && !process.env.NO_COLOR })}\n`);
+      const store = await openStore(opts.store, { cluster: opts.cluster });
+      try {
+        if (opts.watch === undefined) {
+          process.stdout.write(`${render(await readWithAlerts(store))}\n`);
+          return;
+        }
+        const intervalMs = Math.round(opts.watch * 1000);
+        for (let first = true; !stop.signal.aborted; first = false) {
+          let frame: string;
+          try {
+            frame = render(await readWithAlerts(store));
+          } catch (error) {
+            // A watch outlives a store hiccup: say so and keep polling (on stderr with --json, keeping stdout JSON).
+            const message = `baton: ${error instanceof Error ? error.message : String(error)} (retrying every ${opts.watch}s)`;
+            if (opts.json) {
+              process.stderr.write(`${message}\n`);
+              await sleep(systemClock, intervalMs, stop.signal).catch(() => undefined);
+              continue;
+            }
+            frame = message;
+          }
+          if (stop.signal.aborted) break;
+          if (opts.json) process.stdout.write(`${frame}\n`);
+          // Clear and redraw in place on a terminal; elsewhere (a pipe, a file) append, a blank line between snapshots.
+          else if (tty) process.stdout.write(`\x1b[H\x1b[2J\x1b[3Jevery ${opts.watch}s · Ctrl-C to stop\n\n${frame}\n`);
+          else process.stdout.write(`${first ? '' : '\n'}${frame}\n`);
+          await sleep(systemClock, intervalMs, stop.signal).catch(() => undefined);
+        }
+        process.exitCode = 0;
+      } finally {
+        await store.close();
       }
     } finally {
-      await store.close();
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
     }
   });
+
+registerServe(program);
+registerRelay(program);
 
 program
   .command('demo-node', { hidden: true })
@@ -64,6 +117,12 @@ program
     const { runDemoNode } = await import('./demo-node.js');
     await runDemoNode({ store: opts.store, cluster: opts.cluster, id: opts.id, tasks: JSON.parse(opts.tasks) as never });
   });
+
+/** The store's status and the alerts the monitors decided (`monitor/alerts`). */
+async function readWithAlerts(store: Store): Promise<FormattableStatus> {
+  const [status, alerts] = await Promise.all([readStatus(store), readActiveAlerts(store)]);
+  return { ...status, alerts };
+}
 
 function positiveInt(min: number, max: number) {
   return (value: string): number => {

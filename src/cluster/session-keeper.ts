@@ -24,6 +24,8 @@ export interface SessionEvents {
   /** A timer of the keeper fired much later than asked: the event loop was blocked or the process paused. */
   'session:stalled': { readonly lagMs: number };
   'session:renew-failed': { readonly sessionId: string; readonly error: Error };
+  /** A renewal succeeded; `durationMs` is its round trip (for `baton_session_renew_duration_seconds`). */
+  'session:renewed': { readonly sessionId: string; readonly durationMs: number };
 }
 
 type Emit = <K extends keyof SessionEvents>(event: K, payload: SessionEvents[K]) => void;
@@ -226,6 +228,7 @@ export class SessionKeeper {
       return;
     }
     session.extend(sentAt + this.#timing.ttlMs - this.#timing.safetyMarginMs);
+    this.#emit('session:renewed', { sessionId: session.id, durationMs: this.#clock.monotonic() - sentAt });
     this.#armDeadline(session);
     this.#scheduleRenew(this.#timing.renewEveryMs);
   }

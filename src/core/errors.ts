@@ -21,7 +21,14 @@ export type BatonErrorCode =
   | 'INVALID_STATE'
   | 'LOCK_HELD'
   | 'VALUE_INVALID'
-  | 'TASK_TIMEOUT';
+  | 'TASK_TIMEOUT'
+  | 'SYNC_SOURCE_FAILED'
+  | 'SYNC_TARGET_FAILED'
+  | 'RELAY_ENVELOPE_INVALID'
+  | 'RELAY_SIGNATURE_INVALID'
+  | 'RELAY_STATEMENT_INVALID'
+  | 'RELAY_DATABASE_FAILED'
+  | 'RELAY_BROKER_UNAVAILABLE';
 
 export class BatonError extends Error {
   readonly code: BatonErrorCode;

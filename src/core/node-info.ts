@@ -27,6 +27,8 @@ export interface NodeInfo {
   readonly process: ProcessIdentity;
   /** The tasks this node declares, by name: it competes only for these. */
   readonly tasks: Readonly<Record<string, TaskDeclaration>>;
+  /** `monitor` for the session of a monitor (`baton serve`, `cluster.monitor()`): not a node, runs no task. */
+  readonly role?: 'monitor';
 }
 
 export const BATON_VERSION = '0.1.0';

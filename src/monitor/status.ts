@@ -2,11 +2,12 @@
  * The status snapshot: who is alive, who owns which task, what ran last and what runs next — read from
  * the store alone, so any process (a node, `baton status`, a monitor) sees the same picture.
  */
-import type { Store } from '../stores/contract.js';
+import type { SessionRecord, Store } from '../stores/contract.js';
 import { DECLARATION_PREFIX, PAUSE_PREFIX, runPrefix, TASK_OWNER_PREFIX, taskOfOwnerKey } from '../scheduler/keys.js';
 import { scheduleFromDescription } from '../scheduler/schedule.js';
 import { declaredUnitNames, taskOfUnit } from '../scheduler/modes.js';
 import type { DeclarationRecord, RunRecord } from '../scheduler/task.js';
+import { LOCK_PREFIX } from '../cluster/lock.js';
 
 export interface NodeStatus {
   readonly id: string;
@@ -20,6 +21,8 @@ export interface NodeStatus {
   readonly sessionAgeMs: number;
   /** Store-measured ms before the session expires without a renewal. */
   readonly expiresInMs: number;
+  /** Store time of the session's last renewal (its TTL minus what is left), ms since the epoch. */
+  readonly lastRenewalAt: number;
   /** Tasks this node owns now. */
   readonly owns: readonly string[];
 }
@@ -48,6 +51,16 @@ export interface TaskStatus {
   readonly paused: boolean;
 }
 
+/** A cluster-wide lock held now (`cluster.lock()`). */
+export interface LockStatus {
+  readonly namespace: string;
+  readonly name: string;
+  readonly token: string;
+  /** The holder's node, or null when its session is already gone (the lock frees with it). */
+  readonly node: { readonly id: string; readonly host: string; readonly pid: number } | null;
+  readonly since: number;
+}
+
 export interface StatusSnapshot {
   readonly cluster: string;
   readonly store: string;
@@ -55,16 +68,40 @@ export interface StatusSnapshot {
   readonly at: number;
   readonly nodes: readonly NodeStatus[];
   readonly tasks: readonly TaskStatus[];
+  readonly locks: readonly LockStatus[];
+  /** Live monitor sessions (`baton serve`, `cluster.monitor()`): they watch, they run no task. */
+  readonly monitors: readonly NodeStatus[];
+}
+
+export interface ReadStatusOptions {
+  /**
+   * Newest run records to read per unit (default 1: the last run). The records go to `recentRuns` in
+   * the same read, for a monitor that wants more than the last run without a second query per unit.
+   */
+  readonly runsPerUnit?: number;
+}
+
+/** A snapshot and, by unit, its newest run records (newest first; as many as `runsPerUnit`). */
+export interface StatusWithRuns {
+  readonly status: StatusSnapshot;
+  readonly recentRuns: ReadonlyMap<string, readonly RunRecord[]>;
 }
 
 export async function readStatus(store: Store): Promise<StatusSnapshot> {
-  const [at, sessions, holders, declarations, pauses] = await Promise.all([
+  return (await readStatusWithRuns(store)).status;
+}
+
+export async function readStatusWithRuns(store: Store, options: ReadStatusOptions = {}): Promise<StatusWithRuns> {
+  const runsPerUnit = options.runsPerUnit ?? 1;
+  const [at, allSessions, holders, declarations, pauses, lockHolders] = await Promise.all([
     store.time(),
     store.listSessions(),
     store.listHolders(TASK_OWNER_PREFIX),
     store.list<DeclarationRecord>(DECLARATION_PREFIX),
     store.list(PAUSE_PREFIX),
+    store.listHolders(LOCK_PREFIX),
   ]);
+  const sessions = allSessions.filter((s) => s.info.role !== 'monitor');
   const paused = new Set(pauses.map((p) => p.key.slice(PAUSE_PREFIX.length)));
   const sessionById = new Map(sessions.map((s) => [s.id, s]));
   const holderByTask = new Map(holders.map((h) => [taskOfOwnerKey(h.key), h]));
@@ -99,7 +136,7 @@ export async function readStatus(store: Store): Promise<StatusSnapshot> {
   }
   for (const unit of holderByTask.keys()) if (!rows.has(unit)) row(unit, taskOfUnit(unit), 'unknown');
   const names = [...rows.keys()].sort();
-  const lastRuns = await Promise.all(names.map((unit) => store.list<RunRecord>(runPrefix(unit), { reverse: true, limit: 1 })));
+  const lastRuns = await Promise.all(names.map((unit) => store.list<RunRecord>(runPrefix(unit), { reverse: true, limit: runsPerUnit })));
   const tasks: TaskStatus[] = names.map((name, i) => {
     const entry = rows.get(name) as Row;
     const holder = holderByTask.get(name);
@@ -122,7 +159,7 @@ export async function readStatus(store: Store): Promise<StatusSnapshot> {
       paused: paused.has(entry.task),
     };
   });
-  const nodes: NodeStatus[] = sessions.map((s) => ({
+  const nodeStatus = (s: SessionRecord): NodeStatus => ({
     id: s.info.id,
     host: s.info.host,
     pid: s.info.pid,
@@ -132,8 +169,23 @@ export async function readStatus(store: Store): Promise<StatusSnapshot> {
     sessionId: s.id,
     sessionAgeMs: s.ageMs,
     expiresInMs: s.expiresInMs,
+    lastRenewalAt: at - (s.ttlMs - s.expiresInMs),
     owns: holders.filter((h) => h.sessionId === s.id).map((h) => taskOfOwnerKey(h.key)),
-  }));
-  return { cluster: store.cluster, store: store.kind, at, nodes, tasks };
+  });
+  const locks: LockStatus[] = lockHolders.map((h) => {
+    const [namespace = '', ...name] = h.key.slice(LOCK_PREFIX.length).split('/');
+    const info = sessionById.get(h.sessionId)?.info;
+    return { namespace, name: name.join('/'), token: h.token.toString(), node: info ? { id: info.id, host: info.host, pid: info.pid } : null, since: h.acquiredAt };
+  });
+  const status: StatusSnapshot = {
+    cluster: store.cluster,
+    store: store.kind,
+    at,
+    nodes: sessions.map(nodeStatus),
+    tasks,
+    locks,
+    monitors: allSessions.filter((s) => s.info.role === 'monitor').map(nodeStatus),
+  };
+  return { status, recentRuns: new Map(names.map((unit, i) => [unit, (lastRuns[i] ?? []).map((r) => r.value)])) };
 }
 

@@ -4,9 +4,12 @@
  * any node may write them; the owner reads them (on store hints, before each tick, and at least every
  * few seconds) and acts under its own fenced lease.
  */
+import { ConfigError } from '../core/errors.js';
 import { randomId } from '../core/ids.js';
 import type { Store } from '../stores/contract.js';
-import { PAUSE_PREFIX, pauseKey, triggerKey, triggerPrefix } from './keys.js';
+import { assertTaskName, declarationKey, PAUSE_PREFIX, pauseKey, triggerKey, triggerPrefix } from './keys.js';
+import { broadcastUnit, declaredUnitNames } from './modes.js';
+import type { DeclarationRecord } from './task.js';
 
 export interface TriggerRecord {
   readonly id: string;
@@ -58,4 +61,31 @@ export async function isPaused(store: Store, task: string): Promise<boolean> {
 /** Names of every paused task (for status). */
 export async function pausedTasks(store: Store): Promise<Set<string>> {
   return new Set((await store.list(PAUSE_PREFIX)).map((r) => r.key.slice(PAUSE_PREFIX.length)));
+}
+
+/**
+ * The last declaration of a task any node published (`decl/<task>`), for controls sent by a process that
+ * does not declare the task itself (another node, a monitor). @throws ConfigError when none exists.
+ */
+export async function requireDeclaration(store: Store, task: string, what: string): Promise<DeclarationRecord> {
+  assertTaskName(task);
+  const declaration = await store.get<DeclarationRecord>(declarationKey(task));
+  if (declaration) return declaration.value;
+  throw new ConfigError(`cluster "${store.cluster}": ${what}: task "${task}" is not declared by any node`);
+}
+
+/** The units a trigger of `task` goes to: every shard of a sharded task, every live node's share of a broadcast task, else the task. */
+export async function unitsToTrigger(store: Store, task: string, mode: string | undefined, shards: number | undefined, nodeId: string): Promise<string[]> {
+  if (mode === 'broadcast') {
+    const sessions = await store.listSessions();
+    return [...new Set(sessions.filter((s) => s.info.tasks[task]).map((s) => broadcastUnit(task, s.info.id)))];
+  }
+  return declaredUnitNames(task, mode, shards, nodeId);
+}
+
+/** Writes one trigger of `task` to each of its units; returns the trigger's id. */
+export async function triggerTask(store: Store, task: string, units: readonly string[], node: string, now: number): Promise<string> {
+  const id = triggerId(now);
+  for (const unit of units) await writeTrigger(store, unit, id, node, now);
+  return id;
 }

@@ -9,27 +9,14 @@
 import { sleep, type Clock } from '../core/clock.js';
 import type { Change, Store } from '../stores/contract.js';
 
-export class HintWaker {
+/** A wait that something else can cut short: `wake()` ends the current wait (or the next one, if none runs). */
+export class Waker {
   readonly #clock: Clock;
-  readonly #coalesceMs: number;
-  readonly #unwatch: () => void;
   #pending = false;
   #wake: (() => void) | undefined;
-  #lastKeyless = -Infinity;
-  #cancelKeyless: (() => void) | undefined;
 
-  /**
-   * @param matches whether a change concerns the waiter: `'key'` for a change of a key it watches,
-   *   `'scope'` for a keyless change of a scope it watches.
-   */
-  constructor(store: Store, clock: Clock, matches: (change: Change) => 'key' | 'scope' | false, coalesceMs = 1000) {
+  constructor(clock: Clock) {
     this.#clock = clock;
-    this.#coalesceMs = coalesceMs;
-    this.#unwatch = store.watch((change) => {
-      const match = matches(change);
-      if (match === 'key') this.wake();
-      else if (match === 'scope') this.#keyless();
-    });
   }
 
   /** Wakes the current (or next) wait. */
@@ -39,8 +26,8 @@ export class HintWaker {
   }
 
   /**
-   * Waits up to `ms` for a hint. Resolves true when woken by a hint (or one arrived since the last wait),
-   * false after `ms`; rejects with the signal's reason when `signal` aborts.
+   * Waits up to `ms` for a wake. Resolves true when woken (or woken since the last wait), false after
+   * `ms`; rejects with the signal's reason when `signal` aborts.
    */
   async wait(ms: number, signal: AbortSignal): Promise<boolean> {
     if (this.#pending) {
@@ -60,11 +47,34 @@ export class HintWaker {
       this.#wake = undefined;
     }
   }
+}
+
+/** A {@link Waker} woken by the store's change hints that concern it. */
+export class HintWaker extends Waker {
+  readonly #clock: Clock;
+  readonly #coalesceMs: number;
+  readonly #unwatch: () => void;
+  #lastKeyless = -Infinity;
+  #cancelKeyless: (() => void) | undefined;
+
+  /**
+   * @param matches whether a change concerns the waiter: `'key'` for a change of a key it watches,
+   *   `'scope'` for a keyless change of a scope it watches.
+   */
+  constructor(store: Store, clock: Clock, matches: (change: Change) => 'key' | 'scope' | false, coalesceMs = 1000) {
+    super(clock);
+    this.#clock = clock;
+    this.#coalesceMs = coalesceMs;
+    this.#unwatch = store.watch((change) => {
+      const match = matches(change);
+      if (match === 'key') this.wake();
+      else if (match === 'scope') this.#keyless();
+    });
+  }
 
   close(): void {
     this.#unwatch();
     this.#cancelKeyless?.();
-    this.#wake = undefined;
   }
 
   #keyless(): void {

@@ -33,7 +33,8 @@ export const declarationVersionKey = (task: string, fingerprint: string): string
  */
 export const triggerRunKey = (task: string, triggerId: string): string => `${runPrefix(task)}${triggerId}`;
 /** Pending manual triggers of a task, written by `cluster.trigger()` on any node: `trigger/<task>/<id>`. */
-export const triggerPrefix = (task: string): string => `trigger/${task}/`;
+export const TRIGGER_PREFIX = 'trigger/';
+export const triggerPrefix = (task: string): string => `${TRIGGER_PREFIX}${task}/`;
 export const triggerKey = (task: string, id: string): string => `${triggerPrefix(task)}${id}`;
 /** Present while the task is paused cluster-wide. */
 export const PAUSE_PREFIX = 'pause/';

@@ -19,8 +19,8 @@ import type { Lease } from '../cluster/lease.js';
 import type { Store } from '../stores/contract.js';
 import { isPaused, pendingTriggers } from './controls.js';
 import type { Emit, MissReason } from './events.js';
-import { HintWaker, recordsMatching } from './hints.js';
-import { pauseKey, triggerPrefix } from './keys.js';
+import type { ControlWatch } from './control-watch.js';
+import type { Waker } from './hints.js';
 import { dueTicks, jitterFor, planTicks } from './misfire.js';
 import { pruneHistory, readHistory, recordMissed, recordPaused, STORE_RETRY_MS, type RecordsScope } from './run-records.js';
 import { runJob, type RunScope, type TickJob } from './run-tick.js';
@@ -37,13 +37,15 @@ export interface RunnerDeps {
   readonly onLeaseEnded: () => void;
   /** Concurrency slot keys held by runs of this node (shared by every runner of the node). */
   readonly localSlots: Set<string>;
+  /** The node's watcher of triggers and pauses: it wakes this runner when its controls change. */
+  readonly controls: ControlWatch;
 }
 
 /**
- * Longest time between two looks at pending triggers (and at pause, while paused) when no store hint
- * arrives: hints are only lost around reconnects, after which stores send an `any` hint anyway.
+ * Longest idle wait: past it the loop looks at its schedule again (no store call), so a wall clock that
+ * jumped forward is noticed within a minute.
  */
-const CONTROLS_POLL_MS = 15_000;
+const MAX_IDLE_MS = 60_000;
 
 export class TaskRunner {
   readonly def: TaskDefinition;
@@ -55,7 +57,7 @@ export class TaskRunner {
   #lease: Lease | undefined;
   #heldAtShutdown: Lease | undefined;
   #loop: Promise<void> | undefined;
-  #controls: HintWaker | undefined;
+  #controls: Waker | undefined;
   #handoverRequested = false;
   #finishedRuns = 0;
 
@@ -122,7 +124,7 @@ export class TaskRunner {
     const turns = this.unit.placement === 'turns';
     const stop = AbortSignal.any([lease.signal, this.#stop.signal]);
     const jitter = (tick: number) => jitterFor(name, tick, policy.jitterMs);
-    const controls = new HintWaker(store, clock, recordsMatching(triggerPrefix(name), pauseKey(this.def.name)));
+    const { waker: controls, unsubscribe } = this.#deps.controls.subscribe(name, this.def.name);
     this.#controls = controls;
     const scope: RecordsScope = this.#scope(lease, stop);
     let releaseReason: ReleaseReason | undefined;
@@ -131,12 +133,22 @@ export class TaskRunner {
       let cursor = history.cursor;
       let paused = history.paused;
       let reason: MissReason = 'no-owner';
-      let checkTriggers = true;
-      let triggersCheckedAt = -Infinity;
+      // Controls are read when the lease starts, when the node's ControlWatch says they changed, and
+      // (pause) before each tick: an idle task costs the store nothing.
+      let checkControls = true;
       while (!stop.aborted) {
         if (this.#handoverRequested && !this.busy) {
           releaseReason = 'rebalance';
           return;
+        }
+        if (!checkControls && !paused && !dueTicks(schedule, cursor, clock.now(), jitter)) {
+          if (turns && !this.busy) {
+            releaseReason = 'turn';
+            return;
+          }
+          checkControls = await this.#idle(controls, this.#nextStart(cursor, jitter), stop);
+          reason = 'stalled';
+          continue;
         }
         // Pause is read before each tick: ticks due meanwhile go into one growing `missed` record.
         if (await isPaused(store, this.def.name)) {
@@ -149,14 +161,13 @@ export class TaskRunner {
             releaseReason = 'turn';
             return;
           }
-          checkTriggers = await this.#idle(controls, this.#nextStart(cursor, jitter), stop);
+          checkControls = await this.#idle(controls, this.#nextStart(cursor, jitter), stop);
           reason = 'stalled';
           continue;
         }
         paused = undefined;
-        if (checkTriggers || clock.monotonic() - triggersCheckedAt >= CONTROLS_POLL_MS) {
-          checkTriggers = false;
-          triggersCheckedAt = clock.monotonic();
+        if (checkControls) {
+          checkControls = false;
           if (await this.#runTriggers(lease, stop)) {
             reason = 'overlap';
             continue;
@@ -168,7 +179,7 @@ export class TaskRunner {
           return;
         }
         if (!due) {
-          checkTriggers = await this.#idle(controls, this.#nextStart(cursor, jitter), stop);
+          checkControls = await this.#idle(controls, this.#nextStart(cursor, jitter), stop);
           // More than one tick due after a sleep means the process (or its wall clock) jumped past them.
           reason = 'stalled';
           continue;
@@ -194,7 +205,7 @@ export class TaskRunner {
         }
       }
     } finally {
-      controls.close();
+      unsubscribe();
       this.#controls = undefined;
       // Runs started with overlap "allow" end (their signals aborted unless this is a hand-over) first.
       await Promise.allSettled([...this.#active]);
@@ -210,9 +221,9 @@ export class TaskRunner {
     return next === undefined ? undefined : next + jitter(next);
   }
 
-  /** Waits for the wall time `until` (capped by the triggers' poll period) or a hint; true when a hint woke it. */
-  async #idle(controls: HintWaker, until: number | undefined, stop: AbortSignal): Promise<boolean> {
-    const ms = until === undefined ? CONTROLS_POLL_MS : Math.min(CONTROLS_POLL_MS, until - this.#deps.clock.now());
+  /** Waits for the wall time `until` (at most MAX_IDLE_MS) or a wake; true when woken. */
+  async #idle(controls: Waker, until: number | undefined, stop: AbortSignal): Promise<boolean> {
+    const ms = until === undefined ? MAX_IDLE_MS : Math.min(MAX_IDLE_MS, until - this.#deps.clock.now());
     return controls.wait(ms, stop);
   }
 

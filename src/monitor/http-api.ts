@@ -1,0 +1,257 @@
+/**
+ * The monitor's HTTP surface on node:http: the JSON API, server-sent events, `/metrics` and the dashboard.
+ *
+ * Every route needs the token — as `Authorization: Bearer <token>`, or for the page (a browser cannot set
+ * headers on a link or an EventSource) as the HttpOnly, SameSite=Strict cookie set by `GET /?token=…`.
+ * Write actions take the header only: a cookie rides along with requests other sites make, a header does not.
+ * A wrong or missing token gets 401 and no data.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { ConfigError, toError } from '../core/errors.js';
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../core/logger.js';
+import type { RunRecord } from '../scheduler/task.js';
+import { dashboardHtml } from './dashboard-page.js';
+import type { MonitorStatus, StampedEvent } from './monitor-events.js';
+
+export type ControlAction = 'pause' | 'resume' | 'trigger';
+
+export interface RunsQuery {
+  /** A unit (`task`, `task#i`, `task@node`) or a task name; all tasks when absent. */
+  readonly task?: string;
+  readonly limit: number;
+  /** Only runs with a tick before this (ms since the epoch): the next page of a task's history. */
+  readonly before?: number;
+}
+
+/** What the HTTP layer needs from the monitor. */
+export interface ApiBackend {
+  /** The latest snapshot, or undefined before the first read succeeded. */
+  status(): MonitorStatus | undefined;
+  runs(query: RunsQuery): Promise<RunRecord[]>;
+  /** Buffered events after `seq` (a reconnecting EventSource's Last-Event-ID), then every new one. */
+  subscribe(listener: (item: StreamItem) => void, afterSeq?: number): () => void;
+  metrics(): Promise<{ body: string; contentType: string }>;
+  /** @throws ConfigError when no node declares the task (404). */
+  control(action: ControlAction, task: string): Promise<{ readonly trigger?: string }>;
+}
+
+export type StreamItem = { readonly kind: 'status'; readonly status: MonitorStatus } | { readonly kind: 'event'; readonly event: StampedEvent };
+
+export interface ApiOptions {
+  /** null: reads without a token (loopback only; checked by the caller); write actions are then refused. */
+  readonly token: string | null;
+  readonly log: Logger;
+  readonly clock: Clock;
+  /** Comment lines on idle event streams, so proxies and browsers keep them open. Default 15 s. */
+  readonly heartbeatMs?: number;
+}
+
+const COOKIE = 'baton_token';
+const UNIT = /^[A-Za-z0-9][\w.:@#-]{0,255}$/;
+const MAX_LIMIT = 1000;
+
+export interface ApiServer {
+  readonly server: Server;
+  /** Ends every event stream (the server's close() would wait for them for ever). */
+  endStreams(): void;
+}
+
+export function createApiServer(backend: ApiBackend, options: ApiOptions): ApiServer {
+  const streams = new Set<ServerResponse>();
+  const expected = options.token === null ? null : digest(options.token);
+  const tokenMatches = (candidate: string | undefined): boolean =>
+    expected !== null && candidate !== undefined && timingSafeEqual(digest(candidate), expected);
+  const bearer = (req: IncomingMessage): string | undefined => /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
+  const cookie = (req: IncomingMessage): string | undefined => parseCookies(req.headers.cookie)[COOKIE];
+  const mayRead = (req: IncomingMessage): boolean => expected === null || tokenMatches(bearer(req)) || tokenMatches(cookie(req));
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      const err = toError(error);
+      options.log.error({ err, method: req.method, path: pathOf(req) }, 'monitor: request failed');
+      if (!res.headersSent) sendJson(res, 500, { error: `internal error: ${err.message}` });
+      else res.end();
+    });
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://monitor');
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+    setCommonHeaders(res);
+
+    if (path === '/' || path === '/index.html') {
+      if (method !== 'GET') return methodNotAllowed(res, 'GET');
+      const offered = url.searchParams.get('token');
+      if (offered !== null) {
+        if (!tokenMatches(offered)) return sendHtml(res, 401, unauthorizedPage());
+        // The token leaves the address bar (and history) at once; the cookie carries it from now on.
+        res.setHeader('Set-Cookie', `${COOKIE}=${encodeURIComponent(offered)}; HttpOnly; SameSite=Strict; Path=/`);
+        res.writeHead(303, { Location: '/' }).end();
+        return;
+      }
+      if (!mayRead(req)) return sendHtml(res, 401, unauthorizedPage());
+      return sendHtml(res, 200, dashboardHtml());
+    }
+
+    const control = /^\/api\/tasks\/([^/]+)\/(pause|resume|trigger)$/.exec(path);
+    if (control) {
+      if (method !== 'POST') return methodNotAllowed(res, 'POST');
+      if (expected === null) return sendJson(res, 403, { error: 'write actions need a token: start the monitor with --token (or BATON_TOKEN)' });
+      if (!tokenMatches(bearer(req))) return sendJson(res, 401, { error: 'write actions need the header Authorization: Bearer <token>' });
+      const task = decodeSegment(control[1] as string);
+      if (task === null || !UNIT.test(task)) return sendJson(res, 400, { error: `task name: not a valid task name: ${JSON.stringify(control[1])}` });
+      const action = control[2] as ControlAction;
+      try {
+        const result = await backend.control(action, task);
+        return sendJson(res, 200, { ok: true, action, task, ...result });
+      } catch (error) {
+        if (error instanceof ConfigError) return sendJson(res, 404, { error: error.message });
+        throw error;
+      }
+    }
+
+    if (!mayRead(req)) return sendJson(res, 401, { error: 'missing or wrong token: send Authorization: Bearer <token>' });
+    if (method !== 'GET') return methodNotAllowed(res, 'GET');
+    switch (path) {
+      case '/api/status': {
+        const status = backend.status();
+        if (!status) return sendJson(res, 503, { error: 'no snapshot yet: the store has not answered' });
+        return sendJson(res, 200, status);
+      }
+      case '/api/runs':
+        return sendRuns(url, res);
+      case '/api/events':
+        return openStream(req, res);
+      case '/metrics': {
+        const { body, contentType } = await backend.metrics();
+        res.writeHead(200, { 'Content-Type': contentType }).end(body);
+        return;
+      }
+      default:
+        return sendJson(res, 404, { error: `no such endpoint: ${path} (known: /, /api/status, /api/runs, /api/events, /metrics, POST /api/tasks/:name/{pause,resume,trigger})` });
+    }
+  }
+
+  async function sendRuns(url: URL, res: ServerResponse): Promise<void> {
+    const known = new Set(['task', 'limit', 'before']);
+    for (const key of url.searchParams.keys()) {
+      if (!known.has(key)) return sendJson(res, 400, { error: `unknown query parameter "${key}" (known: task, limit, before)` });
+    }
+    const limitText = url.searchParams.get('limit') ?? '100';
+    const limit = Number(limitText);
+    if (!/^\d+$/.test(limitText) || limit < 1 || limit > MAX_LIMIT) {
+      return sendJson(res, 400, { error: `limit: expected an integer from 1 to ${MAX_LIMIT}, got ${JSON.stringify(limitText)}` });
+    }
+    const beforeText = url.searchParams.get('before');
+    if (beforeText !== null && !/^\d{1,15}$/.test(beforeText)) {
+      return sendJson(res, 400, { error: `before: expected a time in ms since the epoch, got ${JSON.stringify(beforeText)}` });
+    }
+    const task = url.searchParams.get('task') ?? undefined;
+    if (task !== undefined) {
+      if (!UNIT.test(task)) return sendJson(res, 400, { error: `task: not a valid task name: ${JSON.stringify(task)}` });
+      const status = backend.status();
+      if (status && !status.tasks.some((t) => t.name === task || t.task === task)) {
+        return sendJson(res, 404, { error: `task "${task}": unknown (no node declares it and it has no history)` });
+      }
+    }
+    const runs = await backend.runs({ limit, ...(task !== undefined ? { task } : {}), ...(beforeText !== null ? { before: Number(beforeText) } : {}) });
+    return sendJson(res, 200, { runs });
+  }
+
+  function openStream(req: IncomingMessage, res: ServerResponse): void {
+    res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+    res.write('retry: 2000\n\n');
+    streams.add(res);
+    const lastId = Number(req.headers['last-event-id']);
+    const write = (item: StreamItem): void => {
+      if (item.kind === 'status') res.write(`event: status\ndata: ${toJson(item.status)}\n\n`);
+      else res.write(`id: ${item.event.seq}\nevent: ${item.event.type}\ndata: ${toJson(item.event)}\n\n`);
+    };
+    const status = backend.status();
+    if (status) write({ kind: 'status', status });
+    const unsubscribe = backend.subscribe(write, Number.isSafeInteger(lastId) ? lastId : undefined);
+    const everyMs = options.heartbeatMs ?? 15_000;
+    let cancelHeartbeat = options.clock.setTimer(everyMs, function beat() {
+      res.write(': keep-alive\n\n');
+      cancelHeartbeat = options.clock.setTimer(everyMs, beat);
+    });
+    res.on('close', () => {
+      cancelHeartbeat();
+      unsubscribe();
+      streams.delete(res);
+    });
+  }
+
+  return {
+    server,
+    endStreams: () => {
+      for (const res of streams) res.end();
+      streams.clear();
+    },
+  };
+}
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+function parseCookies(header: string | undefined): Record<string, string> {
+  const cookies: Record<string, string> = {};
+  for (const part of (header ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) continue;
+    const value = decodeSegment(part.slice(eq + 1).trim());
+    if (value !== null) cookies[part.slice(0, eq).trim()] = value;
+  }
+  return cookies;
+}
+
+function decodeSegment(value: string): string | null {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return null;
+  }
+}
+
+const pathOf = (req: IncomingMessage): string => (req.url ?? '/').split('?')[0] ?? '/';
+
+/** JSON with bigints as strings (fencing tokens). */
+export function toJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+}
+
+function setCommonHeaders(res: ServerResponse): void {
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  // The page's address may carry the token once (before the redirect): never send it on.
+  res.setHeader('Referrer-Policy', 'no-referrer');
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader('X-Frame-Options', 'DENY');
+}
+
+function sendJson(res: ServerResponse, code: number, body: unknown): void {
+  res.writeHead(code, { 'Content-Type': 'application/json; charset=utf-8' }).end(toJson(body));
+}
+
+function sendHtml(res: ServerResponse, code: number, html: string): void {
+  res.writeHead(code, {
+    'Content-Type': 'text/html; charset=utf-8',
+    // Everything is inline and same-origin: nothing may be fetched from elsewhere.
+    'Content-Security-Policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  }).end(html);
+}
+
+function methodNotAllowed(res: ServerResponse, allow: string): void {
+  res.setHeader('Allow', allow);
+  sendJson(res, 405, { error: `method not allowed (allowed: ${allow})` });
+}
+
+function unauthorizedPage(): string {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>baton monitor — sign in</title></head>
+<body style="font-family:system-ui,sans-serif;margin:3rem" data-testid="unauthorized"><h1>baton monitor</h1>
+<p>This page needs the monitor's token. Open the address <code>baton serve</code> printed at start (it ends in <code>?token=…</code>),
+or append <code>?token=YOUR_TOKEN</code> to this address.</p></body></html>`;
+}

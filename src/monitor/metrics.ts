@@ -1,0 +1,129 @@
+/**
+ * Prometheus metrics of a monitor (prom-client, one registry per monitor): gauges from each snapshot,
+ * counters and histograms from the events between snapshots. Names follow the Prometheus conventions
+ * (base units, `_total` counters); `task` labels are unit names.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { MonitorEvent } from './monitor-events.js';
+import type { Observation } from './changes.js';
+import type { RunRecord } from '../scheduler/task.js';
+
+const LATENESS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const DURATION_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
+const STORE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+export class MonitorMetrics {
+  readonly registry = new Registry();
+  readonly #nodes: Gauge;
+  readonly #owned: Gauge<'task'>;
+  readonly #paused: Gauge<'task'>;
+  readonly #lastSuccess: Gauge<'task'>;
+  readonly #runs: Counter<'task' | 'outcome'>;
+  readonly #missed: Counter<'task' | 'reason'>;
+  readonly #lateness: Histogram<'task'>;
+  readonly #duration: Histogram<'task'>;
+  readonly #ownerChanges: Counter<'task'>;
+  readonly #nodeChanges: Counter<'change'>;
+  readonly #alertsActive: Gauge<'rule'>;
+  readonly #alertsRaised: Counter<'rule'>;
+  readonly #renew: Histogram;
+  readonly #poll: Histogram;
+  readonly #pollErrors: Counter;
+  readonly #deciding: Gauge;
+  /** Runs whose start was counted (lateness is observed once per run, at its first sight). */
+  readonly #started = new Set<string>();
+
+  constructor(cluster: string) {
+    const registers = [this.registry];
+    this.registry.setDefaultLabels({ cluster });
+    this.#nodes = new Gauge({ name: 'baton_nodes', help: 'Live nodes of the cluster (monitors not counted).', registers });
+    this.#owned = new Gauge({ name: 'baton_task_owned', help: '1 when the task (unit) has an owner now, else 0.', labelNames: ['task'], registers });
+    this.#paused = new Gauge({ name: 'baton_task_paused', help: '1 when the task is paused cluster-wide.', labelNames: ['task'], registers });
+    this.#lastSuccess = new Gauge({ name: 'baton_task_last_success_timestamp_seconds', help: 'End of the last successful run (seen in the newest records).', labelNames: ['task'], registers });
+    this.#runs = new Counter({ name: 'baton_task_runs_total', help: 'Runs ended, by outcome (succeeded, failed, timed-out, aborted).', labelNames: ['task', 'outcome'], registers });
+    this.#missed = new Counter({ name: 'baton_task_missed_ticks_total', help: 'Ticks recorded missed, by reason.', labelNames: ['task', 'reason'], registers });
+    this.#lateness = new Histogram({ name: 'baton_task_lateness_seconds', help: 'Start of a run after its tick (jitter excluded).', labelNames: ['task'], buckets: LATENESS_BUCKETS, registers });
+    this.#duration = new Histogram({ name: 'baton_task_run_duration_seconds', help: 'Duration of ended runs.', labelNames: ['task'], buckets: DURATION_BUCKETS, registers });
+    this.#ownerChanges = new Counter({ name: 'baton_owner_changes_total', help: 'Owner changes of a task (acquired, lost, handed over).', labelNames: ['task'], registers });
+    this.#nodeChanges = new Counter({ name: 'baton_node_changes_total', help: 'Node sessions opened (joined) and ended (left).', labelNames: ['change'], registers });
+    this.#alertsActive = new Gauge({ name: 'baton_alerts_active', help: 'Alerts firing now, by rule.', labelNames: ['rule'], registers });
+    this.#alertsRaised = new Counter({ name: 'baton_alerts_raised_total', help: 'Alerts raised, by rule.', labelNames: ['rule'], registers });
+    this.#renew = new Histogram({ name: 'baton_session_renew_duration_seconds', help: "Round trip of this monitor's session renewals (the store's latency as nodes see it).", buckets: STORE_BUCKETS, registers });
+    this.#poll = new Histogram({ name: 'baton_monitor_poll_duration_seconds', help: 'Time to read one status snapshot from the store.', buckets: STORE_BUCKETS, registers });
+    this.#pollErrors = new Counter({ name: 'baton_monitor_poll_errors_total', help: 'Status reads that failed (store unreachable).', registers });
+    this.#deciding = new Gauge({ name: 'baton_monitor_deciding', help: '1 while this monitor is the one deciding alerts.', registers });
+  }
+
+  observe(observation: Observation, events: readonly MonitorEvent[], pollSeconds: number, deciding: boolean): void {
+    const { status, recentRuns } = observation;
+    this.#poll.observe(pollSeconds);
+    this.#deciding.set(deciding ? 1 : 0);
+    this.#nodes.set(status.nodes.length);
+    this.#owned.reset();
+    this.#paused.reset();
+    for (const task of status.tasks) {
+      this.#owned.set({ task: task.name }, task.owner ? 1 : 0);
+      this.#paused.set({ task: task.name }, task.paused ? 1 : 0);
+      const success = recentRuns.get(task.name)?.find((r) => r.status === 'succeeded');
+      if (success?.endedAt !== undefined) this.#lastSuccess.set({ task: task.name }, success.endedAt / 1000);
+    }
+    this.#alertsActive.reset();
+    for (const alert of observation.alerts) this.#alertsActive.inc({ rule: alert.rule });
+    for (const event of events) this.#count(event);
+  }
+
+  #count(event: MonitorEvent): void {
+    switch (event.type) {
+      case 'node:joined':
+      case 'node:left':
+        this.#nodeChanges.inc({ change: event.type === 'node:joined' ? 'joined' : 'left' });
+        break;
+      case 'owner:changed':
+        this.#ownerChanges.inc({ task: event.task });
+        break;
+      case 'run:started':
+        this.#lateOnce(event.task, event.run);
+        break;
+      case 'run:finished':
+      case 'run:failed':
+        this.#lateOnce(event.task, event.run);
+        this.#started.delete(runKey(event.task, event.run));
+        this.#runs.inc({ task: event.task, outcome: event.run.status });
+        if (event.run.durationMs !== undefined) this.#duration.observe({ task: event.task }, event.run.durationMs / 1000);
+        break;
+      case 'run:missed':
+        this.#missed.inc({ task: event.task, reason: event.run.missed?.reason ?? 'unknown' }, event.run.missed?.count ?? 1);
+        break;
+      case 'alert:raised':
+        this.#alertsRaised.inc({ rule: event.alert.rule });
+        break;
+      case 'alert:resolved':
+        break;
+    }
+  }
+
+  #lateOnce(task: string, run: RunRecord): void {
+    const key = runKey(task, run);
+    if (this.#started.has(key) || run.lateMs === undefined) return;
+    // Bounded: a start whose end was never seen (the records moved on between two reads) is forgotten.
+    if (this.#started.size >= MAX_TRACKED_STARTS) this.#started.clear();
+    if (run.status === 'running') this.#started.add(key);
+    this.#lateness.observe({ task }, run.lateMs / 1000);
+  }
+
+  renewed(durationMs: number): void {
+    this.#renew.observe(durationMs / 1000);
+  }
+
+  pollFailed(): void {
+    this.#pollErrors.inc();
+  }
+
+  /** The exposition text and its content type. */
+  async render(): Promise<{ body: string; contentType: string }> {
+    return { body: await this.registry.metrics(), contentType: this.registry.contentType };
+  }
+}
+
+const MAX_TRACKED_STARTS = 10_000;
+const runKey = (task: string, run: RunRecord): string => `${task}\u0000${run.tick}\u0000${run.triggerId ?? ''}`;

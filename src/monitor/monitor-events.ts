@@ -1,0 +1,48 @@
+/**
+ * What a monitor tells its watchers: changes it saw in the store between two snapshots (a node joined,
+ * an owner changed, a run started / finished / failed / was missed) and alerts raised or resolved.
+ * Derived from the store alone, so a standalone monitor (`baton serve`) sees what an embedded one sees.
+ */
+import type { RunRecord } from '../scheduler/task.js';
+import type { NodeStatus, StatusSnapshot, TaskStatus } from './status.js';
+
+export type AlertRule = 'no-owner' | 'missed-ticks' | 'consecutive-failures' | 'long-run' | 'node-flapping';
+
+/** One alert: a rule firing for one subject (a task unit, or a node id for `node-flapping`). */
+export interface Alert {
+  /** `rule:subject`: stable while the condition lasts, so raised and resolved pair up. */
+  readonly id: string;
+  readonly rule: AlertRule;
+  readonly subject: string;
+  /** What is wrong, for a human. */
+  readonly message: string;
+  /** Store time the condition was first seen, ms since the epoch. */
+  readonly since: number;
+  /** Store time it was resolved (only on `alert:resolved`). */
+  readonly resolvedAt?: number;
+}
+
+type Owner = NonNullable<TaskStatus['owner']>;
+
+export type MonitorEvent =
+  | { readonly type: 'node:joined'; readonly node: NodeStatus }
+  | { readonly type: 'node:left'; readonly node: NodeStatus }
+  | { readonly type: 'owner:changed'; readonly task: string; readonly from: Owner | null; readonly to: Owner | null }
+  | { readonly type: 'run:started'; readonly task: string; readonly run: RunRecord }
+  /** A run that succeeded. */
+  | { readonly type: 'run:finished'; readonly task: string; readonly run: RunRecord }
+  /** A run that failed, timed out or was aborted (`run.status` says which). */
+  | { readonly type: 'run:failed'; readonly task: string; readonly run: RunRecord }
+  | { readonly type: 'run:missed'; readonly task: string; readonly run: RunRecord }
+  | { readonly type: 'alert:raised'; readonly alert: Alert }
+  | { readonly type: 'alert:resolved'; readonly alert: Alert };
+
+export type MonitorEventType = MonitorEvent['type'];
+
+/** An event as delivered: numbered (the SSE id) and stamped with the store time of the snapshot that showed it. */
+export type StampedEvent = MonitorEvent & { readonly seq: number; readonly at: number };
+
+/** The snapshot a monitor serves: the store's status plus the alerts active now. */
+export interface MonitorStatus extends StatusSnapshot {
+  readonly alerts: readonly Alert[];
+}

@@ -1,0 +1,417 @@
+/**
+ * A monitor: reads the cluster's status from the store every `pollEvery` (sooner on a store hint), turns
+ * the differences into events, decides alerts when it is the elected alerter, exports Prometheus
+ * metrics, and serves all of it over HTTP with the dashboard. The same code runs standalone
+ * (`baton serve`) and inside a node (`cluster.monitor()`); it needs nothing but the store.
+ *
+ * ```ts
+ * const monitor = await startMonitor({ store: 'postgres://…', cluster: 'shop', listen: '127.0.0.1:7070' });
+ * console.log(`open ${monitor.url}?token=${monitor.token}`);
+ * // … on shutdown:
+ * await monitor.close();
+ * ```
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { AddressInfo } from 'node:net';
+import { sleep, systemClock, type Clock } from '../core/clock.js';
+import { describe as describeValue, parseDuration, type Duration } from '../core/duration.js';
+import { ClosedError, ConfigError, toError } from '../core/errors.js';
+import { randomId } from '../core/ids.js';
+import { defaultLogger, type Logger } from '../core/logger.js';
+import { BATON_VERSION, type NodeInfo } from '../core/node-info.js';
+import { currentProcessIdentity } from '../core/process-identity.js';
+import { SessionKeeper } from '../cluster/session-keeper.js';
+import { resolveSessionTiming } from '../cluster/session-timing.js';
+import { clearPause, requireDeclaration, triggerTask, unitsToTrigger, writePause } from '../scheduler/controls.js';
+import { runPrefix } from '../scheduler/keys.js';
+import type { RunRecord } from '../scheduler/task.js';
+import type { Store } from '../stores/contract.js';
+import { openStore } from '../stores/open-store.js';
+import { Alerter, readActiveAlerts } from './alerting.js';
+import { parseAlertRules, type AlertRuleOptions } from './alert-rules.js';
+import { changesBetween, type Observation } from './changes.js';
+import { createApiServer, type ApiServer, type ControlAction, type RunsQuery, type StreamItem } from './http-api.js';
+import { MonitorMetrics } from './metrics.js';
+import type { MonitorEvent, MonitorStatus, StampedEvent } from './monitor-events.js';
+import { readStatusWithRuns } from './status.js';
+import { parseWebhookOptions, WebhookSender, type WebhookOptions } from './webhook.js';
+
+export interface MonitorOptions {
+  /** A store URL, or an opened Store (then you close it yourself). */
+  readonly store: string | Store;
+  /** The cluster to watch when `store` is a URL. Default `"default"`. */
+  readonly cluster?: string;
+  /**
+   * Where the HTTP API and dashboard listen: `host:port` (`[::1]:7070`), port 0 for any free port.
+   * Default `127.0.0.1:7070`; `false`: no HTTP (alerts and events only).
+   */
+  readonly listen?: string | false;
+  /**
+   * The bearer token of the API and dashboard (at least 16 characters). Default: a random one, readable
+   * as `monitor.token` (print it once). `false` turns reads without a token on — loopback addresses only;
+   * write actions then stay refused.
+   */
+  readonly token?: string | false;
+  /** How often the status is read from the store. Default 500ms. */
+  readonly pollEvery?: Duration;
+  /** Alert rules and their webhook; `false`: this monitor never decides alerts (it still shows them). */
+  readonly alerts?: (AlertRuleOptions & { readonly webhook?: WebhookOptions }) | false;
+  /** TTL of the monitor's session (it elects the alerter). Default 5s. */
+  readonly ttl?: Duration;
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+}
+
+export interface Monitor {
+  /** `http://host:port/` of the API and dashboard; undefined with `listen: false`. */
+  readonly url: string | undefined;
+  /** The token the API wants; null when reads need none (`token: false`). */
+  readonly token: string | null;
+  /** The latest snapshot with the active alerts; undefined until the store first answered. */
+  status(): MonitorStatus | undefined;
+  /** Calls `listener` with every event from now on; returns the unsubscribe function. */
+  on(listener: (event: StampedEvent) => void): () => void;
+  /** The Prometheus exposition of this monitor's metrics (what `GET /metrics` serves). */
+  metrics(): Promise<{ body: string; contentType: string }>;
+  /** Reads the store now (tests; the poll loop does it by itself). */
+  refresh(): Promise<void>;
+  /** Stops polling, hands alerting over, closes the HTTP server and the session. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+const MONITOR_OPTIONS: ReadonlySet<string> = new Set(['store', 'cluster', 'listen', 'token', 'pollEvery', 'alerts', 'ttl', 'clock', 'logger'] satisfies (keyof MonitorOptions)[]);
+/** Events kept for reconnecting event streams (Last-Event-ID). */
+const EVENT_BUFFER = 1000;
+/** A status with only its clocks moving is sent to event streams this often. */
+const STATUS_REFRESH_MS = 5000;
+const MIN_TOKEN_LENGTH = 16;
+
+/**
+ * Starts a monitor. @throws ConfigError for bad options (naming the field), StoreUrlError /
+ * StoreUnavailableError when the store cannot be opened, and the listen error (EADDRINUSE…) of the server.
+ */
+export async function startMonitor(options: MonitorOptions): Promise<Monitor> {
+  if (typeof options !== 'object' || options === null) throw new ConfigError('monitor: options must be an object');
+  const unknown = Object.keys(options).filter((key) => !MONITOR_OPTIONS.has(key));
+  if (unknown.length > 0) throw new ConfigError(`monitor: unknown option ${unknown.map((k) => JSON.stringify(k)).join(', ')} (known: ${[...MONITOR_OPTIONS].join(', ')})`);
+  const listen = options.listen === false ? null : parseListen(options.listen ?? '127.0.0.1:7070');
+  const token = resolveToken(options.token, listen);
+  const pollMs = parseDuration(options.pollEvery ?? 500, 'monitor: pollEvery');
+  if (pollMs < 50) throw new ConfigError(`monitor: pollEvery must be at least 50ms, got ${pollMs}ms`);
+  const thresholds = options.alerts === false ? null : parseAlertRules(options.alerts, 'monitor: alerts');
+  const webhook = options.alerts && options.alerts.webhook !== undefined ? parseWebhookOptions(options.alerts.webhook, 'monitor: alerts.webhook') : undefined;
+  const timing = resolveSessionTiming(options.ttl !== undefined ? { ttl: options.ttl } : {});
+  const clock = options.clock ?? systemClock;
+  const log = (options.logger ?? (await defaultLogger())).child({ component: 'monitor' });
+  const ownsStore = typeof options.store === 'string';
+  const store = typeof options.store === 'string' ? await openStore(options.store, { cluster: options.cluster ?? 'default', ...(options.clock ? { clock } : {}) }) : options.store;
+  const monitor = new MonitorProcess({ store, ownsStore, clock, log, pollMs, thresholds, webhook, timing, token });
+  try {
+    await monitor.start(listen);
+  } catch (error) {
+    await monitor.close();
+    throw error;
+  }
+  return monitor;
+}
+
+interface ProcessOptions {
+  readonly store: Store;
+  readonly ownsStore: boolean;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly pollMs: number;
+  readonly thresholds: ReturnType<typeof parseAlertRules> | null;
+  readonly webhook: WebhookOptions | undefined;
+  readonly timing: ReturnType<typeof resolveSessionTiming>;
+  readonly token: string | null;
+}
+
+class MonitorProcess implements Monitor {
+  readonly token: string | null;
+  #url: string | undefined;
+  readonly #o: ProcessOptions;
+  readonly #id = `monitor-${hostname()}-${process.pid}-${randomId(3)}`;
+  readonly #keeper: SessionKeeper;
+  readonly #metrics: MonitorMetrics;
+  readonly #alerter: Alerter | undefined;
+  readonly #webhook: WebhookSender | undefined;
+  readonly #stop = new AbortController();
+  readonly #subscribers = new Set<(item: StreamItem) => void>();
+  readonly #buffer: StampedEvent[] = [];
+  #seq = 0;
+  #latest: Observation | undefined;
+  #statusSentAt = -Infinity;
+  #statusShape = '';
+  #api: ApiServer | undefined;
+  #loop: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+  #unwatch: (() => void) | undefined;
+  #polling: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: ProcessOptions) {
+    this.#o = options;
+    this.token = options.token;
+    this.#metrics = new MonitorMetrics(options.store.cluster);
+    this.#webhook = options.webhook ? new WebhookSender(options.webhook, { clock: options.clock, log: options.log }) : undefined;
+    this.#alerter = options.thresholds
+      ? new Alerter({
+          store: options.store,
+          thresholds: options.thresholds,
+          log: options.log,
+          ...(this.#webhook ? { deliver: (d) => this.#webhook?.send(d) } : {}),
+        })
+      : undefined;
+    this.#keeper = new SessionKeeper({
+      store: options.store,
+      info: this.#info(),
+      timing: options.timing,
+      clock: options.clock,
+      emit: (event, payload) => {
+        if (event === 'session:renewed') this.#metrics.renewed((payload as { durationMs: number }).durationMs);
+        else if (event === 'session:lost' || event === 'session:renew-failed') options.log.warn({ event, ...payload }, `monitor session: ${event}`);
+      },
+    });
+  }
+
+  get url(): string | undefined {
+    return this.#url;
+  }
+
+  async start(listen: { host: string; port: number } | null): Promise<void> {
+    // The session only elects the alerter: a monitor without alert rules needs none.
+    if (this.#alerter) await this.#keeper.start();
+    await this.refresh();
+    if (listen) {
+      this.#api = createApiServer(this.#backend(), { token: this.token, log: this.#o.log, clock: this.#o.clock });
+      const server = this.#api.server;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(listen.port, listen.host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      const address = server.address() as AddressInfo;
+      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      this.#url = `http://${host}:${address.port}/`;
+    }
+    this.#unwatch = this.#o.store.watch(() => this.#wake?.());
+    this.#loop = this.#run();
+  }
+
+  status(): MonitorStatus | undefined {
+    const latest = this.#latest;
+    return latest ? { ...latest.status, alerts: latest.alerts } : undefined;
+  }
+
+  on(listener: (event: StampedEvent) => void): () => void {
+    const subscriber = (item: StreamItem): void => {
+      if (item.kind === 'event') listener(item.event);
+    };
+    this.#subscribers.add(subscriber);
+    return () => this.#subscribers.delete(subscriber);
+  }
+
+  metrics(): Promise<{ body: string; contentType: string }> {
+    return this.#metrics.render();
+  }
+
+  /** One read at a time: a refresh() during a poll waits for it and reads again. */
+  refresh(): Promise<void> {
+    const previous = this.#polling ?? Promise.resolve();
+    const next = previous.then(() => this.#poll());
+    this.#polling = next.finally(() => {
+      if (this.#polling === next) this.#polling = undefined;
+    });
+    return next;
+  }
+
+  async #run(): Promise<void> {
+    const signal = this.#stop.signal;
+    while (!signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          cancel();
+          signal.removeEventListener('abort', done);
+          resolve();
+        };
+        const cancel = this.#o.clock.setTimer(this.#o.pollMs, done);
+        // A store hint reads sooner, but not more often than every 50 ms (a busy cluster sends many).
+        this.#wake = () => {
+          cancel();
+          this.#o.clock.setTimer(50, done);
+        };
+        signal.addEventListener('abort', done, { once: true });
+      });
+      this.#wake = undefined;
+      if (signal.aborted) break;
+      try {
+        await this.refresh();
+      } catch (error) {
+        this.#metrics.pollFailed();
+        this.#o.log.warn({ err: toError(error) }, 'monitor: reading the status failed; retrying');
+        await sleep(this.#o.clock, this.#o.pollMs, signal).catch(() => undefined);
+      }
+    }
+  }
+
+  async #poll(): Promise<void> {
+    const { store, clock } = this.#o;
+    const started = clock.monotonic();
+    const runsPerUnit = Math.max(10, (this.#o.thresholds?.consecutiveFailures ?? 0) + 5);
+    const [{ status, recentRuns }, alerts] = await Promise.all([readStatusWithRuns(store, { runsPerUnit }), readActiveAlerts(store)]);
+    const read: Observation = { status, recentRuns, alerts };
+    const previous = this.#latest;
+    const decided = this.#alerter ? await this.#alerter.observe(read, previous, this.#keeper.current?.id) : alerts;
+    const observation: Observation = { ...read, alerts: decided };
+    const events = changesBetween(previous, observation);
+    this.#latest = observation;
+    this.#metrics.observe(observation, events, (clock.monotonic() - started) / 1000, this.#alerter?.deciding ?? false);
+    for (const event of events) this.#publish({ kind: 'event', event: this.#stamp(event, status.at) });
+    this.#maybeSendStatus();
+  }
+
+  #stamp(event: MonitorEvent, at: number): StampedEvent {
+    const stamped = { ...event, seq: ++this.#seq, at } as StampedEvent;
+    this.#buffer.push(stamped);
+    if (this.#buffer.length > EVENT_BUFFER) this.#buffer.shift();
+    return stamped;
+  }
+
+  /** Sends the status to streams when it changed beyond its clocks, or every STATUS_REFRESH_MS. */
+  #maybeSendStatus(): void {
+    const status = this.status();
+    if (!status) return;
+    const shape = JSON.stringify({ ...status, at: 0, nodes: status.nodes.map((n) => ({ ...n, sessionAgeMs: 0, expiresInMs: 0, lastRenewalAt: 0 })) }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+    const now = this.#o.clock.monotonic();
+    if (shape === this.#statusShape && now - this.#statusSentAt < STATUS_REFRESH_MS) return;
+    this.#statusShape = shape;
+    this.#statusSentAt = now;
+    this.#publish({ kind: 'status', status });
+  }
+
+  #publish(item: StreamItem): void {
+    for (const subscriber of this.#subscribers) subscriber(item);
+  }
+
+  #backend() {
+    return {
+      status: () => this.status(),
+      runs: (query: RunsQuery) => this.#runs(query),
+      subscribe: (listener: (item: StreamItem) => void, afterSeq?: number) => {
+        if (afterSeq !== undefined) for (const event of this.#buffer) if (event.seq > afterSeq) listener({ kind: 'event', event });
+        this.#subscribers.add(listener);
+        return () => {
+          this.#subscribers.delete(listener);
+        };
+      },
+      metrics: () => this.metrics(),
+      control: (action: ControlAction, task: string) => this.#control(action, task),
+    };
+  }
+
+  /** A task's (or unit's) history read from the store; without a task, the newest runs of every unit. */
+  async #runs(query: RunsQuery): Promise<RunRecord[]> {
+    const latest = this.#latest;
+    const byNewest = (a: RunRecord, b: RunRecord): number => (b.startedAt ?? b.tick) - (a.startedAt ?? a.tick);
+    if (query.task === undefined) {
+      return [...(latest?.recentRuns.values() ?? [])].flat().sort(byNewest).slice(0, query.limit);
+    }
+    const units = latest?.status.tasks.filter((t) => t.name === query.task || t.task === query.task).map((t) => t.name) ?? [query.task];
+    const lists = await Promise.all(units.map((unit) => this.#o.store.list<RunRecord>(runPrefix(unit), { reverse: true, limit: query.limit })));
+    return lists.flat().map((r) => r.value).sort(byNewest).slice(0, query.limit);
+  }
+
+  async #control(action: ControlAction, task: string): Promise<{ trigger?: string }> {
+    const { store, clock } = this.#o;
+    const declaration = await requireDeclaration(store, task, action);
+    switch (action) {
+      case 'pause':
+        await writePause(store, task, this.#id, clock.now());
+        break;
+      case 'resume':
+        await clearPause(store, task);
+        break;
+      case 'trigger': {
+        const units = await unitsToTrigger(store, task, declaration.mode, declaration.shards, this.#id);
+        const trigger = await triggerTask(store, task, units, this.#id, clock.now());
+        this.#o.log.info({ task, trigger }, 'monitor: task triggered over the API');
+        return { trigger };
+      }
+    }
+    this.#o.log.info({ task, action }, `monitor: task ${action}d over the API`);
+    await this.refresh().catch(() => undefined);
+    return {};
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#stop.abort(new ClosedError('monitor: closing'));
+    this.#unwatch?.();
+    await this.#loop;
+    await this.#polling?.catch(() => undefined);
+    const api = this.#api;
+    if (api) {
+      api.endStreams();
+      await new Promise<void>((resolve) => api.server.close(() => resolve()));
+      api.server.closeAllConnections();
+    }
+    try {
+      await this.#alerter?.release().catch((error: unknown) => this.#o.log.warn({ err: toError(error) }, 'monitor: releasing the alerter key failed; it frees with the session'));
+      if (this.#alerter) await this.#keeper.close();
+      await this.#webhook?.close();
+    } finally {
+      if (this.#o.ownsStore) await this.#o.store.close();
+    }
+  }
+
+  #info(): NodeInfo {
+    return {
+      id: this.#id,
+      host: hostname(),
+      pid: process.pid,
+      version: BATON_VERSION,
+      labels: {},
+      startedAt: this.#o.clock.now(),
+      process: currentProcessIdentity(),
+      tasks: {},
+      role: 'monitor',
+    };
+  }
+}
+
+const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost)$/;
+
+/** `host:port`, `[v6]:port` or `:port` (loopback). */
+export function parseListen(value: unknown): { host: string; port: number } {
+  if (typeof value !== 'string') throw new ConfigError(`monitor: listen: expected "host:port", got ${describeValue(value)}`);
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value.trim());
+  const port = Number(match?.[3]);
+  if (!match || port > 65535) throw new ConfigError(`monitor: listen: expected "host:port" (e.g. 127.0.0.1:7070, [::1]:7070), got ${JSON.stringify(value)}`);
+  return { host: match[1] ?? (match[2] || '127.0.0.1'), port };
+}
+
+export function isLoopback(host: string): boolean {
+  return LOOPBACK.test(host);
+}
+
+function resolveToken(token: string | false | undefined, listen: { host: string } | null): string | null {
+  if (token === false) {
+    if (listen && !isLoopback(listen.host)) {
+      throw new ConfigError(`monitor: refusing to serve ${listen.host} without a token: only loopback addresses may disable it (set a token, or listen on 127.0.0.1)`);
+    }
+    return null;
+  }
+  if (token === undefined) return randomBytes(24).toString('base64url');
+  if (typeof token !== 'string' || token.length < MIN_TOKEN_LENGTH) {
+    throw new ConfigError(`monitor: token: expected at least ${MIN_TOKEN_LENGTH} characters, got ${typeof token === 'string' ? `${token.length}` : describeValue(token)}`);
+  }
+  return token;
+}

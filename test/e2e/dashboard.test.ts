@@ -1,0 +1,176 @@
+/**
+ * The dashboard in a real browser (Debian's Chromium through playwright-core; scripts/services.sh
+ * installs it): three node processes (test/e2e/dashboard-node.ts) on a SQLite file and a monitor in this
+ * process. The page lists the three nodes and an owner for every task; after the owner of one task is
+ * SIGKILLed, the page shows another owner for it within 2 s, without a reload. Without the token the page
+ * shows how to sign in and no data. Screenshot: test/e2e/artifacts/dashboard.png.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomId } from '../../src/core/ids.js';
+import { startMonitor, type Monitor } from '../../src/monitor/monitor.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = join(import.meta.dirname, 'artifacts');
+const NODE_IDS = ['node-a', 'node-b', 'node-c'] as const;
+const TASKS = ['cleanup', 'report', 'sync'];
+
+const dir = mkdtempSync(join(tmpdir(), 'baton-dashboard-'));
+const url = `sqlite:${join(dir, 'baton.db')}`;
+const cluster = `dash-${randomId(4)}`;
+const token = `t-${randomId(16)}`;
+const children = new Map<string, ChildProcess>();
+const pids = new Map<string, number>();
+let monitor: Monitor | undefined;
+let baseUrl = '';
+let browser: Browser | undefined;
+
+// The functions given to page.evaluate / waitForFunction run in the page. The project compiles without the
+// DOM lib, so this file names the little of the page's globals they use (declarations local to this module).
+interface PageElement {
+  readonly textContent: string | null;
+  readonly childElementCount: number;
+  readonly dataset: Record<string, string | undefined>;
+  querySelector(selector: string): PageElement | null;
+}
+declare const document: {
+  readonly body: { readonly innerText: string } | null;
+  querySelector(selector: string): PageElement | null;
+  querySelectorAll(selector: string): ArrayLike<PageElement> & Iterable<PageElement>;
+};
+declare const window: { __xss?: number; __noReload?: boolean };
+
+function startNode(id: string): Promise<void> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/e2e/dashboard-node.ts', url, cluster, id], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.set(id, child);
+  return new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (text) => {
+      const line = JSON.parse(text) as { type: string; pid: number };
+      if (line.type === 'ready') {
+        pids.set(id, line.pid);
+        resolve();
+      }
+    });
+    child.once('exit', (code, signal) => reject(new Error(`${id} exited (${code ?? signal}) before it was ready`)));
+  });
+}
+
+const exited = (child: ChildProcess): Promise<void> =>
+  child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', () => resolve()));
+
+/** What the tasks table shows, read in the page: unit -> owner cell text and owner node. */
+function ownersIn(page: Page): Promise<Record<string, { owner: string; node: string }>> {
+  return page.evaluate(() => {
+    const rows = document.querySelectorAll('[data-testid=tasks] tr[data-task]');
+    return Object.fromEntries(
+      [...rows].map((row) => [
+        row.dataset.task as string,
+        {
+          owner: row.querySelector('[data-field=owner]')?.textContent ?? '',
+          node: row.querySelector('[data-field=owner-node]')?.textContent ?? '',
+        },
+      ]),
+    );
+  });
+}
+
+beforeAll(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await Promise.all(NODE_IDS.map(startNode));
+  monitor = await startMonitor({ store: url, cluster, listen: '127.0.0.1:0', token, pollEvery: '250ms' });
+  if (!monitor.url) throw new Error('monitor: started without a url');
+  baseUrl = monitor.url;
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+});
+
+afterAll(async () => {
+  // Every step runs even when an earlier one throws: no node process may outlive the test.
+  for (const child of children.values()) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  await Promise.allSettled([...children.values()].map(exited));
+  await Promise.allSettled([browser?.close(), monitor?.close()]);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('dashboard in a browser', () => {
+  it('shows nodes and owners, and a new owner within 2 s of killing one, without a reload', async () => {
+    const context = await browser!.newContext({ viewport: { width: 1440, height: 1000 } });
+    const page = await context.newPage();
+    const pageErrors: string[] = [];
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    await page.goto(`${baseUrl}?token=${encodeURIComponent(token)}`);
+
+    await page.waitForFunction(() => document.querySelector('[data-testid=connection]')?.textContent === 'live', null, { timeout: 10_000 });
+    // Three nodes, an owner for every task, and a few runs on each task's timeline strip.
+    await page.waitForFunction(
+      (tasks) => {
+        const ownedAll = tasks.every((t) => {
+          const cell = document.querySelector(`[data-testid=tasks] tr[data-task="${t}"] [data-field=owner]`);
+          return cell !== null && /^.+:\d+$/.test(cell.textContent ?? '');
+        });
+        const runsShown = tasks.every((t) => (document.querySelector(`[data-timeline="${t}"]`)?.childElementCount ?? 0) >= 3);
+        return document.querySelectorAll('[data-testid=nodes] tr[data-node]').length === 3 && ownedAll && runsShown;
+      },
+      TASKS,
+      { timeout: 20_000 },
+    );
+    expect(await page.locator('[data-testid=nodes] tr[data-node]').count()).toBe(3);
+    for (const id of NODE_IDS) expect(await page.locator(`[data-testid=nodes] tr[data-node="${id}"]`).count()).toBe(1);
+    // The label's markup is shown as text, never run.
+    expect(await page.evaluate(() => window.__xss)).toBeUndefined();
+    expect(await page.locator('[data-testid=nodes] img').count()).toBe(0);
+    expect(await page.locator('[data-testid=nodes]').innerText()).toContain('<img src=x');
+
+    const before = await ownersIn(page);
+    expect(Object.keys(before).sort()).toEqual(TASKS);
+    for (const [task, { owner, node }] of Object.entries(before)) {
+      expect(NODE_IDS as readonly string[], `${task} is owned by a test node`).toContain(node);
+      expect(owner, `${task}: host:pid of ${node}`).toMatch(new RegExp(`^.+:${pids.get(node)}$`));
+    }
+
+    // Kill the owner of "report"; mark the page so a reload would show.
+    const victim = before.report!.node;
+    await page.evaluate(() => void (window.__noReload = true));
+    const killedAt = Date.now();
+    children.get(victim)!.kill('SIGKILL');
+    await page.waitForFunction(
+      (dead) => {
+        const node = document.querySelector('[data-testid=tasks] tr[data-task="report"] [data-field=owner-node]')?.textContent ?? '';
+        return node !== '' && node !== '—' && node !== dead;
+      },
+      victim,
+      { timeout: 10_000 },
+    );
+    const failoverMs = Date.now() - killedAt;
+    const after = await ownersIn(page);
+    expect(await page.evaluate(() => window.__noReload)).toBe(true);
+    expect(after.report!.node).not.toBe(victim);
+    expect(after.report!.owner).toMatch(new RegExp(`:${pids.get(after.report!.node)}$`));
+    expect(failoverMs, `the page showed a new owner ${failoverMs} ms after the kill`).toBeLessThan(2000);
+
+    // Let the page catch the rest (node left, owner changed) for the screenshot.
+    await page
+      .waitForFunction(() => document.querySelectorAll('[data-testid=nodes] tr[data-node]').length === 2, null, { timeout: 5000 })
+      .catch(() => undefined);
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard.png'), fullPage: true });
+    expect(pageErrors).toEqual([]);
+    await context.close();
+  });
+
+  it('without the token shows how to sign in and no data', async () => {
+    const context = await browser!.newContext();
+    const page = await context.newPage();
+    // The server answers 401 with a sign-in page, or serves the page and the page's /api/status gets 401.
+    await page.goto(baseUrl);
+    await page.waitForFunction(() => /\?token=/.test(document.body?.innerText ?? ''), null, { timeout: 5000 });
+    const text = await page.locator('body').innerText();
+    expect(text).toContain('baton serve');
+    expect(await page.locator('tr[data-task], tr[data-node]').count()).toBe(0);
+    for (const secret of [...NODE_IDS, cluster]) expect(text).not.toContain(secret);
+    await context.close();
+  });
+});
