@@ -1,0 +1,261 @@
+/**
+ * Relay throughput and end-to-end latency over 3 levels, A → B → C, on PostgreSQL databases and RabbitMQ
+ * of this machine: `npx tsx bench/relay.ts [--json] [--rate N] [--seconds N] [--keys N] [--batch N]`.
+ *
+ * An application at A emits `rate` changes per second for `seconds` (transactions of `rate / 100` changes
+ * written with one `emitMany`, one every 10 ms, at most 4 at a time); three relays (one process each) carry
+ * them to B and C. Measured:
+ * - changesPerSec: changes applied at C ÷ (last apply at C − first emit at A);
+ * - p50Ms / p99Ms: per change, the time from its emit at A (wall clock, in the change's arguments) to the
+ *   execution of its statement at C (`clock_timestamp()` in C's row);
+ * - lost / duplicated: changes emitted but absent at B or C / present more than once.
+ * Prints `{changesPerSec,p50Ms,p99Ms,lost,duplicated}` with --json. Creates databases relay_bench_<random>_{a,b,c}
+ * and exchanges/queues `baton.relay.bench<random>…`, and removes them at the end, also on error. With
+ * BATON_BENCH_PROFILE=DIR the relay processes write CPU profiles there. Every loop is
+ * bounded; traffic stays on 127.0.0.1.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { defaultLogger, silentLogger } from '../src/core/logger.js';
+import { defineTopology, type TopologyConfig } from '../src/sync/relay/topology.js';
+import { openRelayClient, startRelay } from '../src/sync/relay/index.js';
+import { amqpNames } from '../src/sync/relay/amqp-connection.js';
+
+const AMQP_URL = process.env.BATON_BENCH_AMQP ?? 'amqp://guest:guest@127.0.0.1:5672';
+const PG = 'postgres://postgres@127.0.0.1:5432';
+const KEYS = { current: 'bench', keys: { bench: randomBytes(32).toString('hex') } };
+
+interface Args {
+  json: boolean;
+  rate: number;
+  seconds: number;
+  keys: number;
+  batch: number;
+  child?: string;
+}
+
+function parseArgs(argv: readonly string[]): Args {
+  const args: Args = { json: false, rate: 5000, seconds: 10, keys: 1000, batch: 500 };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    const num = () => {
+      const v = Number(argv[++i]);
+      if (!Number.isFinite(v) || v <= 0) throw new Error(`bench/relay: ${flag} needs a positive number`);
+      return v;
+    };
+    if (flag === '--json') args.json = true;
+    else if (flag === '--rate') args.rate = Math.min(50_000, num());
+    else if (flag === '--seconds') args.seconds = Math.min(120, num());
+    else if (flag === '--keys') args.keys = Math.min(100_000, Math.round(num()));
+    else if (flag === '--batch') args.batch = Math.min(5000, Math.round(num()));
+    else if (flag === '--relay-child') args.child = argv[++i];
+    else throw new Error(`bench/relay: unknown option ${flag}`);
+  }
+  return args;
+}
+
+const STATEMENTS = {
+  put: {
+    params: { k: 'string', v: 'integer', t: 'number' },
+    postgres: 'INSERT INTO ledger (k, v, emitted_ms) VALUES ($1, $2, $3)',
+  },
+} as const;
+
+function topologyConfig(run: string, urls: Record<'a' | 'b' | 'c', string>): TopologyConfig {
+  return {
+    name: `bench${run}`,
+    partitions: 4,
+    levels: [
+      { name: 'A', nodes: [{ id: 'a1', database: urls.a }] },
+      { name: 'B', nodes: [{ id: 'b1', database: urls.b }] },
+      { name: 'C', nodes: [{ id: 'c1', database: urls.c }] },
+    ],
+    statements: STATEMENTS,
+  };
+}
+
+/** Child mode: one relay until SIGTERM. */
+async function relayChild(spec: string): Promise<void> {
+  const { config, node, batch, keys } = JSON.parse(spec) as { config: TopologyConfig; node: string; batch: number; keys: typeof KEYS };
+  // Warnings (pino, stderr, BATON_LOG_LEVEL) reach the bench's stderr: a healthy run has none.
+  const relay = await startRelay({ topology: defineTopology(config), node, amqpUrl: AMQP_URL, keys, batchSize: batch, logger: await defaultLogger() });
+  process.stdout.write('ready\n');
+  process.once('SIGTERM', () => void relay.close().then(() => process.exit(0)));
+}
+
+async function pgAdmin<T>(fn: (client: import('pg').Client) => Promise<T>, database = 'postgres'): Promise<T> {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: `${PG}/${database}` });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  if (args.child) return relayChild(args.child);
+  const say = (text: string) => {
+    if (!args.json) process.stderr.write(`${text}\n`);
+  };
+  const run = randomBytes(4).toString('hex');
+  const names = { a: `relay_bench_${run}_a`, b: `relay_bench_${run}_b`, c: `relay_bench_${run}_c` };
+  const urls = { a: `${PG}/${names.a}`, b: `${PG}/${names.b}`, c: `${PG}/${names.c}` };
+  const config = topologyConfig(run, urls);
+  const topology = defineTopology(config);
+  const children: ChildProcess[] = [];
+  try {
+    for (const name of Object.values(names)) {
+      await pgAdmin((c) => c.query(`CREATE DATABASE ${name}`));
+      await pgAdmin(
+        (c) => c.query("CREATE TABLE ledger (id BIGSERIAL PRIMARY KEY, k TEXT NOT NULL, v INTEGER NOT NULL, emitted_ms DOUBLE PRECISION NOT NULL, applied_ms DOUBLE PRECISION NOT NULL DEFAULT (extract(epoch from clock_timestamp()) * 1000))"),
+        name,
+      );
+    }
+    // Declare the broker objects and the relay tables once, before the relays and the emitter race for them.
+    const setup = await startRelay({ topology, node: 'a1', amqpUrl: AMQP_URL, keys: KEYS, logger: silentLogger });
+    let connected = false;
+    for (let i = 0; i < 100 && !connected; i++) {
+      connected = (await setup.status()).brokerConnected;
+      if (!connected) await sleep(50);
+    }
+    await setup.close();
+    if (!connected) throw new Error(`bench/relay: RabbitMQ at ${AMQP_URL.replace(/:[^:@/]*@/, ':***@')} did not answer within 5 s`);
+    for (const node of ['a1', 'b1', 'c1']) {
+      const child = spawn(process.execPath, [...(process.env.BATON_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BATON_BENCH_PROFILE}`] : []), '--import', 'tsx', fileURLToPath(import.meta.url), '--relay-child', JSON.stringify({ config, node, batch: args.batch, keys: KEYS })], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      children.push(child);
+      await new Promise<void>((resolve, reject) => {
+        createInterface({ input: child.stdout! }).once('line', () => resolve());
+        child.once('exit', (code) => reject(new Error(`relay ${node} exited with ${code}`)));
+      });
+    }
+    say(`relays ready; emitting ${args.rate}/s for ${args.seconds}s over ${args.keys} keys`);
+
+    const client = await openRelayClient({ topology, node: 'a1', keys: KEYS, app: 'bench', database: { poolSize: 4 } });
+    const total = Math.round(args.rate * args.seconds);
+    const perTick = Math.max(1, Math.round(args.rate / 100));
+    let emitted = 0;
+    let inflight = 0;
+    let behind = 0;
+    const started = Date.now();
+    const emits: Promise<void>[] = [];
+    for (let tick = 0; emitted < total && tick < args.seconds * 100 * 3; tick++) {
+      const due = started + tick * 10;
+      const wait = due - Date.now();
+      if (wait > 0) await sleep(wait);
+      // At most 4 transactions in flight (the pool's size): past that the emitter, not the relay, is the limit.
+      if (inflight >= 4) {
+        behind++;
+        await Promise.race(emits);
+      }
+      const from = emitted;
+      const n = Math.min(perTick, total - emitted);
+      emitted += n;
+      inflight++;
+      const p = client
+        .transaction(async (tx) => {
+          const changes = [];
+          for (let i = from; i < from + n; i++) {
+            const k = `k${i % args.keys}`;
+            changes.push({ statement: 'put', args: { k, v: i, t: Date.now() }, key: k });
+          }
+          await client.emitMany(tx, changes);
+        })
+        .finally(() => {
+          inflight--;
+          emits.splice(emits.indexOf(p), 1);
+        });
+      emits.push(p);
+    }
+    await Promise.all(emits);
+    const emitSeconds = (Date.now() - started) / 1000;
+    say(`emitted ${emitted} in ${emitSeconds.toFixed(1)}s (${behind} ticks waited for the database)`);
+    await client.close();
+
+    // Wait (bounded) until C has every change or nothing moves for 10 s.
+    let last = -1;
+    let still = Date.now();
+    for (let i = 0; i < 1200; i++) {
+      const n = await pgAdmin(async (c) => Number((await c.query('SELECT COUNT(*) AS n FROM ledger')).rows[0].n), names.c);
+      if (n >= emitted) break;
+      if (n !== last) {
+        last = n;
+        still = Date.now();
+      } else if (Date.now() - still > 10_000) break;
+      await sleep(100);
+    }
+    const result = await pgAdmin(async (c) => {
+      const rows = (await c.query<{ v: number; emitted_ms: number; applied_ms: number }>('SELECT v, emitted_ms, applied_ms FROM ledger')).rows;
+      return rows;
+    }, names.c);
+    const rowsB = await pgAdmin(async (c) => (await c.query<{ v: number; emitted_ms: number; applied_ms: number }>('SELECT v, emitted_ms, applied_ms FROM ledger')).rows, names.b);
+    const atB = rowsB.map((r) => r.v);
+    const toB = rowsB.map((r) => Number(r.applied_ms) - Number(r.emitted_ms)).sort((x, y) => x - y);
+    say(`emit → B: p50 ${percentile(toB, 50).toFixed(1)} ms, p99 ${percentile(toB, 99).toFixed(1)} ms`);
+    const seen = new Map<number, number>();
+    for (const row of result) seen.set(row.v, (seen.get(row.v) ?? 0) + 1);
+    const seenB = new Map<number, number>();
+    for (const v of atB) seenB.set(v, (seenB.get(v) ?? 0) + 1);
+    let lost = 0;
+    let duplicated = 0;
+    for (let v = 0; v < emitted; v++) {
+      for (const map of [seen, seenB]) {
+        const times = map.get(v) ?? 0;
+        if (times === 0) lost++;
+        if (times > 1) duplicated += times - 1;
+      }
+    }
+    const latencies = result.map((r) => Number(r.applied_ms) - Number(r.emitted_ms)).sort((x, y) => x - y);
+    const firstEmit = Math.min(...result.map((r) => Number(r.emitted_ms)));
+    const lastApply = Math.max(...result.map((r) => Number(r.applied_ms)));
+    const summary = {
+      changesPerSec: Math.round(result.length / ((lastApply - firstEmit) / 1000)),
+      p50Ms: Math.round(percentile(latencies, 50) * 10) / 10,
+      p99Ms: Math.round(percentile(latencies, 99) * 10) / 10,
+      lost,
+      duplicated,
+    };
+    say(`C applied ${result.length}/${emitted}; ${JSON.stringify(summary)}`);
+    if (args.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  } finally {
+    for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
+    await Promise.all(children.map((child) => (child.exitCode !== null ? undefined : Promise.race([new Promise((r) => child.once('exit', r)), sleep(5000)]))));
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await deleteBroker(topology).catch(() => undefined);
+    for (const name of Object.values(names)) await pgAdmin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).catch(() => undefined);
+  }
+}
+
+async function deleteBroker(topology: ReturnType<typeof defineTopology>): Promise<void> {
+  const amqp = (await import('amqplib')).default;
+  const connection = await amqp.connect(AMQP_URL);
+  connection.on('error', () => undefined);
+  try {
+    const channel = await connection.createChannel();
+    const names = amqpNames(topology);
+    for (const node of topology.nodes) for (let p = 0; p < topology.partitions; p++) await channel.deleteQueue(names.queue(node.id, p));
+    for (const queue of [names.deadLetterQueue, names.unroutableQueue]) await channel.deleteQueue(queue);
+    for (const exchange of [names.exchange, names.deadLetterExchange, names.unroutableExchange]) await channel.deleteExchange(exchange);
+    await channel.close();
+  } finally {
+    await connection.close();
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench/relay: ${(error as Error).stack ?? String(error)}\n`);
+  process.exitCode = 1;
+});
