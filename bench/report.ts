@@ -37,6 +37,10 @@ export interface Results {
   spread: Record<string, { tasks: number; nodes: number; min: number; max: number; perNode: number[]; settleMs: number }>;
   peers: Record<string, Record<string, unknown>>;
   errors: { section: string; store: string; error: string }[];
+  /** `npx tsx bench/relay.ts --json` (3 levels A → B → C on PostgreSQL and RabbitMQ), when measured. */
+  relay?: { changesPerSec: number; p50Ms: number; p99Ms: number; lost: number; duplicated: number; offeredPerSec?: number; command?: string; at?: string };
+  /** Sections taken from later runs (re-run after a fix, or because the machine was busy), merged by hand. */
+  mergedFrom?: { run: string; sections: string[]; startedAt: string; why: string; command: string }[];
 }
 
 const fmt = (v: unknown, unit = ''): string => (v === null || v === undefined ? '—' : `${String(v)}${unit}`);
@@ -87,6 +91,9 @@ function targets(r: Results): Target[] {
   if (redis && redlock) {
     out.push({ target: 'Redis lock throughput ≥ redlock (seq)', where: 'redis', value: `${redis.seq} vs ${redlock.seq} ops/s`, met: redis.seq >= redlock.seq });
     out.push({ target: 'Redis lock throughput ≥ redlock (c10)', where: 'redis', value: `${redis.c10} vs ${redlock.c10} ops/s`, met: redis.c10 >= redlock.c10 });
+  }
+  if (r.relay) {
+    out.push({ target: 'relay ≥ 5,000 changes/s with p99 < 200 ms, nothing lost or duplicated', where: '3 levels', value: `${r.relay.changesPerSec} changes/s, p99 ${r.relay.p99Ms} ms, lost ${r.relay.lost}, duplicated ${r.relay.duplicated}`, met: r.relay.changesPerSec >= 5000 && r.relay.p99Ms < 200 && r.relay.lost === 0 && r.relay.duplicated === 0 });
   }
   return out;
 }
@@ -140,6 +147,8 @@ export function writeReport(r: Results, outDir: string): { markdownPath: string;
     ratios: ratioRows.map(([what, baton, peer, value, better]) => ({ what, baton, peer, ratio: value, better })),
     targets: tg,
     errors: r.errors,
+    ...(r.relay ? { relay: r.relay } : {}),
+    ...(r.mergedFrom ? { mergedFrom: r.mergedFrom } : {}),
   };
   const jsonPath = join(outDir, 'results.json');
   writeFileSync(jsonPath, `${JSON.stringify(json, null, 2)}\n`);
@@ -157,6 +166,10 @@ export function writeReport(r: Results, outDir: string): { markdownPath: string;
         `tick test ${s.tickDurationS} s with an owner kill every ${s.killEveryS} s instead of ≥ 5 min with a kill each minute; load windows ${s.loadWindowMs / 1000} s; ` +
         `etcd3 default-TTL election ${s.electionDefaultTrials.kill} kill trial). p99 of so few samples is close to the maximum. Run \`npm run bench -- --full\` for the real numbers.`,
     );
+  }
+  for (const merged of r.mergedFrom ?? []) {
+    md.push('');
+    md.push(`> Sections **${merged.sections.join(', ')}** come from run \`${merged.run}\` (${merged.startedAt}, \`${merged.command}\`), same machine: ${merged.why}.`);
   }
   md.push('');
   md.push('## Machine');
@@ -233,6 +246,15 @@ export function writeReport(r: Results, outDir: string): { markdownPath: string;
   md.push('');
   md.push(table(['store', 'min owned', 'max owned', 'per node', 'settled after (ms)'], Object.entries(r.spread).map(([store, sp]) => [store, String(sp.min), String(sp.max), sp.perNode.join(' / '), String(sp.settleMs)])));
   md.push('');
+  if (r.relay) {
+    const x = r.relay;
+    md.push('## Relay (3 levels A → B → C, PostgreSQL databases, RabbitMQ)');
+    md.push('');
+    md.push(`\`${x.command ?? 'npx tsx bench/relay.ts --json'}\`${x.at ? ` (${x.at})` : ''}${x.offeredPerSec ? `, offered ${x.offeredPerSec} changes/s` : ''}.`);
+    md.push('');
+    md.push(table(['changes/s at C', 'p50 (ms)', 'p99 (ms)', 'lost', 'duplicated'], [[String(x.changesPerSec), String(x.p50Ms), String(x.p99Ms), String(x.lost), String(x.duplicated)]]));
+    md.push('');
+  }
   md.push('## Peers');
   md.push('');
   md.push('```json');

@@ -1,6 +1,6 @@
 /**
  * `npm run bench` (quick, a few minutes) or `npm run bench -- --full`.
- * Options: --only failover,ticks,load,locks,spread,peers   --stores sqlite,postgres,…
+ * Options: --only failover,ticks,load,locks,spread,peers,peer-locks   --stores sqlite,postgres,…
  *          --trials N (kill/term trials) --stop-trials N --tick-seconds N --kill-every-seconds N
  *          --window-ms N (load and lock windows) --out DIR (default bench/) --no-background
  *          --rewrite-report (rewrite DIR/RESULTS.md from DIR/results.json, e.g. after editing analysis.md)
@@ -28,7 +28,8 @@ import { cleanupStores, parseStores, storeSpec, type StoreName } from './stores.
 import { runTicks } from './ticks.js';
 import { errorText, progress, sleep } from './util.js';
 
-const SECTIONS = ['failover', 'ticks', 'load', 'locks', 'spread', 'peers'] as const;
+/** `peer-locks`: only the Redis lock peers of `peers` (redlock, SET NX PX), to re-run them next to `locks`. */
+const SECTIONS = ['failover', 'ticks', 'load', 'locks', 'spread', 'peers', 'peer-locks'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Args {
@@ -242,13 +243,15 @@ async function main(): Promise<void> {
         });
       }
     }
-    if (has('peers')) {
+    if (has('peers') || has('peer-locks')) {
       await attempt('peers', 'redis locks', async () => {
         const r = await redisPeerLocks(settings.lockWindowMs, run);
         progress(`peers: redlock ${r.redlock.seq}/${r.redlock.c10} ops/s, SET NX PX ${r.setnx.seq}/${r.setnx.c10} ops/s (seq/c10)`);
         results.peers.redlock = { opsPerSec: r.redlock };
         results.peers['redis-setnx-lua'] = { opsPerSec: r.setnx };
       });
+    }
+    if (has('peers')) {
       await attempt('peers', 'etcd3 election ttl 5', async () => {
         const r = await runFailover(
           { spawn: electionFleet(`bench-election-${run}-ttl5`, 5), nodes: 3, label: 'etcd3-election-ttl5' },
