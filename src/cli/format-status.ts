@@ -1,6 +1,7 @@
 /** Renders a status snapshot as a readable table; colours only when writing to a terminal. */
 import { formatDuration } from '../core/duration.js';
 import type { Alert } from '../monitor/monitor-events.js';
+import type { RelayView } from '../monitor/relay-watch.js';
 import type { StatusSnapshot } from '../monitor/status.js';
 
 /** Modes whose tasks have no owner between ticks (the next tick is competed for). */
@@ -8,9 +9,9 @@ const TURN_MODES = new Set(['mutex', 'round-robin']);
 
 /**
  * A snapshot from the store (`readStatus`) or from a monitor (`MonitorStatus`, which adds `alerts`).
- * The ALERTS columns and section show only when `alerts` is there.
+ * The ALERTS columns and section show only when `alerts` is there; RELAYS when relays are watched.
  */
-export type FormattableStatus = StatusSnapshot & { readonly alerts?: readonly Alert[] };
+export type FormattableStatus = StatusSnapshot & { readonly alerts?: readonly Alert[]; readonly relays?: readonly RelayView[] };
 
 export function formatStatus(status: FormattableStatus, options: { color: boolean }): string {
   const paint = (code: number, text: string) => (options.color ? `\x1b[${code}m${text}\x1b[0m` : text);
@@ -77,6 +78,28 @@ export function formatStatus(status: FormattableStatus, options: { color: boolea
   }
   if (status.monitors.length > 0) {
     lines.push('', `${paint(1, 'MONITORS')} ${status.monitors.map((m) => `${m.host}:${m.pid}`).join(', ')}`);
+  }
+  if (status.relays && status.relays.length > 0) {
+    const count = (n: number | null) => (n === null ? paint(31, '?') : String(n));
+    lines.push('', paint(1, 'RELAYS'));
+    lines.push(
+      ...table(
+        ['RELAY/NODE', 'LEVEL', 'OUTBOX', 'OLDEST UNPUBLISHED', 'HELD', 'PARKED', 'QUEUED', 'DEAD LETTERS', 'ERROR'],
+        status.relays.flatMap((v) =>
+          v.nodes.map((n, i) => [
+            `${v.relay}/${n.node}`,
+            n.level,
+            count(n.outboxDepth),
+            n.outboxLagMs === null ? paint(31, '?') : n.outboxLagMs === 0 ? '-' : formatDuration(n.outboxLagMs),
+            count(n.heldDepth),
+            count(n.parkedDepth),
+            count(n.queueDepth),
+            i === 0 ? count(v.deadLetterDepth) : '',
+            paint(31, n.error ?? (i === 0 ? (v.brokerError ?? '') : '')),
+          ]),
+        ),
+      ),
+    );
   }
   if (alerts && alerts.length > 0) {
     lines.push('', paint(1, 'ALERTS'));

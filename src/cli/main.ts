@@ -3,6 +3,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { sleep, systemClock } from '../core/clock.js';
 import { BatonError } from '../core/errors.js';
+import { defaultLogger } from '../core/logger.js';
 import { openStore } from '../stores/open-store.js';
 import { readStatus } from '../monitor/status.js';
 import { formatStatus, type FormattableStatus } from './format-status.js';
@@ -52,7 +53,9 @@ program
       return n;
     }),
   )
-  .action(async (opts: { store: string; cluster: string; json?: boolean; watch?: number }) => {
+  .option('--relay <file>', 'also show this relay topology: outbox depth and age, held, parked, queued, dead letters (repeatable)', (value: string, all: string[]) => [...all, value], [])
+  .addOption(new Option('--relay-amqp <url>', 'broker of the relays shown').env('BATON_RELAY_AMQP'))
+  .action(async (opts: { store: string; cluster: string; json?: boolean; watch?: number; relay: string[]; relayAmqp?: string }) => {
     const tty = process.stdout.isTTY === true;
     const render = (status: FormattableStatus): string =>
       opts.json
@@ -66,17 +69,22 @@ program
       process.once('SIGTERM', onSignal);
     }
     try {
+      const relays = opts.relay.length > 0 ? await watchRelays(opts.relay, opts.relayAmqp) : undefined;
       const store = await openStore(opts.store, { cluster: opts.cluster });
+      const read = async (): Promise<FormattableStatus> => {
+        const [status] = await Promise.all([readWithAlerts(store), relays?.refresh()]);
+        return relays ? { ...status, relays: relays.views } : status;
+      };
       try {
         if (opts.watch === undefined) {
-          process.stdout.write(`${render(await readWithAlerts(store))}\n`);
+          process.stdout.write(`${render(await read())}\n`);
           return;
         }
         const intervalMs = Math.round(opts.watch * 1000);
         for (let first = true; !stop.signal.aborted; first = false) {
           let frame: string;
           try {
-            frame = render(await readWithAlerts(store));
+            frame = render(await read());
           } catch (error) {
             // A watch outlives a store hiccup: say so and keep polling (on stderr with --json, keeping stdout JSON).
             const message = `baton: ${error instanceof Error ? error.message : String(error)} (retrying every ${opts.watch}s)`;
@@ -119,6 +127,15 @@ program
   });
 
 /** The store's status and the alerts the monitors decided (`monitor/alerts`). */
+/** The relay topologies `baton status --relay` shows, inspected once per frame (never in the background). */
+async function watchRelays(files: readonly string[], amqpUrl: string | undefined) {
+  const { RelayWatch } = await import('../monitor/relay-watch.js');
+  return RelayWatch.create(
+    files.map((topology) => ({ topology, ...(amqpUrl ? { amqpUrl } : {}) })),
+    { clock: systemClock, log: await defaultLogger(), everyMs: 5000 },
+  );
+}
+
 async function readWithAlerts(store: Store): Promise<FormattableStatus> {
   const [status, alerts] = await Promise.all([readStatus(store), readActiveAlerts(store)]);
   return { ...status, alerts };

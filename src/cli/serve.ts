@@ -12,6 +12,8 @@ interface ServeOptions {
   alerts: boolean;
   webhook?: string;
   webhookSecret?: string;
+  relay: string[];
+  relayAmqp?: string;
 }
 
 export function registerServe(program: Command): void {
@@ -27,6 +29,8 @@ export function registerServe(program: Command): void {
     .option('--no-alerts', 'never decide alerts in this monitor (it still shows those another monitor decides)')
     .addOption(new Option('--webhook <url>', 'POST raised and resolved alerts to this URL').env('BATON_WEBHOOK_URL'))
     .addOption(new Option('--webhook-secret <secret>', 'HMAC-SHA256 key signing webhook requests (X-Baton-Signature)').env('BATON_WEBHOOK_SECRET'))
+    .option('--relay <file>', 'also watch this relay topology file: depths, lags and dead letters in status, metrics, page and alerts (repeatable)', (value: string, all: string[]) => [...all, value], [])
+    .addOption(new Option('--relay-amqp <url>', 'broker of the watched relays').env('BATON_RELAY_AMQP'))
     .action(async (opts: ServeOptions) => {
       const { startMonitor } = await import('../monitor/monitor.js');
       const monitor = await startMonitor({
@@ -35,6 +39,7 @@ export function registerServe(program: Command): void {
         listen: opts.listen,
         ...(opts.insecureNoToken ? { token: false as const } : opts.token !== undefined ? { token: opts.token } : {}),
         pollEvery: opts.poll,
+        relays: opts.relay.map((topology) => ({ topology, ...(opts.relayAmqp ? { amqpUrl: opts.relayAmqp } : {}) })),
         alerts: opts.alerts ? (opts.webhook ? { webhook: { url: opts.webhook, ...(opts.webhookSecret ? { secret: opts.webhookSecret } : {}) } } : {}) : false,
       });
       // The generated token is shown this once (it is never logged); a given one is not repeated.

@@ -25,6 +25,12 @@ export interface AlertRuleOptions {
   readonly runLongerThan?: Duration | false;
   /** A node id opened this many sessions within `within` (a crash loop, a flaky network). Default 3 in 5 minutes. */
   readonly nodeFlapping?: { readonly joins: number; readonly within: Duration } | false;
+  /** A watched relay node's oldest unpublished change (outbox row) is older than this. Default `1m`. */
+  readonly relayBacklog?: Duration | false;
+  /** A watched relay's dead-letter queue holds messages (each needs an operator). Default on. */
+  readonly relayDeadLetters?: boolean;
+  /** A watched relay node's database, or its broker, could not be read for this long. Default `30s`. */
+  readonly relayUnreachable?: Duration | false;
 }
 
 export interface AlertThresholds {
@@ -33,9 +39,12 @@ export interface AlertThresholds {
   readonly consecutiveFailures: number | null;
   readonly runLongerThanMs: number | null;
   readonly nodeFlapping: { readonly joins: number; readonly withinMs: number } | null;
+  readonly relayBacklogMs: number | null;
+  readonly relayDeadLetters: boolean;
+  readonly relayUnreachableMs: number | null;
 }
 
-const RULE_OPTIONS = ['noOwnerFor', 'missedTicks', 'consecutiveFailures', 'runLongerThan', 'nodeFlapping'] as const;
+const RULE_OPTIONS = ['noOwnerFor', 'missedTicks', 'consecutiveFailures', 'runLongerThan', 'nodeFlapping', 'relayBacklog', 'relayDeadLetters', 'relayUnreachable'] as const;
 
 /** Validates rule options; every error names the field. */
 export function parseAlertRules(options: AlertRuleOptions | undefined, where = 'alerts'): AlertThresholds {
@@ -63,12 +72,17 @@ export function parseAlertRules(options: AlertRuleOptions | undefined, where = '
     }
     nodeFlapping = { joins: f.joins as number, withinMs: parseDuration(f.within as Duration, `${where}.nodeFlapping.within`) };
   }
+  const deadLetters = o.relayDeadLetters ?? true;
+  if (typeof deadLetters !== 'boolean') throw new ConfigError(`${where}.relayDeadLetters: expected true or false, got ${describeValue(deadLetters)}`);
   return {
     noOwnerForMs: duration('noOwnerFor', '15s'),
     missedTicksMs: duration('missedTicks', '1m'),
     consecutiveFailures: failures === false ? null : (failures as number),
     runLongerThanMs: duration('runLongerThan', false),
     nodeFlapping,
+    relayBacklogMs: duration('relayBacklog', '1m'),
+    relayDeadLetters: deadLetters,
+    relayUnreachableMs: duration('relayUnreachable', '30s'),
   };
 }
 
@@ -82,6 +96,8 @@ export class AlertMemory {
   readonly lastMissed = new Map<string, RunRecord>();
   /** Node id → store times its sessions opened (within the flapping window). */
   readonly joins = new Map<string, number[]>();
+  /** Relay subject (`relay/node`, or `relay` for its broker) → wall time it was first seen unreadable. */
+  readonly relayUnreadableSince = new Map<string, number>();
 
   observe(observation: Observation, previous: Observation | undefined, thresholds: AlertThresholds): void {
     const { status } = observation;
@@ -103,6 +119,13 @@ export class AlertMemory {
         if (!before.has(node.sessionId)) this.joins.set(node.id, [...(this.joins.get(node.id) ?? []), status.at]);
       }
     }
+    const unreadable = new Map<string, number>();
+    for (const view of observation.relays ?? []) {
+      const subjects = [...(view.brokerError !== null ? [view.relay] : []), ...view.nodes.filter((n) => n.error !== null).map((n) => `${view.relay}/${n.node}`)];
+      for (const subject of subjects) unreadable.set(subject, this.relayUnreadableSince.get(subject) ?? view.at);
+    }
+    this.relayUnreadableSince.clear();
+    for (const [subject, since] of unreadable) this.relayUnreadableSince.set(subject, since);
     const horizon = status.at - (thresholds.nodeFlapping?.withinMs ?? 0);
     for (const [node, times] of this.joins) {
       const recent = times.filter((t) => t > horizon);
@@ -155,6 +178,31 @@ export function conditionsOf(observation: Observation, memory: AlertMemory, t: A
     for (const [node, times] of memory.joins) {
       if (times.length >= t.nodeFlapping.joins) {
         found.push({ rule: 'node-flapping', subject: node, message: `node "${node}" opened ${times.length} sessions within ${seconds(t.nodeFlapping.withinMs)}` });
+      }
+    }
+  }
+  found.push(...relayConditions(observation, memory, t));
+  return found;
+}
+
+function relayConditions(observation: Observation, memory: AlertMemory, t: AlertThresholds): Condition[] {
+  const found: Condition[] = [];
+  for (const view of observation.relays ?? []) {
+    for (const node of view.nodes) {
+      const subject = `${view.relay}/${node.node}`;
+      if (t.relayBacklogMs !== null && node.outboxLagMs !== null && node.outboxLagMs > t.relayBacklogMs) {
+        found.push({ rule: 'relay-backlog', subject, message: `relay node "${subject}": ${node.outboxDepth} change(s) wait in the outbox, the oldest for ${seconds(node.outboxLagMs)} (is its publisher or the broker down?)` });
+      }
+    }
+    if (t.relayDeadLetters && view.deadLetterDepth !== null && view.deadLetterDepth > 0) {
+      found.push({ rule: 'relay-dead-letters', subject: view.relay, message: `relay "${view.relay}": ${view.deadLetterDepth} message(s) in the dead-letter queue (docs/relay.md, "Guarantees", says how to replay them)` });
+    }
+    if (t.relayUnreachableMs !== null) {
+      for (const [subject, since] of memory.relayUnreadableSince) {
+        if (subject !== view.relay && !subject.startsWith(`${view.relay}/`)) continue;
+        if (view.at - since < t.relayUnreachableMs) continue;
+        const error = subject === view.relay ? view.brokerError : view.nodes.find((n) => `${view.relay}/${n.node}` === subject)?.error;
+        found.push({ rule: 'relay-unreachable', subject, message: `relay ${subject === view.relay ? `"${view.relay}": broker` : `node "${subject}": database`} unreadable for ${seconds(view.at - since)}: ${error ?? 'unknown'}` });
       }
     }
   }

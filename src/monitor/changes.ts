@@ -4,6 +4,7 @@
  */
 import type { RunRecord } from '../scheduler/task.js';
 import type { Alert, MonitorEvent } from './monitor-events.js';
+import type { RelayView } from './relay-watch.js';
 import type { StatusSnapshot } from './status.js';
 
 /** A snapshot as the monitor keeps it: the status, the newest runs of each unit, the active alerts. */
@@ -11,6 +12,8 @@ export interface Observation {
   readonly status: StatusSnapshot;
   readonly recentRuns: ReadonlyMap<string, readonly RunRecord[]>;
   readonly alerts: readonly Alert[];
+  /** The watched relays as last inspected (monitor option `relays`); empty when none. */
+  readonly relays?: readonly RelayView[];
 }
 
 /** Events between `prev` and `next`, oldest first; none for the first observation (that is history). */

@@ -13,7 +13,8 @@
  * a browser whose clock is off still shows the right "ago". Non-guarantee: while the tab is hidden
  * frames stop, so the "ago" cells and a stream retry wait until it is visible again.
  *
- * Test hooks: `data-testid` = nodes, tasks, alerts, events, connection, auth; rows `tr[data-node]`,
+ * Test hooks: `data-testid` = nodes, tasks, alerts, events, relays, connection, auth; rows `tr[data-relay]`
+ * (`relay/node`); `tr[data-node]`,
  * `tr[data-task]`; cells `[data-field=owner]` (`host:pid` or `—`) and `[data-field=owner-node]`.
  */
 export function dashboardHtml(): string {
@@ -108,6 +109,13 @@ const PAGE = `<!doctype html>
     <div class="timeline" id="timeline"></div>
     <div class="timeline"><span></span><div class="axis muted"><span>−5 min</span><span>−4</span><span>−3</span><span>−2</span><span>−1</span><span>now</span></div></div>
     <div class="legend muted" id="legend"></div>
+  </section>
+  <section class="wide" id="relays-section" hidden>
+    <h2>Relays</h2>
+    <div class="scroll"><table>
+      <thead><tr><th>relay / node</th><th>level</th><th>outbox</th><th>oldest unpublished</th><th>held</th><th>parked</th><th>queued</th><th>dead letters</th><th></th></tr></thead>
+      <tbody data-testid="relays" id="relays"></tbody>
+    </table></div>
   </section>
   <aside>
     <section>
@@ -256,6 +264,28 @@ function renderAlerts() {
   });
   $('alerts').replaceChildren.apply($('alerts'), rows.length ? rows : [el('tr', null, el('td', { colspan: 3, class: 'empty' }, 'No active alerts.'))]);
 }
+function count(n) { return n === null || n === undefined ? '?' : String(n); }
+function renderRelays() {
+  var views = state.status.relays || [];
+  $('relays-section').hidden = views.length === 0;
+  var rows = [];
+  views.forEach(function (v) {
+    v.nodes.forEach(function (n, i) {
+      var problem = n.error || (i === 0 ? v.brokerError : null);
+      rows.push(el('tr', { 'data-relay': v.relay + '/' + n.node, class: problem ? 'orphan' : null },
+        el('td', { class: 'mono' }, v.relay + ' / ' + n.node),
+        el('td', null, n.level),
+        el('td', { 'data-field': 'outbox' }, count(n.outboxDepth)),
+        el('td', null, n.outboxLagMs === null ? '?' : n.outboxLagMs === 0 ? '—' : fmtDur(n.outboxLagMs)),
+        el('td', null, count(n.heldDepth)),
+        el('td', null, count(n.parkedDepth)),
+        el('td', null, count(n.queueDepth)),
+        el('td', { 'data-field': 'dead-letters' }, i === 0 ? count(v.deadLetterDepth) : ''),
+        el('td', { class: 'wrap' }, problem ? pill('unreadable', 's-failed', problem) : null)));
+    });
+  });
+  $('relays').replaceChildren.apply($('relays'), rows);
+}
 function describeOwner(o) { return o ? hostPid(o) + ' (' + o.node + ')' : 'nobody'; }
 function describe(e) {
   switch (e.type) {
@@ -323,11 +353,12 @@ function renderTimeline() {
 // ---- data in -----------------------------------------------------------------------------------------
 function applyStatus(status) {
   if (!Array.isArray(status.alerts)) status.alerts = [];
+  if (!Array.isArray(status.relays)) status.relays = [];
   state.status = status;
   state.statusFrame = frameNow();
   status.tasks.forEach(function (t) { if (t.lastRun) addRun(t.name, t.lastRun); });
   showData(true);
-  renderHeader(); renderNodes(); renderTasks(); renderAlerts(); renderTimeline();
+  renderHeader(); renderNodes(); renderTasks(); renderAlerts(); renderRelays(); renderTimeline();
   refreshClocks();
 }
 function applyEvent(e) {
@@ -352,7 +383,7 @@ function showUnauthorized(detail) {
   state.status = null;
   state.runs.clear();
   state.events = [];
-  ['nodes', 'tasks', 'alerts', 'events', 'timeline'].forEach(function (id) { $(id).replaceChildren(); });
+  ['nodes', 'tasks', 'alerts', 'events', 'timeline', 'relays'].forEach(function (id) { $(id).replaceChildren(); });
   $('auth-detail').textContent = detail ? '(' + detail + ')' : '';
   showData(false);
   setConnection('unauthorized');

@@ -30,6 +30,8 @@ export class MonitorMetrics {
   readonly #poll: Histogram;
   readonly #pollErrors: Counter;
   readonly #deciding: Gauge;
+  readonly #relayNode: Record<RelayNodeGauge, Gauge<'relay' | 'node'>>;
+  readonly #relayTopology: Record<RelayTopologyGauge, Gauge<'relay'>>;
   /** Runs whose start was counted (lateness is observed once per run, at its first sight). */
   readonly #started = new Set<string>();
 
@@ -52,6 +54,20 @@ export class MonitorMetrics {
     this.#poll = new Histogram({ name: 'baton_monitor_poll_duration_seconds', help: 'Time to read one status snapshot from the store.', buckets: STORE_BUCKETS, registers });
     this.#pollErrors = new Counter({ name: 'baton_monitor_poll_errors_total', help: 'Status reads that failed (store unreachable).', registers });
     this.#deciding = new Gauge({ name: 'baton_monitor_deciding', help: '1 while this monitor is the one deciding alerts.', registers });
+    // Same names as a relay process's own metrics (sync/relay/command.ts), labelled by topology and node.
+    const perNode = (name: string, help: string) => new Gauge({ name, help, labelNames: ['relay', 'node'], registers });
+    this.#relayNode = {
+      outboxDepth: perNode('baton_relay_outbox_depth', 'Rows waiting in the outbox of a watched relay node.'),
+      outboxLagMs: perNode('baton_relay_outbox_lag_seconds', 'Age of the oldest unpublished change of a watched relay node (0 when its outbox is empty).'),
+      heldDepth: perNode('baton_relay_held_depth', 'Changes held until an earlier change of their key arrives.'),
+      parkedDepth: perNode('baton_relay_parked_depth', 'Changes parked (could not be applied) for an operator.'),
+      queueDepth: perNode('baton_relay_queue_depth', 'Ready messages in the node partition queues.'),
+    };
+    const perTopology = (name: string, help: string) => new Gauge({ name, help, labelNames: ['relay'], registers });
+    this.#relayTopology = {
+      deadLetterDepth: perTopology('baton_relay_dead_letter_depth', 'Messages in the dead-letter queue of a watched relay.'),
+      unroutableDepth: perTopology('baton_relay_unroutable_depth', 'Messages no queue was bound for, kept in the unroutable queue.'),
+    };
   }
 
   observe(observation: Observation, events: readonly MonitorEvent[], pollSeconds: number, deciding: boolean): void {
@@ -70,6 +86,24 @@ export class MonitorMetrics {
     this.#alertsActive.reset();
     for (const alert of observation.alerts) this.#alertsActive.inc({ rule: alert.rule });
     for (const event of events) this.#count(event);
+    this.#observeRelays(observation);
+  }
+
+  /** A value that could not be read is left out (its series disappears) rather than reported as 0. */
+  #observeRelays(observation: Observation): void {
+    for (const gauge of [...Object.values(this.#relayNode), ...Object.values(this.#relayTopology)]) gauge.reset();
+    for (const view of observation.relays ?? []) {
+      for (const node of view.nodes) {
+        for (const [field, gauge] of Object.entries(this.#relayNode) as [RelayNodeGauge, Gauge<'relay' | 'node'>][]) {
+          const value = node[field];
+          if (value !== null) gauge.set({ relay: view.relay, node: node.node }, field === 'outboxLagMs' ? value / 1000 : value);
+        }
+      }
+      for (const [field, gauge] of Object.entries(this.#relayTopology) as [RelayTopologyGauge, Gauge<'relay'>][]) {
+        const value = view[field];
+        if (value !== null) gauge.set({ relay: view.relay }, value);
+      }
+    }
   }
 
   #count(event: MonitorEvent): void {
@@ -126,4 +160,6 @@ export class MonitorMetrics {
 }
 
 const MAX_TRACKED_STARTS = 10_000;
+type RelayNodeGauge = 'outboxDepth' | 'outboxLagMs' | 'heldDepth' | 'parkedDepth' | 'queueDepth';
+type RelayTopologyGauge = 'deadLetterDepth' | 'unroutableDepth';
 const runKey = (task: string, run: RunRecord): string => `${task}\u0000${run.tick}\u0000${run.triggerId ?? ''}`;

@@ -4,11 +4,24 @@
  * Derived from the store alone, so a standalone monitor (`baton serve`) sees what an embedded one sees.
  */
 import type { RunRecord } from '../scheduler/task.js';
+import type { RelayView } from './relay-watch.js';
 import type { NodeStatus, StatusSnapshot, TaskStatus } from './status.js';
 
-export type AlertRule = 'no-owner' | 'missed-ticks' | 'consecutive-failures' | 'long-run' | 'node-flapping';
+export type AlertRule =
+  | 'no-owner'
+  | 'missed-ticks'
+  | 'consecutive-failures'
+  | 'long-run'
+  | 'node-flapping'
+  | 'relay-backlog'
+  | 'relay-dead-letters'
+  | 'relay-unreachable';
 
-/** One alert: a rule firing for one subject (a task unit, or a node id for `node-flapping`). */
+/**
+ * One alert: a rule firing for one subject — a task unit; a node id for `node-flapping`; `relay/node` for
+ * `relay-backlog` and `relay-unreachable` (`relay` alone when its broker cannot be read); `relay` for
+ * `relay-dead-letters`.
+ */
 export interface Alert {
   /** `rule:subject`: stable while the condition lasts, so raised and resolved pair up. */
   readonly id: string;
@@ -42,7 +55,8 @@ export type MonitorEventType = MonitorEvent['type'];
 /** An event as delivered: numbered (the SSE id) and stamped with the store time of the snapshot that showed it. */
 export type StampedEvent = MonitorEvent & { readonly seq: number; readonly at: number };
 
-/** The snapshot a monitor serves: the store's status plus the alerts active now. */
+/** The snapshot a monitor serves: the store's status plus the alerts active now and the watched relays. */
 export interface MonitorStatus extends StatusSnapshot {
   readonly alerts: readonly Alert[];
+  readonly relays: readonly RelayView[];
 }

@@ -34,6 +34,7 @@ import { changesBetween, type Observation } from './changes.js';
 import { createApiServer, type ApiServer, type ControlAction, type RunsQuery, type StreamItem } from './http-api.js';
 import { MonitorMetrics } from './metrics.js';
 import type { MonitorEvent, MonitorStatus, StampedEvent } from './monitor-events.js';
+import { RelayWatch, type WatchedRelay } from './relay-watch.js';
 import { readStatusWithRuns } from './status.js';
 import { parseWebhookOptions, WebhookSender, type WebhookOptions } from './webhook.js';
 
@@ -57,6 +58,13 @@ export interface MonitorOptions {
   readonly pollEvery?: Duration;
   /** Alert rules and their webhook; `false`: this monitor never decides alerts (it still shows them). */
   readonly alerts?: (AlertRuleOptions & { readonly webhook?: WebhookOptions }) | false;
+  /**
+   * Relay topologies to watch (docs/relay.md): outbox depth and lag, held, parked, queue and dead-letter
+   * depths in the status, `/metrics`, the dashboard and the `relay-*` alert rules. Default none.
+   */
+  readonly relays?: readonly WatchedRelay[];
+  /** How often the watched relays are inspected (each inspection connects to their databases and broker). Default 5s. */
+  readonly relayPollEvery?: Duration;
   /** TTL of the monitor's session (it elects the alerter). Default 5s. */
   readonly ttl?: Duration;
   readonly clock?: Clock;
@@ -80,7 +88,7 @@ export interface Monitor {
   close(): Promise<void>;
 }
 
-const MONITOR_OPTIONS: ReadonlySet<string> = new Set(['store', 'cluster', 'listen', 'token', 'pollEvery', 'alerts', 'ttl', 'clock', 'logger'] satisfies (keyof MonitorOptions)[]);
+const MONITOR_OPTIONS: ReadonlySet<string> = new Set(['store', 'cluster', 'listen', 'token', 'pollEvery', 'alerts', 'relays', 'relayPollEvery', 'ttl', 'clock', 'logger'] satisfies (keyof MonitorOptions)[]);
 /** Events kept for reconnecting event streams (Last-Event-ID). */
 const EVENT_BUFFER = 1000;
 /** A status with only its clocks moving is sent to event streams this often. */
@@ -104,9 +112,13 @@ export async function startMonitor(options: MonitorOptions): Promise<Monitor> {
   const timing = resolveSessionTiming(options.ttl !== undefined ? { ttl: options.ttl } : {});
   const clock = options.clock ?? systemClock;
   const log = (options.logger ?? (await defaultLogger())).child({ component: 'monitor' });
+  const relayPollMs = parseDuration(options.relayPollEvery ?? '5s', 'monitor: relayPollEvery');
+  if (relayPollMs < 1000) throw new ConfigError(`monitor: relayPollEvery must be at least 1s, got ${relayPollMs}ms`);
+  if (options.relays !== undefined && !Array.isArray(options.relays)) throw new ConfigError(`monitor: relays: expected an array of { topology, amqpUrl? }, got ${describeValue(options.relays)}`);
+  const relays = options.relays && options.relays.length > 0 ? await RelayWatch.create(options.relays, { clock, log, everyMs: relayPollMs }) : undefined;
   const ownsStore = typeof options.store === 'string';
   const store = typeof options.store === 'string' ? await openStore(options.store, { cluster: options.cluster ?? 'default', ...(options.clock ? { clock } : {}) }) : options.store;
-  const monitor = new MonitorProcess({ store, ownsStore, clock, log, pollMs, thresholds, webhook, timing, token });
+  const monitor = new MonitorProcess({ store, ownsStore, clock, log, pollMs, thresholds, webhook, timing, token, relays });
   try {
     await monitor.start(listen);
   } catch (error) {
@@ -126,6 +138,7 @@ interface ProcessOptions {
   readonly webhook: WebhookOptions | undefined;
   readonly timing: ReturnType<typeof resolveSessionTiming>;
   readonly token: string | null;
+  readonly relays: RelayWatch | undefined;
 }
 
 class MonitorProcess implements Monitor {
@@ -183,6 +196,7 @@ class MonitorProcess implements Monitor {
   async start(listen: { host: string; port: number } | null): Promise<void> {
     // The session only elects the alerter: a monitor without alert rules needs none.
     if (this.#alerter) await this.#keeper.start();
+    await this.#o.relays?.start();
     await this.refresh();
     if (listen) {
       this.#api = createApiServer(this.#backend(), { token: this.token, log: this.#o.log, clock: this.#o.clock });
@@ -204,7 +218,7 @@ class MonitorProcess implements Monitor {
 
   status(): MonitorStatus | undefined {
     const latest = this.#latest;
-    return latest ? { ...latest.status, alerts: latest.alerts } : undefined;
+    return latest ? { ...latest.status, alerts: latest.alerts, relays: latest.relays ?? [] } : undefined;
   }
 
   on(listener: (event: StampedEvent) => void): () => void {
@@ -263,7 +277,7 @@ class MonitorProcess implements Monitor {
     const started = clock.monotonic();
     const runsPerUnit = Math.max(10, (this.#o.thresholds?.consecutiveFailures ?? 0) + 5);
     const [{ status, recentRuns }, alerts] = await Promise.all([readStatusWithRuns(store, { runsPerUnit }), readActiveAlerts(store)]);
-    const read: Observation = { status, recentRuns, alerts };
+    const read: Observation = { status, recentRuns, alerts, relays: this.#o.relays?.views ?? [] };
     const previous = this.#latest;
     const decided = this.#alerter ? await this.#alerter.observe(read, previous, this.#keeper.current?.id) : alerts;
     const observation: Observation = { ...read, alerts: decided };
@@ -285,7 +299,7 @@ class MonitorProcess implements Monitor {
   #maybeSendStatus(): void {
     const status = this.status();
     if (!status) return;
-    const shape = JSON.stringify({ ...status, at: 0, nodes: status.nodes.map((n) => ({ ...n, sessionAgeMs: 0, expiresInMs: 0, lastRenewalAt: 0 })) }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+    const shape = JSON.stringify({ ...status, at: 0, relays: status.relays.map((r) => ({ ...r, at: 0 })), nodes: status.nodes.map((n) => ({ ...n, sessionAgeMs: 0, expiresInMs: 0, lastRenewalAt: 0 })) }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
     const now = this.#o.clock.monotonic();
     if (shape === this.#statusShape && now - this.#statusSentAt < STATUS_REFRESH_MS) return;
     this.#statusShape = shape;
@@ -357,6 +371,7 @@ class MonitorProcess implements Monitor {
     this.#unwatch?.();
     await this.#loop;
     await this.#polling?.catch(() => undefined);
+    await this.#o.relays?.close();
     const api = this.#api;
     if (api) {
       api.endStreams();

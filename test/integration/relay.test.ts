@@ -12,6 +12,7 @@ import { inspectRelay, openRelayDatabase, startRelay } from '../../src/sync/rela
 import { newChangeId, encodeEnvelope } from '../../src/sync/relay/envelope.js';
 import { Signer } from '../../src/sync/relay/signature.js';
 import { systemClock } from '../../src/core/clock.js';
+import { startMonitor, type Monitor } from '../../src/monitor/monitor.js';
 import {
   AMQP_URL,
   KEYS,
@@ -423,5 +424,52 @@ describe('relay wake-up on PostgreSQL', () => {
     await harness.emit('p1', 1, 3);
     expect(await waitUntil(async () => (await ledger(databases.get('q1')!)).get('p1-0')?.length === 3, 10_000)).toBe(true);
     expect(Date.now() - started).toBeLessThan(5000);
+  });
+});
+
+describe('a monitor watching a relay (baton serve --relay)', () => {
+  let harness: RelayHarness;
+  let monitor: Monitor | undefined;
+
+  afterAll(async () => {
+    await monitor?.close();
+    await harness?.close();
+  });
+
+  it('shows an outbox backlog with its age, alerts on it, and clears both once the relay publishes', async () => {
+    const [m1, m2] = await Promise.all([database('m1', 'postgres'), database('m2', 'postgres')]);
+    const topology = defineTopology({
+      name: `m${run}`,
+      partitions: 2,
+      levels: [
+        { name: 'M', nodes: [{ id: 'm1', database: m1!.url }] },
+        { name: 'N', nodes: [{ id: 'm2', database: m2!.url }] },
+      ],
+      statements: STATEMENTS,
+    });
+    topologies.push(topology);
+    harness = new RelayHarness(topology, log);
+    await harness.start(['m2']); // declares the broker objects; m1 has no relay yet, so its changes wait
+    await harness.emit('m1', 3, 10);
+    monitor = await startMonitor({
+      store: `memory:relay-monitor-${run}`,
+      listen: false,
+      relays: [{ topology, amqpUrl: AMQP_URL }],
+      relayPollEvery: '1s',
+      alerts: { relayBacklog: '2s' },
+      logger: log,
+    });
+    const m1View = () => monitor!.status()?.relays[0]?.nodes.find((n) => n.node === 'm1');
+    const backlogAlert = () => monitor!.status()?.alerts.find((a) => a.id === `relay-backlog:${topology.name}/m1`);
+    expect(m1View()).toMatchObject({ outboxDepth: 30, error: null });
+    expect(await waitUntil(async () => (await monitor!.refresh(), backlogAlert() !== undefined), 15_000)).toBe(true);
+    expect(m1View()!.outboxLagMs).toBeGreaterThan(2000);
+    const { body } = await monitor.metrics();
+    expect(body).toMatch(new RegExp(`baton_relay_outbox_depth\\{relay="${topology.name}",node="m1"[^}]*\\} 30`));
+
+    await harness.start(['m1']);
+    await converged(databases, new Map([['m2', expectedLedger(['m1'], 3, 10)]]), log);
+    expect(await waitUntil(async () => (await monitor!.refresh(), m1View()?.outboxDepth === 0 && backlogAlert() === undefined), 15_000)).toBe(true);
+    expect(monitor.status()?.relays[0]).toMatchObject({ deadLetterDepth: 0, brokerError: null });
   });
 });
