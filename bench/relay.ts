@@ -9,13 +9,17 @@
  * - p50Ms / p99Ms: per change, the time from its emit at A (wall clock, in the change's arguments) to the
  *   execution of its statement at C (`clock_timestamp()` in C's row);
  * - lost / duplicated: changes emitted but absent at B or C / present more than once.
- * Prints `{changesPerSec,p50Ms,p99Ms,lost,duplicated}` with --json. Creates databases relay_bench_<random>_{a,b,c}
+ * - cpuMsPerChange: CPU time per change at C, by part (the three relays, the emitting application,
+ *   PostgreSQL's processes, RabbitMQ's), from /proc over the run (Linux): what bounds throughput when
+ *   everything shares this machine's cores — `cores × 1000 / total` changes/s at best.
+ * Prints `{changesPerSec,p50Ms,p99Ms,lost,duplicated,cpuMsPerChange}` with --json. Creates databases relay_bench_<random>_{a,b,c}
  * and exchanges/queues `baton.relay.bench<random>…`, and removes them at the end, also on error. With
  * BATON_BENCH_PROFILE=DIR the relay processes write CPU profiles there. Every loop is
  * bounded; traffic stays on 127.0.0.1.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { defaultLogger, silentLogger } from '../src/core/logger.js';
@@ -96,6 +100,26 @@ async function pgAdmin<T>(fn: (client: import('pg').Client) => Promise<T>, datab
   }
 }
 
+/** CPU ms used so far (user + system) by processes whose command name is in `names`, or whose pid is in `pids`. */
+function cpuMs(match: { names?: readonly string[]; pids?: readonly number[] }): number {
+  const ticksPerSec = 100; // USER_HZ on Linux
+  let ticks = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    if (!match.names?.includes(comm) && !match.pids?.includes(Number(entry))) continue;
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+  }
+  return (ticks * 1000) / ticksPerSec;
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -145,6 +169,8 @@ async function main(): Promise<void> {
     say(`relays ready; emitting ${args.rate}/s for ${args.seconds}s over ${args.keys} keys`);
 
     const client = await openRelayClient({ topology, node: 'a1', keys: KEYS, app: 'bench', database: { poolSize: 4 } });
+    const relayPids = children.map((c) => c.pid as number);
+    const cpuBefore = { relays: cpuMs({ pids: relayPids }), emitter: process.cpuUsage(), postgres: cpuMs({ names: ['postgres'] }), rabbitmq: cpuMs({ names: ['beam.smp'] }) };
     const total = Math.round(args.rate * args.seconds);
     const perTick = Math.max(1, Math.round(args.rate / 100));
     let emitted = 0;
@@ -197,6 +223,13 @@ async function main(): Promise<void> {
       } else if (Date.now() - still > 10_000) break;
       await sleep(100);
     }
+    const emitterUsage = process.cpuUsage(cpuBefore.emitter);
+    const cpuUsed = {
+      relays: cpuMs({ pids: relayPids }) - cpuBefore.relays,
+      emitter: (emitterUsage.user + emitterUsage.system) / 1000,
+      postgres: cpuMs({ names: ['postgres'] }) - cpuBefore.postgres,
+      rabbitmq: cpuMs({ names: ['beam.smp'] }) - cpuBefore.rabbitmq,
+    };
     const result = await pgAdmin(async (c) => {
       const rows = (await c.query<{ v: number; emitted_ms: number; applied_ms: number }>('SELECT v, emitted_ms, applied_ms FROM ledger')).rows;
       return rows;
@@ -227,6 +260,9 @@ async function main(): Promise<void> {
       p99Ms: Math.round(percentile(latencies, 99) * 10) / 10,
       lost,
       duplicated,
+      cpuMsPerChange: Object.fromEntries(
+        [...Object.entries(cpuUsed), ['total', Object.values(cpuUsed).reduce((a, b) => a + b, 0)] as const].map(([part, ms]) => [part, Math.round((ms / Math.max(1, result.length)) * 1000) / 1000]),
+      ),
     };
     say(`C applied ${result.length}/${emitted}; ${JSON.stringify(summary)}`);
     if (args.json) process.stdout.write(`${JSON.stringify(summary)}\n`);

@@ -20,6 +20,20 @@ interface Pct {
   selfFenced?: number | undefined;
 }
 
+/** One run of `bench/relay.ts`. */
+export interface RelayRun {
+  changesPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  lost: number;
+  duplicated: number;
+  offeredPerSec?: number;
+  /** CPU ms per change delivered at C, by part, over the run (bench/relay.ts). */
+  cpuMsPerChange?: { relays: number; emitter: number; postgres: number; rabbitmq: number; total: number };
+  command?: string;
+  at?: string;
+}
+
 export interface Results {
   mode: 'quick' | 'full';
   command: string;
@@ -38,7 +52,9 @@ export interface Results {
   peers: Record<string, Record<string, unknown>>;
   errors: { section: string; store: string; error: string }[];
   /** `npx tsx bench/relay.ts --json` (3 levels A → B → C on PostgreSQL and RabbitMQ), when measured. */
-  relay?: { changesPerSec: number; p50Ms: number; p99Ms: number; lost: number; duplicated: number; offeredPerSec?: number; command?: string; at?: string };
+  relay?: RelayRun;
+  /** The same bench at other offered rates (the headline `relay` is at the goal's 5,000/s). */
+  relaySweep?: RelayRun[];
   /** Sections taken from later runs (re-run after a fix, or because the machine was busy), merged by hand. */
   mergedFrom?: { run: string; sections: string[]; startedAt: string; why: string; command: string }[];
 }
@@ -148,6 +164,7 @@ export function writeReport(r: Results, outDir: string): { markdownPath: string;
     targets: tg,
     errors: r.errors,
     ...(r.relay ? { relay: r.relay } : {}),
+    ...(r.relaySweep ? { relaySweep: r.relaySweep } : {}),
     ...(r.mergedFrom ? { mergedFrom: r.mergedFrom } : {}),
   };
   const jsonPath = join(outDir, 'results.json');
@@ -252,7 +269,14 @@ export function writeReport(r: Results, outDir: string): { markdownPath: string;
     md.push('');
     md.push(`\`${x.command ?? 'npx tsx bench/relay.ts --json'}\`${x.at ? ` (${x.at})` : ''}${x.offeredPerSec ? `, offered ${x.offeredPerSec} changes/s` : ''}.`);
     md.push('');
-    md.push(table(['changes/s at C', 'p50 (ms)', 'p99 (ms)', 'lost', 'duplicated'], [[String(x.changesPerSec), String(x.p50Ms), String(x.p99Ms), String(x.lost), String(x.duplicated)]]));
+    const runs = [...(r.relaySweep ?? []), x].sort((a, b) => (a.offeredPerSec ?? 0) - (b.offeredPerSec ?? 0));
+    const cpu = (run: RelayRun, part: keyof NonNullable<RelayRun['cpuMsPerChange']>) => (run.cpuMsPerChange ? String(run.cpuMsPerChange[part]) : '–');
+    md.push(
+      table(
+        ['offered/s', 'changes/s at C', 'p50 (ms)', 'p99 (ms)', 'lost', 'duplicated', 'CPU ms/change: relays', 'emitter', 'PostgreSQL', 'RabbitMQ', 'total'],
+        runs.map((run) => [String(run.offeredPerSec ?? '?'), String(run.changesPerSec), String(run.p50Ms), String(run.p99Ms), String(run.lost), String(run.duplicated), cpu(run, 'relays'), cpu(run, 'emitter'), cpu(run, 'postgres'), cpu(run, 'rabbitmq'), cpu(run, 'total')]),
+      ),
+    );
     md.push('');
   }
   md.push('## Peers');

@@ -195,7 +195,7 @@ function relayConditions(observation: Observation, memory: AlertMemory, t: Alert
       }
     }
     if (t.relayDeadLetters && view.deadLetterDepth !== null && view.deadLetterDepth > 0) {
-      found.push({ rule: 'relay-dead-letters', subject: view.relay, message: `relay "${view.relay}": ${view.deadLetterDepth} message(s) in the dead-letter queue (docs/relay.md, "Guarantees", says how to replay them)` });
+      found.push({ rule: 'relay-dead-letters', subject: view.relay, message: `relay "${view.relay}": ${view.deadLetterDepth} message(s) in the dead-letter queue (docs/relay.md, "Poison messages", says what lands there)` });
     }
     if (t.relayUnreachableMs !== null) {
       for (const [subject, since] of memory.relayUnreadableSince) {

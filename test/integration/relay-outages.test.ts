@@ -151,10 +151,25 @@ describe('relay outages (A PostgreSQL → B MariaDB → C PostgreSQL)', () => {
       await expectConverged(byNode, new Map([['a1', expected], ['b1', expected], ['c1', expected]]), log, 60_000);
       await expectInbox(byNode, { b1: 200, c1: 200 });
       expect((await harness.relays.get('c1')!.status()).databaseUp).toBe(true);
+
+      // A relay started while its database is unreachable waits for it instead of failing, then catches up.
+      await harness.relays.get('c1')!.close();
+      harness.relays.delete('c1');
+      proxy.cut();
+      let started = false;
+      const restarting = harness.start(['c1']).then(() => (started = true));
+      await harness.emit('a1', 5, 10);
+      await wait(3000);
+      expect(started).toBe(false);
+      proxy.restore();
+      await restarting;
+      const more = new Map([...expected].map(([key, values]) => [key, [...values, ...Array.from({ length: 10 }, (_, i) => i + 1)]]));
+      await expectConverged(byNode, new Map([['a1', more], ['b1', more], ['c1', more]]), log, 60_000);
+      await expectInbox(byNode, { b1: 250, c1: 250 });
     } finally {
       proxy.restore();
       await harness.close();
       await proxy.close();
     }
-  }, 120_000);
+  }, 150_000);
 });

@@ -46,6 +46,7 @@ class MemoryDatabase implements RelayDatabase {
     ddl: [],
     insertOutbox: (n) => `insertOutbox:${n}`,
     readOutbox: 'readOutbox',
+    readOutboxAfter: 'readOutboxAfter',
     deleteOutbox: (n) => `deleteOutbox:${n}`,
     selectInbox: (n) => `selectInbox:${n}`,
     insertInbox: (n) => `insertInbox:${n}`,

@@ -143,17 +143,27 @@ export class Applier {
       }
     }
     const changedVersions = new Set<string>();
+    // Writes whose answer decides nothing below are sent without waiting for it (PostgreSQL pipelines them:
+    // a batch costs a few round trips, not one per change) and awaited in order at the end, so the first
+    // failure is the one reported. The careful pass waits for each, to park exactly the failing change.
+    const sent: Promise<unknown>[] = [];
+    const send = (query: Promise<unknown>): Promise<unknown> | undefined => {
+      if (careful) return query;
+      query.catch(() => undefined); // awaited below; until then a rejection is not unhandled
+      sent.push(query);
+      return undefined;
+    };
 
     const applyOne = async (item: Incoming, fromHeld: boolean): Promise<void> => {
       const e = item.envelope;
       let status: Outcome = 'applied';
       let skip = e.skip;
       if (skip === undefined) {
-        const failure = await this.#runStatement(tx, e, careful);
+        const failure = careful ? await this.#runCarefully(tx, e) : this.#send(tx, e, send);
         if (failure !== undefined) {
           status = 'parked';
           skip = `parked at ${node}: ${failure}`;
-          await tx.query(db.sql.insertParked, [e.id, e.origin, e.key, e.seq, e.statement, failure.slice(0, 2000), item.raw, now]);
+          await send(tx.query(db.sql.insertParked, [e.id, e.origin, e.key, e.seq, e.statement, failure.slice(0, 2000), item.raw, now]));
           this.#o.logger.warn({ id: e.id, origin: e.origin, key: e.key, seq: e.seq, statement: e.statement, reason: failure }, 'relay: change parked');
         }
       } else {
@@ -163,7 +173,7 @@ export class Applier {
       outbox.push(...forwardRows(forwarded, node, this.#o.topology.partitionOf(e.key), this.#o.signer));
       if (status === 'applied') applied.push({ id: e.id, createdAt: e.createdAt });
       outcomes.set(e.id, status);
-      if (fromHeld) await tx.query(db.sql.deleteHeld, [e.origin, e.key, e.seq]);
+      if (fromHeld) await send(tx.query(db.sql.deleteHeld, [e.origin, e.key, e.seq]));
       // A change held in an earlier batch has its inbox row already; one held in this batch does not yet.
       if (fromHeld && !inboxRows.has(e.id)) inboxUpdates.push({ id: e.id, status });
       else inboxRows.set(e.id, { envelope: e, status });
@@ -186,7 +196,7 @@ export class Applier {
         if (!waiting) held.set(pair, (waiting = new Map()));
         if (!waiting.has(e.seq)) {
           waiting.set(e.seq, item);
-          await tx.query(db.sql.insertHeld, [e.origin, e.key, e.seq, item.raw, now]);
+          await send(tx.query(db.sql.insertHeld, [e.origin, e.key, e.seq, item.raw, now]));
           outcomes.set(e.id, 'held');
           inboxRows.set(e.id, { envelope: e, status: 'held' });
         } else {
@@ -211,9 +221,9 @@ export class Applier {
     for (let i = 0; i < rows.length; i += 500) {
       const chunk = rows.slice(i, i + 500);
       const values = chunk.flatMap(({ envelope: e, status }) => [e.id, e.origin, e.key, e.seq, status, now]);
-      await tx.query(db.sql.insertInbox(chunk.length), values);
+      await send(tx.query(db.sql.insertInbox(chunk.length), values));
     }
-    for (const update of inboxUpdates) await tx.query(db.sql.updateInboxStatus, [update.status, update.id]);
+    for (const update of inboxUpdates) await send(tx.query(db.sql.updateInboxStatus, [update.status, update.id]));
     const changed = [...changedVersions];
     for (let i = 0; i < changed.length; i += 500) {
       const chunk = changed.slice(i, i + 500);
@@ -221,8 +231,9 @@ export class Applier {
         const [origin, key] = pair.split('\u0000') as [string, string];
         return [origin, key, versions.get(pair) as number];
       });
-      await tx.query(db.sql.upsertVersions(chunk.length), values);
+      await send(tx.query(db.sql.upsertVersions(chunk.length), values));
     }
+    for (const query of sent) await query;
     if (outbox.length > 0) {
       await writeOutbox(tx, db, outbox, now);
       // The node's publisher may run in another process (the lock went to another relay of this node).
@@ -231,28 +242,47 @@ export class Applier {
     return { outcomes, applied, forwarded: outbox.length };
   }
 
-  /**
-   * Runs a change's statement. Returns undefined when it was applied, or the reason it cannot be (the
-   * change is then parked). @throws RelayDatabaseError (transient) or PermanentFailure (not careful).
-   */
-  async #runStatement(tx: RelayTx, e: Envelope, careful: boolean): Promise<string | undefined> {
-    const { db, topology } = this.#o;
-    let bound: { sql: string; values: unknown[] };
+  /** Binds a change's statement: the SQL and values, or the reason it cannot run (nothing ran then). */
+  #bind(e: Envelope): { sql: string; values: unknown[] } | string {
     try {
-      bound = topology.statements.bind(e.statement, e.args, db.kind);
+      return this.#o.topology.statements.bind(e.statement, e.args, this.#o.db.kind);
     } catch (error) {
-      if (error instanceof StatementError) return error.message; // nothing ran: no savepoint needed
+      if (error instanceof StatementError) return error.message;
       throw error;
     }
-    if (careful) await tx.query('SAVEPOINT relay_change');
+  }
+
+  /**
+   * Sends a change's statement without waiting (first pass). Returns the reason when it cannot be bound;
+   * a failure to run rejects the sent query with RelayDatabaseError (transient) or PermanentFailure.
+   */
+  #send(tx: RelayTx, e: Envelope, send: (query: Promise<unknown>) => unknown): string | undefined {
+    const bound = this.#bind(e);
+    if (typeof bound === 'string') return bound;
+    send(
+      tx.query(bound.sql, bound.values).catch((error: unknown) => {
+        const wrapped = this.#o.db.wrap(error, `statement "${e.statement}"`);
+        throw wrapped.transient ? wrapped : new PermanentFailure(wrapped.message);
+      }),
+    );
+    return undefined;
+  }
+
+  /**
+   * Runs a change's statement inside a savepoint (second pass). Returns undefined when it was applied, or
+   * the reason it cannot be (the change is then parked). @throws RelayDatabaseError (transient).
+   */
+  async #runCarefully(tx: RelayTx, e: Envelope): Promise<string | undefined> {
+    const bound = this.#bind(e);
+    if (typeof bound === 'string') return bound; // nothing ran: no savepoint needed
+    await tx.query('SAVEPOINT relay_change');
     try {
       await tx.query(bound.sql, bound.values);
-      if (careful) await tx.query('RELEASE SAVEPOINT relay_change');
+      await tx.query('RELEASE SAVEPOINT relay_change');
       return undefined;
     } catch (error) {
-      const wrapped = db.wrap(error, `statement "${e.statement}"`);
+      const wrapped = this.#o.db.wrap(error, `statement "${e.statement}"`);
       if (wrapped.transient) throw wrapped;
-      if (!careful) throw new PermanentFailure(wrapped.message);
       await tx.query('ROLLBACK TO SAVEPOINT relay_change');
       return wrapped.message;
     }

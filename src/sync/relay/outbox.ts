@@ -129,12 +129,17 @@ export class RelayEmitter {
     const next = new Map([...counts].map(([key, n]) => [key, (last.get(key) as number) - n + 1]));
     const emitted: Emitted[] = [];
     const rows: OutboxRow[] = [];
+    // The statements go out without waiting for each answer (pipelined on PostgreSQL) and are awaited in
+    // order below: the first failure is the one thrown, and the caller's transaction rolls back.
+    const statements: Promise<unknown>[] = [];
     for (const change of checked) {
       const seq = next.get(change.key) as number;
       next.set(change.key, seq + 1);
-      await tx.query(change.bound.sql, change.bound.values).catch((error: unknown) => {
+      const statement = tx.query(change.bound.sql, change.bound.values).catch((error: unknown) => {
         throw db.wrap(error, `statement "${change.statement}"`);
       });
+      statement.catch(() => undefined); // awaited below; until then a rejection is not unhandled
+      statements.push(statement);
       const envelope: Omit<UnsignedEnvelope, 'kid'> = {
         v: 1,
         id: newChangeId(clock),
@@ -153,6 +158,7 @@ export class RelayEmitter {
       rows.push(...forward);
       emitted.push({ id: envelope.id, seq, targets: forward.map((r) => r.target) });
     }
+    for (const statement of statements) await statement;
     const pending = this.#pending.get(tx);
     if (pending) pending.push(...rows);
     else if (rows.length > 0) {

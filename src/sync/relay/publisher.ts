@@ -1,12 +1,14 @@
 /**
  * The outbox publisher: one per database, elected by a database lock (PostgreSQL advisory lock, MySQL
  * `GET_LOCK`) held on a connection of its own, so a crashed publisher's lock is gone with its connection.
- * It reads the oldest outbox rows, publishes them persistent on a confirm channel, waits for the broker's
- * confirms, and only then deletes them.
+ * It reads outbox rows in id order, publishes them persistent on a confirm channel — up to a window of
+ * unconfirmed ones, so reading and publishing go on while the broker syncs — and deletes each row only
+ * after the broker confirmed it.
  *
  * Guarantees: a row leaves the outbox only after the broker confirmed it (it is then in a durable quorum
  * queue, or in the unroutable queue); a nack, a lost channel or a lost database keeps the rows, which are
- * published again (the receivers' inbox makes the copy a no-op). Rows are sent in id order.
+ * published again (the receivers' inbox makes the copy a no-op). Rows are sent in id order, except a row
+ * whose transaction committed after higher ids were read: it goes with the next rescan (at most 1 s later).
  * Non-guarantees: exclusivity is advisory — a publisher cut off from its database keeps the lock until the
  * server notices, and two publishers may briefly overlap; that costs duplicates, never a change or its
  * order (receivers dedupe by id and hold out-of-order changes by sequence number).
@@ -25,8 +27,10 @@ export interface PublisherOptions {
   readonly db: RelayDatabase;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** Rows read and published per round, then confirmed together (the confirm window). */
+  /** Rows read per round. */
   readonly batchSize: number;
+  /** Most rows published and not yet confirmed and deleted (the confirm window). */
+  readonly windowSize: number;
   /** How long an idle publisher waits before looking at the outbox again, unless {@link OutboxPublisher.poke}d. */
   readonly pollMs: number;
   /** How long a publisher that lost the election waits before trying again. */
@@ -103,6 +107,17 @@ export class OutboxPublisher {
     }
   }
 
+  /**
+   * Publishes with a window of unconfirmed messages instead of waiting for each read's confirms: reads go on
+   * while earlier publishes wait for the broker (a quorum queue confirms after its log is synced, tens of
+   * milliseconds here), and confirmed rows are deleted in bulk.
+   *
+   * Reads follow a cursor (`id > last read`) so that rows in flight are not read again. Ids come from a
+   * sequence, and a transaction that took a lower id may commit after a higher one was read: such a row is
+   * found by a rescan from the oldest row — whenever nothing is in flight, and at least every second —
+   * which skips what is in flight or confirmed. After a nack (a full queue) the window drains, the cursor
+   * starts again from the oldest row, and the rows still there go again (receivers drop the copies).
+   */
   async #drain(connection: ChannelModel, signal: AbortSignal, backoff: Backoff): Promise<void> {
     const channel = await connection.createConfirmChannel();
     const closed = channelClosed(channel);
@@ -111,72 +126,110 @@ export class OutboxPublisher {
       channelGone = true;
       this.#wake?.();
     });
+    const window = new Window(this.#o.windowSize);
+    window.onChange = () => this.#wake?.();
+    let cursor: string | null = null;
+    let rescannedAt = -Infinity;
     try {
       while (!signal.aborted && !channelGone) {
-        let rows: { id: string; target: string; part: number; body: string }[];
+        if (window.nacked) {
+          // Let every outstanding confirm arrive, keep what was confirmed, then go again from the oldest row.
+          await window.settled(signal);
+          if (!(await this.#deleteConfirmed(window, backoff, signal))) continue;
+          this.#o.logger.warn({}, 'relay publisher: the broker refused messages (a full queue?); publishing them again');
+          window.reset();
+          cursor = null;
+          await sleep(this.#o.clock, backoff.next(), signal).catch(() => undefined);
+          continue;
+        }
+        if (window.confirmed.length >= DELETE_CHUNK || (window.confirmed.length > 0 && window.inFlight === 0)) {
+          if (!(await this.#deleteConfirmed(window, backoff, signal))) continue;
+        }
+        const room = window.room;
+        if (room === 0) {
+          await this.#idle(signal, true);
+          continue;
+        }
+        const now = this.#o.clock.monotonic();
+        const rescan = cursor === null || window.inFlight === 0 || now - rescannedAt >= RESCAN_MS;
+        let rows: OutboxRecord[];
         try {
-          rows = (await this.#o.db.query(this.#o.db.sql.readOutbox, [this.#o.batchSize])).rows.map((r) => ({
-            id: String(r.id),
-            target: String(r.target),
-            part: Number(r.part),
-            body: String(r.body),
-          }));
+          const limit = Math.min(room, this.#o.batchSize);
+          rows = rescan ? await this.#read(this.#o.db.sql.readOutbox, [limit + window.tracked]) : await this.#read(this.#o.db.sql.readOutboxAfter, [cursor, limit]);
         } catch (error) {
           this.#o.logger.warn({ err: toError(error) }, 'relay publisher: cannot read the outbox; retrying');
           await sleep(this.#o.clock, backoff.next(), signal).catch(() => undefined);
           continue;
         }
+        if (rescan) {
+          rescannedAt = now;
+          rows = rows.filter((row) => !window.has(row.id)).slice(0, room);
+        }
+        for (const row of rows) if (cursor === null || compareIds(row.id, cursor) > 0) cursor = row.id;
         if (rows.length === 0) {
-          await this.#idle(signal);
+          if (window.inFlight === 0 && window.confirmed.length === 0) cursor = null; // idle: the next read rescans
+          await this.#idle(signal, window.inFlight > 0);
           continue;
         }
-        try {
-          await this.#publish(channel, rows);
-        } catch (error) {
-          // Nacked (a full queue refuses publishes) or the channel closed: the rows stay and go again.
-          if (channelGone) break;
-          this.#o.logger.warn({ err: toError(error) }, 'relay publisher: the broker did not confirm every message; publishing them again');
-          await sleep(this.#o.clock, backoff.next(), signal).catch(() => undefined);
-          continue;
-        }
-        try {
-          for (let i = 0; i < rows.length; i += 500) {
-            const ids = rows.slice(i, i + 500).map((r) => r.id);
-            await this.#o.db.query(this.#o.db.sql.deleteOutbox(ids.length), ids);
-          }
-        } catch (error) {
-          // Confirmed but not deleted: they will be published again, and deduplicated by the receivers.
-          this.#o.logger.warn({ err: toError(error) }, 'relay publisher: published rows not deleted; they will be sent again');
-          await sleep(this.#o.clock, backoff.next(), signal).catch(() => undefined);
-          continue;
-        }
-        this.#published += rows.length;
+        await this.#publish(channel, rows, window);
         backoff.reset();
       }
+      // Closing: the confirms on their way are worth waiting for (briefly), so fewer rows go twice.
+      if (!channelGone && window.inFlight > 0) await window.settled(AbortSignal.timeout(2000));
+      if (window.confirmed.length > 0) await this.#deleteConfirmed(window, backoff, AbortSignal.timeout(2000));
     } finally {
       if (!channelGone) await channel.close().catch(() => undefined); // the connection may be gone already
     }
     if (channelGone && !signal.aborted) throw (await closed) ?? new Error('publisher channel closed');
   }
 
-  /** Publishes rows in order and waits for every confirm. @throws when one is nacked or the channel closes. */
-  async #publish(channel: ConfirmChannel, rows: readonly { target: string; part: number; body: string }[]): Promise<void> {
+  async #read(sql: string, values: unknown[]): Promise<OutboxRecord[]> {
+    return (await this.#o.db.query(sql, values)).rows.map((r) => ({ id: String(r.id), target: String(r.target), part: Number(r.part), body: String(r.body) }));
+  }
+
+  /** Deletes the confirmed rows. False (after a backoff) when the database refused; they stay confirmed. */
+  async #deleteConfirmed(window: Window, backoff: Backoff, signal: AbortSignal): Promise<boolean> {
+    const ids = window.confirmed.slice();
+    try {
+      for (let i = 0; i < ids.length; i += DELETE_CHUNK) {
+        const chunk = ids.slice(i, i + DELETE_CHUNK);
+        await this.#o.db.query(this.#o.db.sql.deleteOutbox(chunk.length), chunk);
+      }
+    } catch (error) {
+      // Confirmed but not deleted: kept in the window (not published again) and deleted on the next try.
+      this.#o.logger.warn({ err: toError(error) }, 'relay publisher: confirmed rows not deleted yet; retrying');
+      await sleep(this.#o.clock, backoff.next(), signal).catch(() => undefined);
+      return false;
+    }
+    window.deleted(ids.length);
+    this.#published += ids.length;
+    return true;
+  }
+
+  /** Publishes rows in order into the window; each confirm or nack lands there. */
+  async #publish(channel: ConfirmChannel, rows: readonly OutboxRecord[], window: Window): Promise<void> {
     for (const row of rows) {
-      const ok = channel.publish(this.#names.exchange, this.#names.routingKey(row.target, row.part), Buffer.from(row.body, 'utf8'), {
-        persistent: true,
-        contentType: 'application/json',
-      });
+      window.add(row.id);
+      const ok = channel.publish(
+        this.#names.exchange,
+        this.#names.routingKey(row.target, row.part),
+        Buffer.from(row.body, 'utf8'),
+        { persistent: true, contentType: 'application/json' },
+        (error: unknown) => window.settle(row.id, error === null || error === undefined),
+      );
       // Flow control: the socket's buffer is full; wait for it to drain (or the channel to close).
       if (!ok) await new Promise<void>((resolve) => {
         channel.once('drain', resolve);
         channel.once('close', resolve);
       });
     }
-    await channel.waitForConfirms();
   }
 
-  async #idle(signal: AbortSignal): Promise<void> {
-    if (this.#poked) {
+  /**
+   * Waits for a poke, a confirm (`forConfirms`) or the poll interval. A poke that came while busy is not lost.
+   */
+  async #idle(signal: AbortSignal, forConfirms = false): Promise<void> {
+    if (this.#poked && !forConfirms) {
       this.#poked = false;
       return;
     }
@@ -191,6 +244,94 @@ export class OutboxPublisher {
       }
     });
     this.#wake = undefined;
-    this.#poked = false;
+    if (!forConfirms) this.#poked = false;
+  }
+}
+
+interface OutboxRecord {
+  readonly id: string;
+  readonly target: string;
+  readonly part: number;
+  readonly body: string;
+}
+
+/** Rows deleted per statement. */
+const DELETE_CHUNK = 500;
+/** Longest time between two reads from the oldest row while the window is never empty (late commits). */
+const RESCAN_MS = 1000;
+
+/** Outbox ids are decimal integers (as text, they may exceed 2^53): compared by length, then digits. */
+function compareIds(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+/**
+ * The publisher's unconfirmed and confirmed-but-not-deleted rows. Confirms arrive in publish order on a
+ * channel, so `confirmed` is in id order of publishing.
+ */
+class Window {
+  readonly #size: number;
+  readonly #inFlight = new Set<string>();
+  #confirmed: string[] = [];
+  readonly #confirmedIds = new Set<string>();
+  #nacked = false;
+  #settledWaiters: (() => void)[] = [];
+  onChange: () => void = () => undefined;
+
+  constructor(size: number) {
+    this.#size = size;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+  get confirmed(): readonly string[] {
+    return this.#confirmed;
+  }
+  get nacked(): boolean {
+    return this.#nacked;
+  }
+  /** Rows read and not yet deleted: a rescan reads this many more to find new ones. */
+  get tracked(): number {
+    return this.#inFlight.size + this.#confirmed.length;
+  }
+  get room(): number {
+    return Math.max(0, this.#size - this.tracked);
+  }
+  has(id: string): boolean {
+    return this.#inFlight.has(id) || this.#confirmedIds.has(id);
+  }
+  add(id: string): void {
+    this.#inFlight.add(id);
+  }
+  settle(id: string, ok: boolean): void {
+    if (!this.#inFlight.delete(id)) return;
+    if (ok) {
+      this.#confirmed.push(id);
+      this.#confirmedIds.add(id);
+    } else this.#nacked = true;
+    if (this.#inFlight.size === 0) for (const waiter of this.#settledWaiters.splice(0)) waiter();
+    this.onChange();
+  }
+  deleted(count: number): void {
+    for (const id of this.#confirmed.slice(0, count)) this.#confirmedIds.delete(id);
+    this.#confirmed = this.#confirmed.slice(count);
+  }
+  /** Resolves when nothing is in flight any more, or `signal` aborts. */
+  settled(signal: AbortSignal): Promise<void> {
+    if (this.#inFlight.size === 0 || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      this.#settledWaiters.push(done);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+  /** After a nack: nothing in flight; the rows not deleted are read again. */
+  reset(): void {
+    this.#inFlight.clear();
+    this.#nacked = false;
   }
 }

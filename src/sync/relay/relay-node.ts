@@ -24,7 +24,7 @@ import { amqpNames, declareTopology, openAmqp, redactAmqpUrl } from './amqp-conn
 import { PartitionConsumer } from './consumer.js';
 import { openRelayDatabase, type RelayDatabaseOptions } from './database.js';
 import type { RelayDatabase } from './dialects/dialect.js';
-import type { RelayDatabaseError } from './errors.js';
+import { RelayDatabaseError } from './errors.js';
 import { Applier, type ApplyResult } from './inbox.js';
 import { OutboxPublisher } from './publisher.js';
 import { Signer, type SigningKeys } from './signature.js';
@@ -105,7 +105,12 @@ export interface Relay {
 /**
  * Starts a relay for `node`: opens its database (creating the relay tables), connects to the broker in
  * the background and starts consuming and publishing. Resolves once the database schema is in place.
- * @throws ConfigError (unknown node, bad option), RelayDatabaseError (the database cannot be prepared).
+ *
+ * A database that cannot be reached yet (a transient error: refused, timed out, starting up) is waited
+ * for, with backoff (100 ms → 5 s) and a warning at the first failure and every minute, until it answers
+ * or `signal` aborts — a relay started with its database down (a host booting, an outage) does not exit.
+ * @throws ConfigError (unknown node, bad option), RelayDatabaseError (the database refused for good:
+ *   authentication, privileges, a bad URL), the signal's reason when it aborted while waiting.
  */
 export async function startRelay(options: RelayOptions): Promise<Relay> {
   const node = options.topology.node(options.node);
@@ -118,9 +123,10 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   if (typeof options.amqpUrl !== 'string' || !/^amqps?:\/\//i.test(options.amqpUrl)) throw new ConfigError('amqpUrl: must be an amqp:// or amqps:// URL');
   const signer = new Signer(options.keys);
   const logger = (options.logger ?? (await defaultLogger())).child({ relay: options.topology.name, node: node.id });
-  const db = await openRelayDatabase(node.database, { poolSize: options.topology.partitions + 2, ...(options.clock ? { clock: options.clock } : {}), ...options.database });
+  const clock = options.clock ?? systemClock;
+  const db = await openRelayDatabase(node.database, { poolSize: options.topology.partitions + 2, clock, ...options.database });
   try {
-    await db.ensureSchema();
+    await untilReachable(() => db.ensureSchema(), { clock, logger, signal: options.signal, what: db.label });
   } catch (error) {
     await db.close();
     throw error;
@@ -128,6 +134,27 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const relay = new RelayNode({ ...options, clock: options.clock ?? systemClock, logger, batchSize, pollMs, retentionMs, signer, db });
   relay.start();
   return relay;
+}
+
+/** Retries `fn` while it fails with a transient RelayDatabaseError. */
+async function untilReachable(fn: () => Promise<void>, o: { clock: Clock; logger: Logger; signal: AbortSignal | undefined; what: string }): Promise<void> {
+  const backoff = new Backoff({ initialMs: 100, maxMs: 5000 });
+  let warnedAt = -Infinity;
+  for (;;) {
+    o.signal?.throwIfAborted();
+    try {
+      await fn();
+      if (warnedAt > -Infinity) o.logger.warn({}, `relay: ${o.what} answers; starting`);
+      return;
+    } catch (error) {
+      if (!(error instanceof RelayDatabaseError) || !error.transient) throw error;
+      if (o.clock.monotonic() - warnedAt >= 60_000) {
+        warnedAt = o.clock.monotonic();
+        o.logger.warn({ err: error }, `relay: ${o.what} cannot be reached; waiting for it before starting`);
+      }
+      await sleep(o.clock, backoff.next(), o.signal).catch(() => undefined);
+    }
+  }
 }
 
 interface Resolved extends RelayOptions {
@@ -165,6 +192,7 @@ class RelayNode implements Relay {
       clock: options.clock,
       logger: options.logger,
       batchSize: Math.max(100, options.batchSize * 2),
+      windowSize: Math.max(1000, options.batchSize * 8),
       pollMs: options.pollMs,
       lockRetryMs: 1000,
     });

@@ -76,6 +76,8 @@ export interface RelaySql {
   insertOutbox(count: number): string;
   /** (limit): the oldest rows: id (as text), target, part, body. */
   readonly readOutbox: string;
+  /** (after_id, limit): the oldest rows with an id above `after_id`, as {@link readOutbox}. */
+  readonly readOutboxAfter: string;
   /** (id) × count. */
   deleteOutbox(count: number): string;
   /** (id) × count: the ids already in the inbox. */
@@ -128,6 +130,7 @@ export function relaySql(options: {
     insertOutbox: (count) => `INSERT INTO relay_outbox (target, part, body, created_at_ms) VALUES ${tuples(count, 4)}`,
     // Oldest first: the publisher sends in commit-ish order; the receivers' per-key sequence numbers fix the rest.
     readOutbox: `SELECT id, target, part, body FROM relay_outbox ORDER BY id LIMIT ${p(1)}`,
+    readOutboxAfter: `SELECT id, target, part, body FROM relay_outbox WHERE id > ${p(1)} ORDER BY id LIMIT ${p(2)}`,
     deleteOutbox: (count) => `DELETE FROM relay_outbox WHERE id IN (${list(count)})`,
     selectInbox: (count) => `SELECT id FROM relay_inbox WHERE id IN (${list(count)})`,
     insertInbox: (count) => `INSERT INTO relay_inbox (id, origin, k, seq, status, at_ms) VALUES ${tuples(count, 6)}`,
