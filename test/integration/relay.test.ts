@@ -425,6 +425,31 @@ describe('relay wake-up on PostgreSQL', () => {
     expect(await waitUntil(async () => (await ledger(databases.get('q1')!)).get('p1-0')?.length === 3, 10_000)).toBe(true);
     expect(Date.now() - started).toBeLessThan(5000);
   });
+
+  it('publishes an outbox row whose transaction committed after a row with a higher id was published', async () => {
+    // The publisher reads past a cursor; a row that took a lower id but committed later is behind it.
+    const client = await harness.client('p1');
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let written: (id: bigint) => void = () => undefined;
+    const lateId = new Promise<bigint>((resolve) => (written = resolve));
+    // db.transaction (not client.transaction): the emit writes its outbox row at once, taking its id now.
+    const slow = client.db.transaction(async (tx) => {
+      await client.emit(tx, 'put', { k: 'late', v: 1 }, { key: 'late', routingKey: 'eu.orders' });
+      written(BigInt(String((await tx.query("SELECT currval(pg_get_serial_sequence('relay_outbox', 'id')) AS id")).rows[0]!.id)));
+      await gate;
+    });
+    const late = await lateId;
+    await harness.emit('p1', 2, 2); // higher ids, committed and published while the first transaction waits
+    expect(await waitUntil(async () => (await ledger(databases.get('q1')!)).get('p1-1')?.length === 2, 10_000)).toBe(true);
+    const [taken] = await sql<{ id: string }>(databases.get('p1')!, "SELECT last_value AS id FROM relay_outbox_id_seq");
+    expect(BigInt(taken!.id)).toBeGreaterThan(late);
+    release();
+    await slow;
+    expect(await waitUntil(async () => (await ledger(databases.get('q1')!)).get('late')?.length === 1, 10_000)).toBe(true);
+    expect(await count(databases.get('p1')!, 'SELECT COUNT(*) AS n FROM relay_outbox')).toBe(0);
+  });
+
 });
 
 describe('a monitor watching a relay (baton serve --relay)', () => {
