@@ -111,36 +111,32 @@ export class Applier {
       seen.add(item.envelope.id);
       return true;
     });
-    const known = new Set<string>();
-    for (let i = 0; i < unique.length; i += 500) {
-      const ids = unique.slice(i, i + 500).map((item) => item.envelope.id);
-      for (const row of (await tx.query(db.sql.selectInbox(ids.length), ids)).rows) known.add(String(row.id).trim());
-    }
+    // What the database knows of the batch, read in one go (pipelined on PostgreSQL): which ids it has
+    // seen, and the applied version and held changes of every (origin, key) in the batch.
+    const pairKey = (origin: string, key: string) => `${origin}\u0000${key}`;
+    const pairs = [...new Map(unique.map((item) => [pairKey(item.envelope.origin, item.envelope.key), item.envelope])).values()];
+    const pairValues = chunks(pairs, 250).map((chunk) => ({ count: chunk.length, values: chunk.flatMap((e) => [e.origin, e.key]) }));
+    const [inboxReads, versionReads, heldReads] = await Promise.all([
+      Promise.all(chunks(unique, 500).map((chunk) => tx.query(db.sql.selectInbox(chunk.length), chunk.map((item) => item.envelope.id)))),
+      Promise.all(pairValues.map(({ count, values }) => tx.query(db.sql.selectVersions(count), values))),
+      Promise.all(pairValues.map(({ count, values }) => tx.query(db.sql.selectHeld(count), values))),
+    ]);
+    const known = new Set(inboxReads.flatMap((read) => read.rows.map((row) => String(row.id).trim())));
     const fresh = unique.filter((item) => {
       if (!known.has(item.envelope.id)) return true;
       outcomes.set(item.envelope.id, 'duplicate');
       return false;
     });
     if (fresh.length === 0) return { outcomes, applied, forwarded: 0 };
-
-    // Versions and held changes of every (origin, key) in the batch.
-    const pairKey = (origin: string, key: string) => `${origin}\u0000${key}`;
-    const pairs = [...new Map(fresh.map((item) => [pairKey(item.envelope.origin, item.envelope.key), item.envelope])).values()];
     const versions = new Map<string, number>();
+    for (const row of versionReads.flatMap((read) => read.rows)) versions.set(pairKey(String(row.origin), String(row.k)), Number(row.seq));
     const held = new Map<string, Map<number, Incoming>>();
-    for (let i = 0; i < pairs.length; i += 250) {
-      const chunk = pairs.slice(i, i + 250);
-      const values = chunk.flatMap((e) => [e.origin, e.key]);
-      for (const row of (await tx.query(db.sql.selectVersions(chunk.length), values)).rows) {
-        versions.set(pairKey(String(row.origin), String(row.k)), Number(row.seq));
-      }
-      for (const row of (await tx.query(db.sql.selectHeld(chunk.length), values)).rows) {
-        const key = pairKey(String(row.origin), String(row.k));
-        let waiting = held.get(key);
-        if (!waiting) held.set(key, (waiting = new Map()));
-        const raw = String(row.body);
-        waiting.set(Number(row.seq), { envelope: parseEnvelope(raw), raw });
-      }
+    for (const row of heldReads.flatMap((read) => read.rows)) {
+      const key = pairKey(String(row.origin), String(row.k));
+      let waiting = held.get(key);
+      if (!waiting) held.set(key, (waiting = new Map()));
+      const raw = String(row.body);
+      waiting.set(Number(row.seq), { envelope: parseEnvelope(raw), raw });
     }
     const changedVersions = new Set<string>();
     // Writes whose answer decides nothing below are sent without waiting for it (PostgreSQL pipelines them:
@@ -287,4 +283,10 @@ export class Applier {
       return wrapped.message;
     }
   }
+}
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
 }

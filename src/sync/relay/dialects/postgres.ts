@@ -135,8 +135,11 @@ export class PostgresRelayDatabase implements RelayDatabase {
     const client = await this.#connect();
     let broken: Error | undefined;
     try {
-      await this.#query(client, 'BEGIN');
-      const result = await fn({ query: (sql, values) => this.#query(client, sql, values) });
+      // Not awaited alone: pipelined, BEGIN goes out with the transaction's first statements, in order;
+      // if it fails, so do they, and its error is the one thrown.
+      const begin = this.#query(client, 'BEGIN');
+      begin.catch(() => undefined);
+      const result = await fn({ query: (sql, values) => this.#query(client, sql, values) }).finally(() => begin);
       await this.#query(client, 'COMMIT');
       return result;
     } catch (error) {
