@@ -25,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { defaultLogger, silentLogger } from '../src/core/logger.js';
 import { defineTopology, type TopologyConfig } from '../src/sync/relay/topology.js';
 import { openRelayClient, startRelay } from '../src/sync/relay/index.js';
-import { amqpNames } from '../src/sync/relay/amqp-connection.js';
+import { deleteTopology } from '../src/sync/relay/amqp-connection.js';
 
 const AMQP_URL = process.env.BATON_BENCH_AMQP ?? 'amqp://guest:guest@127.0.0.1:5672';
 const PG = 'postgres://postgres@127.0.0.1:5432';
@@ -281,10 +281,7 @@ async function deleteBroker(topology: ReturnType<typeof defineTopology>): Promis
   connection.on('error', () => undefined);
   try {
     const channel = await connection.createChannel();
-    const names = amqpNames(topology);
-    for (const node of topology.nodes) for (let p = 0; p < topology.partitions; p++) await channel.deleteQueue(names.queue(node.id, p));
-    for (const queue of [names.deadLetterQueue, names.unroutableQueue]) await channel.deleteQueue(queue);
-    for (const exchange of [names.exchange, names.deadLetterExchange, names.unroutableExchange]) await channel.deleteExchange(exchange);
+    await deleteTopology(channel, topology);
     await channel.close();
   } finally {
     await connection.close();

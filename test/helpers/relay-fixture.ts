@@ -8,7 +8,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../../src/core/logger.js';
-import { amqpNames } from '../../src/sync/relay/amqp-connection.js';
+import { deleteTopology } from '../../src/sync/relay/amqp-connection.js';
 import type { Topology } from '../../src/sync/relay/topology.js';
 import type { StatementConfig } from '../../src/sync/relay/statements.js';
 
@@ -177,10 +177,7 @@ export async function deleteBrokerObjects(topology: Topology): Promise<void> {
   connection.on('error', () => undefined);
   try {
     const channel = await connection.createChannel();
-    const names = amqpNames(topology);
-    for (const node of topology.nodes) for (let p = 0; p < topology.partitions; p++) await channel.deleteQueue(names.queue(node.id, p));
-    for (const queue of [names.deadLetterQueue, names.unroutableQueue]) await channel.deleteQueue(queue);
-    for (const exchange of [names.exchange, names.deadLetterExchange, names.unroutableExchange]) await channel.deleteExchange(exchange);
+    await deleteTopology(channel, topology);
     await channel.close();
   } finally {
     await connection.close();

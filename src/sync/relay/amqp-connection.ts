@@ -74,6 +74,17 @@ export async function declareTopology(channel: Channel, topology: Topology): Pro
 }
 
 /**
+ * Deletes every exchange and queue of the topology, with the messages in them: for tearing down a test or
+ * benchmark topology, or retiring one (an operator's decision — a running relay declares it all again).
+ */
+export async function deleteTopology(channel: Channel, topology: Topology): Promise<void> {
+  const names = amqpNames(topology);
+  for (const node of topology.nodes) for (let p = 0; p < topology.partitions; p++) await channel.deleteQueue(names.queue(node.id, p));
+  for (const queue of [names.deadLetterQueue, names.unroutableQueue]) await channel.deleteQueue(queue);
+  for (const exchange of [names.exchange, names.deadLetterExchange, names.unroutableExchange]) await channel.deleteExchange(exchange);
+}
+
+/**
  * Opens one connection. The 'error' listener is attached at once (an unhandled one would crash the
  * process); the caller learns of the end through `closed`.
  * @throws BrokerUnavailableError.
