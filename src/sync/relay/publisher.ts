@@ -147,7 +147,7 @@ export class OutboxPublisher {
         }
         const room = window.room;
         if (room === 0) {
-          await this.#idle(signal, true);
+          await this.#idle(signal);
           continue;
         }
         const now = this.#o.clock.monotonic();
@@ -168,7 +168,7 @@ export class OutboxPublisher {
         for (const row of rows) if (cursor === null || compareIds(row.id, cursor) > 0) cursor = row.id;
         if (rows.length === 0) {
           if (window.inFlight === 0 && window.confirmed.length === 0) cursor = null; // idle: the next read rescans
-          await this.#idle(signal, window.inFlight > 0);
+          await this.#idle(signal);
           continue;
         }
         await this.#publish(channel, rows, window);
@@ -225,11 +225,9 @@ export class OutboxPublisher {
     }
   }
 
-  /**
-   * Waits for a poke, a confirm (`forConfirms`) or the poll interval. A poke that came while busy is not lost.
-   */
-  async #idle(signal: AbortSignal, forConfirms = false): Promise<void> {
-    if (this.#poked && !forConfirms) {
+  /** Waits for a poke (new rows), a confirm, or the poll interval; returns at once for a poke that came while busy. */
+  async #idle(signal: AbortSignal): Promise<void> {
+    if (this.#poked) {
       this.#poked = false;
       return;
     }
@@ -244,8 +242,9 @@ export class OutboxPublisher {
       }
     });
     this.#wake = undefined;
-    if (!forConfirms) this.#poked = false;
+    this.#poked = false;
   }
+
 }
 
 interface OutboxRecord {
