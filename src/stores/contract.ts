@@ -111,6 +111,13 @@ export interface Store {
   renewSession(sessionId: string): Promise<boolean>;
   /** Closes the session and releases every key it holds. Unknown sessions are ignored. */
   closeSession(sessionId: string): Promise<void>;
+  /**
+   * Replaces the node info a live session publishes (its declared tasks changed: a task added or removed
+   * on a running node, as the agent's config reload does). Keys and expiry are untouched. `false` when
+   * the session is not live. Optional: on a store without it, other nodes see the info of the session's
+   * opening until the session is re-opened (placement still works: a node competes for what it runs).
+   */
+  updateSessionInfo?(sessionId: string, info: NodeInfo): Promise<boolean>;
   /** Live sessions, ordered by id. */
   listSessions(): Promise<SessionRecord[]>;
 
