@@ -1,0 +1,87 @@
+/**
+ * The watchdog: a tiny Node process between the agent and each command it runs, so that a command never
+ * outlives its run — not even when the agent is killed with SIGKILL, which no handler of the agent sees.
+ *
+ *   agent ──stdin pipe (control)──▶ watchdog ──spawn(detached)──▶ command (own process group)
+ *         ◀──fd 3 (pid, exit status)──          command's stdout/stderr are the agent's pipes directly
+ *
+ * - The command runs in its own process group (`detached: true`: a new session, pgid = its pid), with
+ *   stdin from /dev/null and its stdout/stderr going straight to the agent (the watchdog copies nothing).
+ * - `term` on the control pipe (the run's signal aborted: timeout, lease lost, shutdown): SIGTERM to the
+ *   whole group, SIGKILL `killGraceMs` later if anything of the group is left.
+ * - End of file on the control pipe: the agent is gone (exit, crash, SIGKILL — the kernel closes its end
+ *   of the pipe in every case). The group gets SIGKILL at once, not a grace period: the agent's lease is
+ *   gone too and another node may take the task within a second (crash detection), so the command must
+ *   stop before the next owner's run can start.
+ * - When the command itself exits, what it left running in its group (`cmd &`) gets SIGTERM, then SIGKILL
+ *   after the grace: a run ends with its whole group, as systemd's KillMode=control-group does.
+ * - The watchdog ignores SIGINT, SIGTERM and SIGHUP (a terminal's Ctrl-C reaches the whole foreground
+ *   group; systemd's KillMode=mixed signals the agent only): it obeys its control pipe alone.
+ * Non-guarantees: a process that leaves the group (`setsid`, a double-forking daemon) escapes it; a
+ * SIGKILL of the watchdog itself orphans the command (nothing then watches it).
+ *
+ * It is plain JavaScript run with `node -e`, so it works the same under tsx and from dist/.
+ */
+
+/** What the watchdog reports on fd 3, one JSON object per line. */
+export type WatchdogReport =
+  | { readonly pid: number }
+  | { readonly code: number | null; readonly signal: string | null }
+  | { readonly error: string };
+
+/** What the watchdog is given (its one argument, as JSON). */
+export interface WatchdogSpec {
+  readonly argv: readonly string[];
+  readonly cwd?: string;
+  readonly killGraceMs: number;
+  /** `ps` shows the watchdog as `baton-watchdog <title>`. */
+  readonly title: string;
+  /** NODE_OPTIONS for the command (kept away from the watchdog's own Node). */
+  readonly nodeOptions?: string;
+}
+
+export const WATCHDOG_SOURCE = String.raw`
+'use strict';
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const spec = JSON.parse(process.argv[1]);
+process.title = 'baton-watchdog ' + spec.title;
+for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(s, () => {});
+const report = (o) => { try { fs.writeSync(3, JSON.stringify(o) + '\n'); } catch {} };
+const env = { ...process.env };
+if (spec.nodeOptions !== undefined) env.NODE_OPTIONS = spec.nodeOptions;
+let child;
+try {
+  child = spawn(spec.argv[0], spec.argv.slice(1), { cwd: spec.cwd, env, detached: true, stdio: ['ignore', 'inherit', 'inherit'] });
+} catch (e) {
+  report({ error: String(e && e.message || e) });
+  process.exit(0);
+}
+const pgid = child.pid;
+const alive = () => { if (pgid === undefined) return false; try { process.kill(-pgid, 0); return true; } catch { return false; } };
+const signal = (s) => { if (pgid !== undefined) try { process.kill(-pgid, s); } catch {} };
+let killTimer;
+const stop = (graceMs) => {
+  if (!alive()) return;
+  if (graceMs <= 0) { signal('SIGKILL'); return; }
+  signal('SIGTERM');
+  if (!killTimer) killTimer = setTimeout(() => signal('SIGKILL'), graceMs);
+};
+child.on('spawn', () => report({ pid: pgid }));
+child.on('error', (e) => { report({ error: String(e.message || e) }); process.exit(0); });
+child.on('exit', (code, sig) => {
+  // The leader is gone; the rest of its group goes with the run.
+  stop(spec.killGraceMs);
+  const done = () => { clearTimeout(killTimer); report({ code, signal: sig }); process.exit(0); };
+  const poll = setInterval(() => { if (!alive()) { clearInterval(poll); done(); } }, 20);
+  if (!alive()) { clearInterval(poll); done(); }
+});
+let control = '';
+process.stdin.on('data', (d) => {
+  control += d;
+  if (control.includes('term')) stop(spec.killGraceMs);
+});
+// End of file: the agent died (even by SIGKILL). Its lease is gone: kill at once.
+process.stdin.on('end', () => stop(0));
+process.stdin.on('error', () => stop(0));
+`;
