@@ -58,7 +58,26 @@ try {
   process.exit(0);
 }
 const pgid = child.pid;
-const alive = () => { if (pgid === undefined) return false; try { process.kill(-pgid, 0); return true; } catch { return false; } };
+// A member of the group that is not a zombie: zombies are dead (they wait for a reaper that may be slow,
+// e.g. a container's PID 1), so they must not hold the run open. Linux: /proc; elsewhere: kill(-pgid, 0).
+const liveMember = () => {
+  let pids;
+  try { pids = fs.readdirSync('/proc'); } catch { return undefined; }
+  for (const pid of pids) {
+    if (!/^[0-9]+$/.test(pid)) continue;
+    let stat;
+    try { stat = fs.readFileSync('/proc/' + pid + '/stat', 'utf8'); } catch { continue; }
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[2]) === pgid && fields[0] !== 'Z') return true;
+  }
+  return false;
+};
+const alive = () => {
+  if (pgid === undefined) return false;
+  try { process.kill(-pgid, 0); } catch { return false; }
+  const member = liveMember();
+  return member === undefined ? true : member;
+};
 const signal = (s) => { if (pgid !== undefined) try { process.kill(-pgid, s); } catch {} };
 let killTimer;
 const stop = (graceMs) => {
@@ -73,7 +92,7 @@ child.on('exit', (code, sig) => {
   // The leader is gone; the rest of its group goes with the run.
   stop(spec.killGraceMs);
   const done = () => { clearTimeout(killTimer); report({ code, signal: sig }); process.exit(0); };
-  const poll = setInterval(() => { if (!alive()) { clearInterval(poll); done(); } }, 20);
+  const poll = setInterval(() => { if (!alive()) { clearInterval(poll); done(); } }, 25);
   if (!alive()) { clearInterval(poll); done(); }
 });
 let control = '';

@@ -32,7 +32,10 @@ export function fieldPath(path: readonly PropertyKey[]): string {
   let text = '';
   for (const part of path) {
     if (typeof part === 'number') text += `[${part}]`;
-    else text += text === '' ? String(part) : `.${String(part)}`;
+    else {
+      const name = /^[\w-]+$/.test(String(part)) ? String(part) : JSON.stringify(String(part));
+      text += text === '' ? name : `.${name}`;
+    }
   }
   return text || '(top level)';
 }
@@ -46,7 +49,8 @@ export function configErrorFromZod(source: string, error: ZodError): ConfigError
   const flat = error.issues.flatMap((issue) =>
     issue.code === 'unrecognized_keys'
       ? issue.keys.map((key) => ({ path: [...issue.path, key], message: 'unknown field (a typo, or an option of another version?)' }))
-      : [{ path: issue.path, message: issue.message }],
+      : // A bad key of a record (a task name): say what a key must look like, not "Invalid key in record".
+        [{ path: issue.path, message: issue.code === 'invalid_key' ? issue.issues.map((inner) => inner.message).join('; ') : issue.message }],
   );
   const lines = flat.slice(0, MAX_ISSUES).map((issue) => `${source}: ${fieldPath(issue.path)}: ${issue.message}`);
   if (flat.length > MAX_ISSUES) lines.push(`${source}: … and ${flat.length - MAX_ISSUES} more`);
