@@ -180,8 +180,8 @@ describe.each(TARGETS)('baton agent, 3 processes on $kind', ({ kind, url }) => {
       // Measured side by side: the group's death, its reaping, and the takeover by another agent.
       const since = () => Date.now() - killedAt;
       const [killedAfterMs, reapedAfterMs, [successor, takeoverAfterMs]] = await Promise.all([
-        waitFor('the orphaned group killed', () => !longPids.some(running) && since(), 10_000),
-        waitFor('the orphaned group reaped (ESRCH)', () => !longPids.some(exists) && since(), 15_000),
+        waitFor('the orphaned group killed', () => !longPids.some(running) && Math.max(1, since()), 10_000),
+        waitFor('the orphaned group reaped (ESRCH)', () => !longPids.some(exists) && Math.max(1, since()), 15_000),
         waitFor('another agent running long', () => {
           const next = agents.find((a) => a !== victim && existsSync(join(dir, `long.${a.id}.pids`)));
           return next ? ([next, since()] as const) : undefined;
