@@ -2,14 +2,14 @@
  * The agent: one cluster node per host whose tasks are shell commands from a config file. Each config
  * task becomes a `cluster.task` whose handler runs the command (command.ts) — so every scheduler promise
  * holds for commands too: once per tick across the fleet, misfire/overlap policies, timeouts and retries,
- * run history, and fenced ownership (the command gets the run's fencing token as BATON_TOKEN).
+ * run history, and fenced ownership (the command gets the run's fencing token as BATON_FENCING_TOKEN).
  *
  * Lifecycle: {@link startAgent} → {@link Agent.reload} any number of times → {@link Agent.close}, which is
  * the graceful hand-over (running commands get SIGTERM, then SIGKILL after their grace; every task is
  * released at once so another agent takes over without waiting for a TTL).
  *
- * A command's environment: the agent's, plus the task's `env`, plus BATON_TASK, BATON_UNIT, BATON_TICK
- * (ISO 8601), BATON_ATTEMPT, BATON_NODE, BATON_TOKEN, BATON_TRIGGER (`1` for `baton run`), and for a
+ * A command's environment: the agent's (minus the variables the config's secret fields reference), plus the task's `env`, plus BATON_TASK, BATON_UNIT, BATON_TICK
+ * (ISO 8601), BATON_ATTEMPT, BATON_NODE, BATON_FENCING_TOKEN (the run's fencing token), BATON_TRIGGER (`1` for `baton run`), and for a
  * sharded task BATON_SHARD and BATON_SHARDS.
  */
 import { systemClock, type Clock } from '../core/clock.js';
@@ -79,15 +79,18 @@ export class Agent {
   }
 
   async #run(task: AgentTask, ctx: TaskContext): Promise<void> {
+    const inherited: Record<string, string | undefined> = { ...process.env };
+    // The store URL's password and the monitor's token stay with the agent.
+    for (const name of this.#config.secretEnv) delete inherited[name];
     const env: Record<string, string | undefined> = {
-      ...process.env,
+      ...inherited,
       ...task.env,
       BATON_TASK: ctx.task,
       BATON_UNIT: ctx.unit,
       BATON_TICK: ctx.tick.toISOString(),
       BATON_ATTEMPT: String(ctx.attempt),
       BATON_NODE: ctx.node.id,
-      BATON_TOKEN: ctx.token.toString(),
+      BATON_FENCING_TOKEN: ctx.token.toString(),
       BATON_TRIGGER: ctx.trigger ? '1' : '0',
       ...(ctx.shard ? { BATON_SHARD: String(ctx.shard.index), BATON_SHARDS: String(ctx.shard.count) } : {}),
     };

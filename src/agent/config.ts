@@ -50,6 +50,11 @@ export interface AgentConfig {
   readonly tasks: ReadonlyMap<string, AgentTask>;
   readonly monitor: { readonly listen: string; readonly token: string | false | undefined } | undefined;
   readonly alerts: { readonly webhook?: { readonly url: string; readonly secret?: string } } | undefined;
+  /**
+   * The environment variables the secret fields reference: kept out of the commands' environment (a
+   * command gets them only when its task's `env` sets them), so a script cannot print the store's password.
+   */
+  readonly secretEnv: readonly string[];
 }
 
 /** Default grace between SIGTERM and SIGKILL: long enough for a script's cleanup trap, short enough for a deploy. */
@@ -66,9 +71,11 @@ const duration = z.custom<Duration>((value) => {
   }
 }, { error: (issue) => `expected ${DURATION_HINT}, got ${describeValue(issue.input)}` });
 
+const ENV_REFERENCE = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
 /** `${NAME}` → the environment variable NAME; an unset one is an issue at this field. */
 const withEnv = z.string().min(1).transform((value, ctx) =>
-  value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_whole, name: string) => {
+  value.replace(ENV_REFERENCE, (_whole, name: string) => {
     const resolved = process.env[name];
     if (resolved === undefined || resolved === '') {
       ctx.addIssue({ code: 'custom', message: `environment variable ${name} is not set (referenced as \${${name}})` });
@@ -185,8 +192,16 @@ export function parseAgentConfig(value: unknown, source: string): AgentConfig {
     ttl: raw.ttl,
     tasks,
     monitor: monitor ? { listen: monitor.listen, token: monitor.insecureNoToken ? false : monitor.token } : undefined,
+    secretEnv: referencedEnv(value),
     alerts: raw.alerts?.webhook ? { webhook: { url: raw.alerts.webhook.url, ...(raw.alerts.webhook.secret ? { secret: raw.alerts.webhook.secret } : {}) } } : raw.alerts ? {} : undefined,
   };
+}
+
+/** The names `${NAME}` references in the secret fields of a (valid) document. */
+function referencedEnv(document: unknown): string[] {
+  const doc = document as { store?: unknown; monitor?: { token?: unknown }; alerts?: { webhook?: { url?: unknown; secret?: unknown } } };
+  const fields = [doc.store, doc.monitor?.token, doc.alerts?.webhook?.url, doc.alerts?.webhook?.secret];
+  return [...new Set(fields.filter((f): f is string => typeof f === 'string').flatMap((f) => [...f.matchAll(ENV_REFERENCE)].map((m) => m[1] as string)))];
 }
 
 function toAgentTask(name: string, task: RawTask, defaultGrace: Duration, source: string): AgentTask {

@@ -88,7 +88,7 @@ tasks:
   tick:
     description: one line per tick
     every: 1s
-    command: echo "$BATON_TICK $BATON_NODE $BATON_TOKEN" >> ${dir}/ticks.log
+    command: echo "$BATON_TICK $BATON_NODE $BATON_FENCING_TOKEN" >> ${dir}/ticks.log
   long:
     description: runs until stopped; leaves its pids
     every: 1s

@@ -49,6 +49,8 @@ monitor: { listen: "127.0.0.1:0", token: "0123456789abcdef0123" }
 alerts: { webhook: { url: "https://hooks.example/x" } }
 `);
     expect(config.store).toBe('postgres://u:secret@db/test');
+    // Kept out of the commands' environment.
+    expect(config.secretEnv).toEqual(['AGENT_TEST_STORE']);
     expect(config.cluster).toBe('ops');
     expect(config.node).toEqual({ id: 'web-1', labels: { region: 'eu' } });
     const backup = config.tasks.get('backup')!;
