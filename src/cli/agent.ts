@@ -10,6 +10,7 @@ import { InvalidArgumentError } from 'commander';
 import { sleep, systemClock } from '../core/clock.js';
 import { ConfigError, toError } from '../core/errors.js';
 import { defaultLogger } from '../core/logger.js';
+import { requireDeclaration } from '../scheduler/controls.js';
 import { triggerRunKey } from '../scheduler/keys.js';
 import type { RunRecord } from '../scheduler/task.js';
 import { redactStoreUrl } from '../stores/open-store.js';
@@ -73,6 +74,12 @@ export function registerAgent(program: Command): void {
         const id = await node.trigger(task);
         process.stdout.write(`triggered ${task} (id ${id}) in cluster "${cluster}" on ${redactStoreUrl(store)}\n`);
         if (!opts.wait) return;
+        const { mode } = await requireDeclaration(node.store, task, 'run');
+        if (mode === 'broadcast' || mode === 'sharded') {
+          // One run per node or shard, each with its own record: nothing single to wait for.
+          process.stdout.write(`not waiting: a ${mode} task runs once per ${mode === 'broadcast' ? 'node' : 'shard'}; see baton status\n`);
+          return;
+        }
         const record = await waitForRun(node.store, task, id, opts.timeout * 1000);
         if (!record) {
           process.stderr.write(`baton run: no run of ${task} ended within ${opts.timeout}s (is an agent declaring it running?)\n`);

@@ -8,6 +8,7 @@
  *   (the shell and a background grandchild) is gone;
  * - kill -9 of the agent owning a long command: the command's group is gone within a bounded time (the
  *   watchdog sees its control pipe close), another agent takes the task over and starts it again.
+ * - `baton run tick --wait`: triggered cluster-wide, run once by the owner, its outcome printed.
  * And a bad config at start: exit code 1 and the field's path. Conditions are awaited with generous
  * deadlines, never fixed sleeps that a loaded machine could outrun.
  */
@@ -178,19 +179,36 @@ describe.each(TARGETS)('baton agent, 3 processes on $kind', ({ kind, url }) => {
       victim.child.kill('SIGKILL');
       await exited(victim.child);
       // Measured side by side: the group's death, its reaping, and the takeover by another agent.
+      let overlapped: number[] = [];
       const since = () => Date.now() - killedAt;
       const [killedAfterMs, reapedAfterMs, [successor, takeoverAfterMs]] = await Promise.all([
         waitFor('the orphaned group killed', () => !longPids.some(running) && Math.max(1, since()), 10_000),
         waitFor('the orphaned group reaped (ESRCH)', () => !longPids.some(exists) && Math.max(1, since()), 15_000),
         waitFor('another agent running long', () => {
           const next = agents.find((a) => a !== victim && existsSync(join(dir, `long.${a.id}.pids`)));
+          // The moment the next owner's command has started: nothing of the dead owner's may still run.
+          if (next) overlapped = longPids.filter(running);
           return next ? ([next, since()] as const) : undefined;
         }),
       ]);
       process.stdout.write(`[${kind}] after kill -9: group killed in ${killedAfterMs} ms, reaped in ${reapedAfterMs} ms; ${successor.id} runs long after ${takeoverAfterMs} ms\n`);
       expect(killedAfterMs).toBeLessThan(10_000);
+      expect(overlapped).toEqual([]);
       // The dead owner's run is marked interrupted by the new owner.
       await waitFor('the interrupted run marked', async () => (await records(store, 'long')).some((r) => r.node === victim.id && r.status === 'aborted'));
+
+      // baton run: a cluster-wide trigger, run by the owner; --wait prints the outcome and the output.
+      const run = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'run', 'tick', '--store', storeUrl, '--cluster', cluster, '--wait', '--timeout', '30'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let runOut = '';
+      run.stdout!.setEncoding('utf8').on('data', (text: string) => (runOut += text));
+      run.stderr!.resume();
+      await exited(run);
+      expect(run.exitCode).toBe(0);
+      expect(runOut).toMatch(/tick: succeeded on a\d/);
+      expect(runOut).toContain('exit: 0');
+      expect((await records(store, 'tick')).some((r) => r.trigger === true && r.status === 'succeeded')).toBe(true);
 
       // Graceful stop of the others: their commands go with them.
       const successorPids = pidsIn(join(dir, `long.${successor.id}.pids`));
