@@ -13,7 +13,7 @@
  * sharded task BATON_SHARD and BATON_SHARDS.
  */
 import { systemClock, type Clock } from '../core/clock.js';
-import { ConfigError, toError } from '../core/errors.js';
+import { BatonError, ConfigError, toError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { createCluster, type Cluster } from '../cluster.js';
 import type { Monitor } from '../monitor/monitor.js';
@@ -136,7 +136,7 @@ export class Agent {
   }
 
   async #reload(next: AgentConfig): Promise<TaskDiff> {
-    if (this.#state !== 'running') throw new ConfigError(`agent: reload after close()`);
+    if (this.#state !== 'running') throw new BatonError('INVALID_STATE', `agent: reload after close() (state: ${this.#state})`);
     const current = this.#config;
     const diff = diffConfig(current, next);
     // The running top-level settings stay (they need a restart); only the tasks change.

@@ -98,13 +98,26 @@ async function runAgent(path: string, config: AgentConfig): Promise<void> {
   // An agent is a service: its hand-overs and command exits are worth a line each (BATON_LOG_LEVEL overrides).
   process.env.BATON_LOG_LEVEL ??= 'info';
   const logger = await defaultLogger();
-  const { startAgent } = await import('../agent/agent.js');
-  const { loadAgentConfig } = await import('../agent/config.js');
-  const agent = await startAgent(config, { logger });
   const say = (line: string) => process.stdout.write(`${line}\n`);
-  say(`baton agent: node ${agent.cluster.node.id} in cluster "${config.cluster}" on ${redactStoreUrl(config.store)}; tasks: ${[...config.tasks.keys()].join(', ')}${agent.monitor?.url ? `; monitor ${agent.monitor.url}` : ''}`);
-  const onHup = () => {
-    void (async () => {
+  // Installed before anything starts: SIGHUP's default action would kill the process, and a SIGTERM
+  // during start-up must still end in a clean close.
+  let hangups = 0;
+  let onHangup = () => void hangups++;
+  const hup = () => onHangup();
+  process.on('SIGHUP', hup);
+  const stopped = new Promise<string>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+  try {
+    const { startAgent } = await import('../agent/agent.js');
+    const { loadAgentConfig } = await import('../agent/config.js');
+    const agent = await startAgent(config, { logger });
+    const monitor = agent.monitor;
+    say(`baton agent: node ${agent.cluster.node.id} in cluster "${config.cluster}" on ${redactStoreUrl(config.store)}; tasks: ${[...config.tasks.keys()].join(', ')}${monitor?.url ? `; monitor ${monitor.url}` : ''}`);
+    // A generated monitor token is shown this once (it is never logged), as `baton serve` does.
+    if (monitor?.url && monitor.token !== null && config.monitor?.token === undefined) say(`open ${monitor.url}?token=${monitor.token}`);
+    const reload = async () => {
       try {
         const diff = await agent.reload(await loadAgentConfig(path));
         const parts = (['added', 'removed', 'redeclared', 'updated', 'unchanged'] as const).map((k) => `${k}: ${diff[k].join(', ') || '-'}`);
@@ -117,17 +130,17 @@ async function runAgent(path: string, config: AgentConfig): Promise<void> {
         logger.error({ err: toError(error) }, 'config reload failed; still running the previous config');
         process.stderr.write(`baton agent: reload failed, still running the previous config:\n${toError(error).message}\n`);
       }
-    })();
-  };
-  process.on('SIGHUP', onHup);
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
-  process.off('SIGHUP', onHup);
-  say('baton agent: stopping; handing tasks over');
-  await agent.close();
-  say('baton agent: stopped');
+    };
+    onHangup = () => void reload();
+    // A SIGHUP received while starting: the file may have changed since it was read.
+    if (hangups > 0) void reload();
+    const signal = await stopped;
+    say(`baton agent: ${signal}: stopping; handing tasks over`);
+    await agent.close();
+    say('baton agent: stopped');
+  } finally {
+    process.off('SIGHUP', hup);
+  }
 }
 
 /** `--check`: each task's mode, schedule and next runs (UTC), and what the agent would connect to. */

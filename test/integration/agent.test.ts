@@ -144,7 +144,10 @@ describe.each(TARGETS)('baton agent, 3 processes on $kind', ({ kind, url }) => {
       }
       await waitFor('3 reloads', () => agents.every((a) => a.stdout.includes('reloaded') && a.stdout.includes('added: added;')));
       await waitFor('the added task ran twice', () => existsSync(join(dir, 'added.log')) && readFileSync(join(dir, 'added.log'), 'utf8').trim().split('\n').length >= 2);
-      const afterReload = (await readStatus(store)).tasks.find((t) => t.name === 'tick')?.owner;
+      const statusAfter = await readStatus(store);
+      // Every agent's published task list shows the added task (Store.updateSessionInfo).
+      expect(statusAfter.tasks.find((t) => t.name === 'added')?.declaredBy).toBe(3);
+      const afterReload = statusAfter.tasks.find((t) => t.name === 'tick')?.owner;
       expect(afterReload?.node).toBe(tickOwner?.node);
       expect(afterReload?.token).toBe(tickOwner?.token);
 
