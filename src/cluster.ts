@@ -117,6 +117,8 @@ export class Cluster {
   /** Aborted as close() begins: lock waits and primitive streams end before the session does. */
   readonly #primitivesClosed = new AbortController();
   #starting: Promise<void> | undefined;
+  /** Tasks being removed (removeTask): their runners stop outside #runners. */
+  readonly #removals = new Set<Promise<void>>();
 
   /** @internal use {@link createCluster}. */
   constructor(options: ClusterOptions, store: Store, ownsStore: boolean, logger: Logger) {
@@ -338,7 +340,7 @@ export class Cluster {
       this.#coordinator?.unitRemoved(runner.unit.name);
     }
     await this.#publishInfo();
-    await Promise.all(
+    const stopping = Promise.all(
       runners.map(async (runner) => {
         const lease = await runner.stop(new ClosedError(`task "${runner.unit.name}": removed from this node`));
         if (!lease) return;
@@ -350,7 +352,14 @@ export class Cluster {
           this.#emit('error', { where: `task "${runner.unit.name}": release after removal`, error: toError(error) });
         }
       }),
-    );
+    ).then(() => undefined);
+    // close() waits for it too: these runners are no longer in #runners, yet must not outlive close().
+    this.#removals.add(stopping);
+    try {
+      await stopping;
+    } finally {
+      this.#removals.delete(stopping);
+    }
     return true;
   }
 
@@ -492,6 +501,7 @@ export class Cluster {
       await Promise.all([...this.#monitors].map((monitor) => monitor.close()));
       await this.#coordinator?.close();
       await Promise.all(this.#consumers.map((consumer) => consumer.stop()));
+      await Promise.all(this.#removals);
       const held = (await Promise.all([...this.#runners.values()].map((runner) => runner.stop()))).filter(
         (lease): lease is Lease => lease !== undefined,
       );

@@ -33,9 +33,10 @@ type AgentState = 'running' | 'closing' | 'closed';
 
 export class Agent {
   readonly cluster: Cluster;
-  readonly #log: Logger;
   readonly #clock: Clock;
   #config: AgentConfig;
+  /** The tasks running now, by name; what a run's handler reads its command from. */
+  readonly #tasks: Map<string, AgentTask>;
   #monitor: Monitor | undefined;
   #state: AgentState = 'running';
   /** Reloads run one at a time (a second SIGHUP during one waits for it). */
@@ -46,7 +47,7 @@ export class Agent {
   constructor(cluster: Cluster, config: AgentConfig, options: AgentOptions) {
     this.cluster = cluster;
     this.#config = config;
-    this.#log = options.logger;
+    this.#tasks = new Map(config.tasks);
     this.#clock = options.clock ?? systemClock;
   }
 
@@ -72,7 +73,7 @@ export class Agent {
   /** The handler of a config task: looks the task up at each run, so an `updated` command applies at once. */
   handler(name: string): (ctx: TaskContext) => Promise<void> {
     return async (ctx) => {
-      const task = this.#config.tasks.get(name);
+      const task = this.#tasks.get(name);
       if (!task) throw new ConfigError(`agent: task "${name}" is no longer in the config`);
       await this.#run(task, ctx);
     };
@@ -139,31 +140,30 @@ export class Agent {
     if (this.#state !== 'running') throw new BatonError('INVALID_STATE', `agent: reload after close() (state: ${this.#state})`);
     const current = this.#config;
     const diff = diffConfig(current, next);
-    // The running top-level settings stay (they need a restart); only the tasks change.
-    const tasks = new Map(current.tasks);
-    const apply = () => (this.#config = { ...current, tasks: new Map(tasks) });
-    for (const name of diff.updated) tasks.set(name, next.tasks.get(name) as AgentTask);
-    apply();
-    for (const name of removalOrder([...diff.removed, ...diff.redeclared], current.tasks)) {
-      await this.cluster.removeTask(name);
-      tasks.delete(name);
-      apply();
-    }
-    // Dependencies before their dependents: addTask checks that what a task depends on is declared.
-    for (const name of removalOrder([...diff.added, ...diff.redeclared], next.tasks).reverse()) {
-      const task = next.tasks.get(name) as AgentTask;
-      tasks.set(name, task);
-      apply();
-      try {
-        await this.cluster.addTask(name, task.options as never, this.handler(name) as never);
-      } catch (error) {
-        tasks.delete(name);
-        apply();
-        throw error;
+    try {
+      // Swapped in place: the next run of each reads its command from #tasks.
+      for (const name of diff.updated) this.#tasks.set(name, next.tasks.get(name) as AgentTask);
+      for (const name of removalOrder([...diff.removed, ...diff.redeclared], current.tasks)) {
+        await this.cluster.removeTask(name);
+        this.#tasks.delete(name);
       }
+      // Dependencies before their dependents: addTask checks that what a task depends on is declared.
+      for (const name of removalOrder([...diff.added, ...diff.redeclared], next.tasks).reverse()) {
+        const task = next.tasks.get(name) as AgentTask;
+        // Before addTask: its first run may start before addTask returns.
+        this.#tasks.set(name, task);
+        try {
+          await this.cluster.addTask(name, task.options, this.handler(name));
+        } catch (error) {
+          this.#tasks.delete(name);
+          throw error;
+        }
+      }
+    } finally {
+      // What was applied, in the new file's order; top-level settings keep their running values (restart).
+      const order = [...next.tasks.keys(), ...current.tasks.keys()].filter((name, i, all) => all.indexOf(name) === i && this.#tasks.has(name));
+      this.#config = { ...current, tasks: new Map(order.map((name) => [name, this.#tasks.get(name) as AgentTask])) };
     }
-    // Keep the config's own order of tasks (for --check and status output).
-    this.#config = { ...current, tasks: new Map([...next.tasks.keys()].filter((n) => tasks.has(n)).map((n) => [n, tasks.get(n) as AgentTask])) };
     return diff;
   }
 
@@ -199,7 +199,7 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
   });
   const agent = new Agent(cluster, config, options);
   try {
-    for (const [name, task] of config.tasks) cluster.task(name, task.options as never, agent.handler(name) as never);
+    for (const [name, task] of config.tasks) cluster.task(name, task.options, agent.handler(name));
     await cluster.start();
     await agent.startMonitor();
   } catch (error) {

@@ -21,6 +21,9 @@ import { defineTask, validateTaskSet, type TaskDefinition, type TaskOptions } fr
 /** How a task's command is run: an argv (no shell), or a string given to `shell -c`. */
 export type AgentCommand = { readonly argv: readonly string[] } | { readonly shell: string; readonly script: string };
 
+/** Scheduler options of an agent task: every mode but `dispatch`. */
+export type AgentTaskOptions = TaskOptions & { readonly mode?: Exclude<TaskOptions['mode'], 'dispatch'> };
+
 /** One task of the config, validated. */
 export interface AgentTask {
   readonly name: string;
@@ -32,7 +35,7 @@ export interface AgentTask {
   /** Between SIGTERM and SIGKILL of the command's process group when a run is stopped. */
   readonly killGraceMs: number;
   /** The scheduler options (schedule, mode, timeout, retries, overlap, misfire…) for `cluster.task`. */
-  readonly options: TaskOptions;
+  readonly options: AgentTaskOptions;
   /** The task's definition as the scheduler sees it (its fingerprint is what other nodes compare). */
   readonly definition: TaskDefinition;
   /** Canonical JSON of everything in the file about this task: equal means unchanged on reload. */
@@ -205,7 +208,7 @@ function referencedEnv(document: unknown): string[] {
 }
 
 function toAgentTask(name: string, task: RawTask, defaultGrace: Duration, source: string): AgentTask {
-  const options = Object.fromEntries(Object.entries(task).filter(([key, v]) => !AGENT_FIELDS.has(key) && v !== undefined)) as TaskOptions;
+  const options = Object.fromEntries(Object.entries(task).filter(([key, v]) => !AGENT_FIELDS.has(key) && v !== undefined)) as AgentTaskOptions;
   let definition: TaskDefinition;
   try {
     // The scheduler's own checks (cron syntax, jitter below the interval…), with a placeholder handler.
