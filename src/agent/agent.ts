@@ -13,7 +13,7 @@
  * sharded task BATON_SHARD and BATON_SHARDS.
  */
 import { systemClock, type Clock } from '../core/clock.js';
-import { BatonError, ConfigError, toError } from '../core/errors.js';
+import { BatonError, ClosedError, ConfigError, TimeoutError, toError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { createCluster, type Cluster } from '../cluster.js';
 import type { Monitor } from '../monitor/monitor.js';
@@ -102,6 +102,9 @@ export class Agent {
       killGraceMs: task.killGraceMs,
       title: `${this.cluster.name}/${ctx.unit}`,
       signal: ctx.signal,
+      // Timeout and shutdown keep the lease until the command ended: it gets its grace. Any other reason
+      // means the lease is lost, and another node may start the task about a safety margin later.
+      killAtOnce: (reason) => !(reason instanceof TimeoutError || reason instanceof ClosedError),
       clock: this.#clock,
       onSpawn: (pid) => ctx.log.info({ pid }, 'command started'),
     });

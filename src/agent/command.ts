@@ -3,8 +3,8 @@
  * the last 64 KiB of stdout and of stderr kept (output-tail.ts), stopped as a group when `signal` aborts.
  *
  * Guarantees: when the returned promise settles, the command's process group is gone (SIGTERM, then
- * SIGKILL after `killGraceMs`) — also for processes it left in the background; when the agent dies, even
- * by SIGKILL, the watchdog kills the group at once. Memory per run is bounded (2 × 64 KiB of output).
+ * SIGKILL after `killGraceMs`; SIGKILL at once when `killAtOnce` says so) — also for processes it left in
+ * the background; when the agent dies, even by SIGKILL, the watchdog kills the group at once. Memory per run is bounded (2 × 64 KiB of output).
  * Non-guarantees: processes that leave the group (setsid, daemons) are not tracked.
  */
 import { spawn } from 'node:child_process';
@@ -25,6 +25,11 @@ export interface CommandSpec {
   readonly title: string;
   /** Aborting it stops the command's group (SIGTERM, then SIGKILL after the grace). */
   readonly signal: AbortSignal;
+  /**
+   * For an abort `reason` that leaves no time for a grace (ownership lost: another node may start the
+   * task within about the session's safety margin): true sends SIGKILL to the group at once.
+   */
+  readonly killAtOnce?: (reason: unknown) => boolean;
   /** Called with the command's pid (= its process group id) once it runs. */
   readonly onSpawn?: (pid: number) => void;
   readonly tailBytes?: number;
@@ -103,7 +108,7 @@ export function runCommand(spec: CommandSpec): Promise<CommandResult> {
     // The watchdog's stdin is the control pipe: kept open while the run lasts; its end would mean "agent gone".
     watchdog.stdin.on('error', () => undefined);
     const abort = () => {
-      if (watchdog.stdin.writable) watchdog.stdin.write('term\n');
+      if (watchdog.stdin.writable) watchdog.stdin.write(spec.killAtOnce?.(spec.signal.reason) ? 'kill\n' : 'term\n');
     };
     if (spec.signal.aborted) abort();
     else spec.signal.addEventListener('abort', abort, { once: true });

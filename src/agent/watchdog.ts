@@ -7,8 +7,8 @@
  *
  * - The command runs in its own process group (`detached: true`: a new session, pgid = its pid), with
  *   stdin from /dev/null and its stdout/stderr going straight to the agent (the watchdog copies nothing).
- * - `term` on the control pipe (the run's signal aborted: timeout, lease lost, shutdown): SIGTERM to the
- *   whole group, SIGKILL `killGraceMs` later if anything of the group is left.
+ * - `term` on the control pipe (the run's signal aborted: timeout, shutdown): SIGTERM to the whole group,
+ *   SIGKILL `killGraceMs` later if anything of the group is left. `kill` (ownership lost): SIGKILL at once.
  * - End of file on the control pipe: the agent is gone (exit, crash, SIGKILL — the kernel closes its end
  *   of the pipe in every case). The group gets SIGKILL at once, not a grace period: the agent's lease is
  *   gone too and another node may take the task within a second (crash detection), so the command must
@@ -51,6 +51,11 @@ const report = (o) => { try { fs.writeSync(3, JSON.stringify(o) + '\n'); } catch
 const env = { ...process.env };
 if (spec.nodeOptions !== undefined) env.NODE_OPTIONS = spec.nodeOptions;
 let child;
+// Checked here, because spawn reports a missing cwd as ENOENT of the program, which misleads.
+if (spec.cwd !== undefined && !fs.existsSync(spec.cwd)) {
+  report({ error: 'cwd ' + JSON.stringify(spec.cwd) + ' does not exist' });
+  process.exit(0);
+}
 try {
   child = spawn(spec.argv[0], spec.argv.slice(1), { cwd: spec.cwd, env, detached: true, stdio: ['ignore', 'inherit', 'inherit'] });
 } catch (e) {
@@ -98,7 +103,8 @@ child.on('exit', (code, sig) => {
 let control = '';
 process.stdin.on('data', (d) => {
   control += d;
-  if (control.includes('term')) stop(spec.killGraceMs);
+  if (control.includes('kill')) stop(0);
+  else if (control.includes('term')) stop(spec.killGraceMs);
 });
 // End of file: the agent died (even by SIGKILL). Its lease is gone: kill at once.
 process.stdin.on('end', () => stop(0));

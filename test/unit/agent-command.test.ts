@@ -117,6 +117,29 @@ describe('runCommand', () => {
     await expectGone(readPids(pids)[0]!);
   });
 
+  it('SIGKILLs at once, without the grace, when the abort says so (ownership lost)', async () => {
+    const pids = join(dir, 'lost.pids');
+    const controller = new AbortController();
+    const running = sh(`trap '' TERM; echo $$ > ${pids}; while true; do sleep 0.1; done`, {
+      signal: controller.signal,
+      killGraceMs: 30_000,
+      killAtOnce: (reason) => reason instanceof Error && reason.message === 'lease lost',
+    });
+    await waitFor('the pid file', () => existsSync(pids) && readPids(pids).length === 1);
+    const started = Date.now();
+    controller.abort(new Error('lease lost'));
+    const result = await running;
+    expect(result.signal).toBe('SIGKILL');
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(isAlive(readPids(pids)[0]!)).toBe(false);
+  });
+
+  it('names a missing cwd', async () => {
+    const result = await sh('true', { cwd: join(dir, 'nowhere') });
+    expect(result.spawnError).toContain('nowhere');
+    expect(result.spawnError).toContain('does not exist');
+  });
+
   it('ends the run with its group: what the command left in the background is stopped', async () => {
     const pids = join(dir, 'left.pids');
     const result = await sh(`sleep 100 & echo $! > ${pids}; exit 0`);
