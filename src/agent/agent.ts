@@ -16,6 +16,7 @@ import { systemClock, type Clock } from '../core/clock.js';
 import { BatonError, ClosedError, ConfigError, TimeoutError, toError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { createCluster, type Cluster } from '../cluster.js';
+import { resolveSessionTiming } from '../cluster/session-timing.js';
 import type { Monitor } from '../monitor/monitor.js';
 import type { TaskContext } from '../scheduler/task.js';
 import { redactStoreUrl } from '../stores/open-store.js';
@@ -35,6 +36,8 @@ export class Agent {
   readonly cluster: Cluster;
   readonly #clock: Clock;
   #config: AgentConfig;
+  /** The session's self-fencing deadline (TTL − safety margin): a watchdog not pinged for that long kills. */
+  readonly #silenceMs: number;
   /** The tasks running now, by name; what a run's handler reads its command from. */
   readonly #tasks: Map<string, AgentTask>;
   #monitor: Monitor | undefined;
@@ -48,6 +51,8 @@ export class Agent {
     this.cluster = cluster;
     this.#config = config;
     this.#tasks = new Map(config.tasks);
+    const timing = resolveSessionTiming(config.ttl !== undefined ? { ttl: config.ttl } : {});
+    this.#silenceMs = timing.ttlMs - timing.safetyMarginMs;
     this.#clock = options.clock ?? systemClock;
   }
 
@@ -105,6 +110,7 @@ export class Agent {
       // Timeout and shutdown keep the lease until the command ended: it gets its grace. Any other reason
       // means the lease is lost, and another node may start the task about a safety margin later.
       killAtOnce: (reason) => !(reason instanceof TimeoutError || reason instanceof ClosedError),
+      silenceMs: this.#silenceMs,
       clock: this.#clock,
       onSpawn: (pid) => ctx.log.info({ pid }, 'command started'),
     });

@@ -30,6 +30,12 @@ export interface CommandSpec {
    * task within about the session's safety margin): true sends SIGKILL to the group at once.
    */
   readonly killAtOnce?: (reason: unknown) => boolean;
+  /**
+   * The lease's self-fencing deadline (TTL − safety margin): the watchdog kills the group when this
+   * process stays silent that long (stopped, event loop blocked), since it could not act itself.
+   * Undefined: no such check.
+   */
+  readonly silenceMs?: number;
   /** Called with the command's pid (= its process group id) once it runs. */
   readonly onSpawn?: (pid: number) => void;
   readonly tailBytes?: number;
@@ -70,6 +76,7 @@ export function runCommand(spec: CommandSpec): Promise<CommandResult> {
     argv,
     ...(spec.cwd !== undefined ? { cwd: spec.cwd } : {}),
     killGraceMs: spec.killGraceMs,
+    ...(spec.silenceMs !== undefined ? { silenceMs: spec.silenceMs } : {}),
     title: spec.title,
     ...(nodeOptions !== undefined ? { nodeOptions } : {}),
   };
@@ -112,12 +119,20 @@ export function runCommand(spec: CommandSpec): Promise<CommandResult> {
     };
     if (spec.signal.aborted) abort();
     else spec.signal.addEventListener('abort', abort, { once: true });
+    // Pings several times per silence window: only a stopped or blocked process misses them all.
+    let cancelPing = (): void => undefined;
+    const ping = () => {
+      if (watchdog.stdin.writable) watchdog.stdin.write('ping\n');
+      cancelPing = clock.setTimer(Math.max(50, Math.floor((spec.silenceMs ?? 0) / 4)), ping);
+    };
+    if (spec.silenceMs !== undefined) ping();
 
     let settled = false;
     const finish = () => {
       if (settled) return;
       settled = true;
       spec.signal.removeEventListener('abort', abort);
+      cancelPing();
       cancelDrain();
       watchdog.stdin.destroy();
       resolve({

@@ -9,6 +9,8 @@
  *   stdin from /dev/null and its stdout/stderr going straight to the agent (the watchdog copies nothing).
  * - `term` on the control pipe (the run's signal aborted: timeout, shutdown): SIGTERM to the whole group,
  *   SIGKILL `killGraceMs` later if anything of the group is left. `kill` (ownership lost): SIGKILL at once.
+ * - No `ping` on the control pipe for `silenceMs`: the agent is stopped (SIGSTOP) or its event loop is
+ *   blocked past its lease deadline, so it cannot stop the command itself: SIGKILL to the group at once.
  * - End of file on the control pipe: the agent is gone (exit, crash, SIGKILL — the kernel closes its end
  *   of the pipe in every case). The group gets SIGKILL at once, not a grace period: the agent's lease is
  *   gone too and another node may take the task within a second (crash detection), so the command must
@@ -34,6 +36,11 @@ export interface WatchdogSpec {
   readonly argv: readonly string[];
   readonly cwd?: string;
   readonly killGraceMs: number;
+  /**
+   * The agent pings the control pipe; a silence longer than this (the agent stopped or its event loop
+   * blocked past its lease deadline) gets the group SIGKILLed. Undefined: no such check.
+   */
+  readonly silenceMs?: number;
   /** `ps` shows the watchdog as `baton-watchdog <title>`. */
   readonly title: string;
   /** NODE_OPTIONS for the command (kept away from the watchdog's own Node). */
@@ -100,12 +107,26 @@ child.on('exit', (code, sig) => {
   const poll = setInterval(() => { if (!alive()) { clearInterval(poll); done(); } }, 25);
   if (!alive()) { clearInterval(poll); done(); }
 });
+// Control lines: 'ping' (the agent is alive), 'term', 'kill'.
 let control = '';
+let lastPing = performance.now();
+process.stdin.setEncoding('utf8');
 process.stdin.on('data', (d) => {
   control += d;
-  if (control.includes('kill')) stop(0);
-  else if (control.includes('term')) stop(spec.killGraceMs);
+  let newline;
+  while ((newline = control.indexOf('\n')) >= 0) {
+    const line = control.slice(0, newline);
+    control = control.slice(newline + 1);
+    if (line === 'ping') lastPing = performance.now();
+    else if (line === 'kill') stop(0);
+    else if (line === 'term') stop(spec.killGraceMs);
+  }
 });
+// A silent agent (stopped, its event loop blocked) can no longer prove its lease: kill, as it would.
+if (spec.silenceMs !== undefined) {
+  const check = setInterval(() => { if (performance.now() - lastPing > spec.silenceMs) { clearInterval(check); stop(0); } }, Math.min(250, spec.silenceMs / 4));
+  check.unref();
+}
 // End of file: the agent died (even by SIGKILL). Its lease is gone: kill at once.
 process.stdin.on('end', () => stop(0));
 process.stdin.on('error', () => stop(0));

@@ -134,6 +134,23 @@ describe('runCommand', () => {
     expect(isAlive(readPids(pids)[0]!)).toBe(false);
   });
 
+  it('SIGKILLs the group when this process stays silent past silenceMs (stopped, event loop blocked)', async () => {
+    const pids = join(dir, 'silent.pids');
+    const running = sh(`echo $$ > ${pids}; sleep 100`, { silenceMs: 400 });
+    await waitFor('the pid file', () => existsSync(pids) && readPids(pids).length === 1);
+    // Block this event loop well past the silence window: no ping can leave.
+    const until = Date.now() + 1500;
+    while (Date.now() < until) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    const result = await running;
+    expect(result.signal).toBe('SIGKILL');
+  });
+
+  it('keeps a command running while pings flow', async () => {
+    const result = await sh('sleep 1; echo done', { silenceMs: 300 });
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout.text()).toBe('done\n');
+  });
+
   it('names a missing cwd', async () => {
     const result = await sh('true', { cwd: join(dir, 'nowhere') });
     expect(result.spawnError).toContain('nowhere');
