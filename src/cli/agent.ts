@@ -171,7 +171,7 @@ async function waitForRun(store: import('../stores/contract.js').Store, task: st
 }
 
 function formatRun(run: RunRecord): string {
-  const lines = [`${run.task}: ${run.status} on ${run.node ?? '?'}${run.durationMs !== undefined ? ` in ${run.durationMs}ms` : ''}`];
+  const lines = [`${run.task}: ${run.status} on ${run.node ?? '?'}${run.durationMs !== undefined ? ` in ${Math.round(run.durationMs)}ms` : ''}`];
   if (run.output) {
     lines.push(`exit: ${run.output.signal ?? run.output.exitCode}`);
     if (run.output.stdout) lines.push('--- stdout (tail) ---', run.output.stdout.trimEnd());

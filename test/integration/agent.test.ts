@@ -239,6 +239,25 @@ describe.each(TARGETS)('baton agent, 3 processes on $kind', ({ kind, url }) => {
   }, 90_000);
 });
 
+describe('baton agent --check', () => {
+  it('accepts the example config and prints the next runs of each task', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'agent', '--config', 'examples/agent/baton.yaml', '--check', '--next', '2'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, BATON_STORE_URL: 'postgres://baton:secret@db.internal/ops', BATON_TOKEN: '0123456789abcdef0123', BATON_WEBHOOK_URL: 'https://hooks.example/x' },
+    });
+    let stdout = '';
+    child.stdout!.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+    await exited(child);
+    expect(child.exitCode).toBe(0);
+    expect(stdout).toContain('examples/agent/baton.yaml: valid; cluster "ops"');
+    // The store's password is never printed.
+    expect(stdout).not.toContain('secret');
+    expect(stdout).toMatch(/backup {2}mode singleton {2}cron 0 3 \* \* \* tz Europe\/Paris/);
+    // 03:00 in Paris: 02:00Z in winter, 01:00Z in summer.
+    expect(stdout).toMatch(/next: \d{4}-\d\d-\d\dT0[12]:00:00\.000Z, /);
+  }, 30_000);
+});
+
 describe('baton agent with a bad config', () => {
   it('exits 1 naming the file and the field, at start and with --check', async () => {
     const dir = mkdtempSync(join(root, 'bad-'));
