@@ -8,9 +8,15 @@
  * the graceful hand-over (running commands get SIGTERM, then SIGKILL after their grace; every task is
  * released at once so another agent takes over without waiting for a TTL).
  *
- * A command's environment: the agent's (minus the variables the config's secret fields reference), plus the task's `env`, plus BATON_TASK, BATON_UNIT, BATON_TICK
- * (ISO 8601), BATON_ATTEMPT, BATON_NODE, BATON_FENCING_TOKEN (the run's fencing token), BATON_TRIGGER (`1` for `baton run`), and for a
- * sharded task BATON_SHARD and BATON_SHARDS.
+ * A command's environment: the agent's (minus the variables the config's secret fields reference), the
+ * task's `env`, and BATON_TASK, BATON_UNIT, BATON_TICK (ISO 8601), BATON_ATTEMPT, BATON_NODE,
+ * BATON_FENCING_TOKEN (the run's fencing token), BATON_TRIGGER (`1` for `baton run`), and for a sharded
+ * task BATON_SHARD and BATON_SHARDS (docs/operations.md).
+ *
+ * Guarantees: a command's process group ends with its run (command.ts, watchdog.ts): SIGTERM then SIGKILL
+ * after `killGrace` on timeout and shutdown; SIGKILL at once when the lease is lost, when the agent dies
+ * (even by SIGKILL) and when the agent stays silent past its lease deadline — so it cannot overlap the
+ * next owner's run. Non-guarantees: processes that leave the group; a SIGKILLed watchdog.
  */
 import { systemClock, type Clock } from '../core/clock.js';
 import { BatonError, ClosedError, ConfigError, TimeoutError, toError } from '../core/errors.js';
