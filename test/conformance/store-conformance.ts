@@ -76,7 +76,7 @@ export function describeStoreConformance(name: string, makeHarness: () => Promis
 
     it('replaces a live session\'s info where the store offers updateSessionInfo, never a dead one\'s', async () => {
       const [a, b] = await pair();
-      // Optional in the contract (Redis, etcd and ZooKeeper do not offer it); not a skip: CI refuses skips.
+      // Optional in the contract (ZooKeeper does not offer it); not a skip: CI refuses skips.
       if (!a.updateSessionInfo) return;
       const s = await a.openSession(nodeInfo('n1'), TTL);
       await a.tryAcquire('k', s.id);
