@@ -101,8 +101,15 @@ export function runCommand(spec: CommandSpec): Promise<CommandResult> {
       reports += text;
       let newline: number;
       while ((newline = reports.indexOf('\n')) >= 0) {
-        const report = JSON.parse(reports.slice(0, newline)) as WatchdogReport;
+        const line = reports.slice(0, newline);
         reports = reports.slice(newline + 1);
+        let report: WatchdogReport;
+        try {
+          report = JSON.parse(line) as WatchdogReport;
+        } catch {
+          // Only the watchdog writes here; a garbled line must not crash the agent from an event handler.
+          continue;
+        }
         if ('pid' in report) {
           pid = report.pid;
           spec.onSpawn?.(report.pid);
