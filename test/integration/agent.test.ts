@@ -78,9 +78,13 @@ function running(pid: number): boolean {
 
 const pidsIn = (file: string) => readFileSync(file, 'utf8').trim().split(/\s+/).map(Number);
 
+const MONITOR_TOKEN = 'agent-test-token-0123456789';
+
 function config(dir: string, store: string, cluster: string, id: string, extraTasks = ''): string {
+  // a1 also serves the monitor (API, dashboard) from the agent config.
+  const monitor = id === 'a1' ? `monitor: { listen: "127.0.0.1:0", token: "${MONITOR_TOKEN}" }\n` : '';
   return `# agent ${id}
-store: "${store}"
+${monitor}store: "${store}"
 cluster: ${cluster}
 node: { id: ${id} }
 ttl: 2s
@@ -132,6 +136,15 @@ describe.each(TARGETS)('baton agent, 3 processes on $kind', ({ kind, url }) => {
       await waitFor('3 agents started', () => agents.every((a) => a.stdout.includes('baton agent: node')));
       // Past rebalanceAfter (= ttl, 2 s): placement has settled.
       await waitFor('ticks written', () => existsSync(join(dir, 'ticks.log')) && readFileSync(join(dir, 'ticks.log'), 'utf8').split('\n').length > 4);
+
+      // The monitor of a1 serves the run history, outputs included.
+      const monitorUrl = /monitor (http:\/\/[^ \n]+)/.exec(agents[0]!.stdout)?.[1];
+      expect(monitorUrl).toBeTruthy();
+      const api = await fetch(`${monitorUrl}api/runs?task=tick&limit=5`, { headers: { authorization: `Bearer ${MONITOR_TOKEN}` } });
+      expect(api.status).toBe(200);
+      const { runs } = (await api.json()) as { runs: RunRecord[] };
+      // (The tick command writes to a file, not to stdout.)
+      expect(runs.find((r) => r.status === 'succeeded')?.output).toMatchObject({ exitCode: 0, signal: null, stdout: '', stderr: '' });
 
       // --- SIGHUP: add a task on every agent; the unchanged "tick" keeps its owner and token. ---
       await sleep(2500);
