@@ -176,12 +176,12 @@ describe.each(TARGETS)('baton agent, 3 processes on $kind', ({ kind, url }) => {
       // --- timeout: the run is timed-out and its whole group (shell + background sleep) is gone. ---
       const timedOut = await waitFor('a timed-out run of slow', async () => (await records(store, 'slow')).find((r) => r.status === 'timed-out'));
       expect(timedOut.output?.signal).toBe('SIGTERM');
-      const slowPids = await waitFor('slow pid files', () => {
-        const files = readdirSync(dir).filter((f) => f.startsWith('slow.'));
-        return files.length > 0 ? files.map((f) => pidsIn(join(dir, f))) : undefined;
+      // The oldest run's file (names carry the start time in ns): complete, its run timed out long ago.
+      const firstSlow = await waitFor('the first slow run\'s pids', () => {
+        const [oldest] = readdirSync(dir).filter((f) => f.startsWith('slow.')).sort();
+        const pids = oldest ? pidsIn(join(dir, oldest)) : [];
+        return pids.length === 2 && pids;
       });
-      const firstSlow = slowPids[0]!;
-      expect(firstSlow.length).toBe(2);
       // The first run has ended (timed out): neither its shell nor its grandchild runs.
       for (const pid of firstSlow) await waitFor(`slow pid ${pid} gone`, () => !exists(pid), 15_000);
 
@@ -239,7 +239,8 @@ describe.each(TARGETS)('baton agent, 3 processes on $kind', ({ kind, url }) => {
       expect(ticks.length).toBeGreaterThan(8);
       expect(ticks.length - new Set(ticks).size).toBe(0);
       const tickRuns = (await records(store, 'tick')).filter((r) => r.status === 'succeeded');
-      expect(tickRuns.length).toBeGreaterThanOrEqual(ticks.length - 1);
+      // Lines of runs cut short (the killed owner's, the stopped agents') have no succeeded record.
+      expect(tickRuns.length).toBeGreaterThanOrEqual(ticks.length - 3);
       expect(tickRuns.every((r) => r.output?.exitCode === 0)).toBe(true);
       const addedTicks = readFileSync(join(dir, 'added.log'), 'utf8').trim().split('\n');
       expect(addedTicks.length - new Set(addedTicks).size).toBe(0);
