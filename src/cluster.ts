@@ -294,8 +294,8 @@ export class Cluster {
    * Declares a task on a running node (what {@link task} does before start()): publishes its declaration
    * and this node's new task list, and starts competing for it. Other tasks are untouched: their leases
    * and runs go on. Used by the agent's config reload. Not for `dispatch` tasks (declare those before start()).
-   * On a store without `updateSessionInfo` (ZooKeeper) other nodes see this node's task list
-   * of its session's opening until the session is re-opened; placement still works (after `claimDelay`).
+   * On a Store implementation without `updateSessionInfo` (every bundled store has it) other nodes see
+   * this node's task list of its session's opening until the session is re-opened.
    * @throws like {@link task}; ConfigError for a dispatch task; BatonError INVALID_STATE unless running.
    */
   async addTask(name: string, options: TaskOptions & { readonly mode?: Exclude<TaskOptions['mode'], 'dispatch'> }, handler: TaskHandler<never>): Promise<void> {

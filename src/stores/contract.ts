@@ -114,9 +114,9 @@ export interface Store {
   /**
    * Replaces the node info a live session publishes (its declared tasks changed: a task added or removed
    * on a running node, as the agent's config reload does). Keys and expiry are untouched. `false` when
-   * the session is not live. Optional — every store but ZooKeeper offers it (there a write to the
-   * session's znode would also renew it). Without it, other nodes see the info of the session's opening
-   * until the session is re-opened (placement still works: a node competes for what it runs).
+   * the session is not live. Every bundled store offers it (on ZooKeeper it also renews the session, which
+   * only moves the expiry later); optional for other implementations: without it, other nodes see the
+   * info of the session's opening until the session is re-opened.
    */
   updateSessionInfo?(sessionId: string, info: NodeInfo): Promise<boolean>;
   /** Live sessions, ordered by id. */

@@ -74,9 +74,9 @@ export function describeStoreConformance(name: string, makeHarness: () => Promis
       await a.closeSession(s1.id); // closing twice is harmless
     });
 
-    it('replaces a live session\'s info where the store offers updateSessionInfo, never a dead one\'s', async () => {
+    it('replaces a live session\'s info (updateSessionInfo), never a dead one\'s', async () => {
       const [a, b] = await pair();
-      // Optional in the contract (ZooKeeper does not offer it); not a skip: CI refuses skips.
+      // Optional in the contract (every bundled store offers it); not a skip: CI refuses skips.
       if (!a.updateSessionInfo) return;
       const s = await a.openSession(nodeInfo('n1'), TTL);
       await a.tryAcquire('k', s.id);
