@@ -117,6 +117,8 @@ export class Cluster {
   /** Aborted as close() begins: lock waits and primitive streams end before the session does. */
   readonly #primitivesClosed = new AbortController();
   #starting: Promise<void> | undefined;
+  /** Tasks being removed (removeTask): their runners stop outside #runners. */
+  readonly #removals = new Set<Promise<void>>();
 
   /** @internal use {@link createCluster}. */
   constructor(options: ClusterOptions, store: Store, ownsStore: boolean, logger: Logger) {
@@ -236,21 +238,7 @@ export class Cluster {
       throw new ClosedError(`cluster "${this.name}": closed while starting`);
     }
     for (const definition of this.#definitions.values()) {
-      for (const unit of unitsOf(definition.name, definition.mode, this.#nodeId)) {
-        this.#runners.set(
-          unit.name,
-          new TaskRunner(definition, unit, {
-            store: this.store,
-            clock: this.#clock,
-            node: this.#info,
-            emit: this.#emit,
-            log: this.#log,
-            onLeaseEnded: () => this.#coordinator?.requestScan(),
-            localSlots: this.#localSlots,
-            controls: this.#controlWatch,
-          }),
-        );
-      }
+      this.#createRunners(definition);
       if (definition.mode.kind === 'dispatch' && definition.consume) {
         this.#consumers.push(
           new QueueConsumer({
@@ -280,6 +268,110 @@ export class Cluster {
     this.#controlWatch.start();
     this.#coordinator.start();
     for (const consumer of this.#consumers) consumer.start();
+  }
+
+  /** Creates the runners of a task's units (modes.ts) and adds them to `#runners`. */
+  #createRunners(definition: TaskDefinition): TaskRunner[] {
+    const created: TaskRunner[] = [];
+    for (const unit of unitsOf(definition.name, definition.mode, this.#nodeId)) {
+      const runner = new TaskRunner(definition, unit, {
+        store: this.store,
+        clock: this.#clock,
+        node: this.#info,
+        emit: this.#emit,
+        log: this.#log,
+        onLeaseEnded: () => this.#coordinator?.requestScan(),
+        localSlots: this.#localSlots,
+        controls: this.#controlWatch,
+      });
+      this.#runners.set(unit.name, runner);
+      created.push(runner);
+    }
+    return created;
+  }
+
+  /**
+   * Declares a task on a running node (what {@link task} does before start()): publishes its declaration
+   * and this node's new task list, and starts competing for it. Other tasks are untouched: their leases
+   * and runs go on. Used by the agent's config reload. Not for `dispatch` tasks (declare those before start()).
+   * On a Store implementation without `updateSessionInfo` (every bundled store has it) other nodes see
+   * this node's task list of its session's opening until the session is re-opened.
+   * @throws like {@link task}; ConfigError for a dispatch task; BatonError INVALID_STATE unless running.
+   */
+  async addTask(name: string, options: TaskOptions & { readonly mode?: Exclude<TaskOptions['mode'], 'dispatch'> }, handler: TaskHandler<never>): Promise<void> {
+    if (this.#state !== 'running') {
+      throw new BatonError('INVALID_STATE', `cluster "${this.name}": addTask("${name}") needs a running cluster (state: ${this.#state}); before start() use task()`);
+    }
+    const definition = defineTask(name, options, handler);
+    if (definition.mode.kind === 'dispatch') throw new ConfigError(`task "${definition.name}": a dispatch task is declared before start(), with task()`);
+    if (this.#definitions.has(definition.name)) throw new TaskDuplicateError(`cluster "${this.name}": task "${definition.name}" is declared twice`);
+    validateTaskSet(new Map([...this.#definitions, [definition.name, definition]]));
+    // The declaration first: a node reading this node's task list must find the declaration it names.
+    await publishDeclarations(this.store, [definition], this.#nodeId, this.#clock.now());
+    if (this.#state !== 'running') throw new ClosedError(`cluster "${this.name}": closed while adding task "${definition.name}"`);
+    this.#definitions.set(definition.name, definition);
+    const runners = this.#createRunners(definition);
+    await this.#publishInfo();
+    for (const runner of runners) this.#coordinator?.unitAdded(runner);
+  }
+
+  /**
+   * Removes a task from a running node: aborts its runs here (their signal's reason says so), waits for
+   * them, and releases its ownership so another declaring node takes it at once. Other tasks are untouched.
+   * @returns false when this node does not declare the task.
+   * @throws ConfigError when another task of this node depends on it; INVALID_STATE unless running.
+   */
+  async removeTask(name: string): Promise<boolean> {
+    if (this.#state !== 'running') {
+      throw new BatonError('INVALID_STATE', `cluster "${this.name}": removeTask("${name}") needs a running cluster (state: ${this.#state})`);
+    }
+    const definition = this.#definitions.get(name);
+    if (!definition) return false;
+    const rest = new Map(this.#definitions);
+    rest.delete(name);
+    for (const other of rest.values()) {
+      if (other.policy.dependsOn.includes(name)) throw new ConfigError(`task "${name}": cannot be removed while task "${other.name}" depends on it`);
+    }
+    this.#definitions.delete(name);
+    const runners = [...this.#runners.values()].filter((runner) => runner.unit.task === name);
+    for (const runner of runners) {
+      // Out of the map first: the next placement scan no longer competes for it.
+      this.#runners.delete(runner.unit.name);
+      this.#coordinator?.unitRemoved(runner.unit.name);
+    }
+    await this.#publishInfo();
+    const stopping = Promise.all(
+      runners.map(async (runner) => {
+        const lease = await runner.stop(new ClosedError(`task "${runner.unit.name}": removed from this node`));
+        if (!lease) return;
+        try {
+          await lease.release(new ClosedError(`task "${runner.unit.name}": removed from this node`));
+          this.#emit('owner:released', { task: runner.unit.name, token: lease.token, reason: 'removed' });
+        } catch (error) {
+          // The key then frees with the session's TTL: slower, still safe.
+          this.#emit('error', { where: `task "${runner.unit.name}": release after removal`, error: toError(error) });
+        }
+      }),
+    ).then(() => undefined);
+    // close() waits for it too: these runners are no longer in #runners, yet must not outlive close().
+    this.#removals.add(stopping);
+    try {
+      await stopping;
+    } finally {
+      this.#removals.delete(stopping);
+    }
+    return true;
+  }
+
+  /** Publishes this node's task list on its live session (see Store.updateSessionInfo). */
+  async #publishInfo(): Promise<void> {
+    this.#info = this.#nodeInfo();
+    try {
+      await this.#keeper.publishInfo(this.#info);
+    } catch (error) {
+      // The store is unreachable: the task list shows again with the next session; nothing else depends on it.
+      this.#emit('error', { where: 'publish node info', error: toError(error) });
+    }
   }
 
   /**
@@ -409,6 +501,7 @@ export class Cluster {
       await Promise.all([...this.#monitors].map((monitor) => monitor.close()));
       await this.#coordinator?.close();
       await Promise.all(this.#consumers.map((consumer) => consumer.stop()));
+      await Promise.all(this.#removals);
       const held = (await Promise.all([...this.#runners.values()].map((runner) => runner.stop()))).filter(
         (lease): lease is Lease => lease !== undefined,
       );

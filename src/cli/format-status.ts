@@ -3,6 +3,7 @@ import { formatDuration } from '../core/duration.js';
 import type { Alert } from '../monitor/monitor-events.js';
 import type { RelayView } from '../monitor/relay-watch.js';
 import type { StatusSnapshot } from '../monitor/status.js';
+import type { RunRecord } from '../scheduler/task.js';
 
 /** Modes whose tasks have no owner between ticks (the next tick is competed for). */
 const TURN_MODES = new Set(['mutex', 'round-robin']);
@@ -67,6 +68,23 @@ export function formatStatus(status: FormattableStatus, options: { color: boolea
       }),
     ),
   );
+  // Commands run by `baton agent` record their exit status and output tail: one line per task here
+  // (the whole tail: `baton status --json`, /api/runs, the dashboard).
+  const withOutput = status.tasks.filter((t) => t.lastRun?.output);
+  if (withOutput.length > 0) {
+    const lastLine = (text: string) => text.trimEnd().split('\n').pop()?.slice(0, 120) ?? '';
+    lines.push('', paint(1, 'LAST OUTPUT'));
+    lines.push(
+      ...table(
+        ['TASK', 'EXIT', 'STDOUT (last line)', 'STDERR (last line)'],
+        withOutput.map((t) => {
+          const output = t.lastRun?.output as NonNullable<RunRecord['output']>;
+          const exit = output.signal ?? String(output.exitCode);
+          return [t.name, exit === '0' ? paint(32, exit) : paint(31, exit), lastLine(output.stdout) || '-', lastLine(output.stderr) || '-'];
+        }),
+      ),
+    );
+  }
   if (status.locks.length > 0) {
     lines.push('', paint(1, 'LOCKS'));
     lines.push(

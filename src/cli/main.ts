@@ -9,6 +9,7 @@ import { readStatus } from '../monitor/status.js';
 import { formatStatus, type FormattableStatus } from './format-status.js';
 import { readActiveAlerts } from '../monitor/alerting.js';
 import type { Store } from '../stores/contract.js';
+import { registerAgent } from './agent.js';
 import { registerRelay } from './relay.js';
 import { registerServe } from './serve.js';
 
@@ -114,6 +115,7 @@ program
 
 registerServe(program);
 registerRelay(program);
+registerAgent(program);
 
 program
   .command('demo-node', { hidden: true })

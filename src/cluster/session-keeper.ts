@@ -128,6 +128,18 @@ export class SessionKeeper {
     this.#info = info;
   }
 
+  /**
+   * Replaces the node info and publishes it on the live session where the store can
+   * (`Store.updateSessionInfo`); a session opened later (after a loss) publishes it anyway.
+   * @returns whether the live session now shows it.
+   */
+  async publishInfo(info: NodeInfo): Promise<boolean> {
+    this.#info = info;
+    const session = this.current;
+    if (!session || !this.#store.updateSessionInfo) return false;
+    return this.#store.updateSessionInfo(session.id, info);
+  }
+
   /** Opens the first session; fails (and leaves nothing running) when the store refuses. */
   async start(): Promise<LiveSession> {
     if (this.#state !== 'new') throw new ClosedError(`session keeper: start() called in state ${this.#state}`);

@@ -28,7 +28,8 @@ export type BatonErrorCode =
   | 'RELAY_SIGNATURE_INVALID'
   | 'RELAY_STATEMENT_INVALID'
   | 'RELAY_DATABASE_FAILED'
-  | 'RELAY_BROKER_UNAVAILABLE';
+  | 'RELAY_BROKER_UNAVAILABLE'
+  | 'AGENT_COMMAND_FAILED';
 
 export class BatonError extends Error {
   readonly code: BatonErrorCode;

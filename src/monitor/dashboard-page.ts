@@ -233,6 +233,9 @@ function lastRunCell(run) {
   if (typeof run.durationMs === 'number') parts.push(el('span', { class: 'muted' }, ' · ' + fmtDur(run.durationMs)));
   if (typeof run.lateMs === 'number' && run.lateMs > 0) parts.push(el('span', { class: 'muted' }, ' · late ' + fmtDur(run.lateMs)));
   if (run.error) parts.push(el('div', { class: 'muted wrap', title: run.error }, firstLine(run.error)));
+  // A command of baton agent: its exit status, the tail of its output in the tooltip.
+  if (run.output) parts.push(el('div', { class: 'muted wrap', title: ['stdout:', run.output.stdout, 'stderr:', run.output.stderr].join(String.fromCharCode(10)) },
+    'exit ' + (run.output.signal || run.output.exitCode) + (run.output.stderr ? ' · ' + firstLine(run.output.stderr) : run.output.stdout ? ' · ' + firstLine(run.output.stdout) : '')));
   return el.apply(null, ['td', { class: 'wrap' }].concat(parts));
 }
 function renderTasks() {

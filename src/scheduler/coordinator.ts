@@ -126,6 +126,18 @@ export class Coordinator {
       });
   }
 
+  /** A runner added to the shared `runners` map on a running node (Cluster.addTask). */
+  unitAdded(runner: TaskRunner): void {
+    if (runner.unit.placement === 'turns') this.#turns.add(runner);
+    this.requestScan();
+  }
+
+  /** A unit removed from the shared `runners` map (Cluster.removeTask). */
+  unitRemoved(unit: string): void {
+    this.#turns.remove(unit);
+    this.#freeSince.delete(unit);
+  }
+
   /** False while another version of the task's declaration runs (versions.ts): this node stays out of it. */
   mayRun(task: string): boolean {
     return !this.#excluded.has(task);

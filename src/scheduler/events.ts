@@ -28,7 +28,7 @@ export interface SchedulerEvents {
    * `task` is the unit: the task's name, `task#i` for a shard, `task@node` for a broadcast share.
    * `turn`: a `mutex` or `round-robin` task is released after its tick ran.
    */
-  'owner:released': { readonly task: string; readonly token: bigint; readonly reason: 'shutdown' | 'rebalance' | 'turn' };
+  'owner:released': { readonly task: string; readonly token: bigint; readonly reason: 'shutdown' | 'rebalance' | 'turn' | 'removed' };
   /**
    * A tick (or a manual trigger) was claimed and its first attempt is about to run. `lateMs` is measured
    * from the tick plus its `jitterMs`, so jitter never counts as lateness.

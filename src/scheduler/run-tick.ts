@@ -14,7 +14,7 @@ import { checkpointKey, runKey, triggerKey, triggerRunKey } from './keys.js';
 import { runAttempts } from './run-attempts.js';
 import { recordMissed, withStoreRetry, type RecordsScope } from './run-records.js';
 import { acquireSlot, releaseSlot, type HeldSlot } from './slots.js';
-import type { ProducerContext, RunRecord, TaskContext, TaskDefinition } from './task.js';
+import { boundRunOutput, type ProducerContext, type RunOutput, type RunRecord, type TaskContext, type TaskDefinition } from './task.js';
 import type { TaskUnit } from './modes.js';
 import { enqueue } from './queue.js';
 
@@ -124,15 +124,18 @@ async function claimAndRun(scope: RunScope, job: TickJob): Promise<void> {
   emit('run:started', { task: name, tick: job.tick, lateMs, token: lease.token, ...(policy.jitterMs > 0 ? { jitterMs: job.jitterMs } : {}), ...trigger });
   const startedMono = clock.monotonic();
   let version = claimed.version;
+  // Set by the handler through ctx.recordOutput (the agent's commands); goes into the records below.
+  let output: RunOutput | undefined;
+  const setOutput = (value: RunOutput) => (output = boundRunOutput(value));
   const result = await runAttempts({
     clock,
     policy,
     task: name,
     stop,
-    invoke: (attempt, signal) => scope.def.handler(context(scope, job, lateMs, attempt, signal) as TaskContext<never>),
+    invoke: (attempt, signal) => scope.def.handler(context(scope, job, lateMs, attempt, signal, setOutput) as TaskContext<never>),
     beforeRetry: async (next, error, delayMs) => {
       // Fenced and version-checked: a lost lease (or a new owner that marked the run aborted) stops the retries.
-      const progress: RunRecord = { ...claim, attempts: next - 1, error: error.stack ?? error.message };
+      const progress: RunRecord = { ...claim, attempts: next - 1, error: error.stack ?? error.message, ...(output ? { output } : {}) };
       const written = await lease.put(key, progress, { ifVersion: version });
       if (!written.ok) throw new NotOwnerError(`task "${name}": run record ${key} changed under this run`);
       version = written.version;
@@ -149,6 +152,7 @@ async function claimAndRun(scope: RunScope, job: TickJob): Promise<void> {
     durationMs,
     ...(policy.retries > 0 ? { attempts } : {}),
     ...(failure ? { error: failure.stack ?? failure.message } : {}),
+    ...(output ? { output } : {}),
   };
   // The record is this run's own (claimed above): no one else writes it, so a version check suffices.
   const written = await store.put(key, done, { ifVersion: version }).catch((error: unknown) => {
@@ -167,7 +171,7 @@ async function claimAndRun(scope: RunScope, job: TickJob): Promise<void> {
   if (written?.ok) await scope.onRecorded();
 }
 
-function context(scope: RunScope, job: TickJob, lateMs: number, attempt: number, signal: AbortSignal): TaskContext {
+function context(scope: RunScope, job: TickJob, lateMs: number, attempt: number, signal: AbortSignal, recordOutput: (output: RunOutput) => void): TaskContext {
   const { store, clock, node, log, lease, def, unit } = scope;
   const key = checkpointKey(unit.name);
   const tick = job.tick;
@@ -184,6 +188,7 @@ function context(scope: RunScope, job: TickJob, lateMs: number, attempt: number,
     node,
     signal,
     log: log.child({ task: unit.name, tick, attempt }),
+    recordOutput,
     checkpoint: {
       get: async () => (await store.get<StoredCheckpoint>(key))?.value.value as never,
       commit: async (value: unknown) => {

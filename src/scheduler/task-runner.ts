@@ -99,8 +99,8 @@ export class TaskRunner {
    * locally but NOT released: the caller closes the session, which frees every key of the node in one
    * store operation and one notification (faster for the standbys than one release per task).
    */
-  async stop(): Promise<Lease | undefined> {
-    this.#stop.abort(new ClosedError(`task "${this.unit.name}": node is shutting down`));
+  async stop(reason: Error = new ClosedError(`task "${this.unit.name}": node is shutting down`)): Promise<Lease | undefined> {
+    this.#stop.abort(reason);
     const loop = this.#loop;
     if (!loop) return undefined;
     let warned = false;

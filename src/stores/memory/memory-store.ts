@@ -138,6 +138,15 @@ export class MemoryStore implements Store {
     return true;
   }
 
+  async updateSessionInfo(sessionId: string, info: NodeInfo): Promise<boolean> {
+    const state = this.#state();
+    const session = this.#live(state, sessionId);
+    if (!session) return false;
+    session.info = info;
+    this.#notify({ scope: 'sessions', key: sessionId });
+    return true;
+  }
+
   async closeSession(sessionId: string): Promise<void> {
     const state = this.#state();
     if (this.#drop(state, sessionId)) this.#notify({ scope: 'sessions', key: sessionId });

@@ -224,6 +224,18 @@ export class MysqlStore implements Store {
     return renewed;
   }
 
+  async updateSessionInfo(sessionId: string, info: NodeInfo): Promise<boolean> {
+    this.#check();
+    const header = await this.#db.exclusive('updateSessionInfo', (run) =>
+      run<Header>(sql.updateSessionInfo(this.#t, this.cluster, sessionId, JSON.stringify(info))),
+    );
+    // CLIENT_FOUND_ROWS (see renewSession): 1 when the live session matched, even if the info was equal.
+    const updated = header.affectedRows === 1;
+    // The hint follows the change (a hint may be spurious or late, never needed for correctness).
+    if (updated) await this.#db.exclusive('updateSessionInfo', (run) => run(sql.bumpChange(this.#t, this.cluster, 'sessions')));
+    return updated;
+  }
+
   async closeSession(sessionId: string): Promise<void> {
     this.#check();
     this.#ownSessions.delete(sessionId);

@@ -194,6 +194,14 @@ export function renewSession(t: Tables, cluster: string, id: string, view: Crash
   };
 }
 
+/** A live session's published info (its declared tasks changed); an expired one stays dead. */
+export function updateSessionInfo(t: Tables, cluster: string, id: string, info: string): Sql {
+  return {
+    sql: `UPDATE ${t.sessions} SET info = ? WHERE cluster = ? AND id = ? AND expires_at > ${NOW_MS}`,
+    values: [info, bin(cluster), bin(id)],
+  };
+}
+
 /**
  * After a reconnection: binds a live session to the new connection without extending it (its keeper
  * alone decides renewals). Until this runs, a peer may judge the session crashed — the window documented

@@ -202,6 +202,16 @@ export class PostgresStore implements Store {
     return rows.length === 1;
   }
 
+  async updateSessionInfo(sessionId: string, info: NodeInfo): Promise<boolean> {
+    const rows = await this.#query<{ updated: number }>(this.#sql.updateSessionInfo, {
+      cluster: this.cluster,
+      id: sessionId,
+      info: JSON.stringify(info),
+      channel: this.#channel,
+    });
+    return rows[0]?.updated === 1;
+  }
+
   async closeSession(sessionId: string): Promise<void> {
     await this.#query(this.#sql.closeSession, { cluster: this.cluster, id: sessionId, channel: this.#channel });
   }

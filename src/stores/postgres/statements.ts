@@ -106,6 +106,16 @@ export function postgresStatements(s: string) {
       WHERE s.cluster = :cluster AND s.id = :id AND ${live('s', 'clock_timestamp()')}
       RETURNING 1 AS renewed`,
 
+    /** A live session's published info (its declared tasks changed); a dead one stays dead. */
+    updateSessionInfo: `
+      WITH updated AS (
+        UPDATE ${s}.sessions s SET info = :info
+        WHERE s.cluster = :cluster AND s.id = :id AND ${live('s', 'clock_timestamp()')}
+        RETURNING s.id
+      ),
+      notified AS (SELECT pg_notify(:channel, ${payload('sessions')}) FROM updated)
+      SELECT (SELECT count(*) FROM updated)::int AS updated, (SELECT count(*) FROM notified)::int AS notified`,
+
     /** Keys and session go together, in one statement. */
     closeSession: `
       WITH gone_owners AS (

@@ -121,6 +121,10 @@ export class RedisStore implements Store {
     return (await this.#script('batonRenewSession', sessionId, this.#clientId)) === 1;
   }
 
+  async updateSessionInfo(sessionId: string, info: NodeInfo): Promise<boolean> {
+    return (await this.#script('batonUpdateSessionInfo', sessionId, JSON.stringify(info))) === 1;
+  }
+
   async closeSession(sessionId: string): Promise<void> {
     await this.#script('batonCloseSession', sessionId);
   }

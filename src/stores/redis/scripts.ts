@@ -158,6 +158,16 @@ redis.call('PEXPIRE', held_key(id), int(ttl + BACKSTOP_MS))
 return 1
 `;
 
+/** ARGV: id, info (JSON). Returns 1 when the live session's info was replaced, 0 when it is gone. */
+const updateSessionInfo = `
+local id = ARGV[3]
+-- A dead session stays dead: its info is not touched (nor its expiry: only renewals extend it).
+if not is_live(id) then return 0 end
+redis.call('HSET', session_key(id), 'info', ARGV[4])
+notify('sessions')
+return 1
+`;
+
 /** ARGV: id. Returns 1 when a session was removed. */
 const closeSession = `
 prune()
@@ -307,6 +317,7 @@ return sessions
 export const SCRIPTS = {
   batonOpenSession: openSession,
   batonRenewSession: renewSession,
+  batonUpdateSessionInfo: updateSessionInfo,
   batonCloseSession: closeSession,
   batonListSessions: listSessions,
   batonTryAcquire: tryAcquire,

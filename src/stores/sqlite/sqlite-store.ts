@@ -136,6 +136,15 @@ export class SqliteStore implements Store {
     });
   }
 
+  async updateSessionInfo(sessionId: string, info: NodeInfo): Promise<boolean> {
+    return this.#write(() => {
+      const now = this.#clock.monotonic();
+      const updated = this.#sql.updateSessionInfo.run({ cluster: this.cluster, id: sessionId, now, info: JSON.stringify(info) }).changes === 1;
+      if (updated) this.#bump('sessions');
+      return updated;
+    });
+  }
+
   async closeSession(sessionId: string): Promise<void> {
     this.#write(() => this.#dropSession(sessionId));
   }
@@ -395,6 +404,10 @@ function prepareStatements(db: BetterSqlite3.Database) {
     renewSession: db.prepare(
       `UPDATE baton_sessions SET renewed_at = @now, expires_at = @now + ttl_ms
        WHERE cluster = @cluster AND id = @id AND expires_at > @now AND renewed_at <= @now`,
+    ),
+    // Only a live session's info: a dead one must not look alive again.
+    updateSessionInfo: db.prepare(
+      `UPDATE baton_sessions SET info = @info WHERE cluster = @cluster AND id = @id AND expires_at > @now AND renewed_at <= @now`,
     ),
     deleteSession: db.prepare(`DELETE FROM baton_sessions WHERE cluster = ? AND id = ?`),
     deleteOwnersOfSession: db.prepare(`DELETE FROM baton_owners WHERE cluster = ? AND session_id = ?`),

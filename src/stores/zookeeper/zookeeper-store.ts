@@ -194,6 +194,20 @@ export class ZookeeperStore implements Store {
   }
 
   async renewSession(sessionId: string): Promise<boolean> {
+    return this.#rewriteSession(sessionId, 'renew session', (session) => session);
+  }
+
+  /**
+   * A write to the session's znode moves its mtime, which is what renews it here: so this is a renewal
+   * that also replaces the info. An extra renewal only moves the store's expiry later than the keeper's
+   * local deadline, never earlier — the safe direction for invariant 4.
+   */
+  async updateSessionInfo(sessionId: string, info: NodeInfo): Promise<boolean> {
+    return this.#rewriteSession(sessionId, 'update session info', (session) => ({ ...session, info }));
+  }
+
+  /** Rewrites a live session's znode (renewing it), versioned; false once it is gone or expired. */
+  async #rewriteSession(sessionId: string, what: string, change: (session: SessionData) => SessionData): Promise<boolean> {
     this.#check();
     const path = this.#paths.session(sessionId);
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
@@ -202,7 +216,7 @@ export class ZookeeperStore implements Store {
       const session = decodeJson<SessionData>(current.data);
       // Never extend a void version: this keeps "expired once, expired forever" inductive.
       if (!isRenewalInTime(session, current.stat)) return false;
-      const renewed = encodeJson({ ...session, renewedFrom: current.stat.mtime } satisfies SessionData);
+      const renewed = encodeJson({ ...change(session), renewedFrom: current.stat.mtime } satisfies SessionData);
       // Versioned: if another renewal or a removal came first, read again rather than overwrite it.
       const outcome = await this.#zk.multi([{ op: 'set', path, data: renewed, version: current.stat.version }]);
       if (!outcome.ok) {
@@ -215,7 +229,7 @@ export class ZookeeperStore implements Store {
       if (stat) await this.#removeIfUnchanged(path, stat.version);
       return false;
     }
-    throw this.#contention(`renew session ${sessionId}`);
+    throw this.#contention(`${what} ${sessionId}`);
   }
 
   async closeSession(sessionId: string): Promise<void> {
