@@ -1,6 +1,7 @@
 /**
  * Relay throughput and end-to-end latency over 3 levels, A → B → C, on PostgreSQL databases and RabbitMQ
- * of this machine: `npx tsx bench/relay.ts [--json] [--rate N] [--seconds N] [--keys N] [--batch N]`.
+ * of this machine: `npx tsx bench/relay.ts [--json] [--rate N] [--seconds N] [--keys N] [--batch N]
+ * [--partitions N]` (default 4 partitions per node).
  *
  * An application at A emits `rate` changes per second for `seconds` (transactions of `rate / 100` changes
  * written with one `emitMany`, one every 10 ms, at most 4 at a time); three relays (one process each) carry
@@ -37,11 +38,12 @@ interface Args {
   seconds: number;
   keys: number;
   batch: number;
+  partitions: number;
   child?: string;
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { json: false, rate: 5000, seconds: 10, keys: 1000, batch: 500 };
+  const args: Args = { json: false, rate: 5000, seconds: 10, keys: 1000, batch: 500, partitions: 4 };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const num = () => {
@@ -54,6 +56,7 @@ function parseArgs(argv: readonly string[]): Args {
     else if (flag === '--seconds') args.seconds = Math.min(120, num());
     else if (flag === '--keys') args.keys = Math.min(100_000, Math.round(num()));
     else if (flag === '--batch') args.batch = Math.min(5000, Math.round(num()));
+    else if (flag === '--partitions') args.partitions = Math.min(64, Math.round(num()));
     else if (flag === '--relay-child') args.child = argv[++i];
     else throw new Error(`bench/relay: unknown option ${flag}`);
   }
@@ -67,10 +70,10 @@ const STATEMENTS = {
   },
 } as const;
 
-function topologyConfig(run: string, urls: Record<'a' | 'b' | 'c', string>): TopologyConfig {
+function topologyConfig(run: string, urls: Record<'a' | 'b' | 'c', string>, partitions: number): TopologyConfig {
   return {
     name: `bench${run}`,
-    partitions: 4,
+    partitions,
     levels: [
       { name: 'A', nodes: [{ id: 'a1', database: urls.a }] },
       { name: 'B', nodes: [{ id: 'b1', database: urls.b }] },
@@ -136,7 +139,7 @@ async function main(): Promise<void> {
   const run = randomBytes(4).toString('hex');
   const names = { a: `relay_bench_${run}_a`, b: `relay_bench_${run}_b`, c: `relay_bench_${run}_c` };
   const urls = { a: `${PG}/${names.a}`, b: `${PG}/${names.b}`, c: `${PG}/${names.c}` };
-  const config = topologyConfig(run, urls);
+  const config = topologyConfig(run, urls, args.partitions);
   const topology = defineTopology(config);
   const children: ChildProcess[] = [];
   try {
