@@ -267,7 +267,11 @@ export function writeReport(r: Results, outDir: string): { markdownPath: string;
     const x = r.relay;
     md.push('## Relay (3 levels A → B → C, PostgreSQL databases, RabbitMQ)');
     md.push('');
-    md.push(`\`${x.command ?? 'npx tsx bench/relay.ts --json'}\`${x.at ? ` (${x.at})` : ''}${x.offeredPerSec ? `, offered ${x.offeredPerSec} changes/s` : ''}.`);
+    md.push(
+      r.relaySweep?.length
+        ? `\`npx tsx bench/relay.ts --rate N --seconds 10 --json\` at each offered rate N (${[...r.relaySweep.map((run) => run.at), x.at].filter(Boolean).join(', ')}); \`relay\` in results.json is the ${x.offeredPerSec ?? '?'}/s run.`
+        : `\`${x.command ?? 'npx tsx bench/relay.ts --json'}\`${x.at ? ` (${x.at})` : ''}${x.offeredPerSec ? `, offered ${x.offeredPerSec} changes/s` : ''}.`,
+    );
     md.push('');
     const runs = [...(r.relaySweep ?? []), x].sort((a, b) => (a.offeredPerSec ?? 0) - (b.offeredPerSec ?? 0));
     const cpu = (run: RelayRun, part: keyof NonNullable<RelayRun['cpuMsPerChange']>) => (run.cpuMsPerChange ? String(run.cpuMsPerChange[part]) : '–');
