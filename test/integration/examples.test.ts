@@ -30,8 +30,12 @@ const MAX_RUN_MS = 45_000;
 interface Running {
   readonly exited: Promise<{ code: number | null; out: string }>;
   output(): string;
+  /** It printed its start line: its SIGTERM handler is in place (a SIGTERM before it would kill it). */
+  ready(): boolean;
   stop(): void;
 }
+
+const STARTED = /joined|competes|takes turns|runs every tick|shares|consumes/;
 
 function start(file: string, db: string, env: Record<string, string>, onJoined: () => void = () => undefined): Running {
   const child = spawn(process.execPath, ['--import', 'tsx', `examples/${file}.ts`, `sqlite:${db}`], {
@@ -41,13 +45,13 @@ function start(file: string, db: string, env: Record<string, string>, onJoined: 
   let out = '';
   child.stdout.on('data', (chunk: Buffer) => {
     out += chunk.toString();
-    if (/joined|competes|takes turns|runs every tick|shares|consumes/.test(out)) onJoined();
+    if (STARTED.test(out)) onJoined();
   });
   child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
   const exited = new Promise<{ code: number | null; out: string }>((resolve) =>
     child.once('exit', (code) => resolve({ code, out })),
   );
-  return { exited, output: () => out, stop: () => child.kill('SIGTERM') };
+  return { exited, output: () => out, ready: () => STARTED.test(out), stop: () => child.kill('SIGTERM') };
 }
 
 async function runUntil(nodes: Running[], expected: RegExp): Promise<{ code: number | null; out: string }[]> {
@@ -55,7 +59,7 @@ async function runUntil(nodes: Running[], expected: RegExp): Promise<{ code: num
   for (;;) {
     const elapsed = Date.now() - began;
     const shown = expected.test(nodes.map((n) => n.output()).join('\n'));
-    if ((shown && elapsed >= MIN_RUN_MS) || elapsed >= MAX_RUN_MS) break;
+    if ((shown && elapsed >= MIN_RUN_MS && nodes.every((n) => n.ready())) || elapsed >= MAX_RUN_MS) break;
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   for (const node of nodes) node.stop();
