@@ -1,29 +1,32 @@
 /**
  * Relay throughput and end-to-end latency over 3 levels, A → B → C, on PostgreSQL databases and RabbitMQ
- * of this machine: `npx tsx bench/relay.ts [--json] [--rate N] [--seconds N] [--keys N] [--batch N]
- * [--partitions N]` (default 4 partitions per node).
+ * of this machine: `npx tsx bench/relay.ts [--json] [--rate N] [--seconds N] [--warmup N] [--keys N]
+ * [--batch N] [--partitions N]` (defaults: 5,000/s, 10 s measured after 3 s of warm-up, 2 partitions per
+ * node — one per core here).
  *
- * An application at A emits `rate` changes per second for `seconds` (transactions of `rate / 100` changes
- * written with one `emitMany`, one every 10 ms, at most 4 at a time); three relays (one process each) carry
- * them to B and C. Measured:
+ * It builds the package (tsc) and runs the three relays from dist/ with plain Node, one process each, as
+ * `baton relay` runs. An application at A emits `rate` changes per second (transactions of `rate / 100`
+ * changes written with one `emitMany`, one every 10 ms, at most 4 at a time): first `warmup` seconds ramping up from a fifth of `rate`, then
+ * `seconds` measured. Measured, over the changes emitted after the warm-up:
  * - changesPerSec: changes applied at C ÷ (last apply at C − first emit at A);
  * - p50Ms / p99Ms: per change, the time from its emit at A (wall clock, in the change's arguments) to the
- *   execution of its statement at C (`clock_timestamp()` in C's row);
- * - lost / duplicated: changes emitted but absent at B or C / present more than once.
+ *   execution of its statement at C (`clock_timestamp()` in C's row); `warmup` gives them for the warm-up
+ *   (connections opening, JIT, first plans), reported apart;
+ * - lost / duplicated: changes emitted (warm-up included) but absent at B or C / present more than once;
  * - cpuMsPerChange: CPU time per change at C, by part (the three relays, the emitting application,
- *   PostgreSQL's processes, RabbitMQ's), from /proc over the run (Linux): what bounds throughput when
- *   everything shares this machine's cores — `cores × 1000 / total` changes/s at best.
- * Prints `{changesPerSec,p50Ms,p99Ms,lost,duplicated,cpuMsPerChange}` with --json. Creates databases relay_bench_<random>_{a,b,c}
- * and exchanges/queues `baton.relay.bench<random>…`, and removes them at the end, also on error. With
- * BATON_BENCH_PROFILE=DIR the relay processes write CPU profiles there. Every loop is
- * bounded; traffic stays on 127.0.0.1.
+ *   PostgreSQL's processes, RabbitMQ's), from /proc over the measured part (Linux): what bounds throughput
+ *   when everything shares this machine's cores — `cores × 1000 / total` changes/s at best.
+ * Prints the summary as JSON with --json, and latency by second of the run on stderr. Creates databases
+ * relay_bench_<random>_{a,b,c} and exchanges/queues `baton.relay.bench<random>…`, and removes them at the
+ * end, also on error. With BATON_BENCH_PROFILE=DIR the relay processes write CPU profiles there. Every loop
+ * is bounded; traffic stays on 127.0.0.1.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { defaultLogger, silentLogger } from '../src/core/logger.js';
+import { silentLogger } from '../src/core/logger.js';
 import { defineTopology, type TopologyConfig } from '../src/sync/relay/topology.js';
 import { openRelayClient, startRelay } from '../src/sync/relay/index.js';
 import { deleteTopology } from '../src/sync/relay/amqp-connection.js';
@@ -36,14 +39,14 @@ interface Args {
   json: boolean;
   rate: number;
   seconds: number;
+  warmup: number;
   keys: number;
   batch: number;
   partitions: number;
-  child?: string;
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { json: false, rate: 5000, seconds: 10, keys: 1000, batch: 500, partitions: 4 };
+  const args: Args = { json: false, rate: 5000, seconds: 10, warmup: 3, keys: 1000, batch: 500, partitions: 2 };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const num = () => {
@@ -54,10 +57,14 @@ function parseArgs(argv: readonly string[]): Args {
     if (flag === '--json') args.json = true;
     else if (flag === '--rate') args.rate = Math.min(50_000, num());
     else if (flag === '--seconds') args.seconds = Math.min(120, num());
+    else if (flag === '--warmup') {
+      const v = Number(argv[++i]);
+      if (!Number.isFinite(v) || v < 0) throw new Error('bench/relay: --warmup needs a number of seconds ≥ 0');
+      args.warmup = Math.min(60, v);
+    }
     else if (flag === '--keys') args.keys = Math.min(100_000, Math.round(num()));
     else if (flag === '--batch') args.batch = Math.min(5000, Math.round(num()));
     else if (flag === '--partitions') args.partitions = Math.min(64, Math.round(num()));
-    else if (flag === '--relay-child') args.child = argv[++i];
     else throw new Error(`bench/relay: unknown option ${flag}`);
   }
   return args;
@@ -81,15 +88,6 @@ function topologyConfig(run: string, urls: Record<'a' | 'b' | 'c', string>, part
     ],
     statements: STATEMENTS,
   };
-}
-
-/** Child mode: one relay until SIGTERM. */
-async function relayChild(spec: string): Promise<void> {
-  const { config, node, batch, keys } = JSON.parse(spec) as { config: TopologyConfig; node: string; batch: number; keys: typeof KEYS };
-  // Warnings (pino, stderr, BATON_LOG_LEVEL) reach the bench's stderr: a healthy run has none.
-  const relay = await startRelay({ topology: defineTopology(config), node, amqpUrl: AMQP_URL, keys, batchSize: batch, logger: await defaultLogger() });
-  process.stdout.write('ready\n');
-  process.once('SIGTERM', () => void relay.close().then(() => process.exit(0)));
 }
 
 async function pgAdmin<T>(fn: (client: import('pg').Client) => Promise<T>, database = 'postgres'): Promise<T> {
@@ -132,7 +130,8 @@ function percentile(sorted: readonly number[], p: number): number {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  if (args.child) return relayChild(args.child);
+  // The relays run the compiled package, as in production: build it from the sources of this checkout.
+  execFileSync(process.execPath, [fileURLToPath(new URL('../node_modules/typescript/bin/tsc', import.meta.url)), '-p', fileURLToPath(new URL('../tsconfig.build.json', import.meta.url))], { stdio: 'inherit' });
   const say = (text: string) => {
     if (!args.json) process.stderr.write(`${text}\n`);
   };
@@ -160,7 +159,7 @@ async function main(): Promise<void> {
     await setup.close();
     if (!connected) throw new Error(`bench/relay: RabbitMQ at ${AMQP_URL.replace(/:[^:@/]*@/, ':***@')} did not answer within 5 s`);
     for (const node of ['a1', 'b1', 'c1']) {
-      const child = spawn(process.execPath, [...(process.env.BATON_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BATON_BENCH_PROFILE}`] : []), '--import', 'tsx', fileURLToPath(import.meta.url), '--relay-child', JSON.stringify({ config, node, batch: args.batch, keys: KEYS })], {
+      const child = spawn(process.execPath, [...(process.env.BATON_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BATON_BENCH_PROFILE}`] : []), fileURLToPath(new URL('relay-child.mjs', import.meta.url)), JSON.stringify({ config, node, batch: args.batch, keys: KEYS, amqpUrl: AMQP_URL })], {
         stdio: ['ignore', 'pipe', 'inherit'],
       });
       children.push(child);
@@ -169,19 +168,29 @@ async function main(): Promise<void> {
         child.once('exit', (code) => reject(new Error(`relay ${node} exited with ${code}`)));
       });
     }
-    say(`relays ready; emitting ${args.rate}/s for ${args.seconds}s over ${args.keys} keys`);
+    say(`relays ready; emitting ${args.rate}/s for ${args.warmup}s of warm-up and ${args.seconds}s measured, over ${args.keys} keys`);
 
-    const client = await openRelayClient({ topology, node: 'a1', keys: KEYS, app: 'bench', database: { poolSize: 4 } });
+    const client = await openRelayClient({ topology, node: 'a1', app: 'bench', database: { poolSize: 4 } });
     const relayPids = children.map((c) => c.pid as number);
-    const cpuBefore = { relays: cpuMs({ pids: relayPids }), emitter: process.cpuUsage(), postgres: cpuMs({ names: ['postgres'] }), rabbitmq: cpuMs({ names: ['beam.smp'] }) };
-    const total = Math.round(args.rate * args.seconds);
+    const cpuNow = () => ({ relays: cpuMs({ pids: relayPids }), emitter: process.cpuUsage(), postgres: cpuMs({ names: ['postgres'] }), rabbitmq: cpuMs({ names: ['beam.smp'] }) });
+    let cpuBefore = cpuNow();
+    // The warm-up (connections opening, JIT, first plans) ramps the rate up from a fifth, so that it leaves
+    // no backlog to the measured part. Its changes (v < warm) are checked for loss and duplicates like the
+    // others, but kept out of the latency and throughput figures, which report them apart.
+    const warmTicks = Math.round(args.warmup * 100);
+    let warm = 0;
+    const measuredTotal = Math.round(args.rate * args.seconds);
     const perTick = Math.max(1, Math.round(args.rate / 100));
     let emitted = 0;
     let inflight = 0;
     let behind = 0;
     const started = Date.now();
     const emits: Promise<void>[] = [];
-    for (let tick = 0; emitted < total && tick < args.seconds * 100 * 3; tick++) {
+    for (let tick = 0; emitted - warm < measuredTotal && tick < (args.warmup + args.seconds) * 100 * 3; tick++) {
+      if (tick === warmTicks) {
+        warm = emitted;
+        cpuBefore = cpuNow();
+      }
       const due = started + tick * 10;
       const wait = due - Date.now();
       if (wait > 0) await sleep(wait);
@@ -191,7 +200,7 @@ async function main(): Promise<void> {
         await Promise.race(emits);
       }
       const from = emitted;
-      const n = Math.min(perTick, total - emitted);
+      const n = tick < warmTicks ? Math.max(1, Math.round(perTick * (0.2 + (0.8 * tick) / warmTicks))) : Math.min(perTick, warm + measuredTotal - emitted);
       emitted += n;
       inflight++;
       const p = client
@@ -239,7 +248,7 @@ async function main(): Promise<void> {
     }, names.c);
     const rowsB = await pgAdmin(async (c) => (await c.query<{ v: number; emitted_ms: number; applied_ms: number }>('SELECT v, emitted_ms, applied_ms FROM ledger')).rows, names.b);
     const atB = rowsB.map((r) => r.v);
-    const toB = rowsB.map((r) => Number(r.applied_ms) - Number(r.emitted_ms)).sort((x, y) => x - y);
+    const toB = rowsB.filter((r) => r.v >= warm).map((r) => Number(r.applied_ms) - Number(r.emitted_ms)).sort((x, y) => x - y);
     say(`emit → B: p50 ${percentile(toB, 50).toFixed(1)} ms, p99 ${percentile(toB, 99).toFixed(1)} ms`);
     const seen = new Map<number, number>();
     for (const row of result) seen.set(row.v, (seen.get(row.v) ?? 0) + 1);
@@ -254,17 +263,31 @@ async function main(): Promise<void> {
         if (times > 1) duplicated += times - 1;
       }
     }
-    const latencies = result.map((r) => Number(r.applied_ms) - Number(r.emitted_ms)).sort((x, y) => x - y);
-    const firstEmit = Math.min(...result.map((r) => Number(r.emitted_ms)));
-    const lastApply = Math.max(...result.map((r) => Number(r.applied_ms)));
+    const latencyOf = (rows: typeof result) => rows.map((r) => Number(r.applied_ms) - Number(r.emitted_ms)).sort((x, y) => x - y);
+    const measured = result.filter((r) => r.v >= warm);
+    const latencies = latencyOf(measured);
+    const warmupLatencies = latencyOf(result.filter((r) => r.v < warm));
+    const firstEmit = Math.min(...measured.map((r) => Number(r.emitted_ms)));
+    const bySecond = new Map<number, number[]>();
+    for (const r of result) {
+      const second = Math.floor((Number(r.emitted_ms) - firstEmit) / 1000); // negative: warm-up
+      let list = bySecond.get(second);
+      if (!list) bySecond.set(second, (list = []));
+      list.push(Number(r.applied_ms) - Number(r.emitted_ms));
+    }
+    say(`emit → C by second of the run (p50/p99 ms): ${[...bySecond].sort(([a], [b]) => a - b).map(([s, l]) => { l.sort((x, y) => x - y); return `${s}: ${percentile(l, 50).toFixed(0)}/${percentile(l, 99).toFixed(0)}`; }).join(', ')}`);
+    const lastApply = Math.max(...measured.map((r) => Number(r.applied_ms)));
+    const round = (ms: number) => Math.round(ms * 10) / 10;
     const summary = {
-      changesPerSec: Math.round(result.length / ((lastApply - firstEmit) / 1000)),
-      p50Ms: Math.round(percentile(latencies, 50) * 10) / 10,
-      p99Ms: Math.round(percentile(latencies, 99) * 10) / 10,
+      changesPerSec: Math.round(measured.length / ((lastApply - firstEmit) / 1000)),
+      p50Ms: round(percentile(latencies, 50)),
+      p99Ms: round(percentile(latencies, 99)),
       lost,
       duplicated,
+      ...(warm > 0 ? { warmup: { seconds: args.warmup, p50Ms: round(percentile(warmupLatencies, 50)), p99Ms: round(percentile(warmupLatencies, 99)) } } : {}),
+      partitions: args.partitions,
       cpuMsPerChange: Object.fromEntries(
-        [...Object.entries(cpuUsed), ['total', Object.values(cpuUsed).reduce((a, b) => a + b, 0)] as const].map(([part, ms]) => [part, Math.round((ms / Math.max(1, result.length)) * 1000) / 1000]),
+        [...Object.entries(cpuUsed), ['total', Object.values(cpuUsed).reduce((a, b) => a + b, 0)] as const].map(([part, ms]) => [part, Math.round((ms / Math.max(1, measured.length)) * 1000) / 1000]),
       ),
     };
     say(`C applied ${result.length}/${emitted}; ${JSON.stringify(summary)}`);

@@ -57,7 +57,7 @@ export class MonitorMetrics {
     // Same names as a relay process's own metrics (sync/relay/command.ts), labelled by topology and node.
     const perNode = (name: string, help: string) => new Gauge({ name, help, labelNames: ['relay', 'node'], registers });
     this.#relayNode = {
-      outboxDepth: perNode('baton_relay_outbox_depth', 'Rows waiting in the outbox of a watched relay node.'),
+      outboxDepth: perNode('baton_relay_outbox_depth', 'Changes waiting in the outbox of a watched relay node.'),
       outboxLagMs: perNode('baton_relay_outbox_lag_seconds', 'Age of the oldest unpublished change of a watched relay node (0 when its outbox is empty).'),
       heldDepth: perNode('baton_relay_held_depth', 'Changes held until an earlier change of their key arrives.'),
       parkedDepth: perNode('baton_relay_parked_depth', 'Changes parked (could not be applied) for an operator.'),

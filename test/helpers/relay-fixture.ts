@@ -11,11 +11,22 @@ import type { Logger } from '../../src/core/logger.js';
 import { deleteTopology } from '../../src/sync/relay/amqp-connection.js';
 import type { Topology } from '../../src/sync/relay/topology.js';
 import type { StatementConfig } from '../../src/sync/relay/statements.js';
+import type { Options } from 'amqplib';
+import { encodeBundle, type Envelope } from '../../src/sync/relay/envelope.js';
+import { SIGNATURE_HEADERS, type Signer } from '../../src/sync/relay/signature.js';
 
 export const AMQP_URL = process.env.BATON_TEST_AMQP ?? 'amqp://guest:guest@127.0.0.1:5672';
 export const PG_ADMIN = 'postgres://postgres@127.0.0.1:5432/postgres';
 export const MYSQL_ADMIN = 'mysql://root@127.0.0.1:3306/mysql';
 export const KEYS = { current: 'k1', keys: { k1: 'relay-test-key-k1-0123456789abcdefghij' } };
+
+/** A message as a relay's publisher sends it: `body` (a bundle, or any text) signed by `signer`, if given. */
+export function message(body: string | readonly Envelope[], signer?: Signer): { content: Buffer; options: Options.Publish } {
+  const content = Buffer.from(typeof body === 'string' ? body : encodeBundle(body));
+  const signature = signer?.sign(content);
+  const headers = signature ? { [SIGNATURE_HEADERS.kid]: signature.kid, [SIGNATURE_HEADERS.sig]: signature.sig } : {};
+  return { content, options: { persistent: true, headers } };
+}
 
 /**
  * `put` appends (key, value) to the ledger: applied twice, it shows twice; applied out of order, the

@@ -23,7 +23,7 @@ export class RelayHarness {
 
   async client(node: string): Promise<RelayClient> {
     let client = this.clients.get(node);
-    if (!client) this.clients.set(node, (client = await openRelayClient({ topology: this.topology, node, keys: KEYS, app: 'test' })));
+    if (!client) this.clients.set(node, (client = await openRelayClient({ topology: this.topology, node, app: 'test' })));
     return client;
   }
 

@@ -1,16 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
-import { canonicalPayload, encodeEnvelope, newChangeId, parseEnvelope, timeOfChangeId, type Envelope, type UnsignedEnvelope } from '../../src/sync/relay/envelope.js';
+import { encodeBundle, encodeEnvelope, newChangeId, parseEnvelope, parseMessage, timeOfChangeId, type Envelope } from '../../src/sync/relay/envelope.js';
 import { EnvelopeError, SignatureError } from '../../src/sync/relay/errors.js';
 import { parseSigningKeys, Signer } from '../../src/sync/relay/signature.js';
 
 const K1 = 'k1-secret-0123456789abcdefghijklmnop';
 const K2 = 'k2-secret-0123456789abcdefghijklmnop';
 
-function base(clock = new FakeClock(1_700_000_000_000)): Omit<UnsignedEnvelope, 'kid'> {
+function base(clock = new FakeClock(1_700_000_000_000)): Envelope {
   return {
-    v: 1,
+    v: 2,
     id: newChangeId(clock),
     origin: 'a1',
     app: 'shop',
@@ -36,47 +36,52 @@ describe('relay envelope', () => {
     expect(timeOfChangeId(first)).toBe(1_700_000_000_000);
   });
 
-  it('round-trips through the wire format and verifies', () => {
+  it('round-trips a bundle through the wire format, in order, and verifies its bytes', () => {
     const signer = new Signer({ current: 'k1', keys: { k1: K1 } });
-    const signed = signer.sign(base());
-    const parsed = parseEnvelope(encodeEnvelope(signed));
-    expect(parsed).toEqual(signed);
-    expect(() => signer.verify(parsed)).not.toThrow();
+    const clock = new FakeClock(1_700_000_000_000);
+    const envelopes = [base(clock), { ...base(clock), seq: 4 }, { ...base(clock), seq: 5, skip: 'parked at b1: test' }];
+    const body = Buffer.from(encodeBundle(envelopes));
+    expect(parseMessage(body)).toEqual(envelopes);
+    const { kid, sig } = signer.sign(body);
+    expect(kid).toBe('k1');
+    expect(() => signer.verify(body, kid, sig)).not.toThrow();
+    expect(parseEnvelope(encodeEnvelope(envelopes[0]!))).toEqual(envelopes[0]);
   });
 
-  it('signs a canonical form: key order does not matter, any change of a field does', () => {
+  it('signs the exact bytes: any change to them fails, a missing signature fails', () => {
     const signer = new Signer({ current: 'k1', keys: { k1: K1 } });
-    const signed = signer.sign(base());
-    const reordered = JSON.parse(JSON.stringify({ ...signed, args: { n: 2, k: 'sku-1' } })) as Envelope;
-    expect(() => signer.verify(reordered)).not.toThrow();
-    const tampered: Partial<Record<keyof Envelope, unknown>>[] = [
-      { args: { k: 'sku-1', n: 3 } },
-      { statement: 'drop' },
-      { visited: ['a1', 'b1'] },
-      { route: { b1: {} } },
-      { seq: 4 },
-      { key: 'sku-2' },
+    const body = Buffer.from(encodeBundle([base()]));
+    const { kid, sig } = signer.sign(body);
+    const tampered = [
+      encodeBundle([{ ...base(), args: { k: 'sku-1', n: 3 } }]),
+      encodeBundle([{ ...base(), visited: ['a1', 'b1'] }]),
+      encodeBundle([{ ...base(), route: { b1: {} } }]),
+      encodeBundle([base(), base()]),
+      `${body.toString()} `,
     ];
-    for (const change of tampered) {
-      expect(() => signer.verify({ ...signed, ...change } as Envelope)).toThrow(SignatureError);
-    }
-    expect(canonicalPayload({ ...signed, args: { b: 1, a: { d: 1, c: 2 } } })).toContain('{"a":{"c":2,"d":1},"b":1}');
+    for (const text of tampered) expect(() => signer.verify(Buffer.from(text), kid, sig)).toThrow(SignatureError);
+    expect(() => signer.verify(body, undefined, sig)).toThrow(/not signed/);
+    expect(() => signer.verify(body, kid, undefined)).toThrow(/not signed/);
+    expect(() => signer.verify(body, kid, 42)).toThrow(/not signed/);
+    expect(() => signer.verify(body, kid, `${sig.slice(0, -2)}AA`)).toThrow(/signature does not match/);
   });
 
   it('rotates keys: old messages verify while the old key is held, new ones use the current key', () => {
     const before = new Signer({ current: 'k1', keys: { k1: K1 } });
     const during = new Signer({ current: 'k2', keys: { k1: K1, k2: K2 } });
     const after = new Signer({ current: 'k2', keys: { k2: K2 } });
-    const old = before.sign(base());
-    const fresh = during.sign(base());
+    const body = Buffer.from(encodeBundle([base()]));
+    const old = before.sign(body);
+    const fresh = during.sign(body);
     expect(fresh.kid).toBe('k2');
-    expect(() => during.verify(old)).not.toThrow();
-    expect(() => after.verify(fresh)).not.toThrow();
-    expect(() => after.verify(old)).toThrow(/signed with key "k1", which this relay does not hold/);
-    expect(() => before.verify(fresh)).toThrow(SignatureError);
+    expect(() => during.verify(body, old.kid, old.sig)).not.toThrow();
+    expect(() => after.verify(body, fresh.kid, fresh.sig)).not.toThrow();
+    expect(() => after.verify(body, old.kid, old.sig)).toThrow(/signed with key "k1", which this relay does not hold/);
+    expect(() => before.verify(body, fresh.kid, fresh.sig)).toThrow(SignatureError);
     // A key id that exists with another secret does not verify.
     const impostor = new Signer({ current: 'k1', keys: { k1: 'another-secret-0123456789abcdefghijkl' } });
-    expect(() => before.verify(impostor.sign(base()))).toThrow(/signature does not match/);
+    const forged = impostor.sign(body);
+    expect(() => before.verify(body, forged.kid, forged.sig)).toThrow(/signature does not match/);
   });
 
   it('rejects weak or missing keys without printing secrets', () => {
@@ -93,11 +98,11 @@ describe('relay envelope', () => {
   });
 
   it('refuses malformed envelopes, naming the field', () => {
-    const signer = new Signer({ current: 'k1', keys: { k1: K1 } });
-    const good = signer.sign(base()) as unknown as Record<string, unknown>;
+    const good = base() as unknown as Record<string, unknown>;
     const bad = (patch: Record<string, unknown>) => () => parseEnvelope(JSON.stringify({ ...good, ...patch }));
     expect(() => parseEnvelope('not json')).toThrow(EnvelopeError);
-    expect(bad({ v: 2 })).toThrow(/envelope\.v: version 2/);
+    expect(bad({ v: 1 })).toThrow(/envelope\.v: version 1/);
+    expect(bad({ kid: 'k1' })).toThrow(/unknown field "kid"/);
     expect(bad({ id: 'x' })).toThrow(/envelope\.id/);
     expect(bad({ seq: 0 })).toThrow(/envelope\.seq/);
     expect(bad({ visited: ['b1'] })).toThrow(/must start with the origin/);
@@ -107,5 +112,13 @@ describe('relay envelope', () => {
     expect(bad({ sql: 'DROP TABLE t' })).toThrow(/unknown field "sql"/);
     expect(bad({ statement: '' })).toThrow(/envelope\.statement/);
     expect(() => parseEnvelope('x'.repeat(300 * 1024))).toThrow(/more than/);
+  });
+
+  it('refuses malformed bundles, naming the envelope and field', () => {
+    expect(() => parseMessage(encodeEnvelope(base()))).toThrow(/message: not a JSON array/);
+    expect(() => parseMessage('[]')).toThrow(/a bundle holds 1 to/);
+    expect(() => parseMessage('[1')).toThrow(/message: not JSON/);
+    expect(() => parseMessage(encodeBundle([base(), { ...base(), seq: 0 }]))).toThrow(/message\[1\]\.seq: must be a positive integer/);
+    expect(() => parseMessage(`[${'"x",'.repeat(10_000)}"x"]`)).toThrow(/a bundle holds 1 to 10000 envelopes, this one 10001/);
   });
 });

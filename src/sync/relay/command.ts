@@ -85,7 +85,7 @@ export async function runRelayCommand(options: RelayCommandOptions): Promise<Rel
 export function relayMetricsText(statuses: readonly RelayStatus[]): string {
   const gauges: [string, string, (s: RelayStatus) => number | null][] = [
     ['baton_relay_lag_ms', 'Wall ms from creation at the origin to commit here, newest change of the last batch.', (s) => s.lagMs],
-    ['baton_relay_outbox_depth', 'Rows waiting in the outbox of the relay node database.', (s) => s.outboxDepth],
+    ['baton_relay_outbox_depth', 'Changes waiting in the outbox of the relay node database.', (s) => s.outboxDepth],
     ['baton_relay_dead_letter_depth', 'Messages in the relay dead-letter queue (whole topology).', (s) => s.deadLetterDepth],
     ['baton_relay_held_depth', 'Changes held until an earlier change of their key arrives.', (s) => s.heldDepth],
     ['baton_relay_parked_depth', 'Changes parked (could not be applied) for an operator.', (s) => s.parkedDepth],

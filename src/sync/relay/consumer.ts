@@ -1,10 +1,11 @@
 /**
  * The consumer of one partition queue of a node: a channel of its own (so that `ack(…, multiple)` never
- * touches another partition), prefetch twice the batch size, messages processed strictly in delivery order.
+ * touches another partition), a bounded prefetch, messages processed strictly in delivery order.
  *
- * Each round takes what has arrived (up to `batchSize`), rejects what cannot be trusted — not an
- * envelope, a bad signature, a loop — to the dead-letter exchange (`requeue: false`), applies the rest in
- * one transaction (inbox.ts), and after the commit acks the last of them with `multiple: true`.
+ * Each round takes what has arrived (whole messages, until they hold `batchSize` changes), rejects what
+ * cannot be trusted — not an envelope or bundle of them, a bad signature, a loop, anywhere in the message
+ * — to the dead-letter exchange (`requeue: false`), applies the rest in one transaction (inbox.ts), and
+ * after the commit acks the last of them with `multiple: true`.
  *
  * Database down (or any failure that may pass: a deadlock, a lock timeout, a missing table): the batch is
  * rolled back, nothing is acked, and the same batch is tried again with backoff (100 ms → 5 s) while the
@@ -19,10 +20,10 @@ import { sleep, type Clock } from '../../core/clock.js';
 import { toError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { amqpNames, channelClosed } from './amqp-connection.js';
-import { parseEnvelope } from './envelope.js';
+import { parseMessage } from './envelope.js';
 import { RelayDatabaseError } from './errors.js';
 import type { Applier, ApplyResult, Incoming } from './inbox.js';
-import type { Signer } from './signature.js';
+import { SIGNATURE_HEADERS, type Signer } from './signature.js';
 import type { Topology } from './topology.js';
 
 export interface PartitionConsumerOptions {
@@ -75,7 +76,8 @@ export class PartitionConsumer {
     };
     signal.addEventListener('abort', onAbort);
     try {
-      await channel.prefetch(this.#o.batchSize * 2);
+      // In messages: a bundle holds up to 1,000 changes, one envelope at least.
+      await channel.prefetch(Math.max(16, Math.ceil(this.#o.batchSize / 4)));
       await channel.consume(
         this.#queue,
         (message) => {
@@ -94,8 +96,7 @@ export class PartitionConsumer {
           wake = undefined;
           continue;
         }
-        const batch = buffer.splice(0, this.#o.batchSize);
-        await this.#process(channel, batch, stop.signal);
+        await this.#process(channel, buffer, stop.signal);
       }
     } finally {
       signal.removeEventListener('abort', onAbort);
@@ -105,20 +106,26 @@ export class PartitionConsumer {
     if (ended !== undefined && !signal.aborted) throw ended;
   }
 
-  /** Applies one batch, retrying a failed apply until it commits or `stop` aborts; then acks. */
-  async #process(channel: Channel, messages: readonly ConsumeMessage[], stop: AbortSignal): Promise<void> {
+  /**
+   * Applies the messages at the front of `buffer` — whole messages, until they hold `batchSize` changes —
+   * retrying a failed apply until it commits or `stop` aborts; then acks.
+   */
+  async #process(channel: Channel, buffer: ConsumeMessage[], stop: AbortSignal): Promise<void> {
     const incoming: Incoming[] = [];
     let last: ConsumeMessage | undefined;
-    for (const message of messages) {
-      const raw = message.content.toString('utf8');
+    while (buffer.length > 0 && incoming.length < this.#o.batchSize) {
+      const message = buffer.shift() as ConsumeMessage;
       try {
-        const envelope = parseEnvelope(raw);
-        this.#o.signer.verify(envelope);
-        if (envelope.visited.includes(this.#o.node)) throw new Error(`envelope ${envelope.id}: already visited ${this.#o.node} (a loop)`);
-        incoming.push({ envelope, raw });
+        const headers = message.properties.headers ?? {};
+        this.#o.signer.verify(message.content, headers[SIGNATURE_HEADERS.kid], headers[SIGNATURE_HEADERS.sig]);
+        const envelopes = parseMessage(message.content);
+        for (const envelope of envelopes) {
+          if (envelope.visited.includes(this.#o.node)) throw new Error(`envelope ${envelope.id}: already visited ${this.#o.node} (a loop)`);
+        }
+        for (const envelope of envelopes) incoming.push({ envelope });
         last = message;
       } catch (error) {
-        // Untrusted: never applied, never forwarded. The broker moves it to the dead-letter queue.
+        // Untrusted, and so is the rest of its message: never applied, never forwarded. The broker moves it to the dead-letter queue.
         const reason = toError(error).message;
         this.#o.logger.warn({ queue: this.#queue, reason }, 'relay: message dead-lettered');
         if (!settle(() => channel.reject(message, false))) return; // channel gone: everything comes back anyway

@@ -1,9 +1,11 @@
 /**
- * The envelope: what travels between relays, one AMQP message each. Version 1:
+ * The envelope: one change as it travels between relays. An AMQP message carries a bundle of them (a JSON
+ * array, in the order they are to be applied): the broker's work is per message, so a publisher sends what
+ * it has for one queue together; the message is signed as a whole (signature.ts). Version 2:
  *
  * | field | meaning |
  * |---|---|
- * | `v` | schema version (1) |
+ * | `v` | schema version (2) |
  * | `id` | the change's id, the same at every hop: 26 characters, time-ordered (48-bit ms + 80 random bits, Crockford base32, as ULID) |
  * | `origin` | the node where the change was made |
  * | `app` | the application that made it (free text, for people and filters) |
@@ -14,11 +16,12 @@
  * | `statement`, `args` | a statement name from the registry and its named arguments; never SQL |
  * | `skip` | present on a tombstone: the change was parked upstream with this reason; nothing to apply, only the order to keep |
  * | `createdAt` | wall-clock ms at the origin |
- * | `kid`, `sig` | the signing key's id and the HMAC-SHA256 (base64url) of every other field ({@link canonicalPayload}) |
  *
- * Guarantees: {@link parseEnvelope} accepts only a complete version-1 envelope with fields of the right
- * types and sizes (an {@link EnvelopeError} names the first bad field); nothing else about it is trusted
- * until its signature is checked (signature.ts).
+ * Version 1 (the first release) signed each envelope (`kid`, `sig` fields); version 2 signs each message.
+ *
+ * Guarantees: {@link parseMessage} accepts only a bundle of complete version-2 envelopes with fields of the
+ * right types and sizes (an {@link EnvelopeError} names the first bad envelope and field); a consumer
+ * parses a message only after its signature was checked.
  */
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../../core/clock.js';
@@ -26,10 +29,10 @@ import { EnvelopeError, StatementError } from './errors.js';
 import type { JsonValue, StatementArgs } from './statements.js';
 import type { Route } from './topology.js';
 
-export const ENVELOPE_VERSION = 1;
+export const ENVELOPE_VERSION = 2;
 
-export interface UnsignedEnvelope {
-  readonly v: 1;
+export interface Envelope {
+  readonly v: 2;
   readonly id: string;
   readonly origin: string;
   readonly app: string;
@@ -42,19 +45,18 @@ export interface UnsignedEnvelope {
   readonly args: StatementArgs;
   readonly skip?: string;
   readonly createdAt: number;
-  readonly kid: string;
-}
-
-export interface Envelope extends UnsignedEnvelope {
-  readonly sig: string;
 }
 
 /** The most bytes an envelope may have on the wire. */
 export const MAX_ENVELOPE_BYTES = 256 * 1024;
+/** The most bytes a message may have: a bundle of envelopes (publishers stay far below: see outbox.ts). */
+export const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+/** The most envelopes one message may carry. */
+export const MAX_BUNDLE_CHANGES = 10_000;
 const MAX_KEY_CHARS = 128;
 const ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 const NODE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
-const FIELDS = ['v', 'id', 'origin', 'app', 'key', 'seq', 'rk', 'route', 'visited', 'statement', 'args', 'skip', 'createdAt', 'kid', 'sig'];
+const FIELDS = new Set(['v', 'id', 'origin', 'app', 'key', 'seq', 'rk', 'route', 'visited', 'statement', 'args', 'skip', 'createdAt']);
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 
 /** A new time-ordered change id (ULID layout) from `clock`'s wall time. */
@@ -96,69 +98,55 @@ export function timeOfChangeId(id: string): number {
 }
 
 /**
- * The exact text the signature covers: the values of every field but `sig`, in a fixed order, with object
- * keys sorted, so that the same envelope signs the same on every node whatever its JSON key order.
- */
-export function canonicalPayload(envelope: UnsignedEnvelope): string {
-  return canonicalJson([
-    envelope.v,
-    envelope.id,
-    envelope.origin,
-    envelope.app,
-    envelope.key,
-    envelope.seq,
-    envelope.rk,
-    envelope.route,
-    envelope.visited,
-    envelope.statement,
-    envelope.args,
-    envelope.skip ?? null,
-    envelope.createdAt,
-    envelope.kid,
-  ]);
-}
-
-/** JSON with object keys sorted at every depth. */
-export function canonicalJson(value: unknown): string {
-  // Loops rather than map/filter/join: it runs twice per message and hop (sign, verify).
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  if (Array.isArray(value)) {
-    let out = '[';
-    // `?? ''`: as Array.join renders an undefined element (signatures must match across versions).
-    for (let i = 0; i < value.length; i++) out += (i === 0 ? '' : ',') + ((canonicalJson(value[i]) as string | undefined) ?? '');
-    return `${out}]`;
-  }
-  const record = value as Record<string, unknown>;
-  let out = '{';
-  for (const key of Object.keys(record).sort()) {
-    const item = record[key];
-    if (item === undefined) continue;
-    out += `${out.length === 1 ? '' : ','}${JSON.stringify(key)}:${canonicalJson(item)}`;
-  }
-  return `${out}}`;
-}
-
-/**
- * Parses a message body into an envelope, checking its schema (not its signature).
+ * Parses one envelope (as stored in `relay_held`), checking its schema.
  * @throws EnvelopeError naming the first bad field.
  */
 export function parseEnvelope(body: Buffer | string): Envelope {
   const size = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
   if (size > MAX_ENVELOPE_BYTES) throw new EnvelopeError(`envelope: ${size} bytes, more than ${MAX_ENVELOPE_BYTES}`);
-  let value: unknown;
+  return checkEnvelope(parseJson(body, 'envelope'), 'envelope');
+}
+
+/**
+ * Parses a message body: a bundle, i.e. a JSON array of 1 to {@link MAX_BUNDLE_CHANGES} envelopes in the
+ * order they are to be applied, checking every envelope's schema. A bundle is accepted or rejected whole.
+ * @throws EnvelopeError naming the first bad envelope and field (`message[3].seq: …`).
+ */
+export function parseMessage(body: Buffer | string): Envelope[] {
+  const size = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+  if (size > MAX_MESSAGE_BYTES) throw new EnvelopeError(`message: ${size} bytes, more than ${MAX_MESSAGE_BYTES}`);
+  const value = parseJson(body, 'message');
+  if (!Array.isArray(value)) throw new EnvelopeError('message: not a JSON array of envelopes');
+  if (value.length === 0 || value.length > MAX_BUNDLE_CHANGES) throw new EnvelopeError(`message: a bundle holds 1 to ${MAX_BUNDLE_CHANGES} envelopes, this one ${value.length}`);
+  return value.map((item, i) => checkEnvelope(item, `message[${i}]`));
+}
+
+/** Serialises envelopes as one bundle (a JSON array). */
+export function encodeBundle(envelopes: readonly Envelope[]): string {
+  return `[${envelopes.map(encodeEnvelope).join(',')}]`;
+}
+
+function parseJson(body: Buffer | string, at: string): unknown {
   try {
-    value = JSON.parse(typeof body === 'string' ? body : body.toString('utf8'));
+    return JSON.parse(typeof body === 'string' ? body : body.toString('utf8'));
   } catch (error) {
-    throw new EnvelopeError(`envelope: not JSON: ${(error as Error).message}`, { cause: error });
+    throw new EnvelopeError(`${at}: not JSON: ${(error as Error).message}`, { cause: error });
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new EnvelopeError('envelope: not a JSON object');
+}
+
+function checkEnvelope(value: unknown, at: string): Envelope {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new EnvelopeError(`${at}: not a JSON object`);
   const e = value as Record<string, unknown>;
-  const unknown = Object.keys(e).filter((k) => !FIELDS.includes(k));
-  if (unknown.length > 0) throw new EnvelopeError(`envelope: unknown field ${unknown.map((k) => JSON.stringify(k)).join(', ')}`);
-  if (e.v !== ENVELOPE_VERSION) throw new EnvelopeError(`envelope.v: version ${JSON.stringify(e.v)} is not one this relay reads (${ENVELOPE_VERSION})`);
+  for (const k in e) {
+    if (!FIELDS.has(k)) {
+      const unknown = Object.keys(e).filter((name) => !FIELDS.has(name));
+      throw new EnvelopeError(`${at}: unknown field ${unknown.map((name) => JSON.stringify(name)).join(', ')}`);
+    }
+  }
+  if (e.v !== ENVELOPE_VERSION) throw new EnvelopeError(`${at}.v: version ${JSON.stringify(e.v)} is not one this relay reads (${ENVELOPE_VERSION})`);
   const str = (field: string, test: (s: string) => boolean, rule: string): string => {
     const v = e[field];
-    if (typeof v !== 'string' || !test(v)) throw new EnvelopeError(`envelope.${field}: must be ${rule}`);
+    if (typeof v !== 'string' || !test(v)) throw new EnvelopeError(`${at}.${field}: must be ${rule}`);
     return v;
   };
   str('id', (s) => ID.test(s), 'a 26-character time-ordered id');
@@ -167,19 +155,17 @@ export function parseEnvelope(body: Buffer | string): Envelope {
   str('key', (s) => s.length <= MAX_KEY_CHARS, `a string of at most ${MAX_KEY_CHARS} characters`);
   str('rk', (s) => s.length >= 1 && s.length <= 255, 'a routing key');
   str('statement', (s) => s.length <= 64, 'a statement name');
-  str('kid', (s) => /^[\w.-]{1,64}$/.test(s), 'a key id');
-  str('sig', (s) => /^[A-Za-z0-9_-]{43}$/.test(s), 'a base64url HMAC-SHA256');
-  if (typeof e.seq !== 'number' || !Number.isSafeInteger(e.seq) || e.seq < 1) throw new EnvelopeError('envelope.seq: must be a positive integer');
-  if (typeof e.createdAt !== 'number' || !Number.isSafeInteger(e.createdAt) || e.createdAt < 0) throw new EnvelopeError('envelope.createdAt: must be ms since the epoch');
+  if (typeof e.seq !== 'number' || !Number.isSafeInteger(e.seq) || e.seq < 1) throw new EnvelopeError(`${at}.seq: must be a positive integer`);
+  if (typeof e.createdAt !== 'number' || !Number.isSafeInteger(e.createdAt) || e.createdAt < 0) throw new EnvelopeError(`${at}.createdAt: must be ms since the epoch`);
   if (!Array.isArray(e.visited) || e.visited.length === 0 || e.visited.length > 256 || !e.visited.every((n) => typeof n === 'string' && NODE.test(n))) {
-    throw new EnvelopeError('envelope.visited: must be a non-empty list of node ids');
+    throw new EnvelopeError(`${at}.visited: must be a non-empty list of node ids`);
   }
-  if (e.visited[0] !== e.origin) throw new EnvelopeError('envelope.visited: must start with the origin');
-  if (new Set(e.visited).size !== e.visited.length) throw new EnvelopeError('envelope.visited: names a node twice (a loop)');
-  assertRoute(e.route, 'envelope.route', 0);
-  if (typeof e.args !== 'object' || e.args === null || Array.isArray(e.args)) throw new EnvelopeError('envelope.args: must be an object');
-  if (e.skip !== undefined && (typeof e.skip !== 'string' || e.skip.length > 2000)) throw new EnvelopeError('envelope.skip: must be a reason of at most 2000 characters');
-  if (e.skip === undefined && e.statement === '') throw new EnvelopeError('envelope.statement: must name a statement');
+  if (e.visited[0] !== e.origin) throw new EnvelopeError(`${at}.visited: must start with the origin`);
+  if (new Set(e.visited).size !== e.visited.length) throw new EnvelopeError(`${at}.visited: names a node twice (a loop)`);
+  assertRoute(e.route, `${at}.route`, 0);
+  if (typeof e.args !== 'object' || e.args === null || Array.isArray(e.args)) throw new EnvelopeError(`${at}.args: must be an object`);
+  if (e.skip !== undefined && (typeof e.skip !== 'string' || e.skip.length > 2000)) throw new EnvelopeError(`${at}.skip: must be a reason of at most 2000 characters`);
+  if (e.skip === undefined && e.statement === '') throw new EnvelopeError(`${at}.statement: must name a statement`);
   return e as unknown as Envelope;
 }
 

@@ -14,7 +14,7 @@
  *
  * A statement that fails for good (constraint, bad value, unknown statement) is handled in two passes:
  * the batch is rolled back and applied again with a savepoint around each statement; the failing change is
- * then `parked` (with its reason and raw body), its version still moves on and a tombstone is forwarded,
+ * then `parked` (with its reason and envelope), its version still moves on and a tombstone is forwarded,
  * so neither this node nor those below wait for it forever. A transient failure (connection lost, deadlock)
  * rolls the whole batch back and is rethrown: the caller acks nothing and tries again later.
  *
@@ -28,17 +28,14 @@ import type { Logger } from '../../core/logger.js';
 import type { Envelope } from './envelope.js';
 import { RelayDatabaseError, StatementError } from './errors.js';
 import { forwardRows, writeOutbox, type OutboxRow } from './outbox.js';
-import { parseEnvelope } from './envelope.js';
-import type { RelayDatabase, RelayTx } from './dialects/dialect.js';
-import type { Signer } from './signature.js';
+import { encodeEnvelope, parseEnvelope } from './envelope.js';
+import type { RelayDatabase, RelayTx, Statement } from './dialects/dialect.js';
 import type { Topology } from './topology.js';
 
 export type Outcome = 'applied' | 'duplicate' | 'stale' | 'held' | 'parked' | 'skipped';
 
 export interface Incoming {
   readonly envelope: Envelope;
-  /** The body as received, kept for held and parked rows. */
-  readonly raw: string;
 }
 
 export interface ApplyResult {
@@ -53,7 +50,6 @@ export interface ApplierOptions {
   readonly topology: Topology;
   readonly node: string;
   readonly db: RelayDatabase;
-  readonly signer: Signer;
   readonly clock: Clock;
   readonly logger: Logger;
 }
@@ -115,11 +111,12 @@ export class Applier {
     // seen, and the applied version and held changes of every (origin, key) in the batch.
     const pairKey = (origin: string, key: string) => `${origin}\u0000${key}`;
     const pairs = [...new Map(unique.map((item) => [pairKey(item.envelope.origin, item.envelope.key), item.envelope])).values()];
-    const pairValues = chunks(pairs, 250).map((chunk) => ({ count: chunk.length, values: chunk.flatMap((e) => [e.origin, e.key]) }));
+    const pairRows = chunks(pairs, 250).map((chunk) => chunk.map((e) => [e.origin, e.key]));
+    const run = ({ sql, values }: Statement) => tx.query(sql, values);
     const [inboxReads, versionReads, heldReads] = await Promise.all([
-      Promise.all(chunks(unique, 500).map((chunk) => tx.query(db.sql.selectInbox(chunk.length), chunk.map((item) => item.envelope.id)))),
-      Promise.all(pairValues.map(({ count, values }) => tx.query(db.sql.selectVersions(count), values))),
-      Promise.all(pairValues.map(({ count, values }) => tx.query(db.sql.selectHeld(count), values))),
+      Promise.all(chunks(unique, 500).map((chunk) => run(db.sql.selectInbox(chunk.map((item) => [item.envelope.id]))))),
+      Promise.all(pairRows.map((rows) => run(db.sql.selectVersions(rows)))),
+      Promise.all(pairRows.map((rows) => run(db.sql.selectHeld(rows)))),
     ]);
     const known = new Set(inboxReads.flatMap((read) => read.rows.map((row) => String(row.id).trim())));
     const fresh = unique.filter((item) => {
@@ -135,8 +132,7 @@ export class Applier {
       const key = pairKey(String(row.origin), String(row.k));
       let waiting = held.get(key);
       if (!waiting) held.set(key, (waiting = new Map()));
-      const raw = String(row.body);
-      waiting.set(Number(row.seq), { envelope: parseEnvelope(raw), raw });
+      waiting.set(Number(row.seq), { envelope: parseEnvelope(String(row.body)) });
     }
     const changedVersions = new Set<string>();
     // Writes whose answer decides nothing below are sent without waiting for it (PostgreSQL pipelines them:
@@ -159,14 +155,14 @@ export class Applier {
         if (failure !== undefined) {
           status = 'parked';
           skip = `parked at ${node}: ${failure}`;
-          await send(tx.query(db.sql.insertParked, [e.id, e.origin, e.key, e.seq, e.statement, failure.slice(0, 2000), item.raw, now]));
+          await send(tx.query(db.sql.insertParked, [e.id, e.origin, e.key, e.seq, e.statement, failure.slice(0, 2000), encodeEnvelope(e), now]));
           this.#o.logger.warn({ id: e.id, origin: e.origin, key: e.key, seq: e.seq, statement: e.statement, reason: failure }, 'relay: change parked');
         }
       } else {
         status = 'skipped';
       }
       const forwarded = skip === undefined ? e : { ...e, skip };
-      outbox.push(...forwardRows(forwarded, node, this.#o.topology.partitionOf(e.key), this.#o.signer));
+      outbox.push(...forwardRows(forwarded, node, this.#o.topology.partitionOf(e.key)));
       if (status === 'applied') applied.push({ id: e.id, createdAt: e.createdAt });
       outcomes.set(e.id, status);
       if (fromHeld) await send(tx.query(db.sql.deleteHeld, [e.origin, e.key, e.seq]));
@@ -192,7 +188,7 @@ export class Applier {
         if (!waiting) held.set(pair, (waiting = new Map()));
         if (!waiting.has(e.seq)) {
           waiting.set(e.seq, item);
-          await send(tx.query(db.sql.insertHeld, [e.origin, e.key, e.seq, item.raw, now]));
+          await send(tx.query(db.sql.insertHeld, [e.origin, e.key, e.seq, encodeEnvelope(e), now]));
           outcomes.set(e.id, 'held');
           inboxRows.set(e.id, { envelope: e, status: 'held' });
         } else {
@@ -215,19 +211,16 @@ export class Applier {
     // Bookkeeping, batched: inbox rows, updates of held rows, versions, forwards.
     const rows = [...inboxRows.values()];
     for (let i = 0; i < rows.length; i += 500) {
-      const chunk = rows.slice(i, i + 500);
-      const values = chunk.flatMap(({ envelope: e, status }) => [e.id, e.origin, e.key, e.seq, status, now]);
-      await send(tx.query(db.sql.insertInbox(chunk.length), values));
+      await send(run(db.sql.insertInbox(rows.slice(i, i + 500).map(({ envelope: e, status }) => [e.id, e.origin, e.key, e.seq, status, now]))));
     }
     for (const update of inboxUpdates) await send(tx.query(db.sql.updateInboxStatus, [update.status, update.id]));
     const changed = [...changedVersions];
     for (let i = 0; i < changed.length; i += 500) {
-      const chunk = changed.slice(i, i + 500);
-      const values = chunk.flatMap((pair) => {
+      const values = changed.slice(i, i + 500).map((pair) => {
         const [origin, key] = pair.split('\u0000') as [string, string];
         return [origin, key, versions.get(pair) as number];
       });
-      await send(tx.query(db.sql.upsertVersions(chunk.length), values));
+      await send(run(db.sql.upsertVersions(values)));
     }
     for (const query of sent) await query;
     if (outbox.length > 0) {

@@ -7,13 +7,13 @@
  * import { defineTopology, openRelayClient, startRelay } from 'baton/relay';
  *
  * const topology = defineTopology(config);                 // validated; errors name the field path
- * const keys = { current: 'k1', keys: { k1: process.env.RELAY_KEY! } };
- *
  * // In the application, at node "a1": the change and its outbox row commit together.
- * const client = await openRelayClient({ topology, node: 'a1', keys, app: 'shop' });
+ * const client = await openRelayClient({ topology, node: 'a1', app: 'shop' });
  * await client.transaction((tx) => client.emit(tx, 'setPrice', { sku: 'x', cents: 990 }, { key: 'x' }));
  *
- * // In the relay process of each node (e.g. `baton relay --config relay.yaml --node b1`):
+ * // In the relay process of each node (e.g. `baton relay --config relay.yaml --node b1`); the relays
+ * // sign what they publish with the shared keys:
+ * const keys = { current: 'k1', keys: { k1: process.env.RELAY_KEY! } };
  * const relay = await startRelay({ topology, node: 'b1', amqpUrl: 'amqp://guest:guest@127.0.0.1:5672', keys });
  * await relay.close();
  * ```
@@ -22,13 +22,12 @@ import { systemClock, type Clock } from '../../core/clock.js';
 import { openRelayDatabase, type RelayDatabaseOptions } from './database.js';
 import type { RelayDatabase, RelayTx } from './dialects/dialect.js';
 import { RelayEmitter, type Change, type EmitOptions, type Emitted } from './outbox.js';
-import { Signer, type SigningKeys } from './signature.js';
 import type { Topology } from './topology.js';
 
 export { defineTopology, topicMatches, nodesOf, type Topology, type TopologyConfig, type LevelConfig, type NodeConfig, type QueueConfig, type Route, type TopologyNode } from './topology.js';
 export { StatementRegistry, type StatementConfig, type ParamType, type StatementArgs, type JsonValue, type DialectKind } from './statements.js';
-export { parseEnvelope, newChangeId, timeOfChangeId, canonicalPayload, ENVELOPE_VERSION, type Envelope, type UnsignedEnvelope } from './envelope.js';
-export { Signer, parseSigningKeys, type SigningKeys } from './signature.js';
+export { parseEnvelope, parseMessage, encodeBundle, newChangeId, timeOfChangeId, ENVELOPE_VERSION, type Envelope } from './envelope.js';
+export { Signer, parseSigningKeys, SIGNATURE_HEADERS, type SigningKeys, type MessageSignature } from './signature.js';
 export { EnvelopeError, SignatureError, StatementError, RelayDatabaseError, BrokerUnavailableError } from './errors.js';
 export { openRelayDatabase, type RelayDatabaseOptions } from './database.js';
 export type { RelayDatabase, RelayTx, QueryResult } from './dialects/dialect.js';
@@ -41,7 +40,6 @@ export interface RelayClientOptions {
   readonly topology: Topology;
   /** The node whose database this application writes to. */
   readonly node: string;
-  readonly keys: SigningKeys;
   /** Names the application in envelopes. Default `"app"`. */
   readonly app?: string;
   readonly clock?: Clock;
@@ -69,7 +67,6 @@ export interface RelayClient {
  */
 export async function openRelayClient(options: RelayClientOptions): Promise<RelayClient> {
   const node = options.topology.node(options.node);
-  const signer = new Signer(options.keys);
   const db = await openRelayDatabase(node.database, { ...(options.clock ? { clock: options.clock } : {}), ...options.database });
   try {
     await db.ensureSchema();
@@ -77,7 +74,7 @@ export async function openRelayClient(options: RelayClientOptions): Promise<Rela
     await db.close();
     throw error;
   }
-  const emitter = new RelayEmitter({ topology: options.topology, node: node.id, signer, db, clock: options.clock ?? systemClock, ...(options.app !== undefined ? { app: options.app } : {}) });
+  const emitter = new RelayEmitter({ topology: options.topology, node: node.id, db, clock: options.clock ?? systemClock, ...(options.app !== undefined ? { app: options.app } : {}) });
   return {
     db,
     transaction: (fn) => emitter.transaction(fn),

@@ -13,9 +13,8 @@
 import type { Clock } from '../../core/clock.js';
 import { ConfigError } from '../../core/errors.js';
 import { describe } from '../../core/duration.js';
-import { encodeEnvelope, newChangeId, toJsonArgs, type Envelope, type UnsignedEnvelope } from './envelope.js';
+import { encodeEnvelope, newChangeId, toJsonArgs, type Envelope } from './envelope.js';
 import type { RelayDatabase, RelayTx } from './dialects/dialect.js';
-import type { Signer } from './signature.js';
 import { assertRoutingKey, type Topology } from './topology.js';
 
 export interface EmitOptions {
@@ -38,18 +37,23 @@ export interface Emitted {
   readonly targets: readonly string[];
 }
 
-/** One row of `relay_outbox`. */
+/** One envelope on its way to one child: what {@link writeOutbox} bundles into `relay_outbox` rows. */
 export interface OutboxRow {
   readonly target: string;
   readonly part: number;
+  /** The encoded envelope. */
   readonly body: string;
 }
+
+/** Most envelopes in one outbox row (and so in one message, unless rows are joined: see publisher.ts). */
+export const BUNDLE_MAX_CHANGES = 500;
+/** A row is closed once its body passes this many bytes (an envelope alone may be larger). */
+export const BUNDLE_MAX_BYTES = 256 * 1024;
 
 export interface RelayEmitterOptions {
   readonly topology: Topology;
   /** The node this database belongs to (the origin of what is emitted here). */
   readonly node: string;
-  readonly signer: Signer;
   readonly db: RelayDatabase;
   readonly clock: Clock;
   /** Names the application in envelopes. Default `"app"`. */
@@ -109,7 +113,7 @@ export class RelayEmitter {
    * @throws as {@link emit}.
    */
   async emitMany(tx: RelayTx, changes: readonly Change[]): Promise<Emitted[]> {
-    const { topology, node, db, signer, clock } = this.#options;
+    const { topology, node, db, clock } = this.#options;
     if (changes.length === 0) return [];
     const checked = changes.map((change, i) => {
       const at = changes.length === 1 ? 'emit' : `emit: change ${i}`;
@@ -140,8 +144,8 @@ export class RelayEmitter {
       });
       statement.catch(() => undefined); // awaited below; until then a rejection is not unhandled
       statements.push(statement);
-      const envelope: Omit<UnsignedEnvelope, 'kid'> = {
-        v: 1,
+      const envelope: Envelope = {
+        v: 2,
         id: newChangeId(clock),
         origin: node,
         app: this.#app,
@@ -154,7 +158,7 @@ export class RelayEmitter {
         args: change.args,
         createdAt: Math.floor(clock.now()),
       };
-      const forward = forwardRows(envelope, node, topology.partitionOf(change.key), signer);
+      const forward = forwardRows(envelope, node, topology.partitionOf(change.key));
       rows.push(...forward);
       emitted.push({ id: envelope.id, seq, targets: forward.map((r) => r.target) });
     }
@@ -175,25 +179,46 @@ export class RelayEmitter {
  * own subtree. A child that already is in `visited` (or is `node`) is never sent to: provenance is the
  * last line of defence against a loop even if a route were wrong.
  */
-export function forwardRows(envelope: Omit<UnsignedEnvelope, 'kid'> | Envelope, node: string, part: number, signer: Signer): OutboxRow[] {
+export function forwardRows(envelope: Envelope, node: string, part: number): OutboxRow[] {
   const visited = envelope.visited.includes(node) ? envelope.visited : [...envelope.visited, node];
   const rows: OutboxRow[] = [];
   for (const [child, below] of Object.entries(envelope.route)) {
     if (child === node || visited.includes(child)) continue;
-    const { sig: _sig, kid: _kid, ...rest } = envelope as Envelope;
-    const copy = signer.sign({ ...rest, route: below, visited });
-    rows.push({ target: child, part, body: encodeEnvelope(copy) });
+    rows.push({ target: child, part, body: encodeEnvelope({ ...envelope, route: below, visited }) });
   }
   return rows;
 }
 
-/** Inserts outbox rows in chunks (a statement's parameter count is bounded). */
-export async function writeOutbox(tx: RelayTx, db: RelayDatabase, rows: readonly OutboxRow[], nowMs: number): Promise<void> {
+/**
+ * Writes envelopes to the outbox, one row per bundle: the envelopes for one (target, partition), in their
+ * order, up to {@link BUNDLE_MAX_CHANGES} or {@link BUNDLE_MAX_BYTES} per row. A row's body is a JSON
+ * array, `changes` the number of envelopes in it. Rows go in chunks (a statement's parameter count is bounded).
+ */
+export async function writeOutbox(tx: RelayTx, db: RelayDatabase, envelopes: readonly OutboxRow[], nowMs: number): Promise<void> {
+  const rows = bundle(envelopes);
   const CHUNK = 500;
   for (let i = 0; i < rows.length; i += CHUNK) {
-    const chunk = rows.slice(i, i + CHUNK);
-    const values: unknown[] = [];
-    for (const row of chunk) values.push(row.target, row.part, row.body, Math.floor(nowMs));
-    await tx.query(db.sql.insertOutbox(chunk.length), values);
+    const statement = db.sql.insertOutbox(rows.slice(i, i + CHUNK).map((row) => [row.target, row.part, row.body, row.changes, Math.floor(nowMs)]));
+    await tx.query(statement.sql, statement.values);
   }
+}
+
+/** Groups envelopes by (target, partition), keeping their order within each, into rows of bounded size. */
+export function bundle(envelopes: readonly OutboxRow[]): { target: string; part: number; body: string; changes: number }[] {
+  const open = new Map<string, { target: string; part: number; bodies: string[]; bytes: number }>();
+  const rows: { target: string; part: number; body: string; changes: number }[] = [];
+  const close = (b: { target: string; part: number; bodies: string[] }) => rows.push({ target: b.target, part: b.part, body: `[${b.bodies.join(',')}]`, changes: b.bodies.length });
+  for (const e of envelopes) {
+    const stream = `${e.target}\u0000${e.part}`;
+    let b = open.get(stream);
+    if (b && (b.bodies.length >= BUNDLE_MAX_CHANGES || b.bytes + e.body.length > BUNDLE_MAX_BYTES)) {
+      close(b);
+      b = undefined;
+    }
+    if (!b) open.set(stream, (b = { target: e.target, part: e.part, bodies: [], bytes: 0 }));
+    b.bodies.push(e.body);
+    b.bytes += e.body.length + 1;
+  }
+  for (const b of open.values()) close(b);
+  return rows;
 }

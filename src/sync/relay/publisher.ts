@@ -20,11 +20,14 @@ import { toError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { amqpNames, channelClosed, type AmqpNames } from './amqp-connection.js';
 import type { RelayDatabase } from './dialects/dialect.js';
+import { SIGNATURE_HEADERS, type Signer } from './signature.js';
 import type { Topology } from './topology.js';
 
 export interface PublisherOptions {
   readonly topology: Topology;
   readonly db: RelayDatabase;
+  /** Signs each message. */
+  readonly signer: Signer;
   readonly clock: Clock;
   readonly logger: Logger;
   /** Rows read per round. */
@@ -184,7 +187,7 @@ export class OutboxPublisher {
   }
 
   async #read(sql: string, values: unknown[]): Promise<OutboxRecord[]> {
-    return (await this.#o.db.query(sql, values)).rows.map((r) => ({ id: String(r.id), target: String(r.target), part: Number(r.part), body: String(r.body) }));
+    return (await this.#o.db.query(sql, values)).rows.map((r) => ({ id: String(r.id), target: String(r.target), part: Number(r.part), body: String(r.body), changes: Number(r.changes) }));
   }
 
   /** Deletes the confirmed rows. False (after a backoff) when the database refused; they stay confirmed. */
@@ -192,8 +195,8 @@ export class OutboxPublisher {
     const ids = window.confirmed.slice();
     try {
       for (let i = 0; i < ids.length; i += DELETE_CHUNK) {
-        const chunk = ids.slice(i, i + DELETE_CHUNK);
-        await this.#o.db.query(this.#o.db.sql.deleteOutbox(chunk.length), chunk);
+        const statement = this.#o.db.sql.deleteOutbox(ids.slice(i, i + DELETE_CHUNK).map((id) => [id]));
+        await this.#o.db.query(statement.sql, statement.values);
       }
     } catch (error) {
       // Confirmed but not deleted: kept in the window (not published again) and deleted on the next try.
@@ -206,16 +209,22 @@ export class OutboxPublisher {
     return true;
   }
 
-  /** Publishes rows in order into the window; each confirm or nack lands there. */
+  /**
+   * Publishes rows into the window, those of one (target, partition) joined into messages of up to
+   * {@link MESSAGE_MAX_CHANGES} envelopes (in id order, so in order within the stream): the broker's work
+   * is per message. Each confirm or nack lands on all the rows of its message.
+   */
   async #publish(channel: ConfirmChannel, rows: readonly OutboxRecord[], window: Window): Promise<void> {
-    for (const row of rows) {
-      window.add(row.id);
+    for (const message of joinRows(rows)) {
+      for (const id of message.ids) window.add(id);
+      const body = Buffer.from(message.body, 'utf8');
+      const signature = this.#o.signer.sign(body);
       const ok = channel.publish(
         this.#names.exchange,
-        this.#names.routingKey(row.target, row.part),
-        Buffer.from(row.body, 'utf8'),
-        { persistent: true, contentType: 'application/json' },
-        (error: unknown) => window.settle(row.id, error === null || error === undefined),
+        this.#names.routingKey(message.target, message.part),
+        body,
+        { persistent: true, contentType: 'application/json', headers: { [SIGNATURE_HEADERS.kid]: signature.kid, [SIGNATURE_HEADERS.sig]: signature.sig } },
+        (error: unknown) => window.settle(message.ids, error === null || error === undefined),
       );
       // Flow control: the socket's buffer is full; wait for it to drain (or the channel to close).
       if (!ok) await new Promise<void>((resolve) => {
@@ -251,7 +260,45 @@ interface OutboxRecord {
   readonly id: string;
   readonly target: string;
   readonly part: number;
+  /** A JSON array of envelopes. */
   readonly body: string;
+  readonly changes: number;
+}
+
+/** Envelopes per message when rows are joined (a row alone may hold more: it is never split). */
+const MESSAGE_MAX_CHANGES = 1000;
+/** Bytes per message when rows are joined. */
+const MESSAGE_MAX_BYTES = 1024 * 1024;
+
+interface Message {
+  readonly target: string;
+  readonly part: number;
+  readonly ids: string[];
+  readonly body: string;
+}
+
+/** Joins the rows of each stream, in the order given, into bundles; joining is textual (no parse). */
+export function joinRows(rows: readonly OutboxRecord[]): Message[] {
+  interface Group { rows: OutboxRecord[]; changes: number; bytes: number }
+  const open = new Map<string, Group>();
+  const groups: Group[] = [];
+  for (const row of rows) {
+    const stream = `${row.target}\u0000${row.part}`;
+    let group = open.get(stream);
+    if (!group || group.changes + row.changes > MESSAGE_MAX_CHANGES || group.bytes + row.body.length > MESSAGE_MAX_BYTES) {
+      group = { rows: [], changes: 0, bytes: 0 };
+      open.set(stream, group);
+      groups.push(group);
+    }
+    group.rows.push(row);
+    group.changes += row.changes;
+    group.bytes += row.body.length;
+  }
+  return groups.map(({ rows: group }) => {
+    const first = group[0] as OutboxRecord;
+    const body = group.length === 1 ? first.body : `[${group.map((r) => r.body.slice(1, -1)).join(',')}]`;
+    return { target: first.target, part: first.part, ids: group.map((r) => r.id), body };
+  });
 }
 
 /** Rows deleted per statement. */
@@ -303,12 +350,14 @@ class Window {
   add(id: string): void {
     this.#inFlight.add(id);
   }
-  settle(id: string, ok: boolean): void {
-    if (!this.#inFlight.delete(id)) return;
-    if (ok) {
-      this.#confirmed.push(id);
-      this.#confirmedIds.add(id);
-    } else this.#nacked = true;
+  settle(ids: readonly string[], ok: boolean): void {
+    for (const id of ids) {
+      if (!this.#inFlight.delete(id)) continue;
+      if (ok) {
+        this.#confirmed.push(id);
+        this.#confirmedIds.add(id);
+      } else this.#nacked = true;
+    }
     if (this.#inFlight.size === 0) for (const waiter of this.#settledWaiters.splice(0)) waiter();
     this.onChange();
   }

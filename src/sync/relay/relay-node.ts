@@ -189,6 +189,7 @@ class RelayNode implements Relay {
     this.#publisher = new OutboxPublisher({
       topology: options.topology,
       db: options.db,
+      signer: options.signer,
       clock: options.clock,
       logger: options.logger,
       batchSize: Math.max(100, options.batchSize * 2),
@@ -196,7 +197,7 @@ class RelayNode implements Relay {
       pollMs: options.pollMs,
       lockRetryMs: 1000,
     });
-    this.#applier = new Applier({ topology: options.topology, node: options.node, db: options.db, signer: options.signer, clock: options.clock, logger: options.logger });
+    this.#applier = new Applier({ topology: options.topology, node: options.node, db: options.db, clock: options.clock, logger: options.logger });
     options.signal?.addEventListener('abort', () => void this.close(), { once: true });
   }
 

@@ -1,6 +1,9 @@
 /**
- * HMAC-SHA256 signatures of envelopes, with key rotation. Every relay and emitting application holds the
- * same key set: it signs with `current` and verifies with any key it holds, found by the envelope's `kid`.
+ * HMAC-SHA256 signatures of messages, with key rotation. Every relay holds the same key set: a publisher
+ * signs the exact bytes of each message it sends with `current` (headers `baton-kid` and `baton-sig`), and
+ * a consumer verifies them with any key it holds, found by the `kid` — before it parses anything. One MAC
+ * per message covers every field of every envelope in it, and signing the bytes as sent needs no
+ * canonical form. Applications never hold the keys: they write to their database, their relay signs.
  *
  * Rotation without losing a message: (1) add the new key to every node's set, still signing with the old
  * one; (2) once every node has it, make it `current` everywhere; (3) once no message signed with the old
@@ -13,8 +16,16 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { ConfigError } from '../../core/errors.js';
-import { canonicalPayload, type Envelope, type UnsignedEnvelope } from './envelope.js';
 import { SignatureError } from './errors.js';
+
+/** The AMQP headers that carry a message's signature. */
+export const SIGNATURE_HEADERS = { kid: 'baton-kid', sig: 'baton-sig' } as const;
+
+/** A message's signature: the key id and the base64url HMAC-SHA256 of its body. */
+export interface MessageSignature {
+  readonly kid: string;
+  readonly sig: string;
+}
 
 export interface SigningKeys {
   /** The id of the key new envelopes are signed with; must be in `keys`. */
@@ -47,25 +58,28 @@ export class Signer {
     this.#secrets = secrets;
   }
 
-  /** Signs with the current key (the envelope's `kid` is replaced by it). */
-  sign(envelope: Omit<UnsignedEnvelope, 'kid'>): Envelope {
-    const unsigned: UnsignedEnvelope = { ...envelope, kid: this.current };
-    return { ...unsigned, sig: this.#mac(this.current, unsigned).toString('base64url') };
+  /** Signs a message body with the current key. */
+  sign(body: Buffer): MessageSignature {
+    return { kid: this.current, sig: this.#mac(this.current, body).toString('base64url') };
   }
 
-  /** @throws SignatureError when the key id is unknown or the MAC does not match. */
-  verify(envelope: Envelope): void {
-    if (!this.#secrets.has(envelope.kid)) throw new SignatureError(`envelope ${envelope.id}: signed with key "${envelope.kid}", which this relay does not hold`);
-    const expected = this.#mac(envelope.kid, envelope);
-    const given = Buffer.from(envelope.sig, 'base64url');
+  /**
+   * Checks a message body against the key id and signature it came with (its headers, untrusted).
+   * @throws SignatureError when either is missing, the key id is unknown or the MAC does not match.
+   */
+  verify(body: Buffer, kid: unknown, sig: unknown): void {
+    if (typeof kid !== 'string' || typeof sig !== 'string') throw new SignatureError(`message: not signed (no ${SIGNATURE_HEADERS.kid} and ${SIGNATURE_HEADERS.sig} headers)`);
+    if (!this.#secrets.has(kid)) throw new SignatureError(`message: signed with key ${JSON.stringify(kid.slice(0, 64))}, which this relay does not hold`);
+    const expected = this.#mac(kid, body);
+    const given = Buffer.from(sig, 'base64url');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      throw new SignatureError(`envelope ${envelope.id}: signature does not match (key "${envelope.kid}")`);
+      throw new SignatureError(`message: signature does not match (key "${kid}")`);
     }
   }
 
-  #mac(kid: string, envelope: UnsignedEnvelope): Buffer {
+  #mac(kid: string, body: Buffer): Buffer {
     return createHmac('sha256', this.#secrets.get(kid) as Buffer)
-      .update(canonicalPayload(envelope))
+      .update(body)
       .digest();
   }
 }

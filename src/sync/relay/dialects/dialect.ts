@@ -4,8 +4,9 @@
  * (postgres.ts, mysql.ts), each loading its driver lazily.
  *
  * The relay's tables (created by {@link RelayDatabase.ensureSchema}, all prefixed `relay_`):
- * - `relay_outbox` (id, target, part, body, created_at_ms): envelopes to publish, in id order; a row is
- *   deleted only after the broker confirmed it;
+ * - `relay_outbox` (id, target, part, body, changes, created_at_ms): bundles of envelopes to publish, in
+ *   id order (`body` a JSON array of `changes` envelopes, or one envelope in rows of an earlier version); a
+ *   row is deleted only after the broker confirmed it;
  * - `relay_inbox` (id, origin, k, seq, status, at_ms): one row per change received, whatever became of it
  *   (`applied`, `held`, `parked`, `skipped`, `stale`); its primary key is the dedupe; rows older than the
  *   relay's `inboxRetention` are purged (a copy arriving later still finds its key's version has passed);
@@ -69,36 +70,50 @@ export interface RelayDatabase {
   close(): Promise<void>;
 }
 
-/** The relay's statements in one dialect: SQL text builders, with the values they take in their comment. */
+/** A statement and its values. */
+export interface Statement {
+  readonly sql: string;
+  readonly values: unknown[];
+}
+
+/**
+ * A statement over many rows, built from each row's values (as listed in its comment): a tuple per row in
+ * one dialect, an array per column in another. Callers keep `rows` to a few hundred (parameter limits).
+ */
+export type RowsStatement = (rows: readonly (readonly unknown[])[]) => Statement;
+
+/** The relay's statements in one dialect: SQL texts and builders, with the values they take in their comment. */
 export interface RelaySql {
   readonly ddl: readonly string[];
-  /** (target, part, body, created_at_ms) × count. */
-  insertOutbox(count: number): string;
-  /** (limit): the oldest rows: id (as text), target, part, body. */
+  /** (): a row when `relay_outbox` has its `changes` column (tables made before bundles do not). */
+  readonly outboxHasChanges: string;
+  /** (target, part, body, changes, created_at_ms) per row. */
+  readonly insertOutbox: RowsStatement;
+  /** (limit): the oldest rows: id (as text), target, part, body, changes. */
   readonly readOutbox: string;
   /** (after_id, limit): the oldest rows with an id above `after_id`, as {@link readOutbox}. */
   readonly readOutboxAfter: string;
-  /** (id) × count. */
-  deleteOutbox(count: number): string;
-  /** (id) × count: the ids already in the inbox. */
-  selectInbox(count: number): string;
-  /** (id, origin, k, seq, status, at_ms) × count. */
-  insertInbox(count: number): string;
+  /** (id) per row. */
+  readonly deleteOutbox: RowsStatement;
+  /** (id) per row: the ids already in the inbox. */
+  readonly selectInbox: RowsStatement;
+  /** (id, origin, k, seq, status, at_ms) per row. */
+  readonly insertInbox: RowsStatement;
   /** (status, id). */
   readonly updateInboxStatus: string;
-  /** (origin, k) × count: origin, k, seq. */
-  selectVersions(count: number): string;
-  /** (origin, k, seq) × count: sets seq. */
-  upsertVersions(count: number): string;
-  /** (origin, k) × count: origin, k, seq (as number), body of held changes. */
-  selectHeld(count: number): string;
+  /** (origin, k) per row: origin, k, seq. */
+  readonly selectVersions: RowsStatement;
+  /** (origin, k, seq) per row: sets seq. */
+  readonly upsertVersions: RowsStatement;
+  /** (origin, k) per row: origin, k, seq (as number), body of held changes. */
+  readonly selectHeld: RowsStatement;
   /** (origin, k, seq, body, at_ms). */
   readonly insertHeld: string;
   /** (origin, k, seq). */
   readonly deleteHeld: string;
   /** (id, origin, k, seq, statement, reason, body, at_ms). */
   readonly insertParked: string;
-  /** (): the number of rows as `n` in each relay table that an operator watches (`t` names it); `oldest_outbox_ms` for 'outbox'. */
+  /** (): the number of changes as `n` in each relay table that an operator watches (`t` names it); `oldest_outbox_ms` for 'outbox'. */
   readonly depths: string;
   /** (before_ms, limit): deletes up to `limit` inbox rows older than `before_ms`, never a held change's. */
   readonly purgeInbox: string;
@@ -108,9 +123,12 @@ export interface RelaySql {
 export function relaySql(options: {
   readonly placeholder: (i: number) => string;
   readonly ddl: readonly string[];
+  readonly outboxHasChanges: string;
   /** The clause that makes an insert of an existing (origin, k) overwrite seq. */
   readonly upsertSeq: string;
   readonly purgeInbox: string;
+  /** Builders of this dialect's own (arrays instead of tuples, say). */
+  readonly rows?: Partial<Pick<RelaySql, 'insertOutbox' | 'deleteOutbox' | 'selectInbox' | 'insertInbox' | 'selectVersions' | 'upsertVersions' | 'selectHeld'>>;
 }): RelaySql {
   const p = options.placeholder;
   const tuples = (count: number, width: number) => {
@@ -125,25 +143,51 @@ export function relaySql(options: {
   const list = (count: number) => Array.from({ length: count }, (_, i) => p(i + 1)).join(', ');
   const pairs = (count: number) =>
     Array.from({ length: count }, (_, i) => `(origin = ${p(2 * i + 1)} AND k = ${p(2 * i + 2)})`).join(' OR ');
+  const flat = (rows: readonly (readonly unknown[])[]) => rows.flat();
+  const overrides = options.rows ?? {};
   return {
     ddl: options.ddl,
-    insertOutbox: (count) => `INSERT INTO relay_outbox (target, part, body, created_at_ms) VALUES ${tuples(count, 4)}`,
+    outboxHasChanges: options.outboxHasChanges,
+    insertOutbox: overrides.insertOutbox ?? ((rows) => ({ sql: `INSERT INTO relay_outbox (target, part, body, changes, created_at_ms) VALUES ${tuples(rows.length, 5)}`, values: flat(rows) })),
     // Oldest first: the publisher sends in commit-ish order; the receivers' per-key sequence numbers fix the rest.
-    readOutbox: `SELECT id, target, part, body FROM relay_outbox ORDER BY id LIMIT ${p(1)}`,
-    readOutboxAfter: `SELECT id, target, part, body FROM relay_outbox WHERE id > ${p(1)} ORDER BY id LIMIT ${p(2)}`,
-    deleteOutbox: (count) => `DELETE FROM relay_outbox WHERE id IN (${list(count)})`,
-    selectInbox: (count) => `SELECT id FROM relay_inbox WHERE id IN (${list(count)})`,
-    insertInbox: (count) => `INSERT INTO relay_inbox (id, origin, k, seq, status, at_ms) VALUES ${tuples(count, 6)}`,
+    readOutbox: `SELECT id, target, part, body, changes FROM relay_outbox ORDER BY id LIMIT ${p(1)}`,
+    readOutboxAfter: `SELECT id, target, part, body, changes FROM relay_outbox WHERE id > ${p(1)} ORDER BY id LIMIT ${p(2)}`,
+    deleteOutbox: overrides.deleteOutbox ?? ((rows) => ({ sql: `DELETE FROM relay_outbox WHERE id IN (${list(rows.length)})`, values: flat(rows) })),
+    selectInbox: overrides.selectInbox ?? ((rows) => ({ sql: `SELECT id FROM relay_inbox WHERE id IN (${list(rows.length)})`, values: flat(rows) })),
+    insertInbox: overrides.insertInbox ?? ((rows) => ({ sql: `INSERT INTO relay_inbox (id, origin, k, seq, status, at_ms) VALUES ${tuples(rows.length, 6)}`, values: flat(rows) })),
     updateInboxStatus: `UPDATE relay_inbox SET status = ${p(1)} WHERE id = ${p(2)}`,
-    selectVersions: (count) => `SELECT origin, k, seq FROM relay_versions WHERE ${pairs(count)}`,
-    upsertVersions: (count) => `INSERT INTO relay_versions (origin, k, seq) VALUES ${tuples(count, 3)} ${options.upsertSeq}`,
-    selectHeld: (count) => `SELECT origin, k, seq, body FROM relay_held WHERE ${pairs(count)} ORDER BY seq`,
+    selectVersions: overrides.selectVersions ?? ((rows) => ({ sql: `SELECT origin, k, seq FROM relay_versions WHERE ${pairs(rows.length)}`, values: flat(rows) })),
+    upsertVersions: overrides.upsertVersions ?? ((rows) => ({ sql: `INSERT INTO relay_versions (origin, k, seq) VALUES ${tuples(rows.length, 3)} ${options.upsertSeq}`, values: flat(rows) })),
+    selectHeld: overrides.selectHeld ?? ((rows) => ({ sql: `SELECT origin, k, seq, body FROM relay_held WHERE ${pairs(rows.length)} ORDER BY seq`, values: flat(rows) })),
     insertHeld: `INSERT INTO relay_held (origin, k, seq, body, at_ms) VALUES (${list(5)})`,
     deleteHeld: `DELETE FROM relay_held WHERE origin = ${p(1)} AND k = ${p(2)} AND seq = ${p(3)}`,
     insertParked: `INSERT INTO relay_parked (id, origin, k, seq, statement, reason, body, at_ms) VALUES (${list(8)})`,
     purgeInbox: options.purgeInbox,
-    depths: `SELECT 'outbox' AS t, COUNT(*) AS n, MIN(created_at_ms) AS oldest FROM relay_outbox UNION ALL SELECT 'held', COUNT(*), MIN(at_ms) FROM relay_held UNION ALL SELECT 'parked', COUNT(*), MIN(at_ms) FROM relay_parked`,
+    depths: `SELECT 'outbox' AS t, COALESCE(SUM(changes), 0) AS n, MIN(created_at_ms) AS oldest FROM relay_outbox UNION ALL SELECT 'held', COUNT(*), MIN(at_ms) FROM relay_held UNION ALL SELECT 'parked', COUNT(*), MIN(at_ms) FROM relay_parked`,
   };
+}
+
+/** Creates the relay's tables when missing, and adds what tables made by an earlier version lack. */
+export async function ensureRelaySchema(db: Pick<RelayDatabase, 'query' | 'sql'>): Promise<void> {
+  for (const ddl of db.sql.ddl) await db.query(ddl);
+  const hasChanges = async () => (await db.query(db.sql.outboxHasChanges)).rows.length > 0;
+  if (await hasChanges()) return;
+  try {
+    // Rows written before bundles hold one envelope each: 1 is right for them.
+    await db.query('ALTER TABLE relay_outbox ADD COLUMN changes INTEGER NOT NULL DEFAULT 1');
+  } catch (error) {
+    if (!(await hasChanges())) throw error; // else another relay added it meanwhile
+  }
+}
+
+/** The values of rows as one array per column (for `unnest` and `= ANY`). */
+export function columns(rows: readonly (readonly unknown[])[], width: number): unknown[][] {
+  const out: unknown[][] = Array.from({ length: width }, () => new Array<unknown>(rows.length));
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r] as readonly unknown[];
+    for (let c = 0; c < width; c++) (out[c] as unknown[])[r] = row[c];
+  }
+  return out;
 }
 
 /** The password of a database URL replaced by `***`, for messages and logs. */

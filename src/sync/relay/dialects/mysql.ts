@@ -5,7 +5,7 @@
  */
 import type { Pool, PoolConnection, Connection } from 'mysql2/promise';
 import { RelayDatabaseError } from '../errors.js';
-import { redactUrl, relaySql, type PublisherLock, type QueryResult, type RelayDatabase, type RelayTx } from './dialect.js';
+import { ensureRelaySchema, redactUrl, relaySql, type PublisherLock, type QueryResult, type RelayDatabase, type RelayTx } from './dialect.js';
 
 // Keys and node ids are VARBINARY: compared byte for byte. A text column would use the connection's
 // collation — case-insensitive and PAD SPACE by default — and merge the versions of "K", "k" and "k ".
@@ -15,6 +15,7 @@ const DDL = [
     target VARCHAR(64) NOT NULL,
     part INT NOT NULL,
     body LONGTEXT NOT NULL,
+    changes INT NOT NULL DEFAULT 1,
     created_at_ms BIGINT NOT NULL
   ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
   `CREATE TABLE IF NOT EXISTS relay_inbox (
@@ -60,6 +61,7 @@ const DDL = [
 export const mysqlRelaySql = relaySql({
   placeholder: () => '?',
   ddl: DDL,
+  outboxHasChanges: "SELECT 1 FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = 'relay_outbox' AND column_name = 'changes'",
   upsertSeq: 'ON DUPLICATE KEY UPDATE seq = VALUES(seq)',
   purgeInbox: "DELETE FROM relay_inbox WHERE at_ms < ? AND status <> 'held' LIMIT ?",
 });
@@ -142,8 +144,8 @@ export class MysqlRelayDatabase implements RelayDatabase {
     }
   }
 
-  async ensureSchema(): Promise<void> {
-    for (const ddl of this.sql.ddl) await this.query(ddl);
+  ensureSchema(): Promise<void> {
+    return ensureRelaySchema(this);
   }
 
   async takeSeqs(tx: RelayTx, counts: ReadonlyMap<string, number>): Promise<Map<string, number>> {

@@ -17,7 +17,7 @@ import type { Clock } from '../../../core/clock.js';
 import { randomId } from '../../../core/ids.js';
 import { currentProcessIdentity, processState, type ProcessIdentity } from '../../../core/process-identity.js';
 import { RelayDatabaseError } from '../errors.js';
-import { relaySql, type PublisherLock, type QueryResult, type RelayDatabase, type RelayTx } from './dialect.js';
+import { ensureRelaySchema, relaySql, type PublisherLock, type QueryResult, type RelayDatabase, type RelayTx } from './dialect.js';
 
 const DDL = [
   `CREATE TABLE IF NOT EXISTS relay_outbox (
@@ -25,6 +25,7 @@ const DDL = [
     target TEXT NOT NULL,
     part INTEGER NOT NULL,
     body TEXT NOT NULL,
+    changes INTEGER NOT NULL DEFAULT 1,
     created_at_ms INTEGER NOT NULL
   )`,
   `CREATE TABLE IF NOT EXISTS relay_inbox (
@@ -74,6 +75,7 @@ const DDL = [
 export const sqliteRelaySql = relaySql({
   placeholder: () => '?',
   ddl: DDL,
+  outboxHasChanges: "SELECT 1 FROM pragma_table_info('relay_outbox') WHERE name = 'changes'",
   upsertSeq: 'ON CONFLICT (origin, k) DO UPDATE SET seq = excluded.seq',
   purgeInbox: "DELETE FROM relay_inbox WHERE id IN (SELECT id FROM relay_inbox WHERE at_ms < ? AND status <> 'held' LIMIT ?)",
 });
@@ -149,8 +151,8 @@ export class SqliteRelayDatabase implements RelayDatabase {
     return this.#queued(async () => this.#run(sql, values));
   }
 
-  async ensureSchema(): Promise<void> {
-    for (const ddl of this.sql.ddl) await this.query(ddl);
+  ensureSchema(): Promise<void> {
+    return ensureRelaySchema(this);
   }
 
   async takeSeqs(tx: RelayTx, counts: ReadonlyMap<string, number>): Promise<Map<string, number>> {
