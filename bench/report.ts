@@ -277,7 +277,7 @@ export function writeReport(r: Results, outDir: string): { markdownPath: string;
     md.push('');
     md.push(
       r.relaySweep?.length
-        ? `\`npx tsx bench/relay.ts --rate N --json\` (10 s measured after a 3 s warm-up) at each offered rate N (${[...r.relaySweep.map((run) => run.at), x.at].filter(Boolean).join(', ')}); \`relay\` in results.json is the ${x.offeredPerSec ?? '?'}/s run.`
+        ? `\`npx tsx bench/relay.ts --rate N [--seconds S] --json\` (S seconds measured after a 3 s warm-up) at each offered rate N (${[...r.relaySweep.map((run) => run.at), x.at].filter(Boolean).join(', ')}); \`relay\` in results.json is the ${x.offeredPerSec ?? '?'}/s run.`
         : `\`${x.command ?? 'npx tsx bench/relay.ts --json'}\`${x.at ? ` (${x.at})` : ''}${x.offeredPerSec ? `, offered ${x.offeredPerSec} changes/s` : ''}.`,
     );
     md.push('');
@@ -285,8 +285,8 @@ export function writeReport(r: Results, outDir: string): { markdownPath: string;
     const cpu = (run: RelayRun, part: keyof NonNullable<RelayRun['cpuMsPerChange']>) => (run.cpuMsPerChange ? String(run.cpuMsPerChange[part]) : '–');
     md.push(
       table(
-        ['offered/s', 'changes/s at C', 'p50 (ms)', 'p99 (ms)', 'warm-up p50 / p99 (ms)', 'lost', 'duplicated', 'partitions', 'CPU ms/change: relays', 'emitter', 'PostgreSQL', 'RabbitMQ', 'total'],
-        runs.map((run) => [String(run.offeredPerSec ?? '?'), String(run.changesPerSec), String(run.p50Ms), String(run.p99Ms), run.warmup ? `${run.warmup.p50Ms} / ${run.warmup.p99Ms}` : '–', String(run.lost), String(run.duplicated), String(run.partitions ?? '–'), cpu(run, 'relays'), cpu(run, 'emitter'), cpu(run, 'postgres'), cpu(run, 'rabbitmq'), cpu(run, 'total')]),
+        ['offered/s', 'measured (s)', 'changes/s at C', 'p50 (ms)', 'p99 (ms)', 'warm-up p50 / p99 (ms)', 'lost', 'duplicated', 'partitions', 'CPU ms/change: relays', 'emitter', 'PostgreSQL', 'RabbitMQ', 'total'],
+        runs.map((run) => [String(run.offeredPerSec ?? '?'), /--seconds (\d+)/.exec(run.command ?? '')?.[1] ?? '10', String(run.changesPerSec), String(run.p50Ms), String(run.p99Ms), run.warmup ? `${run.warmup.p50Ms} / ${run.warmup.p99Ms}` : '–', String(run.lost), String(run.duplicated), String(run.partitions ?? '–'), cpu(run, 'relays'), cpu(run, 'emitter'), cpu(run, 'postgres'), cpu(run, 'rabbitmq'), cpu(run, 'total')]),
       ),
     );
     md.push('');
