@@ -9,7 +9,7 @@
  * interface and is not counted; it is per handle, not per task (see docs/stores/*). The window opens
  * only after TTL + 2 s, once every node owns its share (⌊T/N⌋ or ⌈T/N⌉), and ownership has been still for 3 s.
  */
-import { createCluster, type Cluster } from '../src/cluster.js';
+import { createCluster, type Cluster } from '../src/node/node.js';
 import { silentLogger } from '../src/core/logger.js';
 import { openStore } from '../src/stores/open-store.js';
 import type { Store } from '../src/stores/contract.js';

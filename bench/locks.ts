@@ -62,7 +62,7 @@ export async function storeLockOps(url: string, cluster: string, windowMs: numbe
  * type-checks and runs without it; returns null when it is missing.
  */
 export async function clusterLockOps(url: string, cluster: string, windowMs: number): Promise<OpsPerSec | null> {
-  const { createCluster } = await import('../src/cluster.js');
+  const { createCluster } = await import('../src/node/node.js');
   const { silentLogger } = await import('../src/core/logger.js');
   const c = await createCluster({ store: url, name: cluster, node: { id: 'lock-bench' }, logger: silentLogger });
   const api = c as unknown as { lock?: (name: string, options: { wait: boolean }) => Promise<{ release(): Promise<void> }> };

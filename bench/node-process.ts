@@ -4,8 +4,7 @@
  * peers' processes (bench/peers/*). It reports as JSON lines on stdout and exits on SIGTERM after a clean
  * shutdown (the graceful path), or dies on SIGKILL.
  */
-
-export type Say = (message: Record<string, unknown>) => void;
+import type { Say } from './util.js';
 
 export interface BatonChildConfig {
   readonly kind: 'baton';
@@ -29,7 +28,7 @@ orphanCheck.unref();
 
 async function runBaton(c: BatonChildConfig): Promise<void> {
   // Imported here, not at the top: peers' children must not load baton's sources at all.
-  const { createCluster } = await import('../src/cluster.js');
+  const { createCluster } = await import('../src/node/node.js');
   const { silentLogger } = await import('../src/core/logger.js');
   const cluster = await createCluster({
     store: c.store,

@@ -27,9 +27,9 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { silentLogger } from '../src/core/logger.js';
-import { defineTopology, type TopologyConfig } from '../src/sync/relay/topology.js';
-import { openRelayClient, startRelay } from '../src/sync/relay/index.js';
-import { deleteTopology } from '../src/sync/relay/amqp-connection.js';
+import { defineTopology, type TopologyConfig } from '../src/relay/topology.js';
+import { openRelayClient, startRelay } from '../src/relay/index.js';
+import { deleteTopology } from '../src/relay/amqp-connection.js';
 
 const AMQP_URL = process.env.BATON_BENCH_AMQP ?? 'amqp://guest:guest@127.0.0.1:5672';
 const PG = 'postgres://postgres@127.0.0.1:5432';

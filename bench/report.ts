@@ -6,8 +6,8 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { FailoverKind } from './failover.js';
 import type { Machine } from './machine.js';
-import type { Settings } from './run.js';
 import { ratio } from './stats.js';
 
 type Num = number | null | undefined;
@@ -21,6 +21,20 @@ interface Pct {
 }
 
 /** One run of `bench/relay.ts`. */
+/** How a bench run was configured (quick or full), recorded with its results. */
+export interface Settings {
+  mode: 'quick' | 'full';
+  ttlMs: number;
+  trials: Record<FailoverKind, number>;
+  tickDurationS: number;
+  killEveryS: number;
+  loadWindowMs: number;
+  lockWindowMs: number;
+  electionTrials: Record<FailoverKind, number>;
+  electionDefaultTrials: { kill: number; term: number };
+  advisoryTrials: Record<FailoverKind, number>;
+}
+
 export interface RelayRun {
   changesPerSec: number;
   p50Ms: number;

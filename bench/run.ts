@@ -22,7 +22,7 @@ import { electionFleet } from './peers/etcd-election.js';
 import { runBullmqTicks } from './peers/bullmq.js';
 import { cleanupPgBoss, startPgBossBackground } from './peers/pgboss.js';
 import { redisPeerLocks } from './peers/redis-locks.js';
-import { writeReport, type Results } from './report.js';
+import { writeReport, type Results, type Settings } from './report.js';
 import { measureSpread } from './spread.js';
 import { cleanupStores, parseStores, storeSpec, type StoreName } from './stores.js';
 import { runTicks } from './ticks.js';
@@ -79,18 +79,6 @@ function parseArgs(argv: string[]): Args {
   return args;
 }
 
-export interface Settings {
-  mode: 'quick' | 'full';
-  ttlMs: number;
-  trials: Record<FailoverKind, number>;
-  tickDurationS: number;
-  killEveryS: number;
-  loadWindowMs: number;
-  lockWindowMs: number;
-  electionTrials: Record<FailoverKind, number>;
-  electionDefaultTrials: { kill: number; term: number };
-  advisoryTrials: Record<FailoverKind, number>;
-}
 
 function settingsFor(args: Args): Settings {
   const full = args.full;

@@ -4,7 +4,7 @@
  * each node owns. Rebalancing (hand-over to a node alive for one TTL) is allowed to happen first: the
  * count is taken after max(settle, TTL + 2 s).
  */
-import { createCluster, type Cluster } from '../src/cluster.js';
+import { createCluster, type Cluster } from '../src/node/node.js';
 import { silentLogger } from '../src/core/logger.js';
 import { progress, sleep, waitUntil } from './util.js';
 

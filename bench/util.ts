@@ -22,3 +22,6 @@ export function errorText(error: unknown): string {
 
 /** A random integer in [0, max). */
 export const jitter = (max: number): number => Math.floor(Math.random() * max);
+
+/** How a bench child process reports to its parent: one JSON line per message. */
+export type Say = (message: Record<string, unknown>) => void;

@@ -2,7 +2,7 @@
  * baton: make a fleet of identical processes behave like one where it matters.
  * See README.md and docs/concepts.md.
  */
-export { createCluster, Cluster, type ClusterOptions, type ClusterState } from './cluster.js';
+export { createCluster, Cluster, type ClusterOptions, type ClusterState } from './node/node.js';
 export type {
   TaskContext,
   TaskHandler,
@@ -22,7 +22,7 @@ export type { SessionTimingOptions } from './cluster/session-timing.js';
 export { LockHandle, type LockOptions } from './cluster/lock.js';
 export { Semaphore, Permit, type SemaphoreOptions, type PermitOptions, type SemaphoreHolder } from './cluster/semaphore.js';
 export { SharedState, MAX_STATE_BYTES, type Versioned, type WriteOptions, type WatchOptions } from './cluster/shared-state.js';
-export type { ElectionEvent, ElectionRole, ElectionsOptions, OwnerInfo } from './cluster/election.js';
+export type { ElectionEvent, ElectionRole, ElectionsOptions, OwnerInfo } from './scheduler/elections.js';
 export type { StatusSnapshot, NodeStatus, TaskStatus, LockStatus } from './monitor/status.js';
 export type { Monitor, MonitorOptions } from './monitor/monitor.js';
 export { readStatus } from './monitor/status.js';

@@ -6,7 +6,7 @@
  * time handled twice; missed: scheduled times between the first and the last handled that never ran.
  */
 import { ChildGroup } from '../children.js';
-import type { Say } from '../node-process.js';
+import type { Say } from '../util.js';
 import { tickFidelity, type TickResult } from '../ticks.js';
 import { jitter, progress, sleep, waitUntil } from '../util.js';
 

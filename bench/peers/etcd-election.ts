@@ -4,7 +4,7 @@
  * A campaign error (e.g. its lease expired while paused) makes it say `lost` and campaign again.
  */
 import type { ChildGroup } from '../children.js';
-import type { Say } from '../node-process.js';
+import type { Say } from '../util.js';
 
 export interface ElectionChildConfig {
   readonly id: string;

@@ -5,7 +5,7 @@
  * tick every 250 ms. It has no TTL and no self-fencing: a paused holder keeps the lock.
  */
 import type { ChildGroup } from '../children.js';
-import type { Say } from '../node-process.js';
+import type { Say } from '../util.js';
 
 export interface AdvisoryChildConfig {
   readonly id: string;

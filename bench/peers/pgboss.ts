@@ -7,7 +7,7 @@
  * duplicates: a minute handled twice; missed: minutes between the first and last handled never handled.
  */
 import { ChildGroup } from '../children.js';
-import type { Say } from '../node-process.js';
+import type { Say } from '../util.js';
 import { tickFidelity, type TickResult } from '../ticks.js';
 import { jitter, progress, sleep } from '../util.js';
 

@@ -11,7 +11,7 @@
  */
 import { parseArgs } from 'node:util';
 import { createCluster } from 'baton';
-import { httpSync } from 'baton/sync/http';
+import { httpSync } from 'baton/sync';
 import { createOrdersTable, Order, ORDER_COLUMNS } from './orders.js';
 
 const { values: args } = parseArgs({

@@ -21,11 +21,11 @@
 import { systemClock, type Clock } from '../core/clock.js';
 import { BatonError, ClosedError, ConfigError, TimeoutError, toError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { createCluster, type Cluster } from '../cluster.js';
+import { createCluster, type Cluster } from '../node/node.js';
 import { resolveSessionTiming } from '../cluster/session-timing.js';
 import type { Monitor } from '../monitor/monitor.js';
 import type { TaskContext } from '../scheduler/task.js';
-import { redactStoreUrl } from '../stores/open-store.js';
+import { redactUrl } from '../core/redact.js';
 import { CommandFailedError, describeExit, runCommand } from './command.js';
 import type { AgentConfig, AgentTask } from './config.js';
 import { diffConfig, removalOrder, type TaskDiff } from './reload.js';
@@ -221,6 +221,6 @@ export async function startAgent(config: AgentConfig, options: AgentOptions): Pr
     await cluster.close().catch((closeError: unknown) => options.logger.error({ err: toError(closeError) }, 'agent: closing after a failed start failed too'));
     throw error;
   }
-  options.logger.info({ cluster: config.cluster, store: redactStoreUrl(config.store), node: cluster.node.id, tasks: [...config.tasks.keys()] }, 'agent started');
+  options.logger.info({ cluster: config.cluster, store: redactUrl(config.store), node: cluster.node.id, tasks: [...config.tasks.keys()] }, 'agent started');
   return agent;
 }

@@ -10,13 +10,14 @@
  * Secrets: `${NAME}` in `store`, `monitor.token`, `alerts.webhook.url` and `alerts.webhook.secret` is
  * replaced by the environment variable NAME (an unset one is an error naming the field), so the file can
  * be shared and reviewed without credentials. Nothing else is interpolated: a command's `${HOME}` is the
- * shell's business. Resolved secrets are never logged: print the store with `redactStoreUrl`.
+ * shell's business. Resolved secrets are never logged: print the store with `redactUrl`.
  */
 import { z } from 'zod';
 import { parseWithSchema, parseYamlText, readConfigText } from '../core/config-file.js';
 import { describe as describeValue, parseDuration, type Duration } from '../core/duration.js';
 import { BatonError, ConfigError } from '../core/errors.js';
-import { defineTask, validateTaskSet, type TaskDefinition, type TaskOptions } from '../scheduler/task.js';
+import { defineTask, type TaskDefinition, type TaskOptions } from '../scheduler/task.js';
+import { validateTaskSet } from '../scheduler/task-set.js';
 
 /** How a task's command is run: an argv (no shell), or a string given to `shell -c`. */
 export type AgentCommand = { readonly argv: readonly string[] } | { readonly shell: string; readonly script: string };
@@ -45,7 +46,7 @@ export interface AgentTask {
 export interface AgentConfig {
   /** The file it came from, for messages. */
   readonly source: string;
-  /** The store URL with secrets resolved: never log it (use `redactStoreUrl`). */
+  /** The store URL with secrets resolved: never log it (use `redactUrl`). */
   readonly store: string;
   readonly cluster: string;
   readonly node: { readonly id?: string; readonly labels: Readonly<Record<string, string>> };

@@ -13,7 +13,7 @@ import { defaultLogger } from '../core/logger.js';
 import { requireDeclaration } from '../scheduler/controls.js';
 import { triggerRunKey } from '../scheduler/keys.js';
 import type { RunRecord } from '../scheduler/task.js';
-import { redactStoreUrl } from '../stores/open-store.js';
+import { redactUrl } from '../core/redact.js';
 import type { AgentConfig } from '../agent/config.js';
 
 interface AgentCliOptions {
@@ -67,12 +67,12 @@ export function registerAgent(program: Command): void {
         cluster = config.cluster;
       } else if (opts.store !== undefined) store = opts.store;
       else throw new ConfigError('baton run: --config <file> or --store <url> is required');
-      const { createCluster } = await import('../cluster.js');
+      const { createCluster } = await import('../node/node.js');
       // A node that never starts: trigger() needs no session, and this process runs nothing.
       const node = await createCluster({ store, name: cluster, logger: await defaultLogger() });
       try {
         const id = await node.trigger(task);
-        process.stdout.write(`triggered ${task} (id ${id}) in cluster "${cluster}" on ${redactStoreUrl(store)}\n`);
+        process.stdout.write(`triggered ${task} (id ${id}) in cluster "${cluster}" on ${redactUrl(store)}\n`);
         if (!opts.wait) return;
         const { mode } = await requireDeclaration(node.store, task, 'run');
         if (mode === 'broadcast' || mode === 'sharded') {
@@ -114,7 +114,7 @@ async function runAgent(path: string, config: AgentConfig): Promise<void> {
     const { loadAgentConfig } = await import('../agent/config.js');
     const agent = await startAgent(config, { logger });
     const monitor = agent.monitor;
-    say(`baton agent: node ${agent.cluster.node.id} in cluster "${config.cluster}" on ${redactStoreUrl(config.store)}; tasks: ${[...config.tasks.keys()].join(', ')}${monitor?.url ? `; monitor ${monitor.url}` : ''}`);
+    say(`baton agent: node ${agent.cluster.node.id} in cluster "${config.cluster}" on ${redactUrl(config.store)}; tasks: ${[...config.tasks.keys()].join(', ')}${monitor?.url ? `; monitor ${monitor.url}` : ''}`);
     // A generated monitor token is shown this once (it is never logged), as `baton serve` does.
     if (monitor?.url && monitor.token !== null && config.monitor?.token === undefined) say(`open ${monitor.url}?token=${monitor.token}`);
     const reload = async () => {
@@ -145,7 +145,7 @@ async function runAgent(path: string, config: AgentConfig): Promise<void> {
 
 /** `--check`: each task's mode, schedule and next runs (UTC), and what the agent would connect to. */
 export function formatCheck(config: AgentConfig, count: number, now: number): string {
-  const lines = [`${config.source}: valid; cluster "${config.cluster}" on ${redactStoreUrl(config.store)}; ${config.tasks.size} task(s)`];
+  const lines = [`${config.source}: valid; cluster "${config.cluster}" on ${redactUrl(config.store)}; ${config.tasks.size} task(s)`];
   for (const task of config.tasks.values()) {
     const def = task.definition;
     const command = 'argv' in task.command ? JSON.stringify(task.command.argv) : task.command.script;

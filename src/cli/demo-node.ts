@@ -2,7 +2,7 @@
  * One node of `baton demo`, run as its own process. It uses only the public API, like a user's service
  * would, and reports what happens as JSON lines on stdout for the demo to display and measure.
  */
-import { createCluster } from '../cluster.js';
+import { createCluster } from '../node/node.js';
 import { silentLogger } from '../core/logger.js';
 
 export interface DemoNodeOptions {

@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 import type { DemoMessage, DemoTask } from './demo-node.js';
 import { randomId } from '../core/ids.js';
 import type { StoreKind } from '../stores/contract.js';
-import { openStore, redactStoreUrl } from '../stores/open-store.js';
+import { openStore } from '../stores/open-store.js';
+import { redactUrl } from '../core/redact.js';
 
 export interface DemoOptions {
   readonly nodes: number;
@@ -97,7 +98,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
 
   try {
     const tasks = [...TASKS, ...bulkTasks(options.tasks ?? 0)];
-    out.say(`store ${redactStoreUrl(store)} · cluster "${cluster}" · ${tasks.length} tasks · ${options.nodes} nodes`);
+    out.say(`store ${redactUrl(store)} · cluster "${cluster}" · ${tasks.length} tasks · ${options.nodes} nodes`);
     out.act(`Act 1: ${options.nodes} nodes start and share the tasks (each tick runs on exactly one node)`);
     for (let i = 1; i <= options.nodes; i++) nodes.push(startNode(`node-${i}`, store, cluster, tasks, onMessage));
     await Promise.all(nodes.map((n) => waitFor(`${n.id} to start`, (m) => m.type === 'ready' && m.node === n.id)));

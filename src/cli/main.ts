@@ -10,7 +10,7 @@ import { formatStatus, type FormattableStatus } from './format-status.js';
 import { readActiveAlerts } from '../monitor/alerting.js';
 import type { Store } from '../stores/contract.js';
 import { registerAgent } from './agent.js';
-import { registerRelay } from './relay.js';
+import { registerRelay, relayProviders } from './relay.js';
 import { registerServe } from './serve.js';
 
 const program = new Command('baton')
@@ -132,10 +132,7 @@ program
 /** The relay topologies `baton status --relay` shows, inspected once per frame (never in the background). */
 async function watchRelays(files: readonly string[], amqpUrl: string | undefined) {
   const { RelayWatch } = await import('../monitor/relay-watch.js');
-  return RelayWatch.create(
-    files.map((topology) => ({ topology, ...(amqpUrl ? { amqpUrl } : {}) })),
-    { clock: systemClock, log: await defaultLogger(), everyMs: 5000 },
-  );
+  return new RelayWatch(await relayProviders(files, amqpUrl), { clock: systemClock, log: await defaultLogger(), everyMs: 5000 });
 }
 
 async function readWithAlerts(store: Store): Promise<FormattableStatus> {

@@ -26,7 +26,7 @@ export function registerRelay(program: Command): void {
     .option('--status', 'print the depths and lag of every node (outbox, held, parked, queues, dead letters) and exit')
     .option('--json', 'with --status: print JSON')
     .action(async (opts: RelayCliOptions) => {
-      const relay = await import('../sync/relay/index.js');
+      const relay = await import('../relay/index.js');
       const amqpUrl = opts.amqp ?? process.env.BATON_RELAY_AMQP ?? 'amqp://guest:guest@127.0.0.1:5672';
       if (opts.status) {
         const topology = await relay.loadTopologyFile(opts.config);
@@ -47,4 +47,11 @@ export function registerRelay(program: Command): void {
       });
       await running.close();
     });
+}
+
+/** Status providers of the relay topology files given to `baton serve --relay` / `baton status --relay`. */
+export async function relayProviders(files: readonly string[], amqpUrl: string | undefined) {
+  if (files.length === 0) return [];
+  const { relayStatusProvider } = await import('../relay/status-provider.js');
+  return Promise.all(files.map((topology) => relayStatusProvider({ topology, ...(amqpUrl ? { amqpUrl } : {}) })));
 }

@@ -1,6 +1,7 @@
 /** `baton serve`: a standalone monitor (HTTP API, event stream, /metrics, dashboard, alerts). */
 import type { Command } from 'commander';
 import { Option } from 'commander';
+import { relayProviders } from './relay.js';
 
 interface ServeOptions {
   store: string;
@@ -39,7 +40,7 @@ export function registerServe(program: Command): void {
         listen: opts.listen,
         ...(opts.insecureNoToken ? { token: false as const } : opts.token !== undefined ? { token: opts.token } : {}),
         pollEvery: opts.poll,
-        relays: opts.relay.map((topology) => ({ topology, ...(opts.relayAmqp ? { amqpUrl: opts.relayAmqp } : {}) })),
+        relays: await relayProviders(opts.relay, opts.relayAmqp),
         alerts: opts.alerts ? (opts.webhook ? { webhook: { url: opts.webhook, ...(opts.webhookSecret ? { secret: opts.webhookSecret } : {}) } } : {}) : false,
       });
       // The generated token is shown this once (it is never logged); a given one is not repeated.

@@ -1,20 +1,19 @@
 /**
- * The public primitives of one cluster node — locks, semaphores, shared state, election events — built
- * once per node on its session keeper and store. The Cluster facade delegates to this object, so the
- * facade stays a thin list of methods. See docs/primitives.md.
+ * The public primitives of one cluster node — locks, semaphores, shared state — built once per node on
+ * its session keeper and store. The node facade delegates to this object, so the facade stays a thin
+ * list of methods. See docs/primitives.md. (Election events are about tasks: scheduler/elections.ts.)
  */
 import { ConfigError } from '../core/errors.js';
-import { Claims } from './claims.js';
-import { electionEvents, type ElectionDeps, type ElectionEvent, type ElectionsOptions } from './election.js';
+import { Claims, type PrimitiveDeps } from './claims.js';
 import { acquireLock, type LockHandle, type LockOptions } from './lock.js';
 import { Semaphore, type SemaphoreOptions } from './semaphore.js';
 import { SharedState } from './shared-state.js';
 
 export class Primitives {
-  readonly #deps: ElectionDeps;
+  readonly #deps: PrimitiveDeps;
   readonly #claims: Claims;
 
-  constructor(deps: ElectionDeps) {
+  constructor(deps: PrimitiveDeps) {
     this.#deps = deps;
     this.#claims = new Claims(deps);
   }
@@ -43,9 +42,5 @@ export class Primitives {
   state<T>(name: string): SharedState<T> {
     this.#deps.assertRunning(`state "${name}"`);
     return new SharedState<T>(this.#deps, name);
-  }
-
-  elections(options?: ElectionsOptions): AsyncIterableIterator<ElectionEvent> {
-    return electionEvents(this.#deps, options);
   }
 }

@@ -7,3 +7,4 @@ export type { Alert, AlertRule, MonitorEvent, MonitorEventType, MonitorStatus, S
 export type { AlertRuleOptions } from './alert-rules.js';
 export type { WebhookOptions, AlertDelivery } from './webhook.js';
 export { readStatus, type StatusSnapshot, type NodeStatus, type TaskStatus, type LockStatus } from './status.js';
+export type { RelayStatusProvider, RelayStatus, RelayNodeStatus, RelayView } from './relay-watch.js';

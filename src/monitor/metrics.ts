@@ -54,7 +54,7 @@ export class MonitorMetrics {
     this.#poll = new Histogram({ name: 'baton_monitor_poll_duration_seconds', help: 'Time to read one status snapshot from the store.', buckets: STORE_BUCKETS, registers });
     this.#pollErrors = new Counter({ name: 'baton_monitor_poll_errors_total', help: 'Status reads that failed (store unreachable).', registers });
     this.#deciding = new Gauge({ name: 'baton_monitor_deciding', help: '1 while this monitor is the one deciding alerts.', registers });
-    // Same names as a relay process's own metrics (sync/relay/command.ts), labelled by topology and node.
+    // Same names as a relay process's own metrics (relay/command.ts), labelled by topology and node.
     const perNode = (name: string, help: string) => new Gauge({ name, help, labelNames: ['relay', 'node'], registers });
     this.#relayNode = {
       outboxDepth: perNode('baton_relay_outbox_depth', 'Changes waiting in the outbox of a watched relay node.'),

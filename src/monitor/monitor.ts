@@ -34,7 +34,7 @@ import { changesBetween, type Observation } from './changes.js';
 import { createApiServer, type ApiServer, type ControlAction, type RunsQuery, type StreamItem } from './http-api.js';
 import { MonitorMetrics } from './metrics.js';
 import type { MonitorEvent, MonitorStatus, StampedEvent } from './monitor-events.js';
-import { RelayWatch, type WatchedRelay } from './relay-watch.js';
+import { isRelayStatusProvider, RelayWatch, type RelayStatusProvider } from './relay-watch.js';
 import { readStatusWithRuns } from './status.js';
 import { parseWebhookOptions, WebhookSender, type WebhookOptions } from './webhook.js';
 
@@ -59,10 +59,11 @@ export interface MonitorOptions {
   /** Alert rules and their webhook; `false`: this monitor never decides alerts (it still shows them). */
   readonly alerts?: (AlertRuleOptions & { readonly webhook?: WebhookOptions }) | false;
   /**
-   * Relay topologies to watch (docs/relay.md): outbox depth and lag, held, parked, queue and dead-letter
-   * depths in the status, `/metrics`, the dashboard and the `relay-*` alert rules. Default none.
+   * Relays to watch (docs/relay.md), each given by its status provider (`relayStatusProvider()` of
+   * `baton/relay`): outbox depth and lag, held, parked, queue and dead-letter depths in the status,
+   * `/metrics`, the dashboard and the `relay-*` alert rules. Default none.
    */
-  readonly relays?: readonly WatchedRelay[];
+  readonly relays?: readonly RelayStatusProvider[];
   /** How often the watched relays are inspected (each inspection connects to their databases and broker). Default 5s. */
   readonly relayPollEvery?: Duration;
   /** TTL of the monitor's session (it elects the alerter). Default 5s. */
@@ -114,8 +115,10 @@ export async function startMonitor(options: MonitorOptions): Promise<Monitor> {
   const log = (options.logger ?? (await defaultLogger())).child({ component: 'monitor' });
   const relayPollMs = parseDuration(options.relayPollEvery ?? '5s', 'monitor: relayPollEvery');
   if (relayPollMs < 1000) throw new ConfigError(`monitor: relayPollEvery must be at least 1s, got ${relayPollMs}ms`);
-  if (options.relays !== undefined && !Array.isArray(options.relays)) throw new ConfigError(`monitor: relays: expected an array of { topology, amqpUrl? }, got ${describeValue(options.relays)}`);
-  const relays = options.relays && options.relays.length > 0 ? await RelayWatch.create(options.relays, { clock, log, everyMs: relayPollMs }) : undefined;
+  if (options.relays !== undefined && !(Array.isArray(options.relays) && options.relays.every(isRelayStatusProvider))) {
+    throw new ConfigError(`monitor: relays: expected an array of relay status providers ({ name, inspect() }, see relayStatusProvider() of baton/relay), got ${describeValue(options.relays)}`);
+  }
+  const relays = options.relays && options.relays.length > 0 ? new RelayWatch(options.relays, { clock, log, everyMs: relayPollMs }) : undefined;
   const ownsStore = typeof options.store === 'string';
   const store = typeof options.store === 'string' ? await openStore(options.store, { cluster: options.cluster ?? 'default', ...(options.clock ? { clock } : {}) }) : options.store;
   const monitor = new MonitorProcess({ store, ownsStore, clock, log, pollMs, thresholds, webhook, timing, token, relays });

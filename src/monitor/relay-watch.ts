@@ -1,42 +1,64 @@
 /**
- * The relays a monitor watches: every `pollEvery` it inspects each configured relay topology from outside
- * (sync/relay/inspect.ts: outbox depth and lag, held and parked changes from each node's database; queue,
- * dead-letter and unroutable depths from the broker) and keeps the latest view for the status, the metrics,
- * the dashboard and the alert rules.
+ * The relays a monitor watches: every `pollEvery` it asks each {@link RelayStatusProvider} for a view of
+ * its relay topology (outbox depth and lag, held and parked changes, queue, dead-letter and unroutable
+ * depths) and keeps the latest one for the status, the metrics, the dashboard and the alert rules.
+ *
+ * The monitor never imports the relay: the relay offers a provider (`relayStatusProvider()` of
+ * `baton/relay`) whose answers have the shape declared here, and whoever starts the monitor (the CLI's
+ * `baton serve --relay`, or an application) hands it in. So the relay module and amqplib are loaded only
+ * where a relay is watched.
  *
  * Separate from the store poll on purpose: an inspection opens a connection to every node's database and
  * to the broker, which is too much to do every 500 ms, and a slow or unreachable relay database must not
- * delay the cluster's status. The relay module (and amqplib) is loaded only when a relay is configured.
+ * delay the cluster's status.
  */
 import { sleep, type Clock } from '../core/clock.js';
 import { toError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { RelayInspection, TopologyInspection } from '../sync/relay/inspect.js';
-import type { Topology } from '../sync/relay/topology.js';
 
-/** A relay to watch: its topology (or the path of its file, as `baton relay --config` takes) and broker. */
-export interface WatchedRelay {
-  readonly topology: Topology | string;
-  /** Default `BATON_RELAY_AMQP`, else `amqp://guest:guest@127.0.0.1:5672`. */
-  readonly amqpUrl?: string;
+/** One relay node as seen from outside: depths from its database and its queues. Nulls: not readable. */
+export interface RelayNodeStatus {
+  readonly node: string;
+  readonly level: string;
+  readonly outboxDepth: number | null;
+  /** Now minus the creation of the oldest outbox row: how far publishing is behind (0 when empty). */
+  readonly outboxLagMs: number | null;
+  readonly heldDepth: number | null;
+  readonly parkedDepth: number | null;
+  /** Ready messages in the node's partition queues. */
+  readonly queueDepth: number | null;
+  /** What could not be read, if anything. */
+  readonly error: string | null;
+}
+
+/** One relay topology as seen from outside. */
+export interface RelayStatus {
+  readonly nodes: readonly RelayNodeStatus[];
+  readonly deadLetterDepth: number | null;
+  readonly unroutableDepth: number | null;
+  readonly brokerError: string | null;
+}
+
+/**
+ * What the monitor needs of a watched relay. `inspect()` is called once per `relayPollEvery`, never
+ * twice at once, and should not reject (a rejection is logged and the previous view kept).
+ */
+export interface RelayStatusProvider {
+  /** The topology's name: the `relay` label of the metrics and alerts. */
+  readonly name: string;
+  inspect(): Promise<RelayStatus>;
 }
 
 /** One relay topology as the monitor last saw it. */
-export interface RelayView extends TopologyInspection {
+export interface RelayView extends RelayStatus {
   /** The topology's name. */
   readonly relay: string;
   /** Wall time of the inspection, ms since the epoch. */
   readonly at: number;
-  readonly nodes: readonly RelayInspection[];
-}
-
-interface Resolved {
-  readonly topology: Topology;
-  readonly amqpUrl: string;
 }
 
 export class RelayWatch {
-  readonly #relays: readonly Resolved[];
+  readonly #providers: readonly RelayStatusProvider[];
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #everyMs: number;
@@ -44,25 +66,11 @@ export class RelayWatch {
   #views: readonly RelayView[] = [];
   #loop: Promise<void> | undefined;
 
-  private constructor(relays: readonly Resolved[], options: { clock: Clock; log: Logger; everyMs: number }) {
-    this.#relays = relays;
+  constructor(providers: readonly RelayStatusProvider[], options: { clock: Clock; log: Logger; everyMs: number }) {
+    this.#providers = providers;
     this.#clock = options.clock;
     this.#log = options.log;
     this.#everyMs = options.everyMs;
-  }
-
-  /** Loads the topologies (files are read and validated now). @throws ConfigError. */
-  static async create(relays: readonly WatchedRelay[], options: { clock: Clock; log: Logger; everyMs: number; env?: NodeJS.ProcessEnv }): Promise<RelayWatch> {
-    const { loadTopologyFile } = await import('../sync/relay/config-file.js');
-    const env = options.env ?? process.env;
-    const resolved: Resolved[] = [];
-    for (const relay of relays) {
-      resolved.push({
-        topology: typeof relay.topology === 'string' ? await loadTopologyFile(relay.topology) : relay.topology,
-        amqpUrl: relay.amqpUrl ?? env.BATON_RELAY_AMQP ?? 'amqp://guest:guest@127.0.0.1:5672',
-      });
-    }
-    return new RelayWatch(resolved, options);
   }
 
   /** The latest view of every relay (empty until the first inspection ended). */
@@ -76,15 +84,10 @@ export class RelayWatch {
     this.#loop = this.#run();
   }
 
-  /** Inspects every relay now. Never rejects: what cannot be read shows as nulls and an error in the view. */
+  /** Inspects every relay now. */
   async refresh(): Promise<void> {
-    const { inspectRelay } = await import('../sync/relay/inspect.js');
     this.#views = await Promise.all(
-      this.#relays.map(async ({ topology, amqpUrl }) => ({
-        relay: topology.name,
-        at: this.#clock.now(),
-        ...(await inspectRelay({ topology, amqpUrl, clock: this.#clock })),
-      })),
+      this.#providers.map(async (provider) => ({ relay: provider.name, at: this.#clock.now(), ...(await provider.inspect()) })),
     );
   }
 
@@ -106,4 +109,14 @@ export class RelayWatch {
     this.#stop.abort();
     await this.#loop;
   }
+}
+
+/** Checks the `relays` option of a monitor: providers, each with a name and an inspect function. */
+export function isRelayStatusProvider(value: unknown): value is RelayStatusProvider {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as RelayStatusProvider).name === 'string' &&
+    typeof (value as RelayStatusProvider).inspect === 'function'
+  );
 }

@@ -15,6 +15,7 @@
  * - A node whose declaration of a task differs from the running version (versions.ts) takes none of its units.
  */
 import type { Clock } from '../core/clock.js';
+import { parseDuration, type Duration } from '../core/duration.js';
 import { ClosedError, ConfigError, NotOwnerError, SessionExpiredError, toError } from '../core/errors.js';
 import { tryAcquireLease } from '../cluster/lease.js';
 import type { SessionKeeper } from '../cluster/session-keeper.js';
@@ -32,6 +33,23 @@ export interface CoordinatorTiming {
   readonly scanEveryMs: number;
   readonly claimDelayMs: number;
   readonly rebalanceAfterMs: number;
+}
+
+/** Placement timing as given by the user (the node's options scanEvery, claimDelay, rebalanceAfter). */
+export interface CoordinatorTimingOptions {
+  readonly scanEvery?: Duration;
+  readonly claimDelay?: Duration;
+  readonly rebalanceAfter?: Duration;
+}
+
+/** Validates placement timing against the session TTL and names both values when they conflict. */
+export function resolveCoordinatorTiming(options: CoordinatorTimingOptions, ttlMs: number): CoordinatorTiming {
+  const scanEveryMs = parseDuration(options.scanEvery ?? Math.min(1000, Math.floor(ttlMs / 4)), 'scanEvery');
+  const claimDelayMs = parseDuration(options.claimDelay ?? 300, 'claimDelay');
+  const rebalanceAfterMs = parseDuration(options.rebalanceAfter ?? ttlMs, 'rebalanceAfter');
+  if (scanEveryMs < 10) throw new ConfigError(`scanEvery: must be at least 10ms, got ${scanEveryMs}ms`);
+  if (scanEveryMs >= ttlMs) throw new ConfigError(`scanEvery (${scanEveryMs}ms) must be less than ttl (${ttlMs}ms)`);
+  return { scanEveryMs, claimDelayMs, rebalanceAfterMs };
 }
 
 type CoordinatorState = 'new' | 'running' | 'closed';

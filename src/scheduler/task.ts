@@ -5,7 +5,6 @@ import { assertTaskName, DECLARATION_PREFIX, declarationKey, declarationVersionK
 import type { Store } from '../stores/contract.js';
 import { parseSchedule, type Schedule, type ScheduleOptions } from './schedule.js';
 import type { MissReason, RunOutcome } from './events.js';
-import { validateDependencies } from './dependencies.js';
 import { parseRunPolicy, RUN_OPTION_NAMES, type RunOptions, type RunPolicy } from './task-options.js';
 import { MODE_OPTION_NAMES, parseMode, type ModeOptions, type ResolvedMode, type ShardInfo } from './modes.js';
 import type { Duration } from '../core/duration.js';
@@ -274,36 +273,5 @@ export async function publishDeclarations(store: Store, definitions: Iterable<Ta
         return [store.put(declarationKey(d.name), record), store.put(declarationVersionKey(d.name, d.fingerprint), d.declaration, { ifVersion: 'absent' })];
       }),
     );
-  }
-}
-
-/**
- * Checks what only the whole set of a node's tasks can tell, when the cluster starts: dependencies
- * (declared, same schedule, no cycle) and concurrency groups (one limit per group).
- * @throws ConfigError naming the tasks.
- */
-export function validateTaskSet(definitions: ReadonlyMap<string, TaskDefinition>): void {
-  validateDependencies(definitions);
-  for (const def of definitions.values()) {
-    const multi = (d: TaskDefinition) => d.mode.kind === 'sharded' || d.mode.kind === 'broadcast';
-    for (const dep of def.policy.dependsOn) {
-      const target = definitions.get(dep) as TaskDefinition;
-      if (multi(def) || multi(target)) {
-        const which = multi(def) ? def : target;
-        throw new ConfigError(`task "${def.name}": dependsOn: task "${which.name}" is ${which.mode.kind}; dependencies work between tasks with one run per tick`);
-      }
-    }
-  }
-  const groups = new Map<string, TaskDefinition>();
-  for (const def of definitions.values()) {
-    const concurrency = def.policy.concurrency;
-    if (!concurrency) continue;
-    const first = groups.get(concurrency.group);
-    if (first && first.policy.concurrency?.limit !== concurrency.limit) {
-      throw new ConfigError(
-        `task "${def.name}": concurrency ${concurrency.limit} differs from task "${first.name}" (${first.policy.concurrency?.limit}) in concurrencyGroup "${concurrency.group}"`,
-      );
-    }
-    groups.set(concurrency.group, first ?? def);
   }
 }

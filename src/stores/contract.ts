@@ -17,6 +17,7 @@
  * Non-guarantees: change notifications are hints (they may be late, merged or spurious; re-read state);
  * timestamps are for display and ordering of records, never for lease validity.
  */
+import type { Clock } from '../core/clock.js';
 import type { NodeInfo } from '../core/node-info.js';
 
 /** Identifies a backend; `memory` and `sqlite` today. */
@@ -149,4 +150,12 @@ export interface Store {
 
   /** Releases the handle's connections and timers. Sessions are not closed: close them first. */
   close(): Promise<void>;
+}
+
+/** What every store's opener takes besides its URL. */
+export interface OpenStoreOptions {
+  /** Cluster name: every key lives under it, so clusters sharing a store never see each other. */
+  readonly cluster: string;
+  /** Store time for the stores that measure it locally (memory, SQLite). Default: the system clock. */
+  readonly clock?: Clock;
 }

@@ -7,16 +7,11 @@
  * - `postgres://`, `mysql://` / `mariadb://`, `redis://` / `rediss://`, `etcd://` / `etcds://`, `zk://`:
  *   server stores, see docs/stores/.
  */
-import type { Clock } from '../core/clock.js';
 import { StoreUrlError } from '../core/errors.js';
-import type { Store, StoreKind } from './contract.js';
+import { redactUrl } from '../core/redact.js';
+import type { OpenStoreOptions, Store, StoreKind } from './contract.js';
 
-export interface OpenStoreOptions {
-  /** Cluster name: every key lives under it, so clusters sharing a store never see each other. */
-  readonly cluster: string;
-  /** Store time for the stores that measure it locally (memory, SQLite). Default: the system clock. */
-  readonly clock?: Clock;
-}
+export type { OpenStoreOptions } from './contract.js';
 
 export type ParsedStoreUrl =
   | { readonly kind: 'memory'; readonly name: string }
@@ -36,10 +31,8 @@ const SERVER_SCHEMES: Readonly<Record<string, StoreKind>> = {
 
 const KNOWN_SCHEMES = ['sqlite', 'memory', ...Object.keys(SERVER_SCHEMES)].join(', ');
 
-/** Removes credentials from a URL so it can be logged or shown. */
-export function redactStoreUrl(url: string): string {
-  return url.replace(/\/\/([^/@]*)@/, (_m, userinfo: string) => `//${userinfo.split(':')[0] ?? ''}:***@`);
-}
+/** Removes credentials from a store URL so it can be logged or shown (core/redact.ts). */
+export const redactStoreUrl = redactUrl;
 
 /** Parses and validates a store URL. @throws StoreUrlError naming the URL and what is wrong. */
 export function parseStoreUrl(url: unknown): ParsedStoreUrl {

@@ -119,7 +119,7 @@ export interface NodeMessage {
 }
 
 const NODE_ENTRY = fileURLToPath(new URL('./node.ts', import.meta.url));
-const DIST_ENTRY = fileURLToPath(new URL('../../dist/cluster.js', import.meta.url));
+const DIST_ENTRY = fileURLToPath(new URL('../../dist/node/node.js', import.meta.url));
 
 export function faultKinds(kind: ChaosStoreKind, canRestart: boolean, netns: boolean): FaultKind[] {
   if (kind === 'sqlite') return ['kill', 'pause', 'skew'];

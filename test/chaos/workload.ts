@@ -3,7 +3,7 @@
  * in-process node of the memory store (memory-nodes.ts). See node.ts for what it does and why handlers
  * ignore their abort signals.
  */
-import { createCluster } from '../../dist/cluster.js';
+import { createCluster } from '../../dist/node/node.js';
 import { sleep, type Clock } from '../../dist/core/clock.js';
 import { silentLogger } from '../../dist/core/logger.js';
 import { SessionKeeper } from '../../dist/cluster/session-keeper.js';

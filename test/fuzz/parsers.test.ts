@@ -18,7 +18,7 @@ import { parseDuration } from '../../src/core/duration.js';
 import { parseSchedule } from '../../src/scheduler/schedule.js';
 import { defineTask } from '../../src/scheduler/task.js';
 import { resolveSessionTiming } from '../../src/cluster/session-timing.js';
-import { createCluster } from '../../src/cluster.js';
+import { createCluster } from '../../src/node/node.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { parseStoreUrl } from '../../src/stores/open-store.js';
 import { parsePostgresUrl } from '../../src/stores/postgres/url.js';

@@ -9,7 +9,7 @@
  */
 import { createCluster } from '../../src/index.js';
 import { silentLogger } from '../../src/core/logger.js';
-import { httpSync } from '../../src/sync/http/index.js';
+import { httpSync } from '../../src/sync/index.js';
 import { OrderSchema, ORDER_COLUMNS } from './http-sync-fixture.js';
 
 const [store, name, id, api, target, suffix, mode] = process.argv.slice(2) as [string, string, string, string, string, string, string | undefined];

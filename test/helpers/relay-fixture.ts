@@ -8,12 +8,12 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../../src/core/logger.js';
-import { deleteTopology } from '../../src/sync/relay/amqp-connection.js';
-import type { Topology } from '../../src/sync/relay/topology.js';
-import type { StatementConfig } from '../../src/sync/relay/statements.js';
+import { deleteTopology } from '../../src/relay/amqp-connection.js';
+import type { Topology } from '../../src/relay/topology.js';
+import type { StatementConfig } from '../../src/relay/statements.js';
 import type { Options } from 'amqplib';
-import { encodeBundle, type Envelope } from '../../src/sync/relay/envelope.js';
-import { SIGNATURE_HEADERS, type Signer } from '../../src/sync/relay/signature.js';
+import { encodeBundle, type Envelope } from '../../src/relay/envelope.js';
+import { SIGNATURE_HEADERS, type Signer } from '../../src/relay/signature.js';
 
 export const AMQP_URL = process.env.BATON_TEST_AMQP ?? 'amqp://guest:guest@127.0.0.1:5672';
 export const PG_ADMIN = 'postgres://postgres@127.0.0.1:5432/postgres';

@@ -3,8 +3,8 @@
  */
 import { expect } from 'vitest';
 import type { Logger } from '../../src/core/logger.js';
-import { openRelayClient, startRelay, type Relay, type RelayClient } from '../../src/sync/relay/index.js';
-import type { Topology } from '../../src/sync/relay/topology.js';
+import { openRelayClient, startRelay, type Relay, type RelayClient } from '../../src/relay/index.js';
+import type { Topology } from '../../src/relay/topology.js';
 import { AMQP_URL, KEYS, count, ledger, waitUntil, type TestDatabase } from './relay-fixture.js';
 
 export class RelayHarness {

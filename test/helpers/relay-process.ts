@@ -3,8 +3,8 @@
  * '<json {config, node, amqpUrl, keys, batchSize}>'`. Prints `{"type":"ready"}` once started, then
  * `{"type":"applied","n":…}` after each batch it commits; SIGTERM closes it cleanly.
  */
-import { defineTopology } from '../../src/sync/relay/topology.js';
-import { startRelay } from '../../src/sync/relay/relay-node.js';
+import { defineTopology } from '../../src/relay/topology.js';
+import { startRelay } from '../../src/relay/relay-node.js';
 import { recordingLogger } from './relay-fixture.js';
 
 const { config, node, amqpUrl, keys, batchSize } = JSON.parse(process.argv[2] as string);

@@ -1,5 +1,5 @@
 /** A simulated fleet: several cluster nodes in one process on one memory backend and one FakeClock. */
-import { createCluster, type Cluster, type ClusterOptions } from '../../src/cluster.js';
+import { createCluster, type Cluster, type ClusterOptions } from '../../src/node/node.js';
 import type { BatonEvents } from '../../src/scheduler/events.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { MemoryBackend, type MemoryStore } from '../../src/stores/memory/memory-store.js';

@@ -203,7 +203,7 @@ describe.each(KINDS)('http sync, 3 processes, store and target on %s', (kind) =>
 
 describe.each(KINDS)('http sync target on %s, in process', (kind) => {
   it('checks the unique key, fences an older token out, and never rolls a row back to a stale copy', async () => {
-    const { httpSync, NotOwnerError } = await import('../../src/sync/http/index.js');
+    const { httpSync, NotOwnerError } = await import('../../src/sync/index.js');
     const { OrderSchema, ORDER_COLUMNS } = await import('../helpers/http-sync-fixture.js');
     const suffix = randomId(4);
     const target = targetUrl(kind, join(dir, `dialect-${suffix}.db`));

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createCluster, type Cluster } from '../../src/cluster.js';
+import { createCluster, type Cluster } from '../../src/node/node.js';
 import { sleep, systemClock } from '../../src/core/clock.js';
 import { randomId } from '../../src/core/ids.js';
 import { silentLogger } from '../../src/core/logger.js';

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { createCluster, type Cluster } from '../../src/cluster.js';
+import { createCluster, type Cluster } from '../../src/node/node.js';
 import { LockHeldError } from '../../src/core/errors.js';
 import { randomId } from '../../src/core/ids.js';
 import { silentLogger } from '../../src/core/logger.js';

@@ -8,7 +8,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
-import { defineTopology, type Topology } from '../../src/sync/relay/topology.js';
+import { defineTopology, type Topology } from '../../src/relay/topology.js';
 import { AMQP_URL, KEYS, STATEMENTS, count, createDatabase, deleteBrokerObjects, dropDatabase, recordingLogger, suffix, waitUntil, type TestDatabase } from '../helpers/relay-fixture.js';
 import { RelayHarness, expectConverged, expectedLedger } from '../helpers/relay-harness.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';

@@ -3,7 +3,7 @@
  * when a relay or client of this one opens the database, on every dialect, and twice is harmless.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { openRelayDatabase } from '../../src/sync/relay/database.js';
+import { openRelayDatabase } from '../../src/relay/database.js';
 import { createDatabase, dropDatabase, sql, suffix, type Kind, type TestDatabase } from '../helpers/relay-fixture.js';
 
 const FIRST_RELEASE_OUTBOX: Record<Kind, string> = {

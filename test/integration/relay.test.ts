@@ -6,11 +6,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import amqp from 'amqplib';
-import { defineTopology, type Topology, type TopologyConfig } from '../../src/sync/relay/topology.js';
-import { amqpNames } from '../../src/sync/relay/amqp-connection.js';
-import { inspectRelay, openRelayDatabase, startRelay } from '../../src/sync/relay/index.js';
-import { newChangeId, type Envelope } from '../../src/sync/relay/envelope.js';
-import { Signer } from '../../src/sync/relay/signature.js';
+import { defineTopology, type Topology, type TopologyConfig } from '../../src/relay/topology.js';
+import { amqpNames } from '../../src/relay/amqp-connection.js';
+import { inspectRelay, openRelayDatabase, relayStatusProvider, startRelay } from '../../src/relay/index.js';
+import { newChangeId, type Envelope } from '../../src/relay/envelope.js';
+import { Signer } from '../../src/relay/signature.js';
 import { systemClock } from '../../src/core/clock.js';
 import { startMonitor, type Monitor } from '../../src/monitor/monitor.js';
 import {
@@ -486,7 +486,7 @@ describe('a monitor watching a relay (baton serve --relay)', () => {
     monitor = await startMonitor({
       store: `memory:relay-monitor-${run}`,
       listen: false,
-      relays: [{ topology, amqpUrl: AMQP_URL }],
+      relays: [await relayStatusProvider({ topology, amqpUrl: AMQP_URL })],
       relayPollEvery: '1s',
       alerts: { relayBacklog: '2s' },
       logger: log,

@@ -4,7 +4,7 @@
  * unhandled, and when the connection comes back the node rejoins with a new session.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createCluster, type Cluster } from '../../src/cluster.js';
+import { createCluster, type Cluster } from '../../src/node/node.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { randomId } from '../../src/core/ids.js';
 import { SERVER_BACKENDS } from '../helpers/backends.js';

@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createCluster, type ClusterOptions } from '../../src/cluster.js';
+import { createCluster, type ClusterOptions } from '../../src/node/node.js';
 import { resolveSessionTiming, type SessionTimingOptions } from '../../src/cluster/session-timing.js';
 import {
   BatonError,
@@ -309,7 +309,7 @@ describe('cluster options', () => {
 
 describe('createCluster: unknown options', () => {
   it('refuses a misspelt option instead of ignoring it', async () => {
-    const { createCluster } = await import('../../src/cluster.js');
+    const { createCluster } = await import('../../src/node/node.js');
     await expect(createCluster({ store: 'memory:unknown-opt', tll: 3000 } as never)).rejects.toMatchObject({
       code: 'CONFIG_INVALID',
       message: expect.stringContaining('"tll"'),

@@ -4,7 +4,7 @@
  */
 import { hostname } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ElectionEvent } from '../../src/cluster/election.js';
+import type { ElectionEvent } from '../../src/scheduler/elections.js';
 import { Sim, type SimNode } from '../helpers/sim.js';
 import { settleWithin } from '../helpers/fake-wait.js';
 

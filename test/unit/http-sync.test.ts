@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, NotOwnerError } from '../../src/core/errors.js';
 import { randomId } from '../../src/core/ids.js';
-import { httpSync, parseRetryAfter, SyncSourceError, type HttpSync, type HttpSyncOptions, type SyncPageEvent } from '../../src/sync/http/index.js';
+import { httpSync, parseRetryAfter, SyncSourceError, type HttpSync, type HttpSyncOptions, type SyncPageEvent } from '../../src/sync/index.js';
 import { compareCursors, diffOrders, FixtureApi, OrderSchema, ORDER_COLUMNS, TargetProbe, type Fault } from '../helpers/http-sync-fixture.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'baton-http-sync-'));

@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { sleep } from '../../src/core/clock.js';
-import { createCluster } from '../../src/cluster.js';
+import { createCluster } from '../../src/node/node.js';
 import { silentLogger } from '../../src/core/logger.js';
 import type { ItemContext, ProducerContext, TaskContext, TaskOptions } from '../../src/scheduler/task.js';
 import { TASK_OWNER_PREFIX } from '../../src/scheduler/keys.js';

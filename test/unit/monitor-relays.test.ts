@@ -8,7 +8,7 @@ import { AlertMemory, conditionsOf, parseAlertRules } from '../../src/monitor/al
 import type { Observation } from '../../src/monitor/changes.js';
 import { MonitorMetrics } from '../../src/monitor/metrics.js';
 import type { RelayView } from '../../src/monitor/relay-watch.js';
-import type { RelayInspection } from '../../src/sync/relay/inspect.js';
+import type { RelayInspection } from '../../src/relay/inspect.js';
 
 const T0 = Date.UTC(2026, 11, 6, 6, 0, 0);
 

@@ -7,11 +7,11 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../src/testing/fake-clock.js';
 import { silentLogger } from '../../src/core/logger.js';
-import { encodeEnvelope, newChangeId, parseEnvelope, parseMessage, type Envelope } from '../../src/sync/relay/envelope.js';
-import { RelayDatabaseError } from '../../src/sync/relay/errors.js';
-import { Applier, type Incoming } from '../../src/sync/relay/inbox.js';
-import { defineTopology } from '../../src/sync/relay/topology.js';
-import type { PublisherLock, QueryResult, RelayDatabase, RelaySql, RelayTx } from '../../src/sync/relay/dialects/dialect.js';
+import { encodeEnvelope, newChangeId, parseEnvelope, parseMessage, type Envelope } from '../../src/relay/envelope.js';
+import { RelayDatabaseError } from '../../src/relay/errors.js';
+import { Applier, type Incoming } from '../../src/relay/inbox.js';
+import { defineTopology } from '../../src/relay/topology.js';
+import type { PublisherLock, QueryResult, RelayDatabase, RelaySql, RelayTx } from '../../src/relay/dialects/dialect.js';
 
 const topology = defineTopology({
   name: 't',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BUNDLE_MAX_BYTES, BUNDLE_MAX_CHANGES, bundle } from '../../src/sync/relay/outbox.js';
-import { joinRows } from '../../src/sync/relay/publisher.js';
+import { BUNDLE_MAX_BYTES, BUNDLE_MAX_CHANGES, bundle } from '../../src/relay/outbox.js';
+import { joinRows } from '../../src/relay/publisher.js';
 
 const envelope = (target: string, part: number, n: number, pad = 0) => ({ target, part, body: JSON.stringify({ n, pad: 'x'.repeat(pad) }) });
 const numbers = (body: string) => (JSON.parse(body) as { n: number }[]).map((e) => e.n);

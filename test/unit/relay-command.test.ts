@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.js';
-import { relayMetricsText, runRelayCommand } from '../../src/sync/relay/command.js';
-import type { RelayStatus } from '../../src/sync/relay/relay-node.js';
+import { relayMetricsText, runRelayCommand } from '../../src/relay/command.js';
+import type { RelayStatus } from '../../src/relay/relay-node.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'baton-relay-command-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
-import { encodeBundle, encodeEnvelope, newChangeId, parseEnvelope, parseMessage, timeOfChangeId, type Envelope } from '../../src/sync/relay/envelope.js';
-import { EnvelopeError, SignatureError } from '../../src/sync/relay/errors.js';
-import { parseSigningKeys, Signer } from '../../src/sync/relay/signature.js';
+import { encodeBundle, encodeEnvelope, newChangeId, parseEnvelope, parseMessage, timeOfChangeId, type Envelope } from '../../src/relay/envelope.js';
+import { EnvelopeError, SignatureError } from '../../src/relay/errors.js';
+import { parseSigningKeys, Signer } from '../../src/relay/signature.js';
 
 const K1 = 'k1-secret-0123456789abcdefghijklmnop';
 const K2 = 'k2-secret-0123456789abcdefghijklmnop';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.js';
-import { StatementError } from '../../src/sync/relay/errors.js';
-import { StatementRegistry } from '../../src/sync/relay/statements.js';
+import { StatementError } from '../../src/relay/errors.js';
+import { StatementRegistry } from '../../src/relay/statements.js';
 
 const registry = StatementRegistry.define({
   put: {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.js';
-import { defineTopology, nodesOf, topicMatches, type TopologyConfig } from '../../src/sync/relay/topology.js';
-import { parseTopology } from '../../src/sync/relay/config-file.js';
+import { defineTopology, nodesOf, topicMatches, type TopologyConfig } from '../../src/relay/topology.js';
+import { parseTopology } from '../../src/relay/config-file.js';
 
 const statements = { put: { params: { k: 'string' }, sql: 'INSERT INTO t (k) VALUES ($1)' } } as const;
 const db = (name: string) => `postgres://postgres@127.0.0.1/${name}`;

@@ -3,7 +3,7 @@
  * See docs/stores/etcd.md for the URL options, permissions and failover behaviour.
  */
 import type { Store } from '../contract.js';
-import type { OpenStoreOptions } from '../open-store.js';
+import type { OpenStoreOptions } from '../contract.js';
 import { EtcdStore } from './etcd-store.js';
 import { parseEtcdUrl } from './url.js';
 

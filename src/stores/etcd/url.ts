@@ -10,7 +10,7 @@
  * Nothing here touches the network or the files: the store reads the files when it opens.
  */
 import { StoreUrlError } from '../../core/errors.js';
-import { redactStoreUrl } from '../open-store.js';
+import { redactUrl } from '../../core/redact.js';
 
 export const DEFAULT_PORT = 2379;
 export const DEFAULT_PREFIX = '/baton';
@@ -40,7 +40,7 @@ type OptionName = (typeof OPTIONS)[number];
 
 /** @throws StoreUrlError naming the (redacted) URL and the bad part. */
 export function parseEtcdUrl(url: string): EtcdUrl {
-  const shown = redactStoreUrl(url);
+  const shown = redactUrl(url);
   const fail = (what: string): never => {
     throw new StoreUrlError(`etcd store ${JSON.stringify(shown)}: ${what}`);
   };

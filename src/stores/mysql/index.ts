@@ -3,7 +3,7 @@
  * only here, lazily, so users of other stores never load it. docs/stores/mysql.md documents the URL.
  */
 import type { Store } from '../contract.js';
-import type { OpenStoreOptions } from '../open-store.js';
+import type { OpenStoreOptions } from '../contract.js';
 import { parseMysqlUrl, storeOptions } from './mysql-url.js';
 import { MysqlStore } from './mysql-store.js';
 

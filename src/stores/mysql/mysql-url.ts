@@ -9,7 +9,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { StoreUrlError } from '../../core/errors.js';
-import { redactStoreUrl } from '../open-store.js';
+import { redactUrl } from '../../core/redact.js';
 import type { MysqlStoreOptions } from './mysql-store.js';
 
 export interface ParsedMysqlUrl {
@@ -48,7 +48,7 @@ const KNOWN = [
 
 /** @throws StoreUrlError naming the URL (credentials redacted) and the bad part. */
 export function parseMysqlUrl(url: string): ParsedMysqlUrl {
-  const shown = JSON.stringify(redactStoreUrl(url));
+  const shown = JSON.stringify(redactUrl(url));
   const fail = (what: string): never => {
     throw new StoreUrlError(`mysql store ${shown}: ${what}`);
   };

@@ -3,7 +3,7 @@
  * store is opened, so a SQLite or memory user never loads it. URL format and options: docs/stores/postgres.md.
  */
 import type { Store } from '../contract.js';
-import type { OpenStoreOptions } from '../open-store.js';
+import type { OpenStoreOptions } from '../contract.js';
 import { PostgresStore } from './postgres-store.js';
 import { parsePostgresUrl } from './url.js';
 

@@ -9,7 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { StoreUrlError } from '../../core/errors.js';
-import { redactStoreUrl } from '../open-store.js';
+import { redactUrl } from '../../core/redact.js';
 
 export type SslMode = 'disable' | 'require' | 'verify-ca' | 'verify-full';
 
@@ -66,7 +66,7 @@ const SSL_MODES: readonly SslMode[] = ['disable', 'require', 'verify-ca', 'verif
 
 /** @throws StoreUrlError naming the redacted URL and what is wrong with it. */
 export function parsePostgresUrl(url: string): PostgresStoreConfig {
-  const shown = redactStoreUrl(url);
+  const shown = redactUrl(url);
   const fail = (what: string): never => {
     throw new StoreUrlError(`postgres store ${JSON.stringify(shown)}: ${what}`);
   };

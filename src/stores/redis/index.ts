@@ -4,7 +4,7 @@
  * only here, so users of other stores never load the Redis driver.
  */
 import type { Store } from '../contract.js';
-import type { OpenStoreOptions } from '../open-store.js';
+import type { OpenStoreOptions } from '../contract.js';
 import { parseRedisUrl } from './url.js';
 
 /** @throws StoreUrlError for a bad URL, StoreUnavailableError when the server cannot be reached. */

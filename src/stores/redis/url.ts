@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { StoreUrlError } from '../../core/errors.js';
-import { redactStoreUrl } from '../open-store.js';
+import { redactUrl } from '../../core/redact.js';
 
 export interface RedisTlsConfig {
   /** PEM CA bundle that signs the server certificate (default: Node's trusted roots). */
@@ -50,7 +50,7 @@ type OptionName = (typeof OPTIONS)[number];
 
 /** @throws StoreUrlError naming the URL (password redacted) and what is wrong with it. */
 export function parseRedisUrl(url: string): RedisStoreConfig {
-  const shown = redactStoreUrl(url);
+  const shown = redactUrl(url);
   const fail = (problem: string): never => {
     throw new StoreUrlError(`redis store ${JSON.stringify(shown)}: ${problem}`);
   };

@@ -15,7 +15,8 @@
  */
 import { StoreUrlError } from '../../core/errors.js';
 import type { Store } from '../contract.js';
-import { redactStoreUrl, type OpenStoreOptions } from '../open-store.js';
+import { redactUrl } from '../../core/redact.js';
+import type { OpenStoreOptions } from '../contract.js';
 import type { ZookeeperStoreOptions } from './zookeeper-store.js';
 
 export type { ZookeeperStoreOptions } from './zookeeper-store.js';
@@ -39,7 +40,7 @@ export async function openZookeeperStore(url: string, options: OpenStoreOptions)
 
 /** Parses and validates a `zk://` URL. @throws StoreUrlError naming the URL (password redacted) and the bad part. */
 export function parseZookeeperUrl(url: string): UrlOptions {
-  const shown = JSON.stringify(redactStoreUrl(url));
+  const shown = JSON.stringify(redactUrl(url));
   const fail = (what: string): never => {
     throw new StoreUrlError(`zookeeper store ${shown}: ${what}`);
   };
@@ -64,7 +65,7 @@ export function parseZookeeperUrl(url: string): UrlOptions {
   }
   if (/^\/zookeeper(\/|$)/.test(chroot)) fail(`chroot ${JSON.stringify(path)} is inside ZooKeeper's reserved /zookeeper`);
 
-  const result: { -readonly [K in keyof UrlOptions]: UrlOptions[K] } = { servers: servers.join(','), chroot, label: redactStoreUrl(url) };
+  const result: { -readonly [K in keyof UrlOptions]: UrlOptions[K] } = { servers: servers.join(','), chroot, label: redactUrl(url) };
   if (userinfo !== undefined) {
     const colon = userinfo.indexOf(':');
     const user = safeDecode(colon < 0 ? userinfo : userinfo.slice(0, colon));
