@@ -44,10 +44,10 @@ async function runBaton(c: BatonChildConfig): Promise<void> {
       say({ type: 'run', task: ctx.task, tick: ctx.tick.getTime(), lateMs: Date.now() - ctx.tick.getTime(), ctxLateMs: ctx.lateMs, token: ctx.token.toString() });
     });
   }
-  cluster.on('owner:acquired', (e) => say({ type: 'owner', task: e.task, token: e.token.toString() }));
-  cluster.on('owner:released', (e) => say({ type: 'released', task: e.task, reason: e.reason }));
-  cluster.on('owner:lost', (e) => say({ type: 'lost', task: e.task, reason: e.reason }));
-  cluster.on('tick:missed', (e) => say({ type: 'missed', task: e.task, count: e.count, from: e.from, to: e.to, reason: e.reason }));
+  cluster.on('owner:acquired', (e) => say({ type: 'owner', task: e.unit, token: e.token.toString() }));
+  cluster.on('owner:released', (e) => say({ type: 'released', task: e.unit, reason: e.reason }));
+  cluster.on('owner:lost', (e) => say({ type: 'lost', task: e.unit, reason: e.reason }));
+  cluster.on('tick:missed', (e) => say({ type: 'missed', task: e.unit, count: e.count, from: e.from, to: e.to, reason: e.reason }));
   cluster.on('session:lost', (e) => say({ type: 'session-lost', reason: e.reason }));
   const shutdown = () => {
     cluster.close().then(

@@ -9,7 +9,7 @@ try {
   const status = await readStatus(store);
   for (const task of status.tasks) {
     const owner = task.owner ? `${task.owner.host}:${task.owner.pid}` : 'nobody';
-    console.log(`${task.name}: owned by ${owner}, last run ${task.lastRun?.status ?? 'never'}`);
+    console.log(`${task.unit}: owned by ${owner}, last run ${task.lastRun?.status ?? 'never'}`);
   }
 } finally {
   await store.close();

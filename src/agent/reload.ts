@@ -11,6 +11,7 @@
  * in `restartNeeded` and the running values stay.
  */
 import type { AgentConfig, AgentTask } from './config.js';
+import type { TaskName } from '../scheduler/names.js';
 
 export interface TaskDiff {
   readonly unchanged: readonly string[];
@@ -76,7 +77,7 @@ export function removalOrder(names: readonly string[], tasks: ReadonlyMap<string
   const pending = new Set(names);
   const order: string[] = [];
   while (pending.size > 0) {
-    const ready = [...pending].filter((name) => ![...pending].some((other) => other !== name && tasks.get(other)?.definition.policy.dependsOn.includes(name)));
+    const ready = [...pending].filter((name) => ![...pending].some((other) => other !== name && tasks.get(other)?.definition.policy.dependsOn.includes(name as TaskName)));
     // A cycle cannot pass validation; remove the rest in any order rather than loop forever.
     const batch = ready.length > 0 ? ready : [...pending];
     for (const name of batch) {

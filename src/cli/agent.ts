@@ -11,7 +11,8 @@ import { sleep, systemClock } from '../core/clock.js';
 import { ConfigError, toError } from '../core/errors.js';
 import { defaultLogger } from '../core/logger.js';
 import { requireDeclaration } from '../scheduler/controls.js';
-import { triggerRunKey } from '../scheduler/keys.js';
+import { assertTaskName, triggerRunKey } from '../scheduler/keys.js';
+import { soleUnit, type TaskName } from '../scheduler/names.js';
 import type { RunRecord } from '../scheduler/task.js';
 import { redactUrl } from '../core/redact.js';
 import type { AgentConfig } from '../agent/config.js';
@@ -74,6 +75,7 @@ export function registerAgent(program: Command): void {
         const id = await node.trigger(task);
         process.stdout.write(`triggered ${task} (id ${id}) in cluster "${cluster}" on ${redactUrl(store)}\n`);
         if (!opts.wait) return;
+        assertTaskName(task);
         const { mode } = await requireDeclaration(node.store, task, 'run');
         if (mode === 'broadcast' || mode === 'sharded') {
           // One run per node or shard, each with its own record: nothing single to wait for.
@@ -160,10 +162,11 @@ export function formatCheck(config: AgentConfig, count: number, now: number): st
   return `${lines.join('\n')}\n`;
 }
 
-async function waitForRun(store: import('../stores/contract.js').Store, task: string, id: string, timeoutMs: number): Promise<RunRecord | undefined> {
+async function waitForRun(store: import('../stores/contract.js').Store, task: TaskName, id: string, timeoutMs: number): Promise<RunRecord | undefined> {
   const deadline = systemClock.monotonic() + timeoutMs;
   while (systemClock.monotonic() < deadline) {
-    const record = await store.get<RunRecord>(triggerRunKey(task, id));
+    // A task waited for has one unit (broadcast and sharded ones are not waited for): the task itself.
+    const record = await store.get<RunRecord>(triggerRunKey(soleUnit(task), id));
     if (record && record.value.status !== 'running') return record.value;
     await sleep(systemClock, 250);
   }

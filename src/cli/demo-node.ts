@@ -56,11 +56,11 @@ export async function runDemoNode(options: DemoNodeOptions): Promise<void> {
       await ctx.checkpoint.commit(done + 1);
     });
   }
-  cluster.on('owner:acquired', (e) => say({ type: 'owner', node, task: e.task, token: e.token.toString(), at: Date.now() }));
-  cluster.on('owner:released', (e) => say({ type: 'released', node, task: e.task, reason: e.reason, at: Date.now() }));
-  cluster.on('owner:lost', (e) => say({ type: 'lost', node, task: e.task, reason: e.reason, at: Date.now() }));
-  cluster.on('run:finished', (e) => say({ type: 'done', node, task: e.task, tick: e.tick, outcome: e.outcome, at: Date.now() }));
-  cluster.on('tick:missed', (e) => say({ type: 'missed', node, task: e.task, count: e.count, reason: e.reason, at: Date.now() }));
+  cluster.on('owner:acquired', (e) => say({ type: 'owner', node, task: e.unit, token: e.token.toString(), at: Date.now() }));
+  cluster.on('owner:released', (e) => say({ type: 'released', node, task: e.unit, reason: e.reason, at: Date.now() }));
+  cluster.on('owner:lost', (e) => say({ type: 'lost', node, task: e.unit, reason: e.reason, at: Date.now() }));
+  cluster.on('run:finished', (e) => say({ type: 'done', node, task: e.unit, tick: e.tick, outcome: e.outcome, at: Date.now() }));
+  cluster.on('tick:missed', (e) => say({ type: 'missed', node, task: e.unit, count: e.count, reason: e.reason, at: Date.now() }));
   const shutdown = () => {
     cluster.close().then(
       () => {

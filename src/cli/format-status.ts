@@ -53,7 +53,7 @@ export function formatStatus(status: FormattableStatus, options: { color: boolea
         const run = t.lastRun;
         const colour = run?.status === 'succeeded' ? 32 : run?.status === 'failed' || run?.status === 'missed' ? 31 : 33;
         return [
-          t.paused ? `${t.name} ${paint(33, '(paused)')}` : t.name,
+          t.paused ? `${t.unit} ${paint(33, '(paused)')}` : t.unit,
           t.conflict ? `${t.mode} ${paint(31, '(conflict)')}` : t.mode,
           t.schedules.join(' | ') || '(not declared)',
           t.owner ? `${t.owner.node} ${t.owner.host}:${t.owner.pid}` : TURN_MODES.has(t.mode) ? '(between ticks)' : paint(31, '(none)'),
@@ -63,7 +63,7 @@ export function formatStatus(status: FormattableStatus, options: { color: boolea
           run?.durationMs !== undefined ? formatDuration(run.durationMs) : '-',
           run?.lateMs !== undefined ? formatDuration(run.lateMs) : '-',
           time(t.nextTick),
-          ...(alerts ? [alertsOf(t.name)] : []),
+          ...(alerts ? [alertsOf(t.unit)] : []),
         ];
       }),
     ),
@@ -80,7 +80,7 @@ export function formatStatus(status: FormattableStatus, options: { color: boolea
         withOutput.map((t) => {
           const output = t.lastRun?.output as NonNullable<RunRecord['output']>;
           const exit = output.signal ?? String(output.exitCode);
-          return [t.name, exit === '0' ? paint(32, exit) : paint(31, exit), lastLine(output.stdout) || '-', lastLine(output.stderr) || '-'];
+          return [t.unit, exit === '0' ? paint(32, exit) : paint(31, exit), lastLine(output.stdout) || '-', lastLine(output.stderr) || '-'];
         }),
       ),
     );

@@ -1,6 +1,8 @@
 /**
- * Exponential backoff with full jitter (AWS architecture blog's "full jitter"): spreads the retries of many
- * nodes that lost the store at the same instant, so they do not reconnect in lockstep.
+ * Exponential backoff with equal jitter (AWS architecture blog's "equal jitter": half the ceiling fixed,
+ * half random): spreads the retries of many nodes that lost the store at the same instant, so they do not
+ * reconnect in lockstep, while keeping every pause at least half the ceiling — "full jitter" can draw
+ * pauses near 0 and let a failing store be asked again at once.
  */
 export interface BackoffOptions {
   readonly initialMs: number;

@@ -102,11 +102,11 @@ export class AlertMemory {
   observe(observation: Observation, previous: Observation | undefined, thresholds: AlertThresholds): void {
     const { status } = observation;
     for (const task of status.tasks) {
-      if (task.declaredBy > 0) this.declared.add(task.name);
-      if (needsOwner(task.mode) && this.declared.has(task.name) && !task.paused && task.owner === null) {
-        if (!this.ownerlessSince.has(task.name)) this.ownerlessSince.set(task.name, status.at);
+      if (task.declaredBy > 0) this.declared.add(task.unit);
+      if (needsOwner(task.mode) && this.declared.has(task.unit) && !task.paused && task.owner === null) {
+        if (!this.ownerlessSince.has(task.unit)) this.ownerlessSince.set(task.unit, status.at);
       } else {
-        this.ownerlessSince.delete(task.name);
+        this.ownerlessSince.delete(task.unit);
       }
     }
     for (const [unit, runs] of observation.recentRuns) {
@@ -152,7 +152,7 @@ export function conditionsOf(observation: Observation, memory: AlertMemory, t: A
   const at = status.at;
   const found: Condition[] = [];
   for (const task of status.tasks) {
-    const subject = task.name;
+    const subject = task.unit;
     const since = memory.ownerlessSince.get(subject);
     if (t.noOwnerForMs !== null && since !== undefined && at - since >= t.noOwnerForMs) {
       found.push({ rule: 'no-owner', subject, message: `task "${subject}" has had no owner for ${seconds(at - since)} (${task.declaredBy} live node(s) declare it)` });

@@ -2,6 +2,8 @@
  * What changed between two snapshots: the events a monitor reports. A pure function of the two reads, so
  * every monitor derives the same events from the store, whichever process it runs in.
  */
+import { runEndEvent } from '../scheduler/events.js';
+import type { UnitName } from '../scheduler/names.js';
 import type { RunRecord } from '../scheduler/task.js';
 import type { Alert, MonitorEvent } from './monitor-events.js';
 import type { RelayView } from './relay-watch.js';
@@ -10,7 +12,7 @@ import type { StatusSnapshot } from './status.js';
 /** A snapshot as the monitor keeps it: the status, the newest runs of each unit, the active alerts. */
 export interface Observation {
   readonly status: StatusSnapshot;
-  readonly recentRuns: ReadonlyMap<string, readonly RunRecord[]>;
+  readonly recentRuns: ReadonlyMap<UnitName, readonly RunRecord[]>;
   readonly alerts: readonly Alert[];
   /** The watched relays as last inspected (monitor option `relays`); empty when none. */
   readonly relays?: readonly RelayView[];
@@ -32,12 +34,11 @@ function nodeChanges(prev: Observation, next: Observation): MonitorEvent[] {
 }
 
 function ownerChanges(prev: Observation, next: Observation): MonitorEvent[] {
-  const before = new Map(prev.status.tasks.map((t) => [t.name, t.owner]));
+  const before = new Map(prev.status.tasks.map((t) => [t.unit, t.owner]));
   const events: MonitorEvent[] = [];
-  for (const task of next.status.tasks) {
-    const from = before.get(task.name) ?? null;
-    const to = task.owner;
-    if ((from?.token ?? null) !== (to?.token ?? null)) events.push({ type: 'owner:changed', task: task.name, from, to });
+  for (const { task, unit, owner: to } of next.status.tasks) {
+    const from = before.get(unit) ?? null;
+    if ((from?.token ?? null) !== (to?.token ?? null)) events.push({ type: 'owner:changed', task, unit, from, to });
   }
   return events;
 }
@@ -47,9 +48,9 @@ const runId = (run: RunRecord): string => `${run.tick}:${run.triggerId ?? ''}`;
 
 function runChanges(prev: Observation, next: Observation): MonitorEvent[] {
   const events: MonitorEvent[] = [];
-  for (const [task, runs] of next.recentRuns) {
-    const known = prev.recentRuns.has(task);
-    const earlier = prev.recentRuns.get(task) ?? [];
+  for (const [unit, runs] of next.recentRuns) {
+    const known = prev.recentRuns.has(unit);
+    const earlier = prev.recentRuns.get(unit) ?? [];
     const seen = new Map(earlier.map((r) => [runId(r), r]));
     // Records older than the oldest one read last time were outside that window, not new.
     const oldest = earlier.length > 0 ? Math.min(...earlier.map((r) => r.tick)) : -Infinity;
@@ -61,25 +62,25 @@ function runChanges(prev: Observation, next: Observation): MonitorEvent[] {
         // Older than the window read last time: not new. A unit seen for the first time (a node's
         // broadcast share returning) brings its history along: only what started since the last read is new.
         if (run.tick < oldest || (!known && (run.startedAt ?? run.tick) < prev.status.at)) continue;
-        events.push(runEvent(task, run));
+        events.push(runEvent(run));
       } else if (before.status !== run.status) {
-        events.push(runEvent(task, run));
+        events.push(runEvent(run));
       }
     }
   }
   return events;
 }
 
-function runEvent(task: string, run: RunRecord): MonitorEvent {
+/** The run event a record stands for, named as the scheduler names it (scheduler/events.ts). */
+function runEvent(run: RunRecord): MonitorEvent {
+  const ref = { task: run.task, unit: run.unit };
   switch (run.status) {
     case 'running':
-      return { type: 'run:started', task, run };
-    case 'succeeded':
-      return { type: 'run:finished', task, run };
+      return { type: 'run:started', ...ref, run };
     case 'missed':
-      return { type: 'run:missed', task, run };
+      return { type: 'tick:missed', ...ref, run };
     default:
-      return { type: 'run:failed', task, run };
+      return { type: runEndEvent(run.status), ...ref, run };
   }
 }
 

@@ -134,8 +134,8 @@ var WINDOW_MS = 5 * 60 * 1000;
 var MAX_EVENTS = 50;
 var RETRY_MS = 3000;
 var OUTCOMES = ['succeeded', 'failed', 'timed-out', 'aborted', 'missed', 'running'];
-var EVENT_TYPES = ['node:joined', 'node:left', 'owner:changed', 'run:started', 'run:finished', 'run:failed', 'run:missed', 'alert:raised', 'alert:resolved'];
-var LISTED = { 'node:joined': 1, 'node:left': 1, 'owner:changed': 1, 'run:failed': 1, 'run:missed': 1, 'alert:raised': 1, 'alert:resolved': 1 };
+var EVENT_TYPES = ['node:joined', 'node:left', 'owner:changed', 'run:started', 'run:succeeded', 'run:failed', 'tick:missed', 'alert:raised', 'alert:resolved'];
+var LISTED = { 'node:joined': 1, 'node:left': 1, 'owner:changed': 1, 'run:failed': 1, 'tick:missed': 1, 'alert:raised': 1, 'alert:resolved': 1 };
 
 var state = {
   status: null,      // the latest MonitorStatus
@@ -245,8 +245,8 @@ function renderTasks() {
       t.paused && pill('paused', 'b-paused', 'paused cluster-wide'),
       t.conflict && pill('conflict', 'b-conflict', 'live nodes declare this task with different options'),
       !o && pill('no owner', 'b-noowner'));
-    return el('tr', { 'data-task': t.name, class: o ? null : 'orphan' },
-      el('td', { class: 'mono', title: t.task !== t.name ? 'task ' + t.task : null }, t.name),
+    return el('tr', { 'data-task': t.unit, class: o ? null : 'orphan' },
+      el('td', { class: 'mono', title: t.task !== t.unit ? 'task ' + t.task : null }, t.unit),
       el('td', null, t.mode),
       el('td', { class: 'wrap', title: t.declaredBy + ' declaring node(s)' }, t.schedules.join(' | ') || '—'),
       el('td', { class: 'mono', 'data-field': 'owner', 'data-owner-node': o ? o.node : null, title: o ? 'node ' + o.node + ', since ' + iso(o.since) : 'no owner' }, o ? hostPid(o) : '—'),
@@ -294,16 +294,16 @@ function describe(e) {
   switch (e.type) {
     case 'node:joined': return e.node.id + ' joined (' + hostPid(e.node) + ')';
     case 'node:left': return e.node.id + ' left (' + hostPid(e.node) + ')';
-    case 'owner:changed': return e.task + ': owner ' + describeOwner(e.from) + ' → ' + describeOwner(e.to);
-    case 'run:failed': return e.task + ' ' + e.run.status + (e.run.node ? ' on ' + e.run.node : '') + (e.run.error ? ': ' + firstLine(e.run.error) : '');
-    case 'run:missed': return e.task + ' missed ' + (e.run.missed ? e.run.missed.count + ' tick(s), ' + e.run.missed.reason : 'a tick');
+    case 'owner:changed': return e.unit + ': owner ' + describeOwner(e.from) + ' → ' + describeOwner(e.to);
+    case 'run:failed': return e.unit + ' ' + e.run.status + (e.run.node ? ' on ' + e.run.node : '') + (e.run.error ? ': ' + firstLine(e.run.error) : '');
+    case 'tick:missed': return e.unit + ' missed ' + (e.run.missed ? e.run.missed.count + ' tick(s), ' + e.run.missed.reason : 'a tick');
     case 'alert:raised': return e.alert.rule + ' ' + e.alert.subject + ': ' + e.alert.message;
     case 'alert:resolved': return e.alert.rule + ' ' + e.alert.subject + ' resolved';
     default: return e.type;
   }
 }
 var EVENT_CLASS = { 'node:joined': 's-succeeded', 'node:left': 's-aborted', 'owner:changed': 's-running', 'run:failed': 's-failed',
-  'run:missed': 's-missed', 'alert:raised': 's-failed', 'alert:resolved': 's-succeeded' };
+  'tick:missed': 's-missed', 'alert:raised': 's-failed', 'alert:resolved': 's-succeeded' };
 function renderEvents() {
   var items = state.events.map(function (e) {
     return el('li', { 'data-seq': e.seq, 'data-type': e.type, title: e.run && e.run.error ? e.run.error : null },
@@ -331,7 +331,7 @@ function pruneRuns(now) {
 }
 function renderTimeline() {
   var now = storeNow(), from = now - WINDOW_MS, strips = [];
-  var units = state.status.tasks.map(function (t) { return t.name; });
+  var units = state.status.tasks.map(function (t) { return t.unit; });
   state.runs.forEach(function (_, unit) { if (units.indexOf(unit) < 0) units.push(unit); });
   units.forEach(function (unit) {
     var strip = el('div', { class: 'strip', 'data-timeline': unit });
@@ -359,7 +359,7 @@ function applyStatus(status) {
   if (!Array.isArray(status.relays)) status.relays = [];
   state.status = status;
   state.statusFrame = frameNow();
-  status.tasks.forEach(function (t) { if (t.lastRun) addRun(t.name, t.lastRun); });
+  status.tasks.forEach(function (t) { if (t.lastRun) addRun(t.unit, t.lastRun); });
   showData(true);
   renderHeader(); renderNodes(); renderTasks(); renderAlerts(); renderRelays(); renderTimeline();
   refreshClocks();
@@ -370,7 +370,7 @@ function applyEvent(e) {
   if (state.seen.has(key)) return;
   state.seen.add(key);
   if (state.seen.size > 5000) state.seen = new Set(Array.from(state.seen).slice(-1000));
-  if (e.run) addRun(e.task, e.run);
+  if (e.run) addRun(e.unit, e.run);
   if (!LISTED[e.type]) return;
   state.events.unshift(e);
   state.events.sort(function (a, b) { return b.at - a.at || b.seq - a.seq; });
@@ -416,12 +416,12 @@ function connect() {
 // unit, so each unit's history is asked for too (300 runs: five minutes of a one-second task).
 function seedTimeline(units) {
   var asks = [{ path: '/api/runs?limit=500', unit: null }].concat(units.slice(0, 200).map(function (u) {
-    return { path: '/api/runs?limit=300&task=' + encodeURIComponent(u), unit: u };
+    return { path: '/api/runs?limit=300&unit=' + encodeURIComponent(u), unit: u };
   }));
   return Promise.all(asks.map(function (ask) {
     return getJson(ask.path).then(function (res) {
       if (res.status !== 200 || !res.body || !Array.isArray(res.body.runs)) return;
-      res.body.runs.forEach(function (run) { addRun(ask.unit || run.task, run); });
+      res.body.runs.forEach(function (run) { addRun(ask.unit || run.unit, run); });
     }).catch(function () { /* the timeline fills from the stream */ });
   })).then(function () { if (state.status) renderTimeline(); });
 }
@@ -431,7 +431,7 @@ function start() {
     // Otherwise (a 503 before the monitor's first snapshot, say) the stream brings the status when there is one.
     if (r.status === 200) applyStatus(r.body);
     connect();
-    return seedTimeline(r.status === 200 ? r.body.tasks.map(function (t) { return t.name; }) : []);
+    return seedTimeline(r.status === 200 ? r.body.tasks.map(function (t) { return t.unit; }) : []);
   }).catch(function () {
     setConnection('offline');
     state.retryAt = frameNow() + RETRY_MS;

@@ -6,6 +6,8 @@
  * Write actions take the header only: a cookie rides along with requests other sites make, a header does not.
  * A wrong or missing token gets 401 and no data.
  */
+import type { ControlAction } from '../scheduler/controls.js';
+import type { TaskName, UnitName } from '../scheduler/names.js';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { ConfigError, toError } from '../core/errors.js';
@@ -15,11 +17,12 @@ import type { RunRecord } from '../scheduler/task.js';
 import { dashboardHtml } from './dashboard-page.js';
 import type { MonitorStatus, StampedEvent } from './monitor-events.js';
 
-export type ControlAction = 'pause' | 'resume' | 'trigger';
 
 export interface RunsQuery {
-  /** A unit (`task`, `task#i`, `task@node`) or a task name; all tasks when absent. */
-  readonly task?: string;
+  /** Every unit of this task; with neither `task` nor `unit`, every task. */
+  readonly task?: TaskName;
+  /** One unit (`task`, `task#i`, `task@node`). */
+  readonly unit?: UnitName;
   readonly limit: number;
   /** Only runs with a tick before this (ms since the epoch): the next page of a task's history. */
   readonly before?: number;
@@ -49,6 +52,7 @@ export interface ApiOptions {
 }
 
 const COOKIE = 'baton_token';
+const TASK = /^[A-Za-z0-9][\w.:-]{0,127}$/;
 const UNIT = /^[A-Za-z0-9][\w.:@#-]{0,255}$/;
 const MAX_LIMIT = 1000;
 
@@ -136,9 +140,9 @@ export function createApiServer(backend: ApiBackend, options: ApiOptions): ApiSe
   }
 
   async function sendRuns(url: URL, res: ServerResponse): Promise<void> {
-    const known = new Set(['task', 'limit', 'before']);
+    const known = new Set(['task', 'unit', 'limit', 'before']);
     for (const key of url.searchParams.keys()) {
-      if (!known.has(key)) return sendJson(res, 400, { error: `unknown query parameter "${key}" (known: task, limit, before)` });
+      if (!known.has(key)) return sendJson(res, 400, { error: `unknown query parameter "${key}" (known: task, unit, limit, before)` });
     }
     const limitText = url.searchParams.get('limit') ?? '100';
     const limit = Number(limitText);
@@ -150,14 +154,26 @@ export function createApiServer(backend: ApiBackend, options: ApiOptions): ApiSe
       return sendJson(res, 400, { error: `before: expected a time in ms since the epoch, got ${JSON.stringify(beforeText)}` });
     }
     const task = url.searchParams.get('task') ?? undefined;
+    const unit = url.searchParams.get('unit') ?? undefined;
+    const status = backend.status();
     if (task !== undefined) {
-      if (!UNIT.test(task)) return sendJson(res, 400, { error: `task: not a valid task name: ${JSON.stringify(task)}` });
-      const status = backend.status();
-      if (status && !status.tasks.some((t) => t.name === task || t.task === task)) {
+      if (!TASK.test(task)) return sendJson(res, 400, { error: `task: not a valid task name: ${JSON.stringify(task)}` });
+      if (status && !status.tasks.some((t) => t.task === task)) {
         return sendJson(res, 404, { error: `task "${task}": unknown (no node declares it and it has no history)` });
       }
     }
-    const runs = await backend.runs({ limit, ...(task !== undefined ? { task } : {}), ...(beforeText !== null ? { before: Number(beforeText) } : {}) });
+    if (unit !== undefined) {
+      if (!UNIT.test(unit)) return sendJson(res, 400, { error: `unit: not a valid unit name: ${JSON.stringify(unit)}` });
+      if (status && !status.tasks.some((t) => t.unit === unit)) {
+        return sendJson(res, 404, { error: `unit "${unit}": unknown (no node declares it and it has no history)` });
+      }
+    }
+    const runs = await backend.runs({
+      limit,
+      ...(task !== undefined ? { task: task as TaskName } : {}),
+      ...(unit !== undefined ? { unit: unit as UnitName } : {}),
+      ...(beforeText !== null ? { before: Number(beforeText) } : {}),
+    });
     return sendJson(res, 200, { runs });
   }
 

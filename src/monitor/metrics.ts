@@ -15,14 +15,14 @@ const STORE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 export class MonitorMetrics {
   readonly registry = new Registry();
   readonly #nodes: Gauge;
-  readonly #owned: Gauge<'task'>;
-  readonly #paused: Gauge<'task'>;
-  readonly #lastSuccess: Gauge<'task'>;
-  readonly #runs: Counter<'task' | 'outcome'>;
-  readonly #missed: Counter<'task' | 'reason'>;
-  readonly #lateness: Histogram<'task'>;
-  readonly #duration: Histogram<'task'>;
-  readonly #ownerChanges: Counter<'task'>;
+  readonly #owned: Gauge<'task' | 'unit'>;
+  readonly #paused: Gauge<'task' | 'unit'>;
+  readonly #lastSuccess: Gauge<'task' | 'unit'>;
+  readonly #runs: Counter<'task' | 'unit' | 'outcome'>;
+  readonly #missed: Counter<'task' | 'unit' | 'reason'>;
+  readonly #lateness: Histogram<'task' | 'unit'>;
+  readonly #duration: Histogram<'task' | 'unit'>;
+  readonly #ownerChanges: Counter<'task' | 'unit'>;
   readonly #nodeChanges: Counter<'change'>;
   readonly #alertsActive: Gauge<'rule'>;
   readonly #alertsRaised: Counter<'rule'>;
@@ -39,14 +39,14 @@ export class MonitorMetrics {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ cluster });
     this.#nodes = new Gauge({ name: 'baton_nodes', help: 'Live nodes of the cluster (monitors not counted).', registers });
-    this.#owned = new Gauge({ name: 'baton_task_owned', help: '1 when the task (unit) has an owner now, else 0.', labelNames: ['task'], registers });
-    this.#paused = new Gauge({ name: 'baton_task_paused', help: '1 when the task is paused cluster-wide.', labelNames: ['task'], registers });
-    this.#lastSuccess = new Gauge({ name: 'baton_task_last_success_timestamp_seconds', help: 'End of the last successful run (seen in the newest records).', labelNames: ['task'], registers });
-    this.#runs = new Counter({ name: 'baton_task_runs_total', help: 'Runs ended, by outcome (succeeded, failed, timed-out, aborted).', labelNames: ['task', 'outcome'], registers });
-    this.#missed = new Counter({ name: 'baton_task_missed_ticks_total', help: 'Ticks recorded missed, by reason.', labelNames: ['task', 'reason'], registers });
-    this.#lateness = new Histogram({ name: 'baton_task_lateness_seconds', help: 'Start of a run after its tick (jitter excluded).', labelNames: ['task'], buckets: LATENESS_BUCKETS, registers });
-    this.#duration = new Histogram({ name: 'baton_task_run_duration_seconds', help: 'Duration of ended runs.', labelNames: ['task'], buckets: DURATION_BUCKETS, registers });
-    this.#ownerChanges = new Counter({ name: 'baton_owner_changes_total', help: 'Owner changes of a task (acquired, lost, handed over).', labelNames: ['task'], registers });
+    this.#owned = new Gauge({ name: 'baton_task_owned', help: '1 when the unit of the task has an owner now, else 0.', labelNames: ['task', 'unit'], registers });
+    this.#paused = new Gauge({ name: 'baton_task_paused', help: '1 when the task is paused cluster-wide.', labelNames: ['task', 'unit'], registers });
+    this.#lastSuccess = new Gauge({ name: 'baton_task_last_success_timestamp_seconds', help: 'End of the last successful run (seen in the newest records).', labelNames: ['task', 'unit'], registers });
+    this.#runs = new Counter({ name: 'baton_task_runs_total', help: 'Runs ended, by outcome (succeeded, failed, timed-out, aborted).', labelNames: ['task', 'unit', 'outcome'], registers });
+    this.#missed = new Counter({ name: 'baton_task_missed_ticks_total', help: 'Ticks recorded missed, by reason.', labelNames: ['task', 'unit', 'reason'], registers });
+    this.#lateness = new Histogram({ name: 'baton_task_lateness_seconds', help: 'Start of a run after its tick (jitter excluded).', labelNames: ['task', 'unit'], buckets: LATENESS_BUCKETS, registers });
+    this.#duration = new Histogram({ name: 'baton_task_run_duration_seconds', help: 'Duration of ended runs.', labelNames: ['task', 'unit'], buckets: DURATION_BUCKETS, registers });
+    this.#ownerChanges = new Counter({ name: 'baton_owner_changes_total', help: 'Owner changes of a task (acquired, lost, handed over).', labelNames: ['task', 'unit'], registers });
     this.#nodeChanges = new Counter({ name: 'baton_node_changes_total', help: 'Node sessions opened (joined) and ended (left).', labelNames: ['change'], registers });
     this.#alertsActive = new Gauge({ name: 'baton_alerts_active', help: 'Alerts firing now, by rule.', labelNames: ['rule'], registers });
     this.#alertsRaised = new Counter({ name: 'baton_alerts_raised_total', help: 'Alerts raised, by rule.', labelNames: ['rule'], registers });
@@ -77,11 +77,11 @@ export class MonitorMetrics {
     this.#nodes.set(status.nodes.length);
     this.#owned.reset();
     this.#paused.reset();
-    for (const task of status.tasks) {
-      this.#owned.set({ task: task.name }, task.owner ? 1 : 0);
-      this.#paused.set({ task: task.name }, task.paused ? 1 : 0);
-      const success = recentRuns.get(task.name)?.find((r) => r.status === 'succeeded');
-      if (success?.endedAt !== undefined) this.#lastSuccess.set({ task: task.name }, success.endedAt / 1000);
+    for (const { task, unit, owner, paused } of status.tasks) {
+      this.#owned.set({ task, unit }, owner ? 1 : 0);
+      this.#paused.set({ task, unit }, paused ? 1 : 0);
+      const success = recentRuns.get(unit)?.find((r) => r.status === 'succeeded');
+      if (success?.endedAt !== undefined) this.#lastSuccess.set({ task, unit }, success.endedAt / 1000);
     }
     this.#alertsActive.reset();
     for (const alert of observation.alerts) this.#alertsActive.inc({ rule: alert.rule });
@@ -113,20 +113,20 @@ export class MonitorMetrics {
         this.#nodeChanges.inc({ change: event.type === 'node:joined' ? 'joined' : 'left' });
         break;
       case 'owner:changed':
-        this.#ownerChanges.inc({ task: event.task });
+        this.#ownerChanges.inc({ task: event.task, unit: event.unit });
         break;
       case 'run:started':
-        this.#lateOnce(event.task, event.run);
+        this.#lateOnce(event.run);
         break;
-      case 'run:finished':
+      case 'run:succeeded':
       case 'run:failed':
-        this.#lateOnce(event.task, event.run);
-        this.#started.delete(runKey(event.task, event.run));
-        this.#runs.inc({ task: event.task, outcome: event.run.status });
-        if (event.run.durationMs !== undefined) this.#duration.observe({ task: event.task }, event.run.durationMs / 1000);
+        this.#lateOnce(event.run);
+        this.#started.delete(runKey(event.run));
+        this.#runs.inc({ task: event.task, unit: event.unit, outcome: event.run.status });
+        if (event.run.durationMs !== undefined) this.#duration.observe({ task: event.task, unit: event.unit }, event.run.durationMs / 1000);
         break;
-      case 'run:missed':
-        this.#missed.inc({ task: event.task, reason: event.run.missed?.reason ?? 'unknown' }, event.run.missed?.count ?? 1);
+      case 'tick:missed':
+        this.#missed.inc({ task: event.task, unit: event.unit, reason: event.run.missed?.reason ?? 'unknown' }, event.run.missed?.count ?? 1);
         break;
       case 'alert:raised':
         this.#alertsRaised.inc({ rule: event.alert.rule });
@@ -136,13 +136,13 @@ export class MonitorMetrics {
     }
   }
 
-  #lateOnce(task: string, run: RunRecord): void {
-    const key = runKey(task, run);
+  #lateOnce(run: RunRecord): void {
+    const key = runKey(run);
     if (this.#started.has(key) || run.lateMs === undefined) return;
     // Bounded: a start whose end was never seen (the records moved on between two reads) is forgotten.
     if (this.#started.size >= MAX_TRACKED_STARTS) this.#started.clear();
     if (run.status === 'running') this.#started.add(key);
-    this.#lateness.observe({ task }, run.lateMs / 1000);
+    this.#lateness.observe({ task: run.task, unit: run.unit }, run.lateMs / 1000);
   }
 
   renewed(durationMs: number): void {
@@ -162,4 +162,4 @@ export class MonitorMetrics {
 const MAX_TRACKED_STARTS = 10_000;
 type RelayNodeGauge = 'outboxDepth' | 'outboxLagMs' | 'heldDepth' | 'parkedDepth' | 'queueDepth';
 type RelayTopologyGauge = 'deadLetterDepth' | 'unroutableDepth';
-const runKey = (task: string, run: RunRecord): string => `${task}\u0000${run.tick}\u0000${run.triggerId ?? ''}`;
+const runKey = (run: RunRecord): string => `${run.unit}\u0000${run.tick}\u0000${run.triggerId ?? ''}`;

@@ -3,6 +3,7 @@
  * an owner changed, a run started / finished / failed / was missed) and alerts raised or resolved.
  * Derived from the store alone, so a standalone monitor (`baton serve`) sees what an embedded one sees.
  */
+import type { UnitRef } from '../scheduler/events.js';
 import type { RunRecord } from '../scheduler/task.js';
 import type { RelayView } from './relay-watch.js';
 import type { NodeStatus, StatusSnapshot, TaskStatus } from './status.js';
@@ -40,13 +41,14 @@ type Owner = NonNullable<TaskStatus['owner']>;
 export type MonitorEvent =
   | { readonly type: 'node:joined'; readonly node: NodeStatus }
   | { readonly type: 'node:left'; readonly node: NodeStatus }
-  | { readonly type: 'owner:changed'; readonly task: string; readonly from: Owner | null; readonly to: Owner | null }
-  | { readonly type: 'run:started'; readonly task: string; readonly run: RunRecord }
-  /** A run that succeeded. */
-  | { readonly type: 'run:finished'; readonly task: string; readonly run: RunRecord }
-  /** A run that failed, timed out or was aborted (`run.status` says which). */
-  | { readonly type: 'run:failed'; readonly task: string; readonly run: RunRecord }
-  | { readonly type: 'run:missed'; readonly task: string; readonly run: RunRecord }
+  | (UnitRef & { readonly type: 'owner:changed'; readonly from: Owner | null; readonly to: Owner | null })
+  | (UnitRef & { readonly type: 'run:started'; readonly run: RunRecord })
+  /** A run that succeeded (the scheduler's event of the same name). */
+  | (UnitRef & { readonly type: 'run:succeeded'; readonly run: RunRecord })
+  /** A run that failed, timed out or was aborted (`run.status` says which; the scheduler's event of the same name). */
+  | (UnitRef & { readonly type: 'run:failed'; readonly run: RunRecord })
+  /** Ticks recorded missed (`run.missed` says which and why; the scheduler's `tick:missed`). */
+  | (UnitRef & { readonly type: 'tick:missed'; readonly run: RunRecord })
   | { readonly type: 'alert:raised'; readonly alert: Alert }
   | { readonly type: 'alert:resolved'; readonly alert: Alert };
 

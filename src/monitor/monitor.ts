@@ -23,7 +23,9 @@ import { BATON_VERSION, type NodeInfo } from '../core/node-info.js';
 import { currentProcessIdentity } from '../core/process-identity.js';
 import { SessionKeeper } from '../cluster/session-keeper.js';
 import { resolveSessionTiming } from '../cluster/session-timing.js';
-import { clearPause, requireDeclaration, triggerTask, unitsToTrigger, writePause } from '../scheduler/controls.js';
+import { sendControl, type ControlAction } from '../scheduler/controls.js';
+import { assertTaskName } from '../scheduler/keys.js';
+import { soleUnit, type TaskName } from '../scheduler/names.js';
 import { runPrefix } from '../scheduler/keys.js';
 import type { RunRecord } from '../scheduler/task.js';
 import type { Store } from '../stores/contract.js';
@@ -31,7 +33,7 @@ import { openStore } from '../stores/open-store.js';
 import { Alerter, readActiveAlerts } from './alerting.js';
 import { parseAlertRules, type AlertRuleOptions } from './alert-rules.js';
 import { changesBetween, type Observation } from './changes.js';
-import { createApiServer, type ApiServer, type ControlAction, type RunsQuery, type StreamItem } from './http-api.js';
+import { createApiServer, type ApiServer, type RunsQuery, type StreamItem } from './http-api.js';
 import { MonitorMetrics } from './metrics.js';
 import type { MonitorEvent, MonitorStatus, StampedEvent } from './monitor-events.js';
 import { isRelayStatusProvider, RelayWatch, type RelayStatusProvider } from './relay-watch.js';
@@ -330,39 +332,32 @@ class MonitorProcess implements Monitor {
     };
   }
 
-  /** A task's (or unit's) history read from the store; without a task, the newest runs of every unit. */
+  /** A unit's or a task's history read from the store; without either, the newest runs of every unit. */
   async #runs(query: RunsQuery): Promise<RunRecord[]> {
     const latest = this.#latest;
     const byNewest = (a: RunRecord, b: RunRecord): number => (b.startedAt ?? b.tick) - (a.startedAt ?? a.tick);
-    if (query.task === undefined) {
+    const { task, unit } = query;
+    if (task === undefined && unit === undefined) {
       return [...(latest?.recentRuns.values() ?? [])].flat().sort(byNewest).slice(0, query.limit);
     }
-    const units = latest?.status.tasks.filter((t) => t.name === query.task || t.task === query.task).map((t) => t.name) ?? [query.task];
+    const units =
+      unit !== undefined
+        ? [unit]
+        : (latest?.status.tasks.filter((t) => t.task === task).map((t) => t.unit) ?? [soleUnit(task as TaskName)]);
     const lists = await Promise.all(units.map((unit) => this.#o.store.list<RunRecord>(runPrefix(unit), { reverse: true, limit: query.limit })));
     return lists.flat().map((r) => r.value).sort(byNewest).slice(0, query.limit);
   }
 
   async #control(action: ControlAction, task: string): Promise<{ trigger?: string }> {
     const { store, clock } = this.#o;
-    const declaration = await requireDeclaration(store, task, action);
-    switch (action) {
-      case 'pause':
-        await writePause(store, task, this.#id, clock.now());
-        break;
-      case 'resume':
-        await clearPause(store, task);
-        break;
-      case 'trigger': {
-        const units = await unitsToTrigger(store, task, declaration.mode, declaration.shards, this.#id);
-        const trigger = await triggerTask(store, task, units, this.#id, clock.now());
-        this.#o.log.info({ task, trigger }, 'monitor: task triggered over the API');
-        return { trigger };
-      }
-    }
-    this.#o.log.info({ task, action }, `monitor: task ${action}d over the API`);
+    assertTaskName(task);
+    const trigger = await sendControl(store, action, task, { node: this.#id, now: clock.now() });
+    this.#o.log.info({ task, action, ...(trigger ? { trigger } : {}) }, `monitor: ${action} of task over the API`);
+    if (trigger) return { trigger };
     await this.refresh().catch(() => undefined);
     return {};
   }
+
 
   close(): Promise<void> {
     this.#closing ??= this.#close();

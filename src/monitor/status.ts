@@ -3,9 +3,10 @@
  * the store alone, so any process (a node, `baton status`, a monitor) sees the same picture.
  */
 import type { SessionRecord, Store } from '../stores/contract.js';
-import { DECLARATION_PREFIX, PAUSE_PREFIX, runPrefix, TASK_OWNER_PREFIX, taskOfOwnerKey } from '../scheduler/keys.js';
+import { DECLARATION_PREFIX, PAUSE_PREFIX, runPrefix, TASK_OWNER_PREFIX, taskOfDeclarationKey, taskOfPauseKey, unitOfOwnerKey } from '../scheduler/keys.js';
 import { scheduleFromDescription } from '../scheduler/schedule.js';
-import { declaredUnitNames, taskOfUnit } from '../scheduler/modes.js';
+import { declaredUnitNames } from '../scheduler/modes.js';
+import { asTaskName, taskOfUnit, type TaskName, type UnitName } from '../scheduler/names.js';
 import type { DeclarationRecord, RunRecord } from '../scheduler/task.js';
 import { LOCK_PREFIX } from '../cluster/lock.js';
 
@@ -28,10 +29,10 @@ export interface NodeStatus {
 }
 
 export interface TaskStatus {
-  /** The unit: the task's name, `task#i` for a shard of a sharded task, `task@node` for a broadcast share. */
-  readonly name: string;
+  /** The unit (scheduler/names.ts): the task's name, `task#i` for a shard, `task@node` for a broadcast share. */
+  readonly unit: UnitName;
   /** The task the unit belongs to. */
-  readonly task: string;
+  readonly task: TaskName;
   /** Placement mode as declared (`unknown` for an owner key no live node declares). */
   readonly mode: string;
   /** The schedule as declared; several when nodes disagree (a rolling deploy changing it). */
@@ -84,7 +85,7 @@ export interface ReadStatusOptions {
 /** A snapshot and, by unit, its newest run records (newest first; as many as `runsPerUnit`). */
 export interface StatusWithRuns {
   readonly status: StatusSnapshot;
-  readonly recentRuns: ReadonlyMap<string, readonly RunRecord[]>;
+  readonly recentRuns: ReadonlyMap<UnitName, readonly RunRecord[]>;
 }
 
 export async function readStatus(store: Store): Promise<StatusSnapshot> {
@@ -102,19 +103,20 @@ export async function readStatusWithRuns(store: Store, options: ReadStatusOption
     store.listHolders(LOCK_PREFIX),
   ]);
   const sessions = allSessions.filter((s) => s.info.role !== 'monitor');
-  const paused = new Set(pauses.map((p) => p.key.slice(PAUSE_PREFIX.length)));
+  const paused = new Set(pauses.map((p) => taskOfPauseKey(p.key)));
   const sessionById = new Map(sessions.map((s) => [s.id, s]));
-  const holderByTask = new Map(holders.map((h) => [taskOfOwnerKey(h.key), h]));
+  const holderByUnit = new Map(holders.map((h) => [unitOfOwnerKey(h.key), h]));
   // One row per unit (modes.ts): a task, each shard of a sharded task, each node's share of a broadcast task.
-  interface Row { task: string; mode: string; schedules: Set<string>; fingerprints: Set<string>; count: number }
-  const rows = new Map<string, Row>();
-  const row = (unit: string, task: string, mode: string): Row => {
+  interface Row { task: TaskName; mode: string; schedules: Set<string>; fingerprints: Set<string>; count: number }
+  const rows = new Map<UnitName, Row>();
+  const row = (unit: UnitName, task: TaskName, mode: string): Row => {
     let entry = rows.get(unit);
     if (!entry) rows.set(unit, (entry = { task, mode, schedules: new Set(), fingerprints: new Set(), count: 0 }));
     return entry;
   };
   for (const s of sessions) {
-    for (const [task, declaration] of Object.entries(s.info.tasks)) {
+    for (const [name, declaration] of Object.entries(s.info.tasks)) {
+      const task = asTaskName(name);
       const mode = declaration.mode ?? 'singleton';
       for (const unit of declaredUnitNames(task, mode, declaration.shards, s.info.id)) {
         const entry = row(unit, task, mode);
@@ -127,24 +129,24 @@ export async function readStatusWithRuns(store: Store, options: ReadStatusOption
   // Tasks no live node declares still show, with their last known schedule and history.
   const liveTasks = new Set([...rows.values()].map((r) => r.task));
   for (const d of declarations) {
-    const task = d.key.slice(DECLARATION_PREFIX.length);
+    const task = taskOfDeclarationKey(d.key);
     // A broadcast task's units are its live nodes' shares: none without a live node.
     if (liveTasks.has(task) || d.value.mode === 'broadcast') continue;
     for (const unit of declaredUnitNames(task, d.value.mode, d.value.shards, '')) {
       row(unit, task, d.value.mode ?? 'singleton').schedules.add(d.value.schedule);
     }
   }
-  for (const unit of holderByTask.keys()) if (!rows.has(unit)) row(unit, taskOfUnit(unit), 'unknown');
+  for (const unit of holderByUnit.keys()) if (!rows.has(unit)) row(unit, taskOfUnit(unit), 'unknown');
   const names = [...rows.keys()].sort();
   const lastRuns = await Promise.all(names.map((unit) => store.list<RunRecord>(runPrefix(unit), { reverse: true, limit: runsPerUnit })));
-  const tasks: TaskStatus[] = names.map((name, i) => {
-    const entry = rows.get(name) as Row;
-    const holder = holderByTask.get(name);
+  const tasks: TaskStatus[] = names.map((unit, i) => {
+    const entry = rows.get(unit) as Row;
+    const holder = holderByUnit.get(unit);
     const ownerSession = holder ? sessionById.get(holder.sessionId) : undefined;
     const [firstSchedule] = entry.schedules;
     const schedule = firstSchedule ? scheduleFromDescription(firstSchedule) : undefined;
     return {
-      name,
+      unit,
       task: entry.task,
       mode: entry.mode,
       schedules: [...entry.schedules],
@@ -170,7 +172,7 @@ export async function readStatusWithRuns(store: Store, options: ReadStatusOption
     sessionAgeMs: s.ageMs,
     expiresInMs: s.expiresInMs,
     lastRenewalAt: at - (s.ttlMs - s.expiresInMs),
-    owns: holders.filter((h) => h.sessionId === s.id).map((h) => taskOfOwnerKey(h.key)),
+    owns: holders.filter((h) => h.sessionId === s.id).map((h) => unitOfOwnerKey(h.key)),
   });
   const locks: LockStatus[] = lockHolders.map((h) => {
     const [namespace = '', ...name] = h.key.slice(LOCK_PREFIX.length).split('/');

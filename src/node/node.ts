@@ -30,7 +30,6 @@ import type { SharedState } from '../cluster/shared-state.js';
 import { resolveCoordinatorTiming } from '../scheduler/coordinator.js';
 import { electionEvents, type ElectionEvent, type ElectionsOptions } from '../scheduler/elections.js';
 import type { BatonEvents, Emit } from '../scheduler/events.js';
-import { taskOfOwnerKey } from '../scheduler/keys.js';
 import type { DeadLetter } from '../scheduler/queue.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import type { DispatchHandlers, TaskHandler, TaskOptions } from '../scheduler/task.js';
@@ -351,8 +350,8 @@ export class Cluster {
       const held = await this.#scheduler.stop();
       // Handlers have stopped: now free every key at once by closing the session (invariant 5).
       if (wasRunning) await this.#keeper.close();
-      for (const lease of held) {
-        this.#emit('owner:released', { task: taskOfOwnerKey(lease.key), token: lease.token, reason: 'shutdown' });
+      for (const { unit, lease } of held) {
+        this.#emit('owner:released', { task: unit.task, unit: unit.name, token: lease.token, reason: 'shutdown' });
       }
     } finally {
       if (this.#ownsStore) await this.store.close();

@@ -7,20 +7,23 @@
 import { ConfigError } from '../core/errors.js';
 import { randomId } from '../core/ids.js';
 import type { Store } from '../stores/contract.js';
-import { assertTaskName, declarationKey, PAUSE_PREFIX, pauseKey, triggerKey, triggerPrefix } from './keys.js';
-import { broadcastUnit, declaredUnitNames } from './modes.js';
+import { assertTaskName, declarationKey, pauseKey, triggerKey, triggerPrefix } from './keys.js';
+import { declaredUnitNames } from './modes.js';
+import { broadcastUnit, taskOfUnit, type TaskName, type UnitName } from './names.js';
 import type { DeclarationRecord } from './task.js';
 
 export interface TriggerRecord {
   readonly id: string;
-  readonly task: string;
+  readonly task: TaskName;
+  /** The unit this trigger record is for (a trigger of a sharded task has one record per shard). */
+  readonly unit: UnitName;
   /** Wall time of the request on the requesting node: the triggered run's `tick`. */
   readonly requestedAt: number;
   readonly node: string;
 }
 
 export interface PauseRecord {
-  readonly task: string;
+  readonly task: TaskName;
   readonly node: string;
   readonly at: number;
 }
@@ -29,63 +32,89 @@ export interface PauseRecord {
  * A trigger's id starts with the zero-padded request time, so pending triggers list oldest first and
  * their run records sort by time among the task's ticks.
  */
-export function triggerId(now: number): string {
+function triggerId(now: number): string {
   return `${String(now).padStart(15, '0')}-${randomId(6)}`;
 }
 
 /** Writes a trigger for one unit of a task (modes.ts): several units of a task share the trigger's id. */
-export async function writeTrigger(store: Store, unit: string, id: string, node: string, now: number): Promise<void> {
-  const record: TriggerRecord = { id, task: unit, requestedAt: now, node };
+async function writeTrigger(store: Store, unit: UnitName, id: string, node: string, now: number): Promise<void> {
+  const record: TriggerRecord = { id, task: taskOfUnit(unit), unit, requestedAt: now, node };
   await store.put(triggerKey(unit, id), record, { ifVersion: 'absent' });
 }
 
-/** Pending triggers of a task, oldest first (bounded: more are picked up on the next look). */
-export async function pendingTriggers(store: Store, task: string, limit = 100): Promise<TriggerRecord[]> {
-  return (await store.list<TriggerRecord>(triggerPrefix(task), { limit })).map((r) => r.value);
+/** Pending triggers of a unit, oldest first (bounded: more are picked up on the next look). */
+export async function pendingTriggers(store: Store, unit: UnitName, limit = 100): Promise<TriggerRecord[]> {
+  return (await store.list<TriggerRecord>(triggerPrefix(unit), { limit })).map((r) => r.value);
 }
 
-export async function writePause(store: Store, task: string, node: string, now: number): Promise<void> {
+async function writePause(store: Store, task: TaskName, node: string, now: number): Promise<void> {
   const record: PauseRecord = { task, node, at: now };
   await store.put(pauseKey(task), record);
 }
 
 /** Removes the pause record; false when the task was not paused. */
-export async function clearPause(store: Store, task: string): Promise<boolean> {
+async function clearPause(store: Store, task: TaskName): Promise<boolean> {
   return store.delete(pauseKey(task));
 }
 
-export async function isPaused(store: Store, task: string): Promise<boolean> {
+export async function isPaused(store: Store, task: TaskName): Promise<boolean> {
   return (await store.get(pauseKey(task))) !== null;
-}
-
-/** Names of every paused task (for status). */
-export async function pausedTasks(store: Store): Promise<Set<string>> {
-  return new Set((await store.list(PAUSE_PREFIX)).map((r) => r.key.slice(PAUSE_PREFIX.length)));
 }
 
 /**
  * The last declaration of a task any node published (`decl/<task>`), for controls sent by a process that
  * does not declare the task itself (another node, a monitor). @throws ConfigError when none exists.
  */
-export async function requireDeclaration(store: Store, task: string, what: string): Promise<DeclarationRecord> {
+export async function requireDeclaration(store: Store, task: TaskName, what: string): Promise<DeclarationRecord> {
   assertTaskName(task);
   const declaration = await store.get<DeclarationRecord>(declarationKey(task));
   if (declaration) return declaration.value;
   throw new ConfigError(`cluster "${store.cluster}": ${what}: task "${task}" is not declared by any node`);
 }
 
-/** The units a trigger of `task` goes to: every shard of a sharded task, every live node's share of a broadcast task, else the task. */
-export async function unitsToTrigger(store: Store, task: string, mode: string | undefined, shards: number | undefined, nodeId: string): Promise<string[]> {
+/** What any process of the cluster (a node, the monitor's API, the CLI) may ask of a task. */
+export type ControlAction = 'trigger' | 'pause' | 'resume';
+
+/** How the sender knows the task: its own declaration, or the last one any node published. */
+export interface KnownDeclaration {
+  readonly mode: string | undefined;
+  readonly shards: number | undefined;
+}
+
+/**
+ * Sends a control of `task` from process `node`: a trigger to each of its units (every shard of a sharded
+ * task, every live node's share of a broadcast task, else the task), or the pause record.
+ * `declared`: the sender's own declaration; without it, the task must have been declared by some node.
+ * @returns the trigger's id for `trigger`. @throws ConfigError for a task no node declared.
+ */
+export async function sendControl(
+  store: Store,
+  action: ControlAction,
+  task: TaskName,
+  from: { readonly node: string; readonly now: number; readonly declared?: KnownDeclaration },
+): Promise<string | undefined> {
+  const declaration = from.declared ?? (await requireDeclaration(store, task, action));
+  switch (action) {
+    case 'pause':
+      await writePause(store, task, from.node, from.now);
+      return undefined;
+    case 'resume':
+      await clearPause(store, task);
+      return undefined;
+    case 'trigger': {
+      const units = await unitsToTrigger(store, task, declaration.mode, declaration.shards, from.node);
+      const id = triggerId(from.now);
+      for (const unit of units) await writeTrigger(store, unit, id, from.node, from.now);
+      return id;
+    }
+  }
+}
+
+/** The units a trigger of `task` goes to. */
+async function unitsToTrigger(store: Store, task: TaskName, mode: string | undefined, shards: number | undefined, nodeId: string): Promise<UnitName[]> {
   if (mode === 'broadcast') {
     const sessions = await store.listSessions();
     return [...new Set(sessions.filter((s) => s.info.tasks[task]).map((s) => broadcastUnit(task, s.info.id)))];
   }
   return declaredUnitNames(task, mode, shards, nodeId);
-}
-
-/** Writes one trigger of `task` to each of its units; returns the trigger's id. */
-export async function triggerTask(store: Store, task: string, units: readonly string[], node: string, now: number): Promise<string> {
-  const id = triggerId(now);
-  for (const unit of units) await writeTrigger(store, unit, id, node, now);
-  return id;
 }

@@ -14,6 +14,7 @@
  * - `turns` units (mutex, round-robin): see turns.ts.
  * - A node whose declaration of a task differs from the running version (versions.ts) takes none of its units.
  */
+import { Backoff } from '../core/backoff.js';
 import type { Clock } from '../core/clock.js';
 import { parseDuration, type Duration } from '../core/duration.js';
 import { ClosedError, ConfigError, NotOwnerError, SessionExpiredError, toError } from '../core/errors.js';
@@ -23,6 +24,7 @@ import type { Holder, SessionRecord, Store } from '../stores/contract.js';
 import type { Emit } from './events.js';
 import { declarationVersionKey, ownerKey, TASK_OWNER_PREFIX } from './keys.js';
 import { declaredUnitNames, rankOf } from './modes.js';
+import { asTaskName, type TaskName } from './names.js';
 import { assignTasks, score } from './placement.js';
 import { differingFields, type NormalizedDeclaration } from './task.js';
 import type { TaskRunner } from './task-runner.js';
@@ -52,7 +54,14 @@ export function resolveCoordinatorTiming(options: CoordinatorTimingOptions, ttlM
   return { scanEveryMs, claimDelayMs, rebalanceAfterMs };
 }
 
-type CoordinatorState = 'new' | 'running' | 'closed';
+/**
+ * Where the scan loop is: `waiting` for its timer or a request; `scanning`; `rescan`: scanning, with a
+ * request that came meanwhile (one more scan follows at once); `backing-off` after a failed scan.
+ */
+type CoordinatorState = 'new' | 'waiting' | 'scanning' | 'rescan' | 'backing-off' | 'closed';
+
+/** First pause after a failed scan; it doubles up to scanEvery. */
+const SCAN_RETRY_MS = 50;
 
 const MAX_PARALLEL_ACQUISITIONS = 16;
 /** Modes whose units are spread evenly over the declaring nodes (older nodes declare no mode: singleton). */
@@ -73,7 +82,8 @@ export class Coordinator {
   readonly #reportedConflicts = new Map<string, string>();
   #state: CoordinatorState = 'new';
   #scan: Promise<void> | undefined;
-  #again = false;
+  /** Paces scans after a failed one: from SCAN_RETRY_MS up to scanEvery. */
+  readonly #backoff: Backoff;
   #cancelTimer: (() => void) | undefined;
   #unwatch: (() => void) | undefined;
   #unsession: (() => void) | undefined;
@@ -99,6 +109,7 @@ export class Coordinator {
     this.#clock = options.clock;
     this.#emit = options.emit;
     this.#timing = options.timing;
+    this.#backoff = new Backoff({ initialMs: Math.min(SCAN_RETRY_MS, options.timing.scanEveryMs), maxMs: options.timing.scanEveryMs });
     this.#turns = new Turns({
       store: options.store,
       clock: options.clock,
@@ -112,7 +123,7 @@ export class Coordinator {
 
   start(): void {
     if (this.#state !== 'new') return;
-    this.#state = 'running';
+    this.#state = 'waiting';
     this.#unwatch = this.#store.watch((change) => {
       if (change.scope !== 'records') this.requestScan();
       else if (change.key !== undefined) this.#turns.onRecordChange(change.key);
@@ -122,26 +133,52 @@ export class Coordinator {
     this.requestScan();
   }
 
-  /** Asks for a scan soon; scans never overlap, and requests during one are merged into one more. */
+  /**
+   * Asks for a scan soon. Scans never overlap: requests during one are merged into one more right after
+   * it; after a failed scan, requests wait for the back-off (a store that fails fast is not asked in a hot
+   * loop, however many hints and claim delays fall due meanwhile).
+   */
   requestScan(): void {
-    if (this.#state !== 'running') return;
-    if (this.#scan) {
-      this.#again = true;
-      return;
+    switch (this.#state) {
+      case 'waiting':
+        this.#runScan();
+        return;
+      case 'scanning':
+        this.#state = 'rescan';
+        return;
+      default:
+        // new and closed: nothing to do; rescan: one more is planned; backing-off: its timer scans.
+        return;
     }
+  }
+
+  #runScan(): void {
     this.#cancelTimer?.();
-    this.#scan = this.#scanOnce()
-      .catch((error: unknown) => this.#emit('error', { where: 'placement scan', error: toError(error) }))
-      .finally(() => {
-        this.#scan = undefined;
-        if (this.#state !== 'running') return;
-        if (this.#again) {
-          this.#again = false;
-          this.requestScan();
-        } else {
-          this.#cancelTimer = this.#clock.setTimer(this.#nextScanDelay(), () => this.requestScan());
-        }
-      });
+    this.#state = 'scanning';
+    this.#scan = this.#scanOnce().then(
+      () => {
+        this.#backoff.reset();
+        this.#afterScan(true);
+      },
+      (error: unknown) => {
+        this.#emit('error', { where: 'placement scan', error: toError(error) });
+        this.#afterScan(false);
+      },
+    );
+  }
+
+  #afterScan(ok: boolean): void {
+    this.#scan = undefined;
+    if (this.#state === 'closed') return;
+    if (!ok) {
+      this.#state = 'backing-off';
+      this.#cancelTimer = this.#clock.setTimer(Math.max(this.#backoff.next(), this.#nextScanDelay()), () => this.#runScan());
+    } else if (this.#state === 'rescan') {
+      this.#runScan();
+    } else {
+      this.#state = 'waiting';
+      this.#cancelTimer = this.#clock.setTimer(this.#nextScanDelay(), () => this.requestScan());
+    }
   }
 
   /** A runner added to the shared `runners` map on a running node (Cluster.addTask). */
@@ -183,7 +220,7 @@ export class Coordinator {
     const session = this.#keeper.current;
     if (!session) return;
     const [sessions, holders] = await Promise.all([this.#store.listSessions(), this.#store.listHolders(TASK_OWNER_PREFIX)]);
-    if (this.#state !== 'running') return;
+    if (this.#state === 'closed') return;
     const byKey = new Map(holders.map((h) => [h.key, h]));
     const versions = taskVersions(sessions);
     this.#reportConflicts(versions);
@@ -276,7 +313,7 @@ export class Coordinator {
       if ('lease' in outcome) {
         this.#freeSince.delete(runner.unit.name);
         this.#turns.acquired(runner);
-        if (this.#state === 'running') runner.own(outcome.lease);
+        if (this.#state !== 'closed') runner.own(outcome.lease);
         else await outcome.lease.release(new ClosedError('coordinator closed'));
       } else {
         this.#turns.lost(runner, outcome.holder);
@@ -299,7 +336,7 @@ export class Coordinator {
     for (const s of sessions) {
       for (const [task, declaration] of Object.entries(s.info.tasks)) {
         if (!BALANCED_MODES.has(declaration.mode) || !versions.get(task)?.eligible.has(s.info.id)) continue;
-        for (const unit of declaredUnitNames(task, declaration.mode, declaration.shards, s.info.id)) {
+        for (const unit of declaredUnitNames(asTaskName(task), declaration.mode, declaration.shards, s.info.id)) {
           const list = candidates.get(unit);
           if (list) list.push(s.info.id);
           else candidates.set(unit, [s.info.id]);
@@ -349,7 +386,7 @@ export class Coordinator {
     }
   }
 
-  async #describeConflict(task: string, mine: string, declaration: NormalizedDeclaration, version: TaskVersions): Promise<ConfigError> {
+  async #describeConflict(task: TaskName, mine: string, declaration: NormalizedDeclaration, version: TaskVersions): Promise<ConfigError> {
     const other = mine === version.active ? version.fingerprints.find((f) => f !== mine) : version.active;
     const theirs = other ? await this.#store.get<NormalizedDeclaration>(declarationVersionKey(task, other)) : null;
     const fields = theirs ? differingFields(declaration, theirs.value) : [];

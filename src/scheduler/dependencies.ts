@@ -13,6 +13,7 @@ import { ConfigError } from '../core/errors.js';
 import type { Store } from '../stores/contract.js';
 import { HintWaker, recordsMatching } from './hints.js';
 import { runKey, runPrefix } from './keys.js';
+import { soleUnit, type TaskName } from './names.js';
 import type { RunRecord, TaskDefinition } from './task.js';
 
 /** Poll period of a dependency wait when no hint arrives. */
@@ -58,7 +59,7 @@ export type DependencyOutcome = { readonly ok: true } | { readonly ok: false; re
 export async function awaitDependencies(options: {
   readonly store: Store;
   readonly clock: Clock;
-  readonly dependsOn: readonly string[];
+  readonly dependsOn: readonly TaskName[];
   readonly tick: number;
   readonly timeoutMs: number;
   readonly signal: AbortSignal;
@@ -66,7 +67,7 @@ export async function awaitDependencies(options: {
 }): Promise<DependencyOutcome> {
   const { store, clock, dependsOn, tick, signal } = options;
   const deadline = clock.monotonic() + options.timeoutMs;
-  const waker = new HintWaker(store, clock, recordsMatching(...dependsOn.map(runPrefix)), 250);
+  const waker = new HintWaker(store, clock, recordsMatching(...dependsOn.map((dep) => runPrefix(soleUnit(dep)))), 250);
   const pending = new Set(dependsOn);
   let waited = false;
   try {
@@ -91,8 +92,9 @@ export async function awaitDependencies(options: {
 }
 
 /** `succeeded`, `pending` (not yet, or running), or how the dependency's tick ended otherwise. */
-async function dependencyState(store: Store, dep: string, tick: number): Promise<string> {
-  const record = (await store.get<RunRecord>(runKey(dep, tick)))?.value;
+/** A dependency has one unit (task-set.ts refuses sharded and broadcast ones): the task itself. */
+async function dependencyState(store: Store, dep: TaskName, tick: number): Promise<string> {
+  const record = (await store.get<RunRecord>(runKey(soleUnit(dep), tick)))?.value;
   if (record) {
     if (record.status === 'succeeded') return 'succeeded';
     if (record.status === 'running') return 'pending';
@@ -100,7 +102,7 @@ async function dependencyState(store: Store, dep: string, tick: number): Promise
   }
   // No record for the tick: pending, unless the dependency's owner has already moved past it (its ticks
   // are handled in order, so it will never come back to this one).
-  const newest = await store.list<RunRecord>(runPrefix(dep), { reverse: true, limit: 5 });
+  const newest = await store.list<RunRecord>(runPrefix(soleUnit(dep)), { reverse: true, limit: 5 });
   const newestTick = newest.find((r) => r.value.trigger !== true)?.value.tick;
   return newestTick !== undefined && newestTick > tick ? 'skipped the tick' : 'pending';
 }

@@ -37,7 +37,7 @@ import { ChangeHints } from '../cluster/change-hints.js';
 import { assertKnownOptions, assertSignal } from '../cluster/claims.js';
 import type { Lease } from '../cluster/lease.js';
 import type { SchedulerEvents } from './events.js';
-import { TASK_OWNER_PREFIX, taskOfOwnerKey } from './keys.js';
+import { TASK_OWNER_PREFIX, unitOfOwnerKey } from './keys.js';
 
 export type ElectionRole = 'leader' | 'follower';
 
@@ -143,20 +143,23 @@ async function* stream(deps: ElectionDeps, tasks: readonly string[], signal: Abo
   const hints = new ChangeHints(store, clock, (c) => c.scope !== 'records');
   const unsubscribe = [
     deps.on('owner:acquired', (e) => {
-      if (!wanted.has(e.task)) return;
-      bump(e.task);
-      const lease = deps.leaseOf(e.task);
-      if (lease && lease.token === e.token) lead(e.task, lease);
-      else push(e.task, { role: 'leader', node: me.id, token: e.token }, self);
+      // Elections are about tasks with one unit (names.ts): there the unit's name is the task's.
+      const task = e.unit as string;
+      if (!wanted.has(task)) return;
+      bump(task);
+      const lease = deps.leaseOf(task);
+      if (lease && lease.token === e.token) lead(task, lease);
+      else push(task, { role: 'leader', node: me.id, token: e.token }, self);
     }),
     ...(['owner:lost', 'owner:released'] as const).map((event) =>
       deps.on(event, (e) => {
-        if (!wanted.has(e.task)) return;
-        bump(e.task);
-        const previous = emitted.get(e.task);
+        const task = e.unit as string;
+        if (!wanted.has(task)) return;
+        bump(task);
+        const previous = emitted.get(task);
         // Only a node that announced leading this token hears that it stopped.
         if (previous?.role !== 'leader' || previous.token !== e.token) return;
-        push(e.task, { role: 'follower', node: null, token: null }, null);
+        push(task, { role: 'follower', node: null, token: null }, null);
         hints.poke(); // learn the new owner
       }),
     ),
@@ -176,11 +179,11 @@ async function* stream(deps: ElectionDeps, tasks: readonly string[], signal: Abo
       return; // a transient store error: the next hint or poll reads again
     }
     const infoBySession = new Map(sessions.map((s) => [s.id, s.info]));
-    const holderByTask = new Map(holders.map((h) => [taskOfOwnerKey(h.key), h]));
+    const holderByUnit = new Map<string, Holder>(holders.map((h) => [unitOfOwnerKey(h.key), h]));
     for (const task of tasks) {
       if ((epochs.get(task) ?? 0) !== (started.get(task) ?? 0)) continue; // changed locally during the read
       if (emitted.get(task)?.role === 'leader') continue; // leadership is decided by our own lease
-      const holder = holderByTask.get(task);
+      const holder = holderByUnit.get(task);
       const info: NodeInfo | undefined = holder ? infoBySession.get(holder.sessionId) : undefined;
       // Our own key without our lease is a leftover of a lost session: nobody leads through it.
       if (!holder || !info || info.id === me.id) push(task, { role: 'follower', node: null, token: null }, null);

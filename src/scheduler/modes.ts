@@ -12,6 +12,7 @@
  * | `sharded`     | one per shard (`task#i`)      | spread evenly, each shard owned and fenced on its own       |
  * | `dispatch`    | the task (the producer)       | like singleton; every node consumes the queue (queue.ts)    |
  */
+import { broadcastUnit, shardUnit, soleUnit, type TaskName, type UnitName } from './names.js';
 import { describe as describeValue, parseDuration, type Duration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
 
@@ -79,8 +80,8 @@ export interface ShardInfo {
 /** One placeable part of a task (see the table above). */
 export interface TaskUnit {
   /** The unit's name: the task's, `task#i` for a shard, `task@node` for a node's broadcast share. */
-  readonly name: string;
-  readonly task: string;
+  readonly name: UnitName;
+  readonly task: TaskName;
   readonly shard?: ShardInfo;
   /**
    * How the coordinator places it: `balanced` over the declaring nodes, `ranked` by `prefer`, `own`
@@ -200,7 +201,7 @@ export function integer(value: unknown, min: number, max: number, field: string)
 }
 
 /** The units of a task as seen by node `nodeId`. */
-export function unitsOf(task: string, mode: ResolvedMode, nodeId: string): TaskUnit[] {
+export function unitsOf(task: TaskName, mode: ResolvedMode, nodeId: string): TaskUnit[] {
   switch (mode.kind) {
     case 'broadcast':
       return [{ name: broadcastUnit(task, nodeId), task, placement: 'own' }];
@@ -212,32 +213,23 @@ export function unitsOf(task: string, mode: ResolvedMode, nodeId: string): TaskU
         placement: 'balanced' as const,
       }));
     case 'preferred':
-      return [{ name: task, task, placement: 'ranked' }];
+      return [{ name: soleUnit(task), task, placement: 'ranked' }];
     case 'mutex':
     case 'round-robin':
-      return [{ name: task, task, placement: 'turns' }];
+      return [{ name: soleUnit(task), task, placement: 'turns' }];
     default:
-      return [{ name: task, task, placement: 'balanced' }];
+      return [{ name: soleUnit(task), task, placement: 'balanced' }];
   }
 }
-
-export const shardUnit = (task: string, index: number): string => `${task}#${index}`;
 
 /**
  * The unit names of a task as node `nodeId` declared it, from its published declaration (mode and shard
  * count): how placement, status and triggers see the tasks of other nodes.
  */
-export function declaredUnitNames(task: string, mode: string | undefined, shards: number | undefined, nodeId: string): string[] {
+export function declaredUnitNames(task: TaskName, mode: string | undefined, shards: number | undefined, nodeId: string): UnitName[] {
   if (mode === 'sharded') return Array.from({ length: shards ?? 0 }, (_, i) => shardUnit(task, i));
   if (mode === 'broadcast') return [broadcastUnit(task, nodeId)];
-  return [task];
-}
-export const broadcastUnit = (task: string, nodeId: string): string => `${task}@${nodeId}`;
-
-/** The task a unit name belongs to (`a#3` → `a`, `a@node-1` → `a`). Task names contain neither `#` nor `@`. */
-export function taskOfUnit(unit: string): string {
-  const cut = unit.search(/[#@]/);
-  return cut === -1 ? unit : unit.slice(0, cut);
+  return [soleUnit(task)];
 }
 
 /** Rank of a node for `prefer`: the index of the first selector it matches, or the number of selectors. */

@@ -14,6 +14,7 @@
  * partition); a consumer that learns it lost the item sees its signal abort. Handlers must be
  * idempotent (use the item's `id`). Order: oldest first within what a consumer reads, not strict FIFO.
  */
+import type { TaskName } from './names.js';
 import { sleep, type Clock } from '../core/clock.js';
 import { parseDuration, type Duration } from '../core/duration.js';
 import { ClosedError, ConfigError, NotOwnerError, toError } from '../core/errors.js';
@@ -27,8 +28,8 @@ import { HintWaker, recordsMatching } from './hints.js';
 import type { ResolvedQueue } from './modes.js';
 import type { ItemContext } from './task.js';
 
-export const queuePrefix = (task: string): string => `queue/${task}/`;
-export const deadLetterPrefix = (task: string): string => `dead/${task}/`;
+export const queuePrefix = (task: TaskName): string => `queue/${task}/`;
+export const deadLetterPrefix = (task: TaskName): string => `dead/${task}/`;
 
 /** A queued item as stored. */
 export interface QueuedItem<P = unknown> {
@@ -61,7 +62,7 @@ export async function enqueue(options: {
   readonly store: Store;
   readonly clock: Clock;
   readonly lease: Lease;
-  readonly task: string;
+  readonly task: TaskName;
   readonly payload: unknown;
   readonly options?: { readonly id?: string; readonly delay?: Duration };
 }): Promise<boolean> {
@@ -82,7 +83,7 @@ export async function enqueue(options: {
 
 /** Consumes a dispatch task's queue on this node with up to `workers` items at a time. */
 export class QueueConsumer {
-  readonly #task: string;
+  readonly #task: TaskName;
   readonly #queue: ResolvedQueue;
   readonly #consume: (item: ItemContext<never>) => Promise<void> | void;
   readonly #store: Store;
@@ -96,7 +97,7 @@ export class QueueConsumer {
   #loop: Promise<void> | undefined;
 
   constructor(options: {
-    task: string;
+    task: TaskName;
     queue: ResolvedQueue;
     consume: (item: ItemContext<never>) => Promise<void> | void;
     store: Store;
@@ -286,12 +287,12 @@ export class QueueConsumer {
 }
 
 /** Dead letters of a task, oldest first. */
-export async function listDeadLetters<P = unknown>(store: Store, task: string, limit = 1000): Promise<DeadLetter<P>[]> {
+export async function listDeadLetters<P = unknown>(store: Store, task: TaskName, limit = 1000): Promise<DeadLetter<P>[]> {
   return (await store.list<DeadLetter<P>>(deadLetterPrefix(task), { limit })).map((r) => r.value);
 }
 
 /** Puts a dead letter back into the queue with a fresh attempt count. False when there is no such dead letter. */
-export async function requeueDeadLetter(store: Store, task: string, id: string): Promise<boolean> {
+export async function requeueDeadLetter(store: Store, task: TaskName, id: string): Promise<boolean> {
   const dead = await store.get<DeadLetter>(deadLetterPrefix(task) + id);
   if (!dead) return false;
   const { deadAt: _deadAt, ...item } = dead.value;
@@ -302,6 +303,6 @@ export async function requeueDeadLetter(store: Store, task: string, id: string):
 }
 
 /** Items waiting or in delivery. */
-export async function queueDepth(store: Store, task: string): Promise<number> {
+export async function queueDepth(store: Store, task: TaskName): Promise<number> {
   return (await store.list(queuePrefix(task))).length;
 }

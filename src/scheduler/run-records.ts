@@ -15,10 +15,12 @@ import { runKey, runPrefix } from './keys.js';
 import type { DueTicks } from './misfire.js';
 import type { Schedule } from './schedule.js';
 import type { RunRecord } from './task.js';
+import type { TaskUnit } from './modes.js';
+import type { UnitName } from './names.js';
 
-/** What the record functions need: the task, its store, and the lease they write under. */
+/** What the record functions need: the unit, its store, and the lease they write under. */
 export interface RecordsScope {
-  readonly task: string;
+  readonly unit: TaskUnit;
   readonly store: Store;
   readonly clock: Clock;
   readonly emit: Emit;
@@ -50,7 +52,7 @@ export async function withStoreRetry<T>(scope: RecordsScope, call: () => Promise
     } catch (error) {
       if (error instanceof NotOwnerError || error instanceof SessionExpiredError || scope.stop.aborted) throw error;
       // Reported on the first failure, then every REPORT_EVERY attempts: an outage is one line per 5 s, not five a second.
-      if (attempt % REPORT_EVERY === 0) scope.emit('error', { where: `task "${scope.task}"`, error: toError(error) });
+      if (attempt % REPORT_EVERY === 0) scope.emit('error', { where: `task "${scope.unit.name}"`, error: toError(error) });
       await sleep(scope.clock, STORE_RETRY_MS, scope.stop);
     }
   }
@@ -71,7 +73,7 @@ export async function readHistory(
 ): Promise<{ cursor: number; paused: PausedRange | undefined }> {
   const { lease, store, clock } = scope;
   lease.assertHeld();
-  const prefix = runPrefix(scope.task);
+  const prefix = runPrefix(scope.unit.name);
   let records = await store.list<RunRecord>(prefix, { reverse: true, limit: HISTORY_PEEK });
   for (const record of records) await markInterrupted(lease, record);
   let newest = records.find((r) => r.value.trigger !== true);
@@ -100,10 +102,10 @@ async function markInterrupted(lease: Lease, record: StoredRecord<RunRecord>): P
 
 /** Records ticks `from`…`to` (`count` of them) as missed, in one record at `to`. */
 export async function recordMissed(scope: RecordsScope, from: number, to: number, count: number, reason: MissReason, detail?: string): Promise<void> {
-  const { lease, task } = scope;
-  const record: RunRecord = { task, tick: to, status: 'missed', missed: { from, count, reason }, ...(detail ? { error: detail } : {}) };
-  const result = await withStoreRetry(scope, () => lease.put(runKey(task, to), record, { ifVersion: 'absent' }));
-  if (result.ok) scope.emit('tick:missed', { task, from, to, count, reason });
+  const { lease, unit } = scope;
+  const record: RunRecord = { task: unit.task, unit: unit.name, tick: to, status: 'missed', missed: { from, count, reason }, ...(detail ? { error: detail } : {}) };
+  const result = await withStoreRetry(scope, () => lease.put(runKey(unit.name, to), record, { ifVersion: 'absent' }));
+  if (result.ok) scope.emit('tick:missed', { task: unit.task, unit: unit.name, from, to, count, reason });
 }
 
 /**
@@ -111,26 +113,26 @@ export async function recordMissed(scope: RecordsScope, from: number, to: number
  * previous one (written first, so the cursor never moves back if the delete does not happen).
  */
 export async function recordPaused(scope: RecordsScope, due: DueTicks, current: PausedRange | undefined): Promise<PausedRange> {
-  const { lease, task } = scope;
+  const { lease, unit } = scope;
   const from = current?.from ?? due.first;
   const count = (current?.count ?? 0) + due.count;
-  const key = runKey(task, due.last);
-  const record: RunRecord = { task, tick: due.last, status: 'missed', missed: { from, count, reason: 'paused' } };
+  const key = runKey(unit.name, due.last);
+  const record: RunRecord = { task: unit.task, unit: unit.name, tick: due.last, status: 'missed', missed: { from, count, reason: 'paused' } };
   const result = await withStoreRetry(scope, () => lease.put(key, record, { ifVersion: 'absent' }));
   if (!result.ok) return current ?? { from, count, key };
   if (current) await scope.store.delete(current.key, { guard: lease.guard });
-  scope.emit('tick:missed', { task, from: due.first, to: due.last, count: due.count, reason: 'paused' });
+  scope.emit('tick:missed', { task: unit.task, unit: unit.name, from: due.first, to: due.last, count: due.count, reason: 'paused' });
   return { from, count, key };
 }
 
 /** Keeps the newest `history` run records of the task. */
-export async function pruneHistory(store: Store, emit: Emit, task: string, history: number): Promise<void> {
-  const prefix = runPrefix(task);
+export async function pruneHistory(store: Store, emit: Emit, unit: UnitName, history: number): Promise<void> {
+  const prefix = runPrefix(unit);
   try {
     const newest = await store.list(prefix, { reverse: true, limit: history + 1 });
     const oldestKept = newest[history - 1];
     if (newest.length > history && oldestKept) await store.deleteBefore(prefix, oldestKept.key);
   } catch (error) {
-    emit('error', { where: `task "${task}": history retention`, error: toError(error) });
+    emit('error', { where: `task "${unit}": history retention`, error: toError(error) });
   }
 }

@@ -13,9 +13,9 @@ import { awaitDependencies, SINGLE_TICK_DEPENDENCY_TIMEOUT_MS } from './dependen
 import { checkpointKey, runKey, triggerKey, triggerRunKey } from './keys.js';
 import { runAttempts } from './run-attempts.js';
 import { recordMissed, withStoreRetry, type RecordsScope } from './run-records.js';
+import { runEndEvent } from './events.js';
 import { acquireSlot, releaseSlot, type HeldSlot } from './slots.js';
 import { boundRunOutput, type ProducerContext, type RunOutput, type RunRecord, type TaskContext, type TaskDefinition } from './task.js';
-import type { TaskUnit } from './modes.js';
 import { enqueue } from './queue.js';
 
 /** One tick (or trigger) to run. */
@@ -29,7 +29,6 @@ export interface TickJob {
 
 export interface RunScope extends RecordsScope {
   readonly def: TaskDefinition;
-  readonly unit: TaskUnit;
   readonly node: NodeInfo;
   readonly log: Logger;
   readonly localSlots: Set<string>;
@@ -48,7 +47,7 @@ interface StoredCheckpoint {
 export async function runJob(scope: RunScope, job: TickJob): Promise<void> {
   const { store, clock, emit, localSlots, lease, stop } = scope;
   const { policy, schedule } = scope.def;
-  const name = scope.task;
+  const ref = { task: scope.unit.task, unit: scope.unit.name };
   if (!job.trigger && policy.dependsOn.length > 0) {
     const next = schedule.next(job.tick);
     const timeoutMs = policy.dependencyTimeoutMs ?? (next === undefined ? SINGLE_TICK_DEPENDENCY_TIMEOUT_MS : next - job.tick);
@@ -59,7 +58,7 @@ export async function runJob(scope: RunScope, job: TickJob): Promise<void> {
       tick: job.tick,
       timeoutMs,
       signal: stop,
-      onWait: () => emit('tick:waiting', { task: name, tick: job.tick, for: 'dependency' }),
+      onWait: () => emit('tick:waiting', { ...ref, tick: job.tick, for: 'dependency' }),
     });
     if (!result.ok) {
       await recordMissed(scope, job.tick, job.tick, 1, 'dependency', result.reason);
@@ -78,7 +77,7 @@ export async function runJob(scope: RunScope, job: TickJob): Promise<void> {
       localSlots,
       until: job.trigger ? undefined : job.slotDeadline,
       signal: stop,
-      onWait: () => emit('tick:waiting', { task: name, tick: job.tick, for: 'slot' }),
+      onWait: () => emit('tick:waiting', { ...ref, tick: job.tick, for: 'slot' }),
     });
     if (!slot) {
       await recordMissed(scope, job.tick, job.tick, 1, 'concurrency', `no slot of group "${group}" (limit ${limit}) before the next tick`);
@@ -88,19 +87,21 @@ export async function runJob(scope: RunScope, job: TickJob): Promise<void> {
   try {
     await claimAndRun(scope, job);
   } finally {
-    if (slot) await releaseSlot(store, slot, localSlots, emit, name);
+    if (slot) await releaseSlot(store, slot, localSlots, emit, scope.unit.name);
   }
 }
 
 async function claimAndRun(scope: RunScope, job: TickJob): Promise<void> {
   const { clock, emit, node, store, lease, stop } = scope;
   const { policy } = scope.def;
-  const name = scope.task;
+  const { name, task } = scope.unit;
+  const ref = { task, unit: name };
   const key = job.trigger ? triggerRunKey(name, job.trigger.id) : runKey(name, job.tick);
   const startedAt = clock.now();
   const lateMs = Math.max(0, startedAt - job.tick - job.jitterMs);
   const claim: RunRecord = {
-    task: name,
+    task,
+    unit: name,
     tick: job.tick,
     status: 'running',
     node: node.id,
@@ -121,7 +122,7 @@ async function claimAndRun(scope: RunScope, job: TickJob): Promise<void> {
     return;
   }
   const trigger = job.trigger ? { trigger: job.trigger.id } : {};
-  emit('run:started', { task: name, tick: job.tick, lateMs, token: lease.token, ...(policy.jitterMs > 0 ? { jitterMs: job.jitterMs } : {}), ...trigger });
+  emit('run:started', { ...ref, tick: job.tick, lateMs, token: lease.token, ...(policy.jitterMs > 0 ? { jitterMs: job.jitterMs } : {}), ...trigger });
   const startedMono = clock.monotonic();
   let version = claimed.version;
   // Set by the handler through ctx.recordOutput (the agent's commands); goes into the records below.
@@ -139,7 +140,7 @@ async function claimAndRun(scope: RunScope, job: TickJob): Promise<void> {
       const written = await lease.put(key, progress, { ifVersion: version });
       if (!written.ok) throw new NotOwnerError(`task "${name}": run record ${key} changed under this run`);
       version = written.version;
-      emit('run:retrying', { task: name, tick: job.tick, attempt: next, delayMs, error });
+      emit('run:retrying', { ...ref, tick: job.tick, attempt: next, delayMs, error });
     },
   });
   const durationMs = clock.monotonic() - startedMono;
@@ -159,15 +160,17 @@ async function claimAndRun(scope: RunScope, job: TickJob): Promise<void> {
     emit('error', { where: `task "${name}": run record`, error: toError(error) });
     return undefined;
   });
-  emit('run:finished', {
-    task: name,
+  const ended = {
+    ...ref,
     tick: job.tick,
     outcome,
     durationMs,
     ...(failure ? { error: failure } : {}),
     ...(policy.retries > 0 ? { attempts } : {}),
     ...trigger,
-  });
+  };
+  emit('run:finished', ended);
+  emit(runEndEvent(outcome), ended);
   if (written?.ok) await scope.onRecorded();
 }
 

@@ -16,18 +16,18 @@ import type { Lease } from '../cluster/lease.js';
 import type { SessionKeeper } from '../cluster/session-keeper.js';
 import type { Store } from '../stores/contract.js';
 import { ControlWatch } from './control-watch.js';
-import { clearPause, requireDeclaration, triggerTask, unitsToTrigger, writePause } from './controls.js';
+import { sendControl, type ControlAction } from './controls.js';
 import { Coordinator, type CoordinatorTiming } from './coordinator.js';
 import type { Emit } from './events.js';
 import { assertTaskName } from './keys.js';
-import { unitsOf } from './modes.js';
+import type { TaskName } from './names.js';
+import { unitsOf, type TaskUnit } from './modes.js';
 import { listDeadLetters, QueueConsumer, requeueDeadLetter, type DeadLetter } from './queue.js';
 import { TaskRunner } from './task-runner.js';
 import { validateTaskSet } from './task-set.js';
 import {
   defineTask,
   publishDeclarations,
-  type DeclarationRecord,
   type DispatchHandlers,
   type TaskDefinition,
   type TaskHandler,
@@ -51,6 +51,12 @@ export interface SchedulerDeps {
 }
 
 type SchedulerState = 'declaring' | 'running' | 'stopped';
+
+/** A unit still held when the scheduler stopped: its lease ended locally, its key freed with the session. */
+export interface HeldUnit {
+  readonly unit: TaskUnit;
+  readonly lease: Lease;
+}
 
 export class Scheduler {
   readonly #deps: SchedulerDeps;
@@ -195,7 +201,7 @@ export class Scheduler {
     const definition = this.#definitions.get(name);
     if (!definition) return false;
     for (const other of this.#definitions.values()) {
-      if (other.name !== name && other.policy.dependsOn.includes(name)) {
+      if (other.name !== name && other.policy.dependsOn.includes(definition.name)) {
         throw new ConfigError(`task "${name}": cannot be removed while task "${other.name}" depends on it`);
       }
     }
@@ -224,7 +230,7 @@ export class Scheduler {
     if (!lease) return;
     try {
       await lease.release(reason());
-      this.#deps.emit('owner:released', { task: runner.unit.name, token: lease.token, reason: 'removed' });
+      this.#deps.emit('owner:released', { task: runner.unit.task, unit: runner.unit.name, token: lease.token, reason: 'removed' });
     } catch (error) {
       // The key then frees with the session's TTL: slower, still safe.
       this.#deps.emit('error', { where: `task "${runner.unit.name}": release after removal`, error: toError(error) });
@@ -233,27 +239,30 @@ export class Scheduler {
 
   /** Asks the task's owner, wherever it runs, to run it once now (see Cluster.trigger). @returns the trigger's id. */
   async trigger(task: string): Promise<string> {
-    const { store, nodeId, clock, emit } = this.#deps;
-    const declaration = await this.#knownTask(task, 'trigger');
-    const mine = this.#definitions.get(task)?.mode;
-    const units = await unitsToTrigger(store, task, mine?.kind ?? declaration?.mode, mine?.kind === 'sharded' ? mine.count : declaration?.shards, nodeId);
-    const id = await triggerTask(store, task, units, nodeId, clock.now());
-    emit('task:triggered', { task, id });
+    const id = (await this.#control('trigger', task)) as string;
+    this.#deps.emit('task:triggered', { task: task as TaskName, id });
     return id;
   }
 
   /** Pauses the task cluster-wide. */
   async pause(task: string): Promise<void> {
-    await this.#knownTask(task, 'pause');
-    await writePause(this.#deps.store, task, this.#deps.nodeId, this.#deps.clock.now());
-    this.#deps.emit('task:paused', { task });
+    await this.#control('pause', task);
+    this.#deps.emit('task:paused', { task: task as TaskName });
   }
 
   /** Resumes a paused task cluster-wide. */
   async resume(task: string): Promise<void> {
-    await this.#knownTask(task, 'resume');
-    await clearPause(this.#deps.store, task);
-    this.#deps.emit('task:resumed', { task });
+    await this.#control('resume', task);
+    this.#deps.emit('task:resumed', { task: task as TaskName });
+  }
+
+  /** A control of a task this node declares, or one some node declared. @throws ConfigError for an unknown task. */
+  async #control(action: ControlAction, task: string): Promise<string | undefined> {
+    if (this.#state === 'stopped') throw new BatonError('INVALID_STATE', `${this.#deps.label}: ${action}("${task}") after close()`);
+    assertTaskName(task);
+    const mode = this.#definitions.get(task)?.mode;
+    const declared = mode ? { mode: mode.kind, shards: mode.kind === 'sharded' ? mode.count : undefined } : undefined;
+    return sendControl(this.#deps.store, action, task, { node: this.#deps.nodeId, now: this.#deps.clock.now(), ...(declared ? { declared } : {}) });
   }
 
   /** Items of a `dispatch` task that failed `queue.maxAttempts` deliveries, oldest first. */
@@ -268,27 +277,19 @@ export class Scheduler {
     return requeueDeadLetter(this.#deps.store, task, id);
   }
 
-  /** A task this node declares, or one some node declared (its declaration record). @throws ConfigError. */
-  async #knownTask(task: string, what: string): Promise<DeclarationRecord | undefined> {
-    if (this.#state === 'stopped') throw new BatonError('INVALID_STATE', `${this.#deps.label}: ${what}("${task}") after close()`);
-    assertTaskName(task);
-    if (this.#definitions.has(task)) return undefined;
-    return requireDeclaration(this.#deps.store, task, what);
-  }
-
   /**
    * Stops placement, consumers and runners (aborting running handlers and waiting for them). Returns
    * the leases still held, ended locally but NOT released: the caller closes the session, which frees
    * every key of the node in one store operation and one notification.
    */
-  async stop(): Promise<Lease[]> {
+  async stop(): Promise<HeldUnit[]> {
     this.#state = 'stopped';
     try {
       await this.#coordinator?.close();
       await Promise.all(this.#consumers.map((consumer) => consumer.stop()));
       await Promise.all(this.#removals);
-      const held = await Promise.all([...this.#runners.values()].map((runner) => runner.stop()));
-      return held.filter((lease): lease is Lease => lease !== undefined);
+      const held = await Promise.all([...this.#runners.values()].map(async (runner) => ({ unit: runner.unit, lease: await runner.stop() })));
+      return held.filter((h): h is HeldUnit => h.lease !== undefined);
     } finally {
       this.#controlWatch.close();
     }

@@ -3,6 +3,7 @@
  * into a {@link RunPolicy} the runner reads. Every error names the task and the field.
  * docs/scheduling.md describes each option; the defaults here are the ones documented there.
  */
+import type { TaskName } from './names.js';
 import { describe as describeValue, parseDuration, type Duration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
 import { assertTaskName } from './keys.js';
@@ -52,7 +53,7 @@ export interface RunPolicy {
   readonly retries: number;
   readonly retryBackoff: { readonly initialMs: number; readonly maxMs: number };
   readonly concurrency: { readonly limit: number; readonly group: string } | undefined;
-  readonly dependsOn: readonly string[];
+  readonly dependsOn: readonly TaskName[];
   /** Undefined: until the next tick is due (10 minutes when the schedule has none). */
   readonly dependencyTimeoutMs: number | undefined;
 }
@@ -134,7 +135,7 @@ function parseConcurrency(options: RunOptions, task: string, where: string): Run
   return { limit, group };
 }
 
-function parseDependsOn(value: unknown, where: string): string[] {
+function parseDependsOn(value: unknown, where: string): TaskName[] {
   if (value === undefined) return [];
   const list = typeof value === 'string' ? [value] : value;
   if (!Array.isArray(list) || list.length === 0 || list.some((d) => typeof d !== 'string')) {
@@ -148,7 +149,7 @@ function parseDependsOn(value: unknown, where: string): string[] {
     }
   }
   if (new Set(list).size !== list.length) throw new ConfigError(`${where}: dependsOn lists a task twice: ${JSON.stringify(list)}`);
-  return [...(list as string[])];
+  return [...(list as TaskName[])];
 }
 
 function parseDependencyTimeout(options: RunOptions, where: string): number | undefined {

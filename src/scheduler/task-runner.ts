@@ -18,11 +18,11 @@ import type { NodeInfo } from '../core/node-info.js';
 import type { Lease } from '../cluster/lease.js';
 import type { Store } from '../stores/contract.js';
 import { isPaused, pendingTriggers } from './controls.js';
-import type { Emit, MissReason } from './events.js';
+import type { Emit, MissReason, UnitRef } from './events.js';
 import type { ControlWatch } from './control-watch.js';
 import type { Waker } from './hints.js';
 import { dueTicks, jitterFor, planTicks } from './misfire.js';
-import { pruneHistory, readHistory, recordMissed, recordPaused, STORE_RETRY_MS, type RecordsScope } from './run-records.js';
+import { pruneHistory, readHistory, recordMissed, recordPaused, STORE_RETRY_MS, type PausedRange, type RecordsScope } from './run-records.js';
 import { runJob, type RunScope, type TickJob } from './run-tick.js';
 import type { TaskDefinition } from './task.js';
 import type { TaskUnit } from './modes.js';
@@ -67,6 +67,11 @@ export class TaskRunner {
     this.#deps = deps;
   }
 
+  /** The task and unit names every event of this runner carries. */
+  get #ref(): UnitRef {
+    return { task: this.unit.task, unit: this.unit.name };
+  }
+
   get lease(): Lease | undefined {
     return this.#lease;
   }
@@ -84,7 +89,7 @@ export class TaskRunner {
     }
     this.#lease = lease;
     this.#handoverRequested = false;
-    this.#deps.emit('owner:acquired', { task: this.unit.name, token: lease.token });
+    this.#deps.emit('owner:acquired', { ...this.#ref, token: lease.token });
     this.#loop = this.#lead(lease);
   }
 
@@ -117,82 +122,31 @@ export class TaskRunner {
   }
 
   async #lead(lease: Lease): Promise<void> {
-    const { clock, emit, store } = this.#deps;
-    const { schedule, policy } = this.def;
+    const { clock, emit } = this.#deps;
+    const { schedule } = this.def;
     const name = this.unit.name;
-    // Units placed by turns (mutex, round-robin) hold the task only while something is due.
-    const turns = this.unit.placement === 'turns';
     const stop = AbortSignal.any([lease.signal, this.#stop.signal]);
-    const jitter = (tick: number) => jitterFor(name, tick, policy.jitterMs);
     const { waker: controls, unsubscribe } = this.#deps.controls.subscribe(name, this.def.name);
     this.#controls = controls;
     const scope: RecordsScope = this.#scope(lease, stop);
     let releaseReason: ReleaseReason | undefined;
     try {
-      const history = await readHistory(scope, schedule, turns ? (schedule.latest(clock.now()) ?? clock.now()) - 1 : undefined);
-      let cursor = history.cursor;
-      let paused = history.paused;
-      let reason: MissReason = 'no-owner';
-      // Controls are read when the lease starts, when the node's ControlWatch says they changed, and
-      // (pause) before each tick: an idle task costs the store nothing.
-      let checkControls = true;
+      // A turn unit starts after its newest tick gone by: the turns before were other nodes' to run.
+      const history = await readHistory(scope, schedule, this.#turns ? (schedule.latest(clock.now()) ?? clock.now()) - 1 : undefined);
+      const state: LeadState = { cursor: history.cursor, paused: history.paused, reason: 'no-owner', controlsChanged: true };
       while (!stop.aborted) {
-        if (this.#handoverRequested && !this.busy) {
-          releaseReason = 'rebalance';
+        const step = await this.#step(state, lease, scope, stop);
+        if (step.kind === 'release') {
+          releaseReason = step.reason;
           return;
         }
-        if (!checkControls && !paused && !dueTicks(schedule, cursor, clock.now(), jitter)) {
-          if (turns && !this.busy) {
-            releaseReason = 'turn';
-            return;
-          }
-          checkControls = await this.#idle(controls, this.#nextStart(cursor, jitter), stop);
-          reason = 'stalled';
-          continue;
+        if (step.kind === 'idle') {
+          state.controlsChanged = await this.#idle(controls, this.#nextStart(state.cursor), stop);
+          // More than one tick due after a wait means the process (or its wall clock) jumped past them.
+          state.reason = 'stalled';
+        } else {
+          state.reason = 'overlap';
         }
-        // Pause is read before each tick: ticks due meanwhile go into one growing `missed` record.
-        if (await isPaused(store, this.def.name)) {
-          const due = dueTicks(schedule, cursor, clock.now(), jitter);
-          if (due) {
-            paused = await recordPaused(scope, due, paused);
-            cursor = due.last;
-          }
-          if (turns) {
-            releaseReason = 'turn';
-            return;
-          }
-          checkControls = await this.#idle(controls, this.#nextStart(cursor, jitter), stop);
-          reason = 'stalled';
-          continue;
-        }
-        paused = undefined;
-        if (checkControls) {
-          checkControls = false;
-          if (await this.#runTriggers(lease, stop)) {
-            reason = 'overlap';
-            continue;
-          }
-        }
-        const due = dueTicks(schedule, cursor, clock.now(), jitter);
-        if (!due && turns && !this.busy) {
-          releaseReason = 'turn';
-          return;
-        }
-        if (!due) {
-          checkControls = await this.#idle(controls, this.#nextStart(cursor, jitter), stop);
-          // More than one tick due after a sleep means the process (or its wall clock) jumped past them.
-          reason = 'stalled';
-          continue;
-        }
-        const plan = planTicks({ schedule, due, now: clock.now(), policy, cause: reason, jitter });
-        if (plan.missed) await recordMissed(scope, plan.missed.from, plan.missed.to, plan.missed.count, reason);
-        cursor = due.last;
-        const slotDeadline = this.#nextStart(due.last, jitter);
-        for (const tick of plan.runs) {
-          if (stop.aborted) break;
-          await this.#start({ tick, jitterMs: jitter(tick), slotDeadline }, lease, stop);
-        }
-        reason = 'overlap';
       }
     } catch (error) {
       if (!stop.aborted) {
@@ -215,10 +169,59 @@ export class TaskRunner {
     }
   }
 
+  /**
+   * One decision of the lease's loop and the work it calls for. Controls are read when the lease starts,
+   * when the node's ControlWatch says they changed, and (pause) before each tick: an idle task costs the
+   * store nothing. Every way to a wait or a release between ticks goes through {@link #rest}.
+   */
+  async #step(state: LeadState, lease: Lease, scope: RecordsScope, stop: AbortSignal): Promise<Step> {
+    const { clock, store } = this.#deps;
+    const { schedule, policy } = this.def;
+    if (this.#handoverRequested && !this.busy) return { kind: 'release', reason: 'rebalance' };
+    if (!state.controlsChanged && !state.paused && !dueTicks(schedule, state.cursor, clock.now(), this.#jitter)) return this.#rest();
+    // Pause is read before each tick: ticks due meanwhile go into one growing `missed` record.
+    if (await isPaused(store, this.def.name)) {
+      const due = dueTicks(schedule, state.cursor, clock.now(), this.#jitter);
+      if (due) {
+        state.paused = await recordPaused(scope, due, state.paused);
+        state.cursor = due.last;
+      }
+      return this.#rest();
+    }
+    state.paused = undefined;
+    if (state.controlsChanged) {
+      state.controlsChanged = false;
+      if (await this.#runTriggers(lease, stop)) return { kind: 'worked' };
+    }
+    const due = dueTicks(schedule, state.cursor, clock.now(), this.#jitter);
+    if (!due) return this.#rest();
+    const plan = planTicks({ schedule, due, now: clock.now(), policy, cause: state.reason, jitter: this.#jitter });
+    if (plan.missed) await recordMissed(scope, plan.missed.from, plan.missed.to, plan.missed.count, state.reason);
+    state.cursor = due.last;
+    const slotDeadline = this.#nextStart(due.last);
+    for (const tick of plan.runs) {
+      if (stop.aborted) break;
+      await this.#start({ tick, jitterMs: this.#jitter(tick), slotDeadline }, lease, stop);
+    }
+    return { kind: 'worked' };
+  }
+
+  /** Nothing to do now: a turn unit (mutex, round-robin) gives the task back between ticks; any other waits. */
+  #rest(): Step {
+    return this.#turns && !this.busy ? { kind: 'release', reason: 'turn' } : { kind: 'idle' };
+  }
+
+  /** Units placed by turns hold the task only while something is due. */
+  get #turns(): boolean {
+    return this.unit.placement === 'turns';
+  }
+
+  readonly #jitter = (tick: number): number => jitterFor(this.unit.name, tick, this.def.policy.jitterMs);
+
   /** The start (tick + jitter) of the first tick after `cursor`, or undefined when there is none. */
-  #nextStart(cursor: number, jitter: (tick: number) => number): number | undefined {
+  #nextStart(cursor: number): number | undefined {
     const next = this.def.schedule.next(cursor);
-    return next === undefined ? undefined : next + jitter(next);
+    return next === undefined ? undefined : next + this.#jitter(next);
   }
 
   /** Waits for the wall time `until` (at most MAX_IDLE_MS) or a wake; true when woken. */
@@ -235,13 +238,13 @@ export class TaskRunner {
     } else if (releaseReason && lease.session.isLive()) {
       try {
         await lease.release(new ClosedError(`task "${this.unit.name}": released (${releaseReason})`));
-        emit('owner:released', { task: this.unit.name, token: lease.token, reason: releaseReason });
+        emit('owner:released', { ...this.#ref, token: lease.token, reason: releaseReason });
       } catch (error) {
         emit('error', { where: `task "${this.unit.name}": release`, error: toError(error) });
       }
     } else {
       lease.end(new NotOwnerError(`task "${this.unit.name}": lease ended`));
-      emit('owner:lost', { task: this.unit.name, token: lease.token, reason: toError(lease.signal.reason).message });
+      emit('owner:lost', { ...this.#ref, token: lease.token, reason: toError(lease.signal.reason).message });
     }
     this.#lease = undefined;
     this.#loop = undefined;
@@ -290,7 +293,6 @@ export class TaskRunner {
   #scope(lease: Lease, stop: AbortSignal): RunScope {
     const { store, clock, emit, node, log, localSlots } = this.#deps;
     return {
-      task: this.unit.name,
       def: this.def,
       unit: this.unit,
       store,
@@ -314,6 +316,21 @@ export class TaskRunner {
 }
 
 type ReleaseReason = 'shutdown' | 'rebalance' | 'turn';
+
+/** What the lease's loop does after a step: give the unit back, wait, or look again at once. */
+type Step = { readonly kind: 'release'; readonly reason: ReleaseReason } | { readonly kind: 'idle' } | { readonly kind: 'worked' };
+
+/** The memory of a lease's loop between two steps. */
+interface LeadState {
+  /** The newest tick dealt with: run, recorded missed, or passed while paused. */
+  cursor: number;
+  /** The single growing `missed` record while the task stays paused. */
+  paused: PausedRange | undefined;
+  /** Why ticks found due were not run at their time: nobody owned them (lease start), a wait overslept, a run overlapped. */
+  reason: MissReason;
+  /** Triggers or pause may have changed since the last look (lease start, a ControlWatch wake). */
+  controlsChanged: boolean;
+}
 
 /** The reason a lease ends when the task is handed to another node (rebalancing). */
 class HandoverSignal extends Error {

@@ -8,6 +8,7 @@ import type { MissReason, RunOutcome } from './events.js';
 import { parseRunPolicy, RUN_OPTION_NAMES, type RunOptions, type RunPolicy } from './task-options.js';
 import { MODE_OPTION_NAMES, parseMode, type ModeOptions, type ResolvedMode, type ShardInfo } from './modes.js';
 import type { Duration } from '../core/duration.js';
+import type { TaskName, UnitName } from './names.js';
 import { createHash } from 'node:crypto';
 
 /** Options of a task. Exactly one of `every`, `cron` and `at`; see docs/scheduling.md for each option. */
@@ -126,7 +127,7 @@ export interface DispatchHandlers<P = unknown, T = unknown> {
 }
 
 export interface TaskDefinition {
-  readonly name: string;
+  readonly name: TaskName;
   readonly schedule: Schedule;
   readonly history: number;
   readonly policy: RunPolicy;
@@ -216,7 +217,9 @@ export function differingFields(a: NormalizedDeclaration, b: NormalizedDeclarati
 
 /** A run record: the tick claim and its outcome, one per tick in the store. */
 export interface RunRecord {
-  readonly task: string;
+  readonly task: TaskName;
+  /** The unit the run belongs to (names.ts): the task's name, `task#i` or `task@node`. */
+  readonly unit: UnitName;
   readonly tick: number;
   readonly status: 'running' | RunOutcome | 'missed';
   readonly node?: string;

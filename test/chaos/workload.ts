@@ -211,18 +211,18 @@ export async function startWorkload(env: WorkloadEnv): Promise<Workload> {
     });
   }
   cluster.on('owner:acquired', (e) => {
-    record({ e: 'owner', node, what: 'acquired', task: e.task, token: e.token.toString(), m: monoNow() });
-    tell({ type: 'owner', task: e.task, token: e.token.toString() });
+    record({ e: 'owner', node, what: 'acquired', task: e.unit, token: e.token.toString(), m: monoNow() });
+    tell({ type: 'owner', task: e.unit, token: e.token.toString() });
   });
   cluster.on('owner:lost', (e) => {
-    record({ e: 'owner', node, what: 'lost', task: e.task, token: e.token.toString(), reason: e.reason, m: monoNow() });
-    tell({ type: 'unowned', task: e.task });
+    record({ e: 'owner', node, what: 'lost', task: e.unit, token: e.token.toString(), reason: e.reason, m: monoNow() });
+    tell({ type: 'unowned', task: e.unit });
   });
   cluster.on('owner:released', (e) => {
-    record({ e: 'owner', node, what: 'released', task: e.task, token: e.token.toString(), reason: e.reason, m: monoNow() });
-    tell({ type: 'unowned', task: e.task });
+    record({ e: 'owner', node, what: 'released', task: e.unit, token: e.token.toString(), reason: e.reason, m: monoNow() });
+    tell({ type: 'unowned', task: e.unit });
   });
-  cluster.on('tick:missed', (e) => record({ e: 'missed', node, task: e.task, from: e.from, to: e.to, count: e.count, m: monoNow() }));
+  cluster.on('tick:missed', (e) => record({ e: 'missed', node, task: e.unit, from: e.from, to: e.to, count: e.count, m: monoNow() }));
   cluster.on('session:opened', (e) => record({ e: 'session', node, what: 'opened', session: e.sessionId, m: monoNow() }));
   cluster.on('session:lost', (e) => record({ e: 'session', node, what: 'lost', session: e.sessionId, reason: e.reason, m: monoNow() }));
   cluster.on('session:stalled', (e) => record({ e: 'session', node, what: 'stalled', lagMs: e.lagMs, m: monoNow() }));

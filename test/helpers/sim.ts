@@ -1,5 +1,6 @@
 /** A simulated fleet: several cluster nodes in one process on one memory backend and one FakeClock. */
 import { createCluster, type Cluster, type ClusterOptions } from '../../src/node/node.js';
+import type { UnitName } from '../../src/scheduler/names.js';
 import type { BatonEvents } from '../../src/scheduler/events.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { MemoryBackend, type MemoryStore } from '../../src/stores/memory/memory-store.js';
@@ -86,6 +87,8 @@ export const EVENT_NAMES: (keyof BatonEvents)[] = [
   'owner:released',
   'run:started',
   'run:finished',
+  'run:succeeded',
+  'run:failed',
   'tick:missed',
   'tick:waiting',
   'run:retrying',
@@ -107,7 +110,8 @@ export class Sim {
   readonly backend: MemoryBackend;
   readonly nodes: SimNode[] = [];
   /** Every run start, across nodes: (task, tick, node). */
-  readonly starts: { task: string; tick: number; node: string; at: number }[] = [];
+  /** Every run started, by unit (scheduler/names.ts: the task, `task#i` or `task@node`). */
+  readonly starts: { unit: string; task: string; tick: number; node: string; at: number }[] = [];
   /** A connection of no node, to look at the store from outside. */
   readonly observer: MemoryStore;
 
@@ -145,7 +149,7 @@ export class Sim {
         events.push({ event: name, payload, at: this.clock.monotonic() });
         if (name === 'run:started') {
           const p = payload as BatonEvents['run:started'];
-          this.starts.push({ task: p.task, tick: p.tick, node: id, at: this.clock.monotonic() });
+          this.starts.push({ unit: p.unit, task: p.task, tick: p.tick, node: id, at: this.clock.monotonic() });
         }
       });
     }
@@ -174,7 +178,7 @@ export class Sim {
   /** Current owner (node id) of each task, read from the store. */
   async owners(): Promise<Map<string, string | undefined>> {
     const status = await readStatus(this.observer);
-    return new Map(status.tasks.map((t) => [t.name, t.owner?.node]));
+    return new Map(status.tasks.map((t) => [t.unit, t.owner?.node]));
   }
 
   /** How many tasks each node owns, read from the store. */
@@ -186,7 +190,7 @@ export class Sim {
 
   /** The run records of a task, oldest first. */
   async runRecords(task: string): Promise<StoredRecord<RunRecord>[]> {
-    return this.observer.list<RunRecord>(runPrefix(task));
+    return this.observer.list<RunRecord>(runPrefix(task as UnitName));
   }
 
   /**
@@ -215,7 +219,7 @@ export class Sim {
     const seen = new Set<string>();
     let duplicates = 0;
     for (const s of this.starts) {
-      const key = `${s.task}@${s.tick}`;
+      const key = `${s.unit}@${s.tick}`;
       if (seen.has(key)) duplicates += 1;
       seen.add(key);
     }

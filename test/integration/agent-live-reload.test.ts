@@ -37,7 +37,7 @@ describe('Agent.reload on a running agent', () => {
     const out = join(dir, 'out.log');
     const task = (name: string, every: string, word: string) => `  ${name}:\n    every: ${every}\n    command: echo "${name} ${word}" >> ${out}\n`;
     agent = await startAgent(await config(store, task('keep', '1s', 'v1') + task('resched', '1s', 'x') + task('gone', '1s', 'x')), { logger: silentLogger });
-    const owner = async (name: string) => (await agent!.cluster.status()).tasks.find((t) => t.name === name)?.owner;
+    const owner = async (name: string) => (await agent!.cluster.status()).tasks.find((t) => t.unit === name)?.owner;
     await waitFor('first runs', () => lines(out).some((l) => l === 'keep v1') && lines(out).some((l) => l.startsWith('gone')));
     const keepToken = (await owner('keep'))?.token;
     const reschedToken = (await owner('resched'))?.token;

@@ -13,6 +13,7 @@
  * deadlines, never fixed sleeps that a loaded machine could outrun.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { UnitName } from '../../src/scheduler/names.js';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -120,7 +121,7 @@ const exited = (child: ChildProcess) =>
   child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise<void>((resolve) => child.once('exit', () => resolve()));
 
 async function records(store: Store, task: string): Promise<RunRecord[]> {
-  return (await store.list<RunRecord>(runPrefix(task))).map((r) => r.value);
+  return (await store.list<RunRecord>(runPrefix(task as UnitName))).map((r) => r.value);
 }
 
 describe.each(TARGETS)('baton agent, 3 processes on $kind', ({ kind, url }) => {
@@ -148,7 +149,7 @@ describe.each(TARGETS)('baton agent, 3 processes on $kind', ({ kind, url }) => {
 
       // --- SIGHUP: add a task on every agent; the unchanged "tick" keeps its owner and token. ---
       await sleep(2500);
-      const tickOwner = (await readStatus(store)).tasks.find((t) => t.name === 'tick')?.owner;
+      const tickOwner = (await readStatus(store)).tasks.find((t) => t.unit === 'tick')?.owner;
       expect(tickOwner).toBeTruthy();
       const added = `  added:\n    mode: mutex\n    every: 1s\n    command: echo "$BATON_TICK" >> ${dir}/added.log\n`;
       for (const agent of agents) {
@@ -159,8 +160,8 @@ describe.each(TARGETS)('baton agent, 3 processes on $kind', ({ kind, url }) => {
       await waitFor('the added task ran twice', () => existsSync(join(dir, 'added.log')) && readFileSync(join(dir, 'added.log'), 'utf8').trim().split('\n').length >= 2);
       const statusAfter = await readStatus(store);
       // Every agent's published task list shows the added task (Store.updateSessionInfo).
-      expect(statusAfter.tasks.find((t) => t.name === 'added')?.declaredBy).toBe(3);
-      const afterReload = statusAfter.tasks.find((t) => t.name === 'tick')?.owner;
+      expect(statusAfter.tasks.find((t) => t.unit === 'added')?.declaredBy).toBe(3);
+      const afterReload = statusAfter.tasks.find((t) => t.unit === 'tick')?.owner;
       expect(afterReload?.node).toBe(tickOwner?.node);
       expect(afterReload?.token).toBe(tickOwner?.token);
 
@@ -186,7 +187,7 @@ describe.each(TARGETS)('baton agent, 3 processes on $kind', ({ kind, url }) => {
       for (const pid of firstSlow) await waitFor(`slow pid ${pid} gone`, () => !exists(pid), 15_000);
 
       // --- kill -9 of the agent running "long": its command's group dies, another agent takes over. ---
-      const longOwner = await waitFor('an owner of long', async () => (await readStatus(store)).tasks.find((t) => t.name === 'long')?.owner ?? undefined);
+      const longOwner = await waitFor('an owner of long', async () => (await readStatus(store)).tasks.find((t) => t.unit === 'long')?.owner ?? undefined);
       const victim = agents.find((a) => a.id === longOwner.node)!;
       const longFile = join(dir, `long.${victim.id}.pids`);
       const longPids = await waitFor('long pids', () => existsSync(longFile) && pidsIn(longFile).length === 2 && pidsIn(longFile));

@@ -77,7 +77,7 @@ describe.each(TARGETS)('baton serve on $kind', ({ url: storeUrl }) => {
       const s = await status();
       return s.nodes.length === 3 && s.tasks.length === 3 && s.tasks.every((t) => t.owner && t.lastRun) ? s : undefined;
     });
-    expect(first.tasks.map((t) => t.name)).toEqual(['cleanup', 'report', 'sync']);
+    expect(first.tasks.map((t) => t.unit)).toEqual(['cleanup', 'report', 'sync']);
     expect(first.monitors).toHaveLength(1);
 
     // Auth: no data without the token, on every route; the page's cookie is not enough for writes.
@@ -138,7 +138,7 @@ describe.each(TARGETS)('baton serve on $kind', ({ url: storeUrl }) => {
       }
     })();
     await until('the first status on the stream', async () => (events.some((e) => e.event === 'status') ? true : undefined));
-    const owner = (await status()).tasks.find((t) => t.name === 'report')!.owner!;
+    const owner = (await status()).tasks.find((t) => t.unit === 'report')!.owner!;
     const victim = [...nodes].find(([id]) => id === owner.node)!;
     victim[1].child.kill('SIGKILL');
     const handover = await until('owner:changed of report on the stream', async () =>
@@ -151,9 +151,9 @@ describe.each(TARGETS)('baton serve on $kind', ({ url: storeUrl }) => {
 
     // Controls.
     expect((await post('/api/tasks/report/pause')).status).toBe(200);
-    await until('report paused', async () => ((await status()).tasks.find((t) => t.name === 'report')?.paused ? true : undefined));
+    await until('report paused', async () => ((await status()).tasks.find((t) => t.unit === 'report')?.paused ? true : undefined));
     expect((await post('/api/tasks/report/resume')).status).toBe(200);
-    await until('report resumed', async () => ((await status()).tasks.find((t) => t.name === 'report')?.paused === false ? true : undefined));
+    await until('report resumed', async () => ((await status()).tasks.find((t) => t.unit === 'report')?.paused === false ? true : undefined));
     const triggered = (await (await post('/api/tasks/cleanup/trigger')).json()) as { trigger: string };
     expect(triggered.trigger).toMatch(/^\d{15}-/);
     await until('the triggered run', async () => {
@@ -168,8 +168,8 @@ describe.each(TARGETS)('baton serve on $kind', ({ url: storeUrl }) => {
     expect(metrics.headers.get('content-type')).toContain('text/plain');
     const text = await metrics.text();
     expect(text).toContain(`baton_nodes{cluster="${cluster}"} 2`);
-    expect(text).toMatch(new RegExp(`baton_task_runs_total\\{task="cleanup",outcome="succeeded",cluster="${cluster}"\\} [1-9]`));
-    expect(text).toMatch(new RegExp(`baton_owner_changes_total\\{task="report",cluster="${cluster}"\\} [1-9]`));
+    expect(text).toMatch(new RegExp(`baton_task_runs_total\\{task="cleanup",unit="cleanup",outcome="succeeded",cluster="${cluster}"\\} [1-9]`));
+    expect(text).toMatch(new RegExp(`baton_owner_changes_total\\{task="report",unit="report",cluster="${cluster}"\\} [1-9]`));
     expect(text).toMatch(/baton_session_renew_duration_seconds_count\{cluster="[^"]+"\} [1-9]/);
 
     // SIGTERM stops the monitor cleanly.

@@ -23,7 +23,7 @@ describe('tasks added and removed on a running cluster', () => {
     await sim.node('b', [['keep', { every: '1s' }]]);
     // Past rebalanceAfter (TTL, 3 s): placement has settled.
     await sim.advance(8000);
-    const before = (await a.cluster.status()).tasks.find((t) => t.name === 'keep')?.owner;
+    const before = (await a.cluster.status()).tasks.find((t) => t.unit === 'keep')?.owner;
     expect(before).not.toBeNull();
     // A broadcast task is outside the load balance, so adding it cannot move "keep" (a singleton added
     // to one node only may: placement then rebalances, gracefully, between runs — see docs/operations.md).
@@ -31,13 +31,13 @@ describe('tasks added and removed on a running cluster', () => {
     await sim.advance(5000);
     const status = await a.cluster.status();
     // Same owner, same token: adding a task does not disturb the ones already running.
-    expect(status.tasks.find((t) => t.name === 'keep')?.owner?.token).toBe(before?.token);
-    const added = status.tasks.find((t) => t.name === 'added@a');
+    expect(status.tasks.find((t) => t.unit === 'keep')?.owner?.token).toBe(before?.token);
+    const added = status.tasks.find((t) => t.unit === 'added@a');
     expect(added?.owner?.node).toBe('a');
     // The node's published task list shows it (Store.updateSessionInfo).
     expect(status.nodes.find((n) => n.id === 'a')?.owns).toContain('added@a');
     expect(added?.declaredBy).toBe(1);
-    const ticks = sim.starts.filter((s) => s.task === 'added@a').map((s) => s.tick);
+    const ticks = sim.starts.filter((s) => s.unit === 'added@a').map((s) => s.tick);
     expect(ticks.length).toBeGreaterThanOrEqual(4);
     expect(new Set(ticks).size).toBe(ticks.length);
     expect(sim.duplicateTicks()).toBe(0);
@@ -50,9 +50,9 @@ describe('tasks added and removed on a running cluster', () => {
     await a.cluster.addTask('added', { every: '1s' }, noop);
     await sim.advance(4000);
     const status = await a.cluster.status();
-    expect(status.tasks.find((t) => t.name === 'added')?.owner?.node).toBe('a');
-    expect(status.tasks.find((t) => t.name === 'added')?.declaredBy).toBe(1);
-    expect(sim.starts.filter((s) => s.task === 'added').length).toBeGreaterThanOrEqual(3);
+    expect(status.tasks.find((t) => t.unit === 'added')?.owner?.node).toBe('a');
+    expect(status.tasks.find((t) => t.unit === 'added')?.declaredBy).toBe(1);
+    expect(sim.starts.filter((s) => s.unit === 'added').length).toBeGreaterThanOrEqual(3);
   });
 
   it('removes a task: its run is aborted, its lease released, another declaring node takes it at once', async () => {
@@ -64,18 +64,18 @@ describe('tasks added and removed on a running cluster', () => {
     await sim.advance(2500);
     const b = await sim.node('b', [['x', { every: '1s' }]]);
     await sim.advance(500);
-    const ownerBefore = (await a.cluster.status()).tasks.find((t) => t.name === 'x')?.owner;
+    const ownerBefore = (await a.cluster.status()).tasks.find((t) => t.unit === 'x')?.owner;
     expect(ownerBefore?.node).toBe('a');
-    const yToken = (await a.cluster.status()).tasks.find((t) => t.name === 'y')?.owner?.token;
+    const yToken = (await a.cluster.status()).tasks.find((t) => t.unit === 'y')?.owner?.token;
     expect(await a.cluster.removeTask('x')).toBe(true);
     expect(String(aborted)).toContain('removed from this node');
     expect(await a.cluster.removeTask('x')).toBe(false);
     // Released, not left to the TTL (3 s): b owns it well before.
     await sim.advance(1000);
     const status = await b.cluster.status();
-    expect(status.tasks.find((t) => t.name === 'x')?.owner?.node).toBe('b');
-    expect(status.tasks.find((t) => t.name === 'x')?.declaredBy).toBe(1);
-    expect(status.tasks.find((t) => t.name === 'y')?.owner?.token).toBe(yToken);
+    expect(status.tasks.find((t) => t.unit === 'x')?.owner?.node).toBe('b');
+    expect(status.tasks.find((t) => t.unit === 'x')?.declaredBy).toBe(1);
+    expect(status.tasks.find((t) => t.unit === 'y')?.owner?.token).toBe(yToken);
   });
 
   it('refuses to remove a task another task depends on, and to add a duplicate', async () => {
@@ -92,10 +92,10 @@ describe('tasks added and removed on a running cluster', () => {
     await sim.advance(1000);
     await a.cluster.addTask('mx', { every: '1s', mode: 'mutex' }, noop);
     await sim.advance(4000);
-    expect(sim.starts.filter((s) => s.task === 'mx').length).toBeGreaterThanOrEqual(3);
+    expect(sim.starts.filter((s) => s.unit === 'mx').length).toBeGreaterThanOrEqual(3);
     expect(await a.cluster.removeTask('mx')).toBe(true);
-    const count = sim.starts.filter((s) => s.task === 'mx').length;
+    const count = sim.starts.filter((s) => s.unit === 'mx').length;
     await sim.advance(3000);
-    expect(sim.starts.filter((s) => s.task === 'mx').length).toBe(count);
+    expect(sim.starts.filter((s) => s.unit === 'mx').length).toBe(count);
   });
 });

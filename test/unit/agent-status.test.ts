@@ -2,17 +2,18 @@
 import { describe, expect, it } from 'vitest';
 import { formatStatus } from '../../src/cli/format-status.js';
 import type { StatusSnapshot } from '../../src/monitor/status.js';
+import type { TaskName, UnitName } from '../../src/scheduler/names.js';
 
 const AT = Date.UTC(2026, 0, 1, 12, 0, 0);
 
 const task = (name: string, output?: { exitCode: number | null; signal: string | null; stdout: string; stderr: string }) => ({
-  name,
-  task: name,
+  unit: name as UnitName,
+  task: name as TaskName,
   mode: 'singleton',
   schedules: ['every 10s'],
   conflict: false,
   owner: null,
-  lastRun: { task: name, tick: AT - 10_000, status: output?.exitCode === 0 ? ('succeeded' as const) : ('failed' as const), ...(output ? { output: { ...output, stdoutBytes: output.stdout.length, stderrBytes: output.stderr.length } } : {}) },
+  lastRun: { task: name as TaskName, unit: name as UnitName, tick: AT - 10_000, status: output?.exitCode === 0 ? ('succeeded' as const) : ('failed' as const), ...(output ? { output: { ...output, stdoutBytes: output.stdout.length, stderrBytes: output.stderr.length } } : {}) },
   nextTick: AT + 10_000,
   declaredBy: 1,
   paused: false,

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { formatStatus, type FormattableStatus } from '../../src/cli/format-status.js';
 import type { Alert } from '../../src/monitor/monitor-events.js';
 import type { StatusSnapshot } from '../../src/monitor/status.js';
+import type { TaskName, UnitName } from '../../src/scheduler/names.js';
 
 const AT = Date.UTC(2026, 0, 1, 12, 0, 0);
 
@@ -26,25 +27,25 @@ const snapshot: StatusSnapshot = {
   ],
   tasks: [
     {
-      name: 'sync',
-      task: 'sync',
+      unit: 'sync' as UnitName,
+      task: 'sync' as TaskName,
       mode: 'singleton',
       schedules: ['every 10s'],
       conflict: false,
       owner: { node: 'node-1', host: 'web-1', pid: 4242, token: '7', since: AT - 50_000 },
-      lastRun: { task: 'sync', tick: AT - 10_000, status: 'succeeded', node: 'node-1', durationMs: 1_250, lateMs: 35 },
+      lastRun: { task: 'sync' as TaskName, unit: 'sync' as UnitName, tick: AT - 10_000, status: 'succeeded', node: 'node-1', durationMs: 1_250, lateMs: 35 },
       nextTick: AT + 10_000,
       declaredBy: 1,
       paused: false,
     },
     {
-      name: 'report',
-      task: 'report',
+      unit: 'report' as UnitName,
+      task: 'report' as TaskName,
       mode: 'singleton',
       schedules: ['0 * * * *'],
       conflict: false,
       owner: null,
-      lastRun: { task: 'report', tick: AT - 3_600_000, status: 'running', node: 'node-1' },
+      lastRun: { task: 'report' as TaskName, unit: 'report' as UnitName, tick: AT - 3_600_000, status: 'running', node: 'node-1' },
       nextTick: AT + 3_600_000,
       declaredBy: 1,
       paused: false,

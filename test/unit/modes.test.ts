@@ -17,7 +17,7 @@ afterEach(async () => {
   expect(sim?.clock.pendingTimers ?? 0).toBe(0);
 });
 
-const startsOf = (task: string) => sim.starts.filter((s) => s.task === task);
+const startsOf = (unit: string) => sim.starts.filter((s) => s.unit === unit);
 const labels = (region: string) => ({ cluster: { node: { labels: { region } } } });
 
 /** Advances until the wall clock is `offsetMs` past a whole multiple of `periodMs`. */
@@ -245,7 +245,7 @@ describe('sharded', () => {
     expect(eu.every((p) => p.item === 'eu')).toBe(true);
     expect(progress.filter((p) => p.unit === 'pull#1').every((p) => p.item === 'us')).toBe(true);
     // The run cut off aborted (self-fencing) …
-    expect(victim.of('run:finished').filter((f) => f.task === 'pull#0').at(-1)?.outcome).toBe('aborted');
+    expect(victim.of('run:finished').filter((f) => f.unit === 'pull#0').at(-1)?.outcome).toBe('aborted');
     // … and the next owner started from its last commit (from + 1), never going backwards.
     const cut = eu[before - 1]!;
     const next = eu[before]!;
@@ -346,7 +346,7 @@ describe('conflicting declarations', () => {
     expect(conflict?.error.message).toMatch(/task "sync".*schedule, timeout/);
     expect(old.of('task:conflict')[0]?.excluded).toBe(false);
     const status = await old.cluster.status();
-    expect(status.tasks.find((t) => t.name === 'sync')?.schedules.toSorted()).toEqual(['every 1s', 'every 2s']);
+    expect(status.tasks.find((t) => t.unit === 'sync')?.schedules.toSorted()).toEqual(['every 1s', 'every 2s']);
     // The old version leaves: the new one takes over, on its schedule.
     await old.cluster.close();
     await sim.advance(6000);

@@ -4,6 +4,7 @@
  * disagree, run records and status. Every scenario is deterministic: time moves only when the test says.
  */
 import { hostname } from 'node:os';
+import type { UnitName } from '../../src/scheduler/names.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sleep } from '../../src/core/clock.js';
 import { NotOwnerError } from '../../src/core/errors.js';
@@ -37,7 +38,7 @@ async function alignTo(periodMs: number, offsetMs: number): Promise<void> {
   if (delta > 0) await sim.advance(delta, 10);
 }
 
-const startsOf = (task: string) => sim.starts.filter((s) => s.task === task);
+const startsOf = (unit: string) => sim.starts.filter((s) => s.unit === unit);
 
 describe('exactly once per tick', () => {
   it('runs every tick of a task exactly once across three nodes', async () => {
@@ -303,7 +304,7 @@ describe('misfire and overlap', () => {
     const run = startsOf('sync').find((s) => s.node === 'a2')!;
     expect(run.tick).toBe(newest);
     expect(again.of('run:started')[0]!.lateMs).toBe(returnedAt - newest);
-    expect(again.of('tick:missed')).toEqual([{ task: 'sync', from: lastTick + 1000, to: newest - 1000, count: missed[0]!.missed!.count, reason: 'no-owner' }]);
+    expect(again.of('tick:missed')).toEqual([{ task: 'sync', unit: 'sync', from: lastTick + 1000, to: newest - 1000, count: missed[0]!.missed!.count, reason: 'no-owner' }]);
     await sim.advance(3000);
     expect(await sim.lostTicks('sync', 1000)).toEqual([]);
     expect(sim.duplicateTicks()).toBe(0);
@@ -355,7 +356,7 @@ describe('checkpoints', () => {
     const a = await sim.node('a', [['count', { every: '1s' }, counter as TaskHandler<never>]]);
     await sim.advance(5000);
     expect(seen).toEqual([undefined, 1, 2, 3, 4]);
-    const stored = await sim.observer.get<{ value: number; tick: number; token: string }>(checkpointKey('count'));
+    const stored = await sim.observer.get<{ value: number; tick: number; token: string }>(checkpointKey('count' as UnitName));
     expect(stored?.value.value).toBe(5);
     expect(stored?.value.tick).toBe(startsOf('count').at(-1)!.tick);
 
@@ -394,7 +395,7 @@ describe('checkpoints', () => {
     // No rebalancing in this scenario: b keeps the task once it took it over.
     const b = await sim.node('b', [['cp', { every: '1s' }, fresh as TaskHandler<never>]], { cluster: { rebalanceAfter: '1h' } });
     expect((await sim.owners()).get('cp')).toBe('a');
-    expect((await sim.observer.get<{ value: string }>(checkpointKey('cp')))?.value.value).toMatch(/^a@/);
+    expect((await sim.observer.get<{ value: string }>(checkpointKey('cp' as UnitName)))?.value.value).toMatch(/^a@/);
 
     sim.backend.sever(a.store);
     const severedAt = sim.clock.monotonic();
@@ -408,17 +409,17 @@ describe('checkpoints', () => {
 
     sim.backend.heal(a.store);
     await sim.advance(2000); // a is reachable again, with a new session
-    const before = (await sim.observer.get<{ value: string }>(checkpointKey('cp')))!;
+    const before = (await sim.observer.get<{ value: string }>(checkpointKey('cp' as UnitName)))!;
     releaseZombie();
     await sim.advance(100);
     expect(zombieError).toBeInstanceOf(NotOwnerError);
     expect((zombieError as NotOwnerError).code).toBe('NOT_OWNER');
-    const after = (await sim.observer.get<{ value: string }>(checkpointKey('cp')))!;
+    const after = (await sim.observer.get<{ value: string }>(checkpointKey('cp' as UnitName)))!;
     expect(after.value.value).toMatch(/^b@/);
     expect(after.version).toBeGreaterThanOrEqual(before.version);
     expect(after.value.value).not.toBe('zombie');
     await sim.advance(2000);
-    expect((await sim.observer.get<{ value: string }>(checkpointKey('cp')))?.value.value).toMatch(/^b@/);
+    expect((await sim.observer.get<{ value: string }>(checkpointKey('cp' as UnitName)))?.value.value).toMatch(/^b@/);
     expect(b.of('owner:lost')).toEqual([]);
     expect(sim.duplicateTicks()).toBe(0);
   });
@@ -531,7 +532,7 @@ describe('run records and status', () => {
     const records = await sim.runRecords('sync');
     expect(records).toHaveLength(3);
     for (const { key, value } of records) {
-      expect(key).toBe(`${runPrefix('sync')}${String(value.tick).padStart(15, '0')}`);
+      expect(key).toBe(`${runPrefix('sync' as UnitName)}${String(value.tick).padStart(15, '0')}`);
       expect(value).toMatchObject({ task: 'sync', node: 'a', host: hostname(), pid: process.pid, status: 'succeeded', durationMs: 120, lateMs: 0 });
       expect(value.tick % 1000).toBe(0);
       expect(value.startedAt).toBe(value.tick);
@@ -592,14 +593,14 @@ describe('run records and status', () => {
     const status = await a.cluster.status();
     expect(status.cluster).toBe('sim');
     expect(status.nodes.map((n) => n.id).sort()).toEqual(['a', 'b']);
-    const sync = status.tasks.find((t) => t.name === 'sync')!;
+    const sync = status.tasks.find((t) => t.unit === 'sync')!;
     const owner = await ownerOf('sync');
     expect(sync.owner).toMatchObject({ node: owner.id, host: hostname(), pid: process.pid });
     expect(sync.schedules).toEqual(['every 1s']);
     expect(sync.declaredBy).toBe(2);
     expect(sync.lastRun).toMatchObject({ status: 'succeeded', node: owner.id, tick: startsOf('sync').at(-1)!.tick });
     expect(sync.nextTick).toBe(Math.floor(status.at / 1000) * 1000 + 1000);
-    const report = status.tasks.find((t) => t.name === 'report')!;
+    const report = status.tasks.find((t) => t.unit === 'report')!;
     expect(report.lastRun).toBeNull();
     expect(report.nextTick! % 300_000).toBe(0);
     expect(report.nextTick!).toBeGreaterThan(status.at);

@@ -18,7 +18,7 @@ afterEach(async () => {
 });
 
 const S = (): Sim => sim as Sim;
-const startsOf = (task: string) => S().starts.filter((s) => s.task === task);
+const startsOf = (unit: string) => S().starts.filter((s) => s.unit === unit);
 const records = async (task: string): Promise<RunRecord[]> => (await S().runRecords(task)).map((r) => r.value);
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -48,7 +48,7 @@ describe('at: a single tick', () => {
     expect(startsOf('once').map((s) => s.tick)).toEqual([at]);
     await sim.advance(60_000);
     expect(startsOf('once')).toHaveLength(1);
-    const status = (await a.cluster.status()).tasks.find((t) => t.name === 'once')!;
+    const status = (await a.cluster.status()).tasks.find((t) => t.unit === 'once')!;
     expect(status.schedules).toEqual(['at 2026-01-01T00:00:30.000Z']);
     expect(status.nextTick).toBeNull();
     await a.cluster.trigger('once');
@@ -556,7 +556,7 @@ describe('pause and resume', () => {
     const other = sim.nodes.find((n) => n !== owner)!;
     const before = startsOf('p').length;
     await other.cluster.pause('p');
-    expect((await other.cluster.status()).tasks.find((t) => t.name === 'p')!.paused).toBe(true);
+    expect((await other.cluster.status()).tasks.find((t) => t.unit === 'p')!.paused).toBe(true);
     await sim.advance(20_000);
     expect(startsOf('p').length).toBe(before);
     expect(abortedRuns).toBe(0);
@@ -570,7 +570,7 @@ describe('pause and resume', () => {
     await owner.cluster.resume('p');
     await sim.advance(100, 10);
     expect(startsOf('p').length).toBe(before + 1);
-    expect((await other.cluster.status()).tasks.find((t) => t.name === 'p')!.paused).toBe(false);
+    expect((await other.cluster.status()).tasks.find((t) => t.unit === 'p')!.paused).toBe(false);
     await sim.advance(6000);
     expect(startsOf('p').length).toBeGreaterThanOrEqual(before + 3);
     expect(await sim.lostTicks('p', 2000).then((l) => l.filter((x) => x % 2000 === 0))).toEqual([]);
