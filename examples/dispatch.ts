@@ -7,7 +7,7 @@
  *   npx tsx examples/dispatch.ts           # in two or three terminals
  *   npx tsx examples/dispatch.ts redis://127.0.0.1:6379   # any store URL
  */
-import { createCluster } from 'baton';
+import { createCluster } from 'baton-fleet';
 
 const store = process.argv[2] ?? 'sqlite:./baton-example.db';
 const cluster = await createCluster({ store, name: 'example-dispatch' });

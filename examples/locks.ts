@@ -6,7 +6,7 @@
  *   npx tsx examples/locks.ts                      # SQLite file ./baton-example.db
  *   npx tsx examples/locks.ts redis://127.0.0.1:6379/0
  */
-import { createCluster, LockHeldError } from 'baton';
+import { createCluster, LockHeldError } from 'baton-fleet';
 
 const store = process.argv[2] ?? 'sqlite:./baton-example.db';
 const cluster = await createCluster({ store, name: 'example-locks' });

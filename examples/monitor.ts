@@ -11,7 +11,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createCluster } from 'baton';
+import { createCluster } from 'baton-fleet';
 
 const store = process.argv[2] ?? 'sqlite:./baton-example.db';
 const secret = process.env.BATON_WEBHOOK_SECRET ?? 'example-secret-change-me';

@@ -6,7 +6,7 @@
  *   npx tsx examples/options.ts                      # SQLite file ./baton-example.db
  *   npx tsx examples/options.ts sqlite:/tmp/other.db # any store URL
  */
-import { createCluster } from 'baton';
+import { createCluster } from 'baton-fleet';
 
 const store = process.argv[2] ?? 'sqlite:./baton-example.db';
 const cluster = await createCluster({ store, name: 'options-example' });

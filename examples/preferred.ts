@@ -7,7 +7,7 @@
  *   BATON_REGION=us npx tsx examples/preferred.ts      # takes over only while no eu node is alive
  *   npx tsx examples/preferred.ts postgres://localhost/test   # any store URL
  */
-import { createCluster } from 'baton';
+import { createCluster } from 'baton-fleet';
 
 const store = process.argv[2] ?? 'sqlite:./baton-example.db';
 const region = process.env.BATON_REGION ?? 'eu';

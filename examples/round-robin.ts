@@ -5,7 +5,7 @@
  *   npx tsx examples/round-robin.ts
  *   npx tsx examples/round-robin.ts postgres://localhost/test   # any store URL
  */
-import { createCluster } from 'baton';
+import { createCluster } from 'baton-fleet';
 
 const store = process.argv[2] ?? 'sqlite:./baton-example.db';
 const cluster = await createCluster({ store, name: 'example-round-robin' });

@@ -6,7 +6,7 @@
  *   npx tsx examples/sharded.ts            # in two or three terminals
  *   npx tsx examples/sharded.ts postgres://localhost/test   # any store URL
  */
-import { createCluster } from 'baton';
+import { createCluster } from 'baton-fleet';
 
 const store = process.argv[2] ?? 'sqlite:./baton-example.db';
 const cluster = await createCluster({ store, name: 'example-sharded' });

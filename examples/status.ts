@@ -2,7 +2,7 @@
  * Reads the cluster's status from the store, as any process can (no node needed):
  *   npx tsx examples/status.ts sqlite:./baton-example.db example
  */
-import { openStore, readStatus } from 'baton';
+import { openStore, readStatus } from 'baton-fleet';
 
 const store = await openStore(process.argv[2] ?? 'sqlite:./baton-example.db', { cluster: process.argv[3] ?? 'example' });
 try {

@@ -10,8 +10,8 @@
  * runs the whole scene (the API, 3 of these, a SIGKILL) by itself: see run.ts.
  */
 import { parseArgs } from 'node:util';
-import { createCluster } from 'baton';
-import { httpSync } from 'baton/sync';
+import { createCluster } from 'baton-fleet';
+import { httpSync } from 'baton-fleet/sync';
 import { createOrdersTable, Order, ORDER_COLUMNS } from './orders.js';
 
 const { values: args } = parseArgs({

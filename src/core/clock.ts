@@ -1,6 +1,6 @@
 /**
  * The one injected clock. Nothing in baton calls `Date.now()`, `setTimeout` or `performance.now()`
- * directly: production uses {@link systemClock}; tests use `FakeClock` from `baton/testing`.
+ * directly: production uses {@link systemClock}; tests use `FakeClock` from `baton-fleet/testing`.
  *
  * Two readings with different jobs:
  * - `now()` is wall time (ms since the epoch). It decides *when* a tick is due and is shown to people.

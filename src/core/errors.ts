@@ -15,6 +15,7 @@ export type BatonErrorCode =
   | 'STORE_URL_INVALID'
   | 'STORE_UNAVAILABLE'
   | 'STORE_SCHEMA'
+  | 'DRIVER_MISSING'
   | 'SESSION_EXPIRED'
   | 'NOT_OWNER'
   | 'CLOSED'

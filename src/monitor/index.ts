@@ -1,5 +1,5 @@
 /**
- * `baton/monitor`: the monitor (`startMonitor`, also `cluster.monitor()` and `baton serve`), its events,
+ * `baton-fleet/monitor`: the monitor (`startMonitor`, also `cluster.monitor()` and `baton serve`), its events,
  * alert rules and webhook options. Loaded apart from the core: it brings prom-client and node:http.
  */
 export { startMonitor, type Monitor, type MonitorOptions } from './monitor.js';

@@ -62,7 +62,7 @@ export interface MonitorOptions {
   readonly alerts?: (AlertRuleOptions & { readonly webhook?: WebhookOptions }) | false;
   /**
    * Relays to watch (docs/relay.md), each given by its status provider (`relayStatusProvider()` of
-   * `baton/relay`): outbox depth and lag, held, parked, queue and dead-letter depths in the status,
+   * `baton-fleet/relay`): outbox depth and lag, held, parked, queue and dead-letter depths in the status,
    * `/metrics`, the dashboard and the `relay-*` alert rules. Default none.
    */
   readonly relays?: readonly RelayStatusProvider[];
@@ -118,7 +118,7 @@ export async function startMonitor(options: MonitorOptions): Promise<Monitor> {
   const relayPollMs = parseDuration(options.relayPollEvery ?? '5s', 'monitor: relayPollEvery');
   if (relayPollMs < 1000) throw new ConfigError(`monitor: relayPollEvery must be at least 1s, got ${relayPollMs}ms`);
   if (options.relays !== undefined && !(Array.isArray(options.relays) && options.relays.every(isRelayStatusProvider))) {
-    throw new ConfigError(`monitor: relays: expected an array of relay status providers ({ name, inspect() }, see relayStatusProvider() of baton/relay), got ${describeValue(options.relays)}`);
+    throw new ConfigError(`monitor: relays: expected an array of relay status providers ({ name, inspect() }, see relayStatusProvider() of baton-fleet/relay), got ${describeValue(options.relays)}`);
   }
   const relays = options.relays && options.relays.length > 0 ? new RelayWatch(options.relays, { clock, log, everyMs: relayPollMs }) : undefined;
   const ownsStore = typeof options.store === 'string';

@@ -4,7 +4,7 @@
  * depths) and keeps the latest one for the status, the metrics, the dashboard and the alert rules.
  *
  * The monitor never imports the relay: the relay offers a provider (`relayStatusProvider()` of
- * `baton/relay`) whose answers have the shape declared here, and whoever starts the monitor (the CLI's
+ * `baton-fleet/relay`) whose answers have the shape declared here, and whoever starts the monitor (the CLI's
  * `baton serve --relay`, or an application) hands it in. So the relay module and amqplib are loaded only
  * where a relay is watched.
  *

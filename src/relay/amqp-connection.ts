@@ -16,29 +16,8 @@
 import type { Channel, ChannelModel } from 'amqplib';
 import { BrokerUnavailableError } from './errors.js';
 import type { Topology } from './topology.js';
-
-export interface AmqpNames {
-  readonly exchange: string;
-  readonly unroutableExchange: string;
-  readonly unroutableQueue: string;
-  readonly deadLetterExchange: string;
-  readonly deadLetterQueue: string;
-  queue(node: string, partition: number): string;
-  routingKey(node: string, partition: number): string;
-}
-
-export function amqpNames(topology: Pick<Topology, 'name'>): AmqpNames {
-  const prefix = `baton.relay.${topology.name}`;
-  return {
-    exchange: prefix,
-    unroutableExchange: `${prefix}.unroutable`,
-    unroutableQueue: `${prefix}.unroutable`,
-    deadLetterExchange: `${prefix}.dlx`,
-    deadLetterQueue: `${prefix}.dead`,
-    queue: (node, partition) => `${prefix}.${node}.${partition}`,
-    routingKey: (node, partition) => `${node}.${partition}`,
-  };
-}
+import { amqpNames } from './amqp-names.js';
+import { loadDriver } from '../core/driver.js';
 
 /** Declares every exchange, queue and binding of the topology (see the module comment). */
 export async function declareTopology(channel: Channel, topology: Topology): Promise<void> {
@@ -90,7 +69,7 @@ export async function deleteTopology(channel: Channel, topology: Topology): Prom
  * @throws BrokerUnavailableError.
  */
 export async function openAmqp(url: string, label: string): Promise<{ connection: ChannelModel; closed: Promise<Error | undefined> }> {
-  const amqp = await import('amqplib');
+  const amqp = await loadDriver('amqplib', 'relay (RabbitMQ)', () => import('amqplib'));
   let connection: ChannelModel;
   // A 10 s heartbeat unless the URL says otherwise: a broker gone silent (a partition, a paused VM) is noticed
   // in about 20 s instead of the server's default minutes.

@@ -4,7 +4,7 @@
  * See docs/relay.md for the topology, the guarantees and operations.
  *
  * ```ts
- * import { defineTopology, openRelayClient, startRelay } from 'baton/relay';
+ * import { defineTopology, openRelayClient, startRelay } from 'baton-fleet/relay';
  *
  * const topology = defineTopology(config);                 // validated; errors name the field path
  * // In the application, at node "a1": the change and its outbox row commit together.
@@ -32,7 +32,7 @@ export { EnvelopeError, SignatureError, StatementError, RelayDatabaseError, Brok
 export { openRelayDatabase, type RelayDatabaseOptions } from './database.js';
 export type { RelayDatabase, RelayTx, QueryResult } from './dialects/dialect.js';
 export { RelayEmitter, type EmitOptions, type Emitted, type Change } from './outbox.js';
-export { amqpNames, type AmqpNames } from './amqp-connection.js';
+export { amqpNames, type AmqpNames } from './amqp-names.js';
 export { startRelay, type Relay, type RelayOptions, type RelayStatus, type RelayState } from './relay-node.js';
 export { loadTopologyFile, parseTopology } from './config-file.js';
 

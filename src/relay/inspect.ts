@@ -10,7 +10,8 @@
  */
 import { systemClock, type Clock } from '../core/clock.js';
 import { toError } from '../core/errors.js';
-import { amqpNames, openAmqp } from './amqp-connection.js';
+import { openAmqp } from './amqp-connection.js';
+import { amqpNames } from './amqp-names.js';
 import { redactUrl } from '../core/redact.js';
 import { openRelayDatabase } from './database.js';
 import type { Topology } from './topology.js';

@@ -2,7 +2,7 @@
  * The relay's offer to a monitor: a status provider that inspects a topology from outside (inspect.ts)
  * each time the monitor asks. `startMonitor({ relays: [await relayStatusProvider({ topology })] })`, or
  * `baton serve --relay relay.yaml`. Its answers have the shape the monitor declares
- * (`RelayStatusProvider` of `baton/monitor`); the relay does not import the monitor.
+ * (`RelayStatusProvider` of `baton-fleet/monitor`); the relay does not import the monitor.
  */
 import { systemClock, type Clock } from '../core/clock.js';
 import { loadTopologyFile } from './config-file.js';

@@ -1,5 +1,5 @@
 /**
- * `baton/sync`: incremental HTTP → database sync as a resumable, fenced singleton task.
+ * `baton-fleet/sync`: incremental HTTP → database sync as a resumable, fenced singleton task.
  * See docs/http-sync.md.
  */
 export { httpSync, type HttpSync, type HttpSyncStats, type HttpSyncCheckpoint, type SyncRunContext } from './http-sync.js';
@@ -8,6 +8,9 @@ export type {
   HttpSourceOptions,
   HttpTargetOptions,
   TargetDatabase,
+  PostgresPoolHandle,
+  MysqlPoolHandle,
+  SqliteDatabaseHandle,
   SyncRequestInput,
   ParsedPage,
   SyncPageEvent,

@@ -3,9 +3,6 @@
  * sync is built, and a bad value raises a ConfigError naming the field (`http sync "orders":
  * source.pageSize must be an integer from 1 to 10000, got 0`).
  */
-import type BetterSqlite3 from 'better-sqlite3';
-import type { Pool as MysqlPool } from 'mysql2/promise';
-import type { Pool as PgPool } from 'pg';
 import { systemClock, type Clock } from '../core/clock.js';
 import { parseDuration, type Duration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
@@ -20,9 +17,28 @@ import { ShapeError } from './http-client.js';
  */
 export type TargetDatabase =
   | string
-  | { readonly postgres: PgPool }
-  | { readonly mysql: MysqlPool }
-  | { readonly sqlite: BetterSqlite3.Database };
+  | { readonly postgres: PostgresPoolHandle }
+  | { readonly mysql: MysqlPoolHandle }
+  | { readonly sqlite: SqliteDatabaseHandle };
+
+// The handles are typed by shape, not by the drivers' own types: the drivers are optional peer
+// dependencies, and these declarations must compile for a user who installed only one of them.
+/** A `Pool` of `pg`. */
+export interface PostgresPoolHandle {
+  connect(): Promise<unknown>;
+  end(): Promise<void>;
+}
+/** A `Pool` of `mysql2/promise`. */
+export interface MysqlPoolHandle {
+  getConnection(): Promise<unknown>;
+  end(): Promise<void>;
+}
+/** A `Database` of `better-sqlite3`. */
+export interface SqliteDatabaseHandle {
+  prepare(source: string): unknown;
+  exec(source: string): unknown;
+  close(): unknown;
+}
 
 /** What a request is built from; see {@link HttpSourceOptions.request}. */
 export interface SyncRequestInput {

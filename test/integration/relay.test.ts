@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import amqp from 'amqplib';
 import { defineTopology, type Topology, type TopologyConfig } from '../../src/relay/topology.js';
-import { amqpNames } from '../../src/relay/amqp-connection.js';
+import { amqpNames } from '../../src/relay/amqp-names.js';
 import { inspectRelay, openRelayDatabase, relayStatusProvider, startRelay } from '../../src/relay/index.js';
 import { newChangeId, type Envelope } from '../../src/relay/envelope.js';
 import { Signer } from '../../src/relay/signature.js';

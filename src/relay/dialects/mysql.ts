@@ -7,6 +7,7 @@ import type { Pool, PoolConnection, Connection } from 'mysql2/promise';
 import { redactUrl } from '../../core/redact.js';
 import { RelayDatabaseError } from '../errors.js';
 import { ensureRelaySchema, relaySql, type PublisherLock, type QueryResult, type RelayDatabase, type RelayTx } from './dialect.js';
+import { loadDriver } from '../../core/driver.js';
 
 // Keys and node ids are VARBINARY: compared byte for byte. A text column would use the connection's
 // collation — case-insensitive and PAD SPACE by default — and merge the versions of "K", "k" and "k ".
@@ -109,7 +110,7 @@ export class MysqlRelayDatabase implements RelayDatabase {
 
   /** Loads `mysql2` now (and only now). Connects lazily. */
   static async open(options: MysqlRelayOptions): Promise<MysqlRelayDatabase> {
-    const module = await import('mysql2/promise');
+    const module = await loadDriver('mysql2', 'relay (mysql database)', () => import('mysql2/promise'));
     const mysql = (module.default ?? module) as typeof import('mysql2/promise');
     return new MysqlRelayDatabase(mysql, options);
   }

@@ -9,6 +9,7 @@ import type { Client, Pool, PoolClient, PoolConfig } from 'pg';
 import { redactUrl } from '../../core/redact.js';
 import { RelayDatabaseError } from '../errors.js';
 import { columns, ensureRelaySchema, relaySql, type PublisherLock, type QueryResult, type RelayDatabase, type RelayTx } from './dialect.js';
+import { loadDriver } from '../../core/driver.js';
 
 const DDL = [
   `CREATE TABLE IF NOT EXISTS relay_outbox (
@@ -161,7 +162,7 @@ export class PostgresRelayDatabase implements RelayDatabase {
 
   /** Loads `pg` now (and only now). Connects lazily: the first statement opens the first connection. */
   static async open(options: PostgresRelayOptions): Promise<PostgresRelayDatabase> {
-    const module = await import('pg');
+    const module = await loadDriver('pg', 'relay (postgres database)', () => import('pg'));
     const pg = (module.default ?? module) as typeof import('pg');
     return new PostgresRelayDatabase(pg, options);
   }

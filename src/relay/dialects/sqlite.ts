@@ -18,6 +18,7 @@ import { randomId } from '../../core/ids.js';
 import { currentProcessIdentity, processState, type ProcessIdentity } from '../../core/process-identity.js';
 import { RelayDatabaseError } from '../errors.js';
 import { ensureRelaySchema, relaySql, type PublisherLock, type QueryResult, type RelayDatabase, type RelayTx } from './dialect.js';
+import { loadDriver } from '../../core/driver.js';
 
 const DDL = [
   `CREATE TABLE IF NOT EXISTS relay_outbox (
@@ -122,7 +123,7 @@ export class SqliteRelayDatabase implements RelayDatabase {
   static async open(options: SqliteRelayOptions): Promise<SqliteRelayDatabase> {
     const file = decodeURIComponent(options.url.replace(/^sqlite:(\/\/)?/i, '').split('?')[0] ?? '');
     const label = `sqlite ${file}`;
-    const { default: Database } = await import('better-sqlite3');
+    const { default: Database } = await loadDriver('better-sqlite3', 'relay (sqlite database)', () => import('better-sqlite3'));
     try {
       const db = new Database(file, { timeout: options.queryTimeoutMs });
       db.pragma('journal_mode = WAL');

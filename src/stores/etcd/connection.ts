@@ -19,6 +19,7 @@ import type { Etcd3, IOptions } from 'etcd3';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { StoreUnavailableError } from '../../core/errors.js';
 import type { EtcdUrl } from './url.js';
+import { loadDriver } from '../../core/driver.js';
 
 type FaultHandling = NonNullable<IOptions['faultHandling']>;
 type Policy = NonNullable<FaultHandling['global']>;
@@ -44,7 +45,7 @@ export interface Connection {
 
 /** Loads the driver (lazily: only users of etcd load it) and builds the client. Does not connect yet. */
 export async function connect(url: EtcdUrl, clock: Clock): Promise<Connection> {
-  const etcd = await import('etcd3');
+  const etcd = await loadDriver('etcd3', 'etcd store', () => import('etcd3'));
   const credentials = url.tls ? await readTlsFiles(url) : undefined;
   const multiHost = url.endpoints.length > 1;
   const options: IOptions = {

@@ -59,6 +59,7 @@ import { PgConnection, type PgDriver } from './connection.js';
 import { migrate, quoteIdent } from './schema.js';
 import { compile, postgresStatements, type Statements, type WriteMode } from './statements.js';
 import type { PostgresStoreConfig } from './url.js';
+import { loadDriver } from '../../core/driver.js';
 
 export interface PostgresStoreOptions {
   /** Parsed from the URL by `parsePostgresUrl`. */
@@ -123,7 +124,7 @@ export class PostgresStore implements Store {
    * @throws StoreUnavailableError when the server cannot be reached; BatonError(STORE_SCHEMA) for a newer schema.
    */
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
-    const { default: pg } = await import('pg');
+    const { default: pg } = await loadDriver('pg', 'postgres store', () => import('pg'));
     const store = new PostgresStore(options);
     try {
       await store.#connect(pg);

@@ -40,6 +40,7 @@ import { ChangeListeners } from '../change-listeners.js';
 import { clusterKeys, type ClusterKeys } from './keys.js';
 import { SCRIPT_KEY_COUNT, SCRIPTS, scriptSource, type ScriptName } from './scripts.js';
 import type { RedisStoreConfig } from './url.js';
+import { loadDriver } from '../../core/driver.js';
 
 export interface RedisStoreOptions {
   readonly config: RedisStoreConfig;
@@ -91,7 +92,7 @@ export class RedisStore implements Store {
 
   /** Connects both connections and subscribes. @throws StoreUnavailableError naming the server. */
   static async open(options: RedisStoreOptions): Promise<RedisStore> {
-    const { default: Redis } = (await import('ioredis')) as unknown as { default: RedisConstructor };
+    const { default: Redis } = (await loadDriver('ioredis', 'redis store', () => import('ioredis'))) as unknown as { default: RedisConstructor };
     const connectionOptions = driverOptions(options.config);
     const redis = new Redis(connectionOptions);
     const subscriber = new Redis(connectionOptions);

@@ -34,6 +34,7 @@ import type {
 } from '../contract.js';
 import { ChangeListeners } from '../change-listeners.js';
 import { migrate } from './schema.js';
+import { loadDriver } from '../../core/driver.js';
 
 export interface SqliteStoreOptions {
   /** Path of the database file; created with its schema when missing. Its directory must exist. */
@@ -94,7 +95,7 @@ export class SqliteStore implements Store {
     if (!existsSync(directory) || !statSync(directory).isDirectory()) {
       throw new StoreUnavailableError(`sqlite store: cannot open ${JSON.stringify(options.file)}: directory ${directory} does not exist`);
     }
-    const { default: Database } = await import('better-sqlite3');
+    const { default: Database } = await loadDriver('better-sqlite3', 'sqlite store', () => import('better-sqlite3'));
     let db: BetterSqlite3.Database | undefined;
     try {
       db = new Database(file, { timeout: options.busyTimeoutMs ?? 1000 });

@@ -70,6 +70,7 @@ import {
   type OwnerData,
   type SessionData,
 } from './layout.js';
+import { loadDriver } from '../../core/driver.js';
 
 export interface ZookeeperStoreOptions {
   /** `host:port[,host:port]`: the ensemble (the driver tries the servers in turn). */
@@ -143,7 +144,7 @@ export class ZookeeperStore implements Store {
     if (requestTimeoutMs >= sessionTimeoutMs) {
       throw new ConfigError(`zookeeper store (${label}): requestTimeoutMs (${requestTimeoutMs}) must be below sessionTimeoutMs (${sessionTimeoutMs})`);
     }
-    const module = (await import('node-zookeeper-client')) as unknown as { default?: ZkDriver } & ZkDriver;
+    const module = (await loadDriver('node-zookeeper-client', 'zookeeper store', () => import('node-zookeeper-client'))) as unknown as { default?: ZkDriver } & ZkDriver;
     const driver = module.default ?? module;
     const zk = await ZkConnection.open(
       driver,

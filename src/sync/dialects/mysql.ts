@@ -7,6 +7,7 @@
 import type { Pool, PoolConnection } from 'mysql2/promise';
 import { SyncTargetError } from '../errors.js';
 import { commonValue, quoteIdentifier, valueTuples, type SqlDialect, type SqlTx, type SqlValue, type SyncStatements } from './dialect.js';
+import { loadDriver } from '../../core/driver.js';
 
 const q = (name: string) => quoteIdentifier(name, '`');
 const p = () => '?';
@@ -93,7 +94,7 @@ export class MysqlDialect implements SqlDialect {
 
   /** Creates our own pool for `url` (`mysql://` or `mariadb://`); the driver is loaded only now. */
   static async fromUrl(url: string, lockTimeoutMs: number, label: string): Promise<MysqlDialect> {
-    const mysql = await import('mysql2/promise');
+    const mysql = await loadDriver('mysql2', 'http sync (mysql target)', () => import('mysql2/promise'));
     const pool = (mysql.default ?? mysql).createPool({
       uri: url.replace(/^mariadb:/i, 'mysql:'),
       connectionLimit: 2,

@@ -6,6 +6,7 @@
 import type { Pool, PoolClient } from 'pg';
 import { SyncTargetError } from '../errors.js';
 import { commonValue, quoteIdentifier, valueTuples, type SqlDialect, type SqlTx, type SqlValue, type SyncStatements } from './dialect.js';
+import { loadDriver } from '../../core/driver.js';
 
 const q = (name: string) => quoteIdentifier(name, '"');
 const p = (i: number) => `$${i}`;
@@ -78,7 +79,7 @@ export class PostgresDialect implements SqlDialect {
 
   /** Creates our own pool for `url`; the driver is loaded only now. */
   static async fromUrl(url: string, lockTimeoutMs: number, label: string): Promise<PostgresDialect> {
-    const pg = await import('pg');
+    const pg = await loadDriver('pg', 'http sync (postgres target)', () => import('pg'));
     const Pool = (pg.default ?? pg).Pool;
     const pool = new Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 10_000, idleTimeoutMillis: 30_000 });
     // An idle client's error would otherwise crash the process; the pool drops it and the next checkout reconnects.

@@ -10,6 +10,7 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { SyncTargetError } from '../errors.js';
 import { commonValue, quoteIdentifier, valueTuples, type SqlDialect, type SqlTx, type SqlValue, type SyncStatements } from './dialect.js';
+import { loadDriver } from '../../core/driver.js';
 
 const q = (name: string) => quoteIdentifier(name, '"');
 const p = () => '?';
@@ -85,7 +86,7 @@ export class SqliteDialect implements SqlDialect {
   /** Opens (creating if needed) the file a `sqlite:PATH` or `sqlite://PATH` URL names. */
   static async fromUrl(url: string, lockTimeoutMs: number, label: string): Promise<SqliteDialect> {
     const file = decodeURIComponent(url.replace(/^sqlite:(\/\/)?/i, '').split('?')[0] ?? '');
-    const { default: Database } = await import('better-sqlite3');
+    const { default: Database } = await loadDriver('better-sqlite3', 'http sync (sqlite target)', () => import('better-sqlite3'));
     let db: BetterSqlite3.Database;
     try {
       db = new Database(file, { timeout: lockTimeoutMs });
