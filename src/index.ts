@@ -47,5 +47,6 @@ export {
   type BatonErrorCode,
   type HolderInfo,
 } from './core/errors.js';
+export { DriverMissingError } from './core/driver.js';
 export { openStore } from './stores/open-store.js';
 export type { Store, Guard } from './stores/contract.js';
