@@ -145,6 +145,14 @@ export interface Store {
   /** Deletes every record whose key starts with `prefix` and sorts before `beforeKey`; returns how many. */
   deleteBefore(prefix: string, beforeKey: string): Promise<number>;
 
+  /**
+   * The names of every cluster this store holds something of — a session, a held key or a record — in any
+   * cluster, not only this handle's; in no particular order. Opening a handle and reading through it leave nothing, so a
+   * mistyped cluster name is not listed. For operators (`baton status` names the clusters when asked for an unknown one): it may
+   * scan the store, so it is not for a loop.
+   */
+  listClusters(): Promise<string[]>;
+
   /** Calls `listener` on changes (a hint: re-read the state). Returns the unsubscribe function. */
   watch(listener: (change: Change) => void): () => void;
 

@@ -158,6 +158,9 @@ export class RecordingStore implements Store {
   deleteBefore(prefix: string, beforeKey: string) {
     return this.#inner.deleteBefore(prefix, beforeKey);
   }
+  listClusters() {
+    return this.#inner.listClusters();
+  }
   watch(listener: Parameters<Store['watch']>[0]) {
     return this.#inner.watch(listener);
   }

@@ -242,6 +242,27 @@ export function describeStoreConformance(name: string, makeHarness: () => Promis
       expect((await other.tryAcquire('k', s2.id)).acquired).toBe(true);
     });
 
+    it('lists the clusters it holds something of, whatever their names, and never one only opened and read', async () => {
+      const [withSession] = await pair();
+      const [withRecord] = await pair();
+      const [untouched] = await pair();
+      // A name with the characters each store escapes in its keys (hash tag, path, percent).
+      const odd = await harness.open(`conf-${RUN}-${++clusterSeq} {odd}/100%`);
+      opened.push(odd);
+      await withSession.openSession(nodeInfo('n1'), TTL);
+      await withRecord.put('rec', 1);
+      await odd.put('rec', 1);
+      // What `baton status` does on a mistyped cluster name before it asks which clusters exist.
+      await untouched.listSessions();
+      await untouched.listHolders('');
+      await untouched.list('');
+      await untouched.get('rec');
+      const listed = await untouched.listClusters();
+      expect(listed).toEqual(expect.arrayContaining([withSession.cluster, withRecord.cluster, odd.cluster]));
+      expect(listed).not.toContain(untouched.cluster);
+      expect(new Set(listed).size).toBe(listed.length);
+    });
+
     it('notifies watchers of ownership and session changes made by another handle', async () => {
       const [a, b] = await pair();
       const seen: string[] = [];

@@ -53,7 +53,7 @@ import type {
   WriteResult,
 } from '../contract.js';
 import { connect, keepAliveOnce, type Connection } from './connection.js';
-import { KeyLayout } from './keys.js';
+import { KeyLayout, prefixEnd } from './keys.js';
 import * as request from './requests.js';
 import type { EtcdUrl } from './url.js';
 import { EtcdWatch } from './watch.js';
@@ -297,6 +297,21 @@ export class EtcdStore implements Store {
     if (!range) return 0;
     const response = await this.#call('deleteBefore', () => this.#client.kv.deleteRange(range));
     return Number(response.deleted);
+  }
+
+  /** One short read per cluster (see {@link request.firstKeyFrom}): for operators, not for a loop. */
+  async listClusters(): Promise<string[]> {
+    this.#check();
+    const all = Buffer.from(`${this.#url.prefix}/`);
+    const clusters: string[] = [];
+    for (let from: Buffer = all; ; ) {
+      const range = await this.#call('listClusters', () => this.#client.kv.range(request.firstKeyFrom(all, from)));
+      const key = range.kvs[0]?.key;
+      if (!key) return clusters;
+      const encoded = key.subarray(all.length).toString().split('/')[0] as string;
+      clusters.push(decodeURIComponent(encoded));
+      from = prefixEnd(Buffer.concat([all, Buffer.from(`${encoded}/`)]));
+    }
   }
 
   watch(listener: (change: Change) => void): () => void {

@@ -50,6 +50,14 @@ export function releaseOwner(keys: KeyLayout, key: string, token: bigint): ITxnR
   };
 }
 
+/**
+ * The first key at or after `from` under `all` (`<prefix>/`), its name only: one step of listing the
+ * clusters, which jumps from one cluster's range to the next instead of reading every key.
+ */
+export function firstKeyFrom(all: Buffer, from: Buffer): IRangeRequest {
+  return { key: from, range_end: prefixEnd(all), limit: 1, keys_only: true };
+}
+
 export function getOwner(keys: KeyLayout, key: string): IRangeRequest {
   return { key: keys.owner(key) };
 }

@@ -81,6 +81,12 @@ export class MemoryBackend {
   }
 
   /** @internal */
+  clusters(): string[] {
+    const held = [...this.#clusters].filter(([, s]) => s.sessions.size > 0 || s.owners.size > 0 || s.records.size > 0);
+    return held.map(([name]) => name);
+  }
+
+  /** @internal */
   notify(cluster: string, change: Change): void {
     for (const handle of this.#handles) if (handle.cluster === cluster) handle.deliver(change);
   }
@@ -240,6 +246,11 @@ export class MemoryStore implements Store {
       }
     }
     return count;
+  }
+
+  async listClusters(): Promise<string[]> {
+    this.#check();
+    return this.#backend.clusters();
   }
 
   watch(listener: (change: Change) => void): () => void {

@@ -393,6 +393,12 @@ export class MysqlStore implements Store {
     return header?.affectedRows ?? 0;
   }
 
+  async listClusters(): Promise<string[]> {
+    this.#check();
+    const rows = await this.#db.exclusive('listClusters', (run) => run<{ cluster: Buffer }[]>(sql.clustersHeld(this.#t)));
+    return rows.map((r) => text(r.cluster));
+  }
+
   watch(listener: (change: Change) => void): () => void {
     this.#check();
     const unsubscribe = this.#listeners.subscribe(listener, () => this.#stopPolling());

@@ -231,6 +231,14 @@ export function liveSessions(t: Tables, cluster: string): Sql {
   };
 }
 
+/** Every cluster with a session, an owner or a record row (UNION removes duplicates); for operators. */
+export function clustersHeld(t: Tables): Sql {
+  return {
+    sql: `SELECT cluster FROM ${t.sessions} UNION SELECT cluster FROM ${t.owners} UNION SELECT cluster FROM ${t.records}`,
+    values: [],
+  };
+}
+
 /** Candidates for the reaper: a plain read; each one is re-checked under its row lock before deletion. */
 export function deadSessionCandidates(t: Tables, cluster: string, view: CrashView): Sql {
   const crashed = crashedCondition(view);

@@ -331,6 +331,11 @@ export class PostgresStore implements Store {
    * Pushed by NOTIFY within milliseconds of the commit. While anyone watches, the handle also deletes dead
    * sessions every `reapMs`, so crashes and expiries are announced even when nobody writes.
    */
+  async listClusters(): Promise<string[]> {
+    const rows = await this.#query<{ cluster: string }>(this.#sql.listClusters, {});
+    return rows.map((r) => r.cluster);
+  }
+
   watch(listener: (change: Change) => void): () => void {
     this.#check();
     const unsubscribe = this.#listeners.subscribe(listener, () => this.#stopReap());

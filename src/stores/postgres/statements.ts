@@ -139,6 +139,9 @@ export function postgresStatements(s: string) {
       )
       SELECT (SELECT count(*) FROM dead)::int AS sessions, (SELECT count(*) FROM notified)::int AS notified`,
 
+    // UNION also removes duplicates; for operators (`baton status` on an unknown cluster), not for a loop.
+    listClusters: `
+      SELECT cluster FROM ${s}.sessions UNION SELECT cluster FROM ${s}.owners UNION SELECT cluster FROM ${s}.records`,
     listSessions: `
       SELECT s.id, s.info, s.ttl_ms,
              ${epochMs('clock_timestamp() - s.opened_at')} AS age_ms,

@@ -54,3 +54,20 @@ export function clusterKeys(prefix: string, cluster: string): ClusterKeys {
     record: (key) => `${base}r:${key}`,
   };
 }
+
+/** The keys that exist exactly while a cluster holds something (Redis deletes an emptied zset). */
+const INDEX_KEYS: ReadonlySet<string> = new Set(['sessions', 'owner-keys', 'record-keys']);
+
+/** The `SCAN MATCH` pattern of every key of every cluster under `prefix` (its characters are not glob syntax). */
+export function allClustersPattern(prefix: string): string {
+  return `{${prefix}:*}:*`;
+}
+
+/** The cluster whose sessions, owner-keys or record-keys index `key` is; null for any other key. */
+export function clusterOfIndexKey(prefix: string, key: string): string | null {
+  const head = `{${prefix}:`;
+  if (!key.startsWith(head)) return null;
+  const end = key.indexOf('}', head.length); // escapeTag leaves no '}' inside the tag
+  if (end < 0 || key[end + 1] !== ':' || !INDEX_KEYS.has(key.slice(end + 2))) return null;
+  return key.slice(head.length, end).replace(/%([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
+}

@@ -37,7 +37,7 @@ import type {
   WriteResult,
 } from '../contract.js';
 import { ChangeListeners } from '../change-listeners.js';
-import { clusterKeys, type ClusterKeys } from './keys.js';
+import { allClustersPattern, clusterKeys, clusterOfIndexKey, type ClusterKeys } from './keys.js';
 import { SCRIPT_KEY_COUNT, SCRIPTS, scriptSource, type ScriptName } from './scripts.js';
 import type { RedisStoreConfig } from './url.js';
 import { loadDriver } from '../../core/driver.js';
@@ -183,6 +183,22 @@ export class RedisStore implements Store {
 
   async deleteBefore(prefix: string, beforeKey: string): Promise<number> {
     return Number(await this.#script('batonDeleteBefore', prefix, beforeKey));
+  }
+
+  /** SCANs the whole keyspace (in steps, never blocking the server): for operators, not for a loop. */
+  async listClusters(): Promise<string[]> {
+    const prefix = this.#config.prefix;
+    const found = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.#call(() => this.#redis.scan(cursor, 'MATCH', allClustersPattern(prefix), 'COUNT', 1000));
+      cursor = next;
+      for (const key of keys) {
+        const cluster = clusterOfIndexKey(prefix, key);
+        if (cluster !== null) found.add(cluster);
+      }
+    } while (cursor !== '0');
+    return [...found];
   }
 
   watch(listener: (change: Change) => void): () => void {

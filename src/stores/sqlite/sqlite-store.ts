@@ -255,6 +255,11 @@ export class SqliteStore implements Store {
     return this.#write(() => this.#sql.deleteRecordsBefore.run({ cluster: this.cluster, prefix, before: beforeKey }).changes);
   }
 
+  async listClusters(): Promise<string[]> {
+    this.#check();
+    return (this.#sql.clusters.all() as { cluster: string }[]).map((r) => r.cluster);
+  }
+
   watch(listener: (change: Change) => void): () => void {
     this.#check();
     const unsubscribe = this.#listeners.subscribe(listener, () => this.#stopPoll());
@@ -459,6 +464,8 @@ function prepareStatements(db: BetterSqlite3.Database) {
       `DELETE FROM baton_records WHERE cluster = @cluster AND key >= @prefix AND key < @before AND substr(key, 1, length(@prefix)) = @prefix`,
     ),
     readChanges: db.prepare(`SELECT scope, version FROM baton_changes WHERE cluster = ?`),
+    // UNION also removes duplicates; each part reads the primary key's leading column.
+    clusters: db.prepare(`SELECT cluster FROM baton_sessions UNION SELECT cluster FROM baton_owners UNION SELECT cluster FROM baton_records`),
     bumpChange: db.prepare(
       `INSERT INTO baton_changes (cluster, scope, version) VALUES (?, ?, 1)
        ON CONFLICT (cluster, scope) DO UPDATE SET version = version + 1`,

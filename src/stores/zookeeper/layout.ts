@@ -16,6 +16,8 @@ import type { NodeInfo } from '../../core/node-info.js';
 import type { NodeStat } from './connection.js';
 
 export interface ClusterPaths {
+  /** The chroot: one child per cluster ever opened. */
+  readonly root: string;
   readonly base: string;
   readonly clock: string;
   readonly sessions: string;
@@ -29,6 +31,7 @@ export interface ClusterPaths {
 export function clusterPaths(chroot: string, cluster: string): ClusterPaths {
   const base = `${chroot === '/' ? '' : chroot}/${encodeName(cluster)}`;
   return {
+    root: chroot,
     base,
     clock: `${base}/clock`,
     sessions: `${base}/sessions`,

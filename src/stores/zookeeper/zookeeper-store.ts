@@ -427,6 +427,23 @@ export class ZookeeperStore implements Store {
     throw this.#contention(`delete records of "${prefix}" before "${beforeKey}"`);
   }
 
+  /**
+   * Opening a handle creates its cluster's nodes, so a cluster counts only when one of its sessions,
+   * owners or records nodes has a child: three reads per cluster, for operators, not for a loop.
+   */
+  async listClusters(): Promise<string[]> {
+    this.#check();
+    const names = (await this.#zk.getChildren(this.#paths.root)) ?? [];
+    const held = await Promise.all(
+      names.map(async (name) => {
+        const paths = clusterPaths(this.#paths.root, decodeName(name));
+        const children = await Promise.all([paths.sessions, paths.owners, paths.records].map((path) => this.#zk.getChildren(path)));
+        return children.some((c) => (c?.length ?? 0) > 0) ? decodeName(name) : null;
+      }),
+    );
+    return held.filter((name): name is string => name !== null);
+  }
+
   watch(listener: (change: Change) => void): () => void {
     this.#check();
     const first = this.#listeners.size === 0;
