@@ -16,6 +16,7 @@ import { soleUnit, type TaskName } from '../scheduler/names.js';
 import type { RunRecord } from '../scheduler/task.js';
 import { redactUrl } from '../core/redact.js';
 import type { AgentConfig } from '../agent/config.js';
+import { openExistingCluster } from './existing-cluster.js';
 
 interface AgentCliOptions {
   config: string;
@@ -69,8 +70,12 @@ export function registerAgent(program: Command): void {
       } else if (opts.store !== undefined) store = opts.store;
       else throw new ConfigError('baton run: --config <file> or --store <url> is required');
       const { createCluster } = await import('../node/node.js');
+      const opened = await openExistingCluster(store, cluster);
       // A node that never starts: trigger() needs no session, and this process runs nothing.
-      const node = await createCluster({ store, name: cluster, logger: await defaultLogger() });
+      const node = await createCluster({ store: opened, name: cluster, logger: await defaultLogger() }).catch(async (error: unknown) => {
+        await opened.close();
+        throw error;
+      });
       try {
         const id = await node.trigger(task);
         process.stdout.write(`triggered ${task} (id ${id}) in cluster "${cluster}" on ${redactUrl(store)}\n`);
@@ -92,6 +97,7 @@ export function registerAgent(program: Command): void {
         if (record.status !== 'succeeded') process.exitCode = 1;
       } finally {
         await node.close();
+        await opened.close();
       }
     });
 }

@@ -61,7 +61,10 @@ export async function runDemoNode(options: DemoNodeOptions): Promise<void> {
   cluster.on('owner:lost', (e) => say({ type: 'lost', node, task: e.unit, reason: e.reason, at: Date.now() }));
   cluster.on('run:finished', (e) => say({ type: 'done', node, task: e.unit, tick: e.tick, outcome: e.outcome, at: Date.now() }));
   cluster.on('tick:missed', (e) => say({ type: 'missed', node, task: e.unit, count: e.count, reason: e.reason, at: Date.now() }));
+  let stopping = false;
   const shutdown = () => {
+    if (stopping) return;
+    stopping = true;
     cluster.close().then(
       () => {
         say({ type: 'closed', node, at: Date.now() });
@@ -75,6 +78,8 @@ export async function runDemoNode(options: DemoNodeOptions): Promise<void> {
   };
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);
+  // The demo reads our stdout; if it is gone (killed), the pipe breaks: stop quietly, nobody is listening.
+  process.stdout.on('error', shutdown);
   await cluster.start();
   say({ type: 'ready', node, pid: process.pid, at: Date.now() });
 }

@@ -14,6 +14,7 @@ import { randomId } from '../core/ids.js';
 import type { StoreKind } from '../stores/contract.js';
 import { openStore } from '../stores/open-store.js';
 import { redactUrl } from '../core/redact.js';
+import { sleep, systemClock } from '../core/clock.js';
 
 export interface DemoOptions {
   readonly nodes: number;
@@ -28,6 +29,11 @@ export interface DemoOptions {
   readonly actSeconds: number;
   /** Extra singleton tasks (`bulk-000` …) to show how tasks spread; the summary then has `spread`. */
   readonly tasks?: number;
+  /**
+   * Stops the demo (Ctrl-C): the nodes are stopped gracefully, the temporary directory is removed, and
+   * `runDemo` rejects with the signal's reason.
+   */
+  readonly signal?: AbortSignal;
 }
 
 export interface DemoSummary {
@@ -62,13 +68,20 @@ interface DemoNode {
 class DemoError extends Error {}
 
 export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
+  const signal = options.signal ?? new AbortController().signal;
   const dir = mkdtempSync(join(tmpdir(), 'baton-demo-'));
   const store = options.store ?? `sqlite:${options.file ?? join(dir, 'baton.db')}`;
   const cluster = options.cluster ?? (options.store ? `demo-${randomId(4)}` : 'demo');
-  // Opening once checks the URL and the server before any process starts, and names the store's kind.
-  const probe = await openStore(store, { cluster });
-  const kind = probe.kind;
-  await probe.close();
+  // Opening once checks the URL, the driver and the server before any process starts, and names the store's kind.
+  let kind: StoreKind;
+  try {
+    const probe = await openStore(store, { cluster });
+    kind = probe.kind;
+    await probe.close();
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
   const out = new Narrator(options.json);
   const messages: DemoMessage[] = [];
   const owners = new Map<string, string>();
@@ -91,10 +104,17 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   };
   const waitFor = (what: string, test: (m: DemoMessage) => boolean, timeoutMs = 15_000): Promise<DemoMessage> =>
     new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new DemoError(`demo: timed out after ${timeoutMs}ms waiting for ${what}`)), timeoutMs);
-      waiters.push({ test, resolve: (m) => (clearTimeout(timer), resolve(m)) });
+      const stop = (error: unknown) => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      };
+      const onAbort = () => stop(signal.reason);
+      const timer = setTimeout(() => stop(new DemoError(`demo: timed out after ${timeoutMs}ms waiting for ${what}`)), timeoutMs);
+      signal.addEventListener('abort', onAbort, { once: true });
+      waiters.push({ test, resolve: (m) => (clearTimeout(timer), signal.removeEventListener('abort', onAbort), resolve(m)) });
     });
-  const pause = (seconds: number) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  const pause = (seconds: number) => sleep(systemClock, seconds * 1000, signal);
 
   try {
     const tasks = [...TASKS, ...bulkTasks(options.tasks ?? 0)];
@@ -104,9 +124,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     await Promise.all(nodes.map((n) => waitFor(`${n.id} to start`, (m) => m.type === 'ready' && m.node === n.id)));
     for (const m of messages) if (m.type === 'ready') (nodes.find((n) => n.id === m.node) as DemoNode).pid = m.pid;
 
-    await waitForSpread(owners, nodes, tasks.length, 30_000);
+    await waitForSpread(owners, nodes, tasks.length, 30_000, signal);
     out.owners(owners, nodes);
-    const spread = tasks.length > TASKS.length ? await settledSpread(owners, nodes, tasks.length, 60_000) : undefined;
+    const spread = tasks.length > TASKS.length ? await settledSpread(owners, nodes, tasks.length, 60_000, signal) : undefined;
     if (spread) out.say(`→ ${tasks.length} tasks over ${nodes.length} nodes: ${spread.min}–${spread.max} per node`);
     await pause(options.actSeconds);
 
@@ -148,10 +168,20 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     out.summary(summary);
     return summary;
   } finally {
-    for (const n of nodes) if (n.alive && n.child.exitCode === null) n.child.kill('SIGKILL');
-    await Promise.all(nodes.map((n) => n.exited));
+    // Interrupted: the nodes get SIGTERM (a graceful close releases their tasks), and SIGKILL after a grace.
+    if (signal.aborted) out.say('interrupted: stopping the nodes');
+    await stopNodes(nodes, signal.aborted ? 5000 : 0);
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Stops the nodes still running: SIGTERM then, after `graceMs`, SIGKILL (at once with 0). */
+async function stopNodes(nodes: readonly DemoNode[], graceMs: number): Promise<void> {
+  const running = nodes.filter((n) => n.child.exitCode === null && n.child.signalCode === null);
+  for (const n of running) n.child.kill(graceMs > 0 ? 'SIGTERM' : 'SIGKILL');
+  const killer = graceMs > 0 ? setTimeout(() => running.forEach((n) => n.child.kill('SIGKILL')), graceMs) : undefined;
+  await Promise.all(nodes.map((n) => n.exited));
+  clearTimeout(killer);
 }
 
 function bulkTasks(count: number): DemoTask[] {
@@ -162,7 +192,7 @@ function bulkTasks(count: number): DemoTask[] {
  * Waits until every task is owned and ownership has not changed for 2 s, after the joiners' rebalance
  * delay (the default TTL, 5 s) has passed, then counts the tasks each node owns.
  */
-async function settledSpread(owners: Map<string, string>, nodes: DemoNode[], total: number, timeoutMs: number): Promise<{ min: number; max: number }> {
+async function settledSpread(owners: Map<string, string>, nodes: DemoNode[], total: number, timeoutMs: number, signal: AbortSignal): Promise<{ min: number; max: number }> {
   const deadline = Date.now() + timeoutMs;
   const rebalanced = Date.now() + 6000;
   let last = '';
@@ -175,7 +205,7 @@ async function settledSpread(owners: Map<string, string>, nodes: DemoNode[], tot
     } else if (owners.size === total && Date.now() - stableSince >= 2000 && Date.now() >= rebalanced) {
       break;
     }
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(systemClock, 100, signal);
   }
   const counts = nodes.map((n) => [...owners.values()].filter((owner) => owner === n.id).length);
   return { min: Math.min(...counts), max: Math.max(...counts) };
@@ -203,13 +233,13 @@ function nodeById(nodes: DemoNode[], id: string | undefined): DemoNode {
   return node;
 }
 
-async function waitForSpread(owners: Map<string, string>, nodes: DemoNode[], total: number, timeoutMs: number): Promise<void> {
+async function waitForSpread(owners: Map<string, string>, nodes: DemoNode[], total: number, timeoutMs: number, signal: AbortSignal): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   const wanted = Math.min(nodes.length, total);
   while (Date.now() < deadline) {
     const used = new Set(owners.values());
     if (owners.size === total && used.size >= wanted) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(systemClock, 100, signal);
   }
   throw new DemoError(`demo: tasks did not spread over the nodes within ${timeoutMs}ms`);
 }

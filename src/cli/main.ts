@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 /** The `baton` command. */
+import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { sleep, systemClock } from '../core/clock.js';
 import { BatonError } from '../core/errors.js';
 import { defaultLogger } from '../core/logger.js';
-import { openStore } from '../stores/open-store.js';
 import { readStatus } from '../monitor/status.js';
 import { formatStatus, type FormattableStatus } from './format-status.js';
 import { readActiveAlerts } from '../monitor/alerting.js';
@@ -12,10 +12,11 @@ import type { Store } from '../stores/contract.js';
 import { registerAgent } from './agent.js';
 import { registerRelay, relayProviders } from './relay.js';
 import { registerServe } from './serve.js';
+import { openExistingCluster } from './existing-cluster.js';
 
 const program = new Command('baton')
   .description('Make a fleet of identical processes behave like one: singleton tasks, fenced ownership, fast failover.')
-  .version('0.1.0');
+  .version((JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version);
 
 program
   .command('demo')
@@ -29,16 +30,29 @@ program
   .addOption(new Option('--cluster <name>', 'cluster name').hideHelp())
   .action(async (opts: { json?: boolean; nodes: number; actSeconds: number; tasks: number; file?: string; store?: string; cluster?: string }) => {
     const { runDemo } = await import('./demo.js');
-    const summary = await runDemo({
-      json: opts.json === true,
-      nodes: opts.nodes,
-      actSeconds: opts.actSeconds,
-      tasks: opts.tasks,
-      ...(opts.file ? { file: opts.file } : {}),
-      ...(opts.store ? { store: opts.store } : {}),
-      ...(opts.cluster ? { cluster: opts.cluster } : {}),
-    });
-    if (summary.duplicateTicks > 0) process.exitCode = 1;
+    // Ctrl-C (sent to the demo and its nodes alike) stops the demo cleanly: nodes closed, temporary files removed.
+    const interrupt = new AbortController();
+    const onSignal = (signal: NodeJS.Signals) => interrupt.abort(signal);
+    process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+    try {
+      const summary = await runDemo({
+        json: opts.json === true,
+        nodes: opts.nodes,
+        actSeconds: opts.actSeconds,
+        tasks: opts.tasks,
+        signal: interrupt.signal,
+        ...(opts.file ? { file: opts.file } : {}),
+        ...(opts.store ? { store: opts.store } : {}),
+        ...(opts.cluster ? { cluster: opts.cluster } : {}),
+      });
+      if (summary.duplicateTicks > 0) process.exitCode = 1;
+    } catch (error) {
+      if (!interrupt.signal.aborted) throw error;
+      process.stderr.write(`baton demo: interrupted (${String(interrupt.signal.reason)}); nodes stopped, temporary files removed\n`);
+      process.exitCode = interrupt.signal.reason === 'SIGINT' ? 130 : 143;
+    } finally {
+      process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+    }
   });
 
 program
@@ -71,7 +85,7 @@ program
     }
     try {
       const relays = opts.relay.length > 0 ? await watchRelays(opts.relay, opts.relayAmqp) : undefined;
-      const store = await openStore(opts.store, { cluster: opts.cluster });
+      const store = await openExistingCluster(opts.store, opts.cluster);
       const read = async (): Promise<FormattableStatus> => {
         const [status] = await Promise.all([readWithAlerts(store), relays?.refresh()]);
         return relays ? { ...status, relays: relays.views } : status;

@@ -1,6 +1,7 @@
 /** `baton serve`: a standalone monitor (HTTP API, event stream, /metrics, dashboard, alerts). */
 import type { Command } from 'commander';
 import { Option } from 'commander';
+import { openExistingCluster } from './existing-cluster.js';
 import { relayProviders } from './relay.js';
 
 interface ServeOptions {
@@ -34,26 +35,30 @@ export function registerServe(program: Command): void {
     .addOption(new Option('--relay-amqp <url>', 'broker of the watched relays').env('BATON_RELAY_AMQP'))
     .action(async (opts: ServeOptions) => {
       const { startMonitor } = await import('../monitor/monitor.js');
-      const monitor = await startMonitor({
-        store: opts.store,
-        cluster: opts.cluster,
-        listen: opts.listen,
-        ...(opts.insecureNoToken ? { token: false as const } : opts.token !== undefined ? { token: opts.token } : {}),
-        pollEvery: opts.poll,
-        relays: await relayProviders(opts.relay, opts.relayAmqp),
-        alerts: opts.alerts ? (opts.webhook ? { webhook: { url: opts.webhook, ...(opts.webhookSecret ? { secret: opts.webhookSecret } : {}) } } : {}) : false,
-      });
-      // The generated token is shown this once (it is never logged); a given one is not repeated.
-      const generated = !opts.insecureNoToken && opts.token === undefined;
-      process.stdout.write(
-        generated
-          ? `baton monitor of cluster "${opts.cluster}" on ${monitor.url}\nopen ${monitor.url}?token=${monitor.token}\napi: Authorization: Bearer ${monitor.token}\n`
-          : `baton monitor of cluster "${opts.cluster}" on ${monitor.url} (${monitor.token === null ? 'no token: reads open on loopback' : 'token from --token / BATON_TOKEN'})\n`,
-      );
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
-      });
-      await monitor.close();
+      const store = await openExistingCluster(opts.store, opts.cluster);
+      try {
+        const monitor = await startMonitor({
+          store,
+          listen: opts.listen,
+          ...(opts.insecureNoToken ? { token: false as const } : opts.token !== undefined ? { token: opts.token } : {}),
+          pollEvery: opts.poll,
+          relays: await relayProviders(opts.relay, opts.relayAmqp),
+          alerts: opts.alerts ? (opts.webhook ? { webhook: { url: opts.webhook, ...(opts.webhookSecret ? { secret: opts.webhookSecret } : {}) } } : {}) : false,
+        });
+        // The generated token is shown this once (it is never logged); a given one is not repeated.
+        const generated = !opts.insecureNoToken && opts.token === undefined;
+        process.stdout.write(
+          generated
+            ? `baton monitor of cluster "${opts.cluster}" on ${monitor.url}\nopen ${monitor.url}?token=${monitor.token}\napi: Authorization: Bearer ${monitor.token}\n`
+            : `baton monitor of cluster "${opts.cluster}" on ${monitor.url} (${monitor.token === null ? 'no token: reads open on loopback' : 'token from --token / BATON_TOKEN'})\n`,
+        );
+        await new Promise<void>((resolve) => {
+          process.once('SIGINT', resolve);
+          process.once('SIGTERM', resolve);
+        });
+        await monitor.close();
+      } finally {
+        await store.close();
+      }
     });
 }

@@ -16,7 +16,7 @@ import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { sleep, systemClock, type Clock } from '../core/clock.js';
 import { describe as describeValue, parseDuration, type Duration } from '../core/duration.js';
-import { ClosedError, ConfigError, toError } from '../core/errors.js';
+import { BatonError, ClosedError, ConfigError, toError } from '../core/errors.js';
 import { randomId } from '../core/ids.js';
 import { defaultLogger, type Logger } from '../core/logger.js';
 import { BATON_VERSION, type NodeInfo } from '../core/node-info.js';
@@ -100,7 +100,8 @@ const MIN_TOKEN_LENGTH = 16;
 
 /**
  * Starts a monitor. @throws ConfigError for bad options (naming the field), StoreUrlError /
- * StoreUnavailableError when the store cannot be opened, and the listen error (EADDRINUSE…) of the server.
+ * StoreUnavailableError when the store cannot be opened, BatonError `LISTEN_FAILED` when the address is
+ * taken or not ours.
  */
 export async function startMonitor(options: MonitorOptions): Promise<Monitor> {
   if (typeof options !== 'object' || options === null) throw new ConfigError('monitor: options must be an object');
@@ -207,9 +208,10 @@ class MonitorProcess implements Monitor {
       this.#api = createApiServer(this.#backend(), { token: this.token, log: this.#o.log, clock: this.#o.clock });
       const server = this.#api.server;
       await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
+        const refused = (error: NodeJS.ErrnoException) => reject(listenError(listen, error));
+        server.once('error', refused);
         server.listen(listen.port, listen.host, () => {
-          server.off('error', reject);
+          server.off('error', refused);
           resolve();
         });
       });
@@ -427,4 +429,18 @@ function resolveToken(token: string | false | undefined, listen: { host: string 
     throw new ConfigError(`monitor: token: expected at least ${MIN_TOKEN_LENGTH} characters, got ${typeof token === 'string' ? `${token.length}` : describeValue(token)}`);
   }
   return token;
+}
+
+/** Why the HTTP server could not listen, in one line that names the address (the cause keeps the stack). */
+function listenError(listen: { host: string; port: number }, error: NodeJS.ErrnoException): BatonError {
+  const address = listen.host.includes(':') ? `[${listen.host}]:${listen.port}` : `${listen.host}:${listen.port}`;
+  const why =
+    error.code === 'EADDRINUSE'
+      ? 'the address is already in use (another monitor?); choose another port'
+      : error.code === 'EACCES'
+        ? 'permission denied (ports below 1024 need privileges); choose another port'
+        : error.code === 'EADDRNOTAVAIL'
+          ? 'this host has no such address'
+          : error.message;
+  return new BatonError('LISTEN_FAILED', `monitor: cannot listen on ${address}: ${why}`, { cause: error });
 }
