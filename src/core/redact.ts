@@ -8,10 +8,11 @@ const SECRET_PARAMS = /^(password|passwd|pass|pwd|secret|token|sslpassword|auth)
 
 /**
  * The URL with its password (and any secret-named query parameter) replaced by `***`. A URL without a
- * password keeps its user name as is (`postgres://app@db/x` is shown whole): only secrets are hidden.
+ * password — none, or an empty one — is shown as given (`postgres://app@db/x`, `postgres://app:@db/x`):
+ * `***` always means a secret was there.
  */
 export function redactUrl(url: string): string {
-  const withoutPassword = url.replace(/^([a-z][\w+.-]*:\/\/[^:/@]*):[^@/]*@/i, '$1:***@');
+  const withoutPassword = url.replace(/^([a-z][\w+.-]*:\/\/[^:/@]*):[^@/]+@/i, '$1:***@');
   const query = withoutPassword.indexOf('?');
   if (query < 0) return withoutPassword;
   const params = withoutPassword

@@ -72,6 +72,20 @@ describe('read commands on a store that is not there', () => {
   });
 });
 
+describe('a server store that cannot be reached', () => {
+  it('is named by its URL as given, the password hidden and only then, without jargon', () => {
+    // Port 1 on loopback: refused at once.
+    for (const [url, shown] of [
+      ['postgres://app@127.0.0.1:1/test', 'postgres://app@127.0.0.1:1/test'],
+      ['postgres://app:@127.0.0.1:1/test', 'postgres://app:@127.0.0.1:1/test'],
+      ['postgres://app:s3cret@127.0.0.1:1/test', 'postgres://app:***@127.0.0.1:1/test'],
+    ]) {
+      const line = oneLineError(cli(['status', '--store', url as string]));
+      expect(line).toBe(`baton: postgres store "${shown}": cannot connect: connect ECONNREFUSED 127.0.0.1:1 [STORE_UNAVAILABLE]`);
+    }
+  });
+});
+
 describe('baton serve on a busy port', () => {
   let busy: Server;
   beforeAll(async () => {

@@ -23,7 +23,7 @@ export interface PgConnectionOptions {
   readonly driver: PgDriver;
   readonly config: ClientConfig;
   readonly clock: Clock;
-  /** Names the connection in messages: `postgres store "postgres://u:***@h/db" (main)`. */
+  /** Names the connection in messages: `postgres store "postgres://u:***@h/db"`, `… (change notifications)`. */
   readonly label: string;
   readonly queryTimeoutMs: number;
   /** Runs on each new client before it serves statements; a failure counts as a failed connect. */

@@ -155,7 +155,7 @@ export class PostgresStore implements Store {
     const common = { driver, config: clientConfig, clock: this.#clock, queryTimeoutMs: config.queryTimeoutMs };
     this.#main = await PgConnection.open({
       ...common,
-      label: `${this.#label} (statements)`,
+      label: this.#label,
       // Sessions are bound to this connection: once it drops, other nodes may reap them at any moment,
       // so tell the session keeper to give them up now rather than at its next renewal.
       ...(config.crashDetection ? { onLost: () => this.#listeners.emit({ scope: 'connection' }) } : {}),
@@ -163,7 +163,7 @@ export class PostgresStore implements Store {
     await migrate(this.#main, config.schema, config.shown);
     this.#listener = await PgConnection.open({
       ...common,
-      label: `${this.#label} (listener)`,
+      label: `${this.#label} (change notifications)`,
       onConnect: (client, reconnected) => this.#listen(client, reconnected),
     });
   }
