@@ -118,7 +118,8 @@ export class Agent {
       killAtOnce: (reason) => !(reason instanceof TimeoutError || reason instanceof ClosedError),
       silenceMs: this.#silenceMs,
       clock: this.#clock,
-      onSpawn: (pid) => ctx.log.info({ pid }, 'command started'),
+      // `commandPid`, not `pid`: every log line already carries the agent's own pid.
+      onSpawn: (pid) => ctx.log.info({ commandPid: pid }, 'command started'),
     });
     ctx.recordOutput({
       exitCode: result.exitCode,
@@ -129,7 +130,7 @@ export class Agent {
       stdoutBytes: result.stdout.totalBytes,
       stderrBytes: result.stderr.totalBytes,
     });
-    ctx.log.info({ pid: result.pid, exitCode: result.exitCode, signal: result.signal, durationMs: result.durationMs }, 'command finished');
+    ctx.log.info({ commandPid: result.pid, exitCode: result.exitCode, signal: result.signal, durationMs: result.durationMs }, 'command finished');
     // Stopped by us (timeout, lease lost, shutdown): the signal's reason says why, and decides the outcome.
     if (ctx.signal.aborted) throw ctx.signal.reason;
     if (result.exitCode !== 0) {

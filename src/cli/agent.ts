@@ -103,8 +103,7 @@ export function registerAgent(program: Command): void {
 }
 
 async function runAgent(path: string, config: AgentConfig): Promise<void> {
-  // An agent is a service: its hand-overs and command exits are worth a line each (BATON_LOG_LEVEL overrides).
-  process.env.BATON_LOG_LEVEL ??= 'info';
+  // Its hand-overs and command exits are logged at info, the default level (BATON_LOG_LEVEL overrides).
   const logger = await defaultLogger();
   const say = (line: string) => process.stdout.write(`${line}\n`);
   // Installed before anything starts: SIGHUP's default action would kill the process, and a SIGTERM

@@ -10,11 +10,14 @@ export interface Logger {
   child(bindings: Record<string, unknown>): Logger;
 }
 
-/** Default: pino, JSON lines on stderr, level from BATON_LOG_LEVEL (default "warn"). */
+/**
+ * Default: pino, JSON lines on stderr, level from BATON_LOG_LEVEL (default "info", pino's own: what a
+ * handler logs with `ctx.log.info` is seen, and so are hand-overs; "warn" keeps only trouble).
+ */
 export async function defaultLogger(): Promise<Logger> {
   const { pino } = await import('pino');
   const logger: Logger = pino(
-    { name: 'baton', level: process.env.BATON_LOG_LEVEL ?? 'warn' },
+    { name: 'baton', level: process.env.BATON_LOG_LEVEL ?? 'info' },
     pino.destination({ dest: 2, sync: false }),
   );
   return logger;

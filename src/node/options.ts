@@ -31,7 +31,7 @@ export interface ClusterOptions extends SessionTimingOptions {
   readonly rebalanceAfter?: Duration;
   /** The clock (tests pass a FakeClock). Default: the system clock. */
   readonly clock?: Clock;
-  /** A pino-compatible logger. Default: pino on stderr at BATON_LOG_LEVEL (default "warn"). */
+  /** A pino-compatible logger. Default: pino on stderr at BATON_LOG_LEVEL (default "info"). */
   readonly logger?: Logger;
 }
 

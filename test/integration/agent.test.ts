@@ -109,7 +109,8 @@ ${extraTasks}`;
 function startAgent(dir: string, id: string): Agent {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'agent', '--config', join(dir, `${id}.yaml`)], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, BATON_LOG_LEVEL: 'warn' },
+    // The default log level (info): the agent's hand-overs and command exits are logged.
+    env: Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== 'BATON_LOG_LEVEL')),
   });
   const agent: Agent = { id, child, stdout: '', stderr: '' };
   child.stdout!.setEncoding('utf8').on('data', (text: string) => (agent.stdout += text));
@@ -119,6 +120,23 @@ function startAgent(dir: string, id: string): Agent {
 
 const exited = (child: ChildProcess) =>
   child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise<void>((resolve) => child.once('exit', () => resolve()));
+
+/** Keys that appear twice in one object of a JSON text: JSON.parse would silently keep the last. */
+function duplicateKeys(text: string): string[] {
+  const duplicates: string[] = [];
+  const objects: Set<string>[] = [];
+  for (const [token, colon] of text.matchAll(/"(?:[^"\\]|\\.)*"(\s*:)?|[{}]/g)) {
+    if (token === '{') objects.push(new Set());
+    else if (token === '}') objects.pop();
+    else if (colon) {
+      const key = JSON.parse(token.slice(0, token.length - colon.length)) as string;
+      const seen = objects.at(-1) as Set<string>;
+      if (seen.has(key)) duplicates.push(key);
+      seen.add(key);
+    }
+  }
+  return duplicates;
+}
 
 async function records(store: Store, task: string): Promise<RunRecord[]> {
   return (await store.list<RunRecord>(runPrefix(task as UnitName))).map((r) => r.value);
@@ -137,6 +155,12 @@ describe.each(TARGETS)('baton agent, 3 processes on $kind', ({ kind, url }) => {
       await waitFor('3 agents started', () => agents.every((a) => a.stdout.includes('baton agent: node')));
       // Past rebalanceAfter (= ttl, 2 s): placement has settled.
       await waitFor('ticks written', () => existsSync(join(dir, 'ticks.log')) && readFileSync(join(dir, 'ticks.log'), 'utf8').split('\n').length > 4);
+
+      // The log: JSON lines whose keys are unique (of two "pid"s a parser keeps one).
+      await waitFor('a command logged', () => agents.some((a) => a.stderr.includes('"msg":"command finished"')));
+      const logLines = agents.flatMap((a) => a.stderr.split('\n')).filter((line) => line.startsWith('{'));
+      for (const line of logLines) expect(duplicateKeys(line), line).toEqual([]);
+      expect(logLines.find((line) => line.includes('"msg":"command finished"'))).toMatch(/"commandPid":\d+/);
 
       // The monitor of a1 serves the run history, outputs included.
       const monitorUrl = /monitor (http:\/\/[^ \n]+)/.exec(agents[0]!.stdout)?.[1];
