@@ -90,13 +90,13 @@ export function createApiServer(backend: ApiBackend, options: ApiOptions): ApiSe
       if (method !== 'GET') return methodNotAllowed(res, 'GET');
       const offered = url.searchParams.get('token');
       if (offered !== null) {
-        if (!tokenMatches(offered)) return sendHtml(res, 401, unauthorizedPage());
+        if (!tokenMatches(offered)) return sendHtml(challenged(res), 401, unauthorizedPage());
         // The token leaves the address bar (and history) at once; the cookie carries it from now on.
         res.setHeader('Set-Cookie', `${COOKIE}=${encodeURIComponent(offered)}; HttpOnly; SameSite=Strict; Path=/`);
         res.writeHead(303, { Location: '/' }).end();
         return;
       }
-      if (!mayRead(req)) return sendHtml(res, 401, unauthorizedPage());
+      if (!mayRead(req)) return sendHtml(challenged(res), 401, unauthorizedPage());
       return sendHtml(res, 200, dashboardHtml());
     }
 
@@ -104,7 +104,7 @@ export function createApiServer(backend: ApiBackend, options: ApiOptions): ApiSe
     if (control) {
       if (method !== 'POST') return methodNotAllowed(res, 'POST');
       if (expected === null) return sendJson(res, 403, { error: 'write actions need a token: start the monitor with --token (or BATON_TOKEN)' });
-      if (!tokenMatches(bearer(req))) return sendJson(res, 401, { error: 'write actions need the header Authorization: Bearer <token>' });
+      if (!tokenMatches(bearer(req))) return sendJson(challenged(res), 401, { error: 'write actions need the header Authorization: Bearer <token>' });
       const task = decodeSegment(control[1] as string);
       if (task === null || !UNIT.test(task)) return sendJson(res, 400, { error: `task name: not a valid task name: ${JSON.stringify(control[1])}` });
       const action = control[2] as ControlAction;
@@ -117,7 +117,7 @@ export function createApiServer(backend: ApiBackend, options: ApiOptions): ApiSe
       }
     }
 
-    if (!mayRead(req)) return sendJson(res, 401, { error: 'missing or wrong token: send Authorization: Bearer <token>' });
+    if (!mayRead(req)) return sendJson(challenged(res), 401, { error: 'missing or wrong token: send Authorization: Bearer <token>' });
     if (method !== 'GET') return methodNotAllowed(res, 'GET');
     switch (path) {
       case '/api/status': {
@@ -246,6 +246,11 @@ function setCommonHeaders(res: ServerResponse): void {
   res.setHeader('Referrer-Policy', 'no-referrer');
   res.setHeader('Cache-Control', 'no-store');
   res.setHeader('X-Frame-Options', 'DENY');
+}
+
+/** A 401 names the scheme it wants (RFC 6750 §3), so clients and proxies know how to authenticate. */
+function challenged(res: ServerResponse): ServerResponse {
+  return res.setHeader('WWW-Authenticate', 'Bearer realm="baton"');
 }
 
 function sendJson(res: ServerResponse, code: number, body: unknown): void {

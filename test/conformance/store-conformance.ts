@@ -126,6 +126,21 @@ export function describeStoreConformance(name: string, makeHarness: () => Promis
       expect(third.acquired && third.token > first.token).toBe(true);
     });
 
+    it('answers times, versions and durations as numbers and tokens as bigints, whatever its driver reads', async () => {
+      const [a, b] = await pair();
+      const s1 = await a.openSession(nodeInfo('n1'), TTL);
+      const s2 = await b.openSession(nodeInfo('n2'), TTL);
+      await a.tryAcquire('k', s1.id);
+      const refused = await b.tryAcquire('k', s2.id);
+      if (refused.acquired) throw new Error('expected the key to be held');
+      await a.put('rec', 1);
+      const holders = [refused.holder, await b.holder('k'), ...(await b.listHolders(''))];
+      const records = [await b.get('rec'), ...(await b.list(''))];
+      for (const h of holders) expect([typeof h?.token, typeof h?.acquiredAt]).toEqual(['bigint', 'number']);
+      for (const r of records) expect([typeof r?.version, typeof r?.updatedAt]).toEqual(['number', 'number']);
+      for (const s of await b.listSessions()) expect([typeof s.ttlMs, typeof s.ageMs, typeof s.expiresInMs]).toEqual(['number', 'number', 'number']);
+    });
+
     it('lets exactly one of many concurrent acquirers win', async () => {
       const [a, b] = await pair();
       const sessions = await Promise.all(

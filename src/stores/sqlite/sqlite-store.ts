@@ -59,7 +59,8 @@ interface OwnerRow {
   key: string;
   session_id: string;
   token: bigint;
-  acquired_at: number;
+  /** A bigint too: the owner statements read every integer as one, for the token. */
+  acquired_at: bigint;
 }
 
 export class SqliteStore implements Store {
@@ -379,7 +380,7 @@ function toRecord<T>(row: RecordRow): StoredRecord<T> {
 }
 
 function toHolder(row: OwnerRow): Holder {
-  return { key: row.key, token: row.token, sessionId: row.session_id, acquiredAt: row.acquired_at };
+  return { key: row.key, token: row.token, sessionId: row.session_id, acquiredAt: Number(row.acquired_at) };
 }
 
 /** The smallest string greater than every string starting with `prefix`: turns a prefix into a range scan. */
