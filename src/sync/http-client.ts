@@ -1,6 +1,6 @@
 /**
  * Fetches one page of JSON from the source API: global `fetch`, a timeout per attempt (headers and body),
- * retries with exponential backoff and full jitter, `Retry-After` honoured on 429 and 503 (seconds or an
+ * retries with exponential backoff and equal jitter, `Retry-After` honoured on 429 and 503 (seconds or an
  * HTTP date, capped), and a minimum interval between requests.
  *
  * Retried: network errors, timeouts, 408, 425, 429 and every 5xx, malformed JSON (a truncated body or a

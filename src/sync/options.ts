@@ -85,7 +85,7 @@ export interface HttpSourceOptions {
   readonly timeout?: Duration;
   /** Attempts per page, the first included. Default 5, from 1 to 100. */
   readonly attempts?: number;
-  /** Exponential backoff with full jitter between attempts: default `{ initial: '200ms', max: '10s' }`. */
+  /** Exponential backoff with equal jitter between attempts (core/backoff.ts): default `{ initial: '200ms', max: '10s' }`. */
   readonly backoff?: { readonly initial?: Duration; readonly max?: Duration };
   /** `Retry-After` (on 429 and 503) is obeyed up to this. Default `60s`. */
   readonly maxRetryAfter?: Duration;
