@@ -8,7 +8,12 @@
  * the server stores' crash checks/reapers, etcd keep-alive pings) does not pass through the Store
  * interface and is not counted; it is per handle, not per task (see docs/stores/*). The window opens
  * only after TTL + 2 s, once every node owns its share (⌊T/N⌋ or ⌈T/N⌉), and ownership has been still for 3 s.
+ *
+ * Our calls are not the store's work: one `listHolders` of 1,000 owned tasks is one call but reads 1,000
+ * rows. Where the server counts its own work, the same window also reads that counter ({@link storeWorkCounter}).
  */
+import pg from 'pg';
+import { Redis } from 'ioredis';
 import { createCluster, type Cluster } from '../src/node/node.js';
 import { silentLogger } from '../src/core/logger.js';
 import { openStore } from '../src/stores/open-store.js';
@@ -61,10 +66,63 @@ export interface LoadPoint {
   /** Per-method calls per second per node (averaged over the nodes). */
   byMethod: Record<string, number>;
   settleMs: number;
+  /** The server's own work per second per node, where it counts it ({@link storeWorkCounter}). */
+  storeWork?: { unit: string; perSec: number };
+}
+
+/** A cumulative counter of the work a store's server does, read at the window's edges. */
+export interface StoreWorkCounter {
+  readonly unit: string;
+  read(): Promise<number>;
+  close(): Promise<void>;
+}
+
+/**
+ * What the server itself counts, where it does:
+ * - PostgreSQL: rows read from the store's tables (`pg_stat_user_tables`: sequential + index fetches) in
+ *   the URL's schema, which the bench uses alone. The server publishes a backend's counts when it goes
+ *   idle, within a second or, at worst, 10 s: over a 20 s window of steady traffic the rate holds.
+ * - Redis: commands run, those inside our Lua scripts included (`INFO commandstats`, without the INFO
+ *   calls themselves). Server-wide: other clients of the same server are counted too.
+ * Other stores: none (undefined).
+ */
+export async function storeWorkCounter(url: string): Promise<StoreWorkCounter | undefined> {
+  const scheme = url.slice(0, url.indexOf(':'));
+  if (scheme === 'postgres' || scheme === 'postgresql') {
+    const schema = new URL(url).searchParams.get('schema') ?? 'baton';
+    const client = new pg.Client({ connectionString: url.replace(/\?.*$/, '') });
+    await client.connect();
+    return {
+      unit: 'rows read',
+      read: async () => {
+        const { rows } = await client.query<{ n: string }>(
+          `SELECT coalesce(sum(coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)), 0) AS n FROM pg_stat_user_tables WHERE schemaname = $1`,
+          [schema],
+        );
+        return Number(rows[0]?.n ?? 0);
+      },
+      close: () => client.end(),
+    };
+  }
+  if (scheme === 'redis' || scheme === 'rediss') {
+    const redis = new Redis(url.replace(/\?.*$/, ''));
+    return {
+      unit: 'commands',
+      read: async () => {
+        const stats = await redis.info('commandstats');
+        let calls = 0;
+        for (const [, command, n] of stats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) if (command !== 'info') calls += Number(n);
+        return calls;
+      },
+      close: async () => void redis.disconnect(),
+    };
+  }
+  return undefined;
 }
 
 export async function measureLoad(url: string, cluster: string, tasks: number, windowMs: number, nodes = 3): Promise<LoadPoint> {
   const handles: { cluster: Cluster; store: Store; counter: ReturnType<typeof countingStore> }[] = [];
+  const work = await storeWorkCounter(url);
   let owned = 0;
   const ownedBy = Array.from({ length: nodes }, () => 0);
   let lastChange = Date.now();
@@ -98,18 +156,23 @@ export async function measureLoad(url: string, cluster: string, tasks: number, w
     await waitUntil(`${tasks} tasks owned, spread and still`, () => owned === tasks && balanced() && Date.now() - lastChange >= STILL_MS, 90_000, 50);
     const settleMs = Date.now() - started;
     for (const h of handles) h.counter.reset();
+    const workBefore = await work?.read();
     const t0 = Date.now();
     await sleep(windowMs);
     const seconds = (Date.now() - t0) / 1000;
+    const workDone = work && workBefore !== undefined ? (await work.read()) - workBefore : undefined;
     const per = (f: (c: CallCounts) => number) => round(handles.reduce((n, h) => n + f(h.counter.counts), 0) / nodes / seconds, 2);
     const methods = new Set(handles.flatMap((h) => Object.keys(h.counter.counts.byMethod)));
     const byMethod: Record<string, number> = {};
     for (const m of methods) byMethod[m] = per((c) => c.byMethod[m] ?? 0);
-    const point = { writesPerSec: per((c) => c.writes), roundTripsPerSec: per((c) => c.roundTrips), byMethod, settleMs };
-    progress(`load ${url.split(':')[0]} t${tasks}: ${point.writesPerSec} writes/s, ${point.roundTripsPerSec} round trips/s per node (settled in ${settleMs}ms)`);
+    const storeWork = work && workDone !== undefined ? { unit: work.unit, perSec: round(workDone / nodes / seconds, 1) } : undefined;
+    const point = { writesPerSec: per((c) => c.writes), roundTripsPerSec: per((c) => c.roundTrips), byMethod, settleMs, ...(storeWork ? { storeWork } : {}) };
+    const shownWork = storeWork ? `, ${storeWork.perSec} ${storeWork.unit}/s` : '';
+    progress(`load ${url.split(':')[0]} t${tasks}: ${point.writesPerSec} writes/s, ${point.roundTripsPerSec} round trips/s${shownWork} per node (settled in ${settleMs}ms)`);
     return point;
   } finally {
     await Promise.allSettled(handles.map((h) => h.cluster.close()));
     await Promise.allSettled(handles.map((h) => h.store.close()));
+    await work?.close();
   }
 }

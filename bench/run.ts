@@ -8,7 +8,7 @@
  * 127.0.0.1 only; what the bench wrote to the servers is removed at the end.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -111,6 +111,8 @@ async function main(): Promise<void> {
     process.stdout.write(`rewrote ${markdownPath}\n`);
     return;
   }
+  // Now, not after an hour of measuring: an --out that cannot be created fails before anything runs.
+  mkdirSync(args.out, { recursive: true });
   const settings = settingsFor(args);
   const run = `${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
   const startedAt = Date.now();
@@ -202,6 +204,9 @@ async function main(): Promise<void> {
             roundTripsPerSec: field('roundTripsPerSec'),
             byMethod: Object.fromEntries(Object.entries(points).map(([k, p]) => [k, p.byMethod])),
             settleMs: Object.fromEntries(Object.entries(points).map(([k, p]) => [k, p.settleMs])),
+            ...(points.t1?.storeWork
+              ? { storeWork: { unit: points.t1.storeWork.unit, perSec: Object.fromEntries(Object.entries(points).map(([k, p]) => [k, p.storeWork?.perSec ?? null])) } }
+              : {}),
           };
         });
       }
