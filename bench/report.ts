@@ -290,7 +290,7 @@ export function writeReport(r: Results, outDir: string): { markdownPath: string;
     ),
   );
   md.push('');
-  md.push("The server's work is counted where the server tells it (bench/load.ts `storeWorkCounter`): PostgreSQL rows read from the bench's schema, Redis commands run (those inside scripts included; server-wide). — where not measured.");
+  md.push("The server's work is counted where the server tells it (bench/load.ts `storeWorkCounter`): PostgreSQL rows read from the bench's schema, Redis commands run (those inside scripts included; server-wide); — where the store does not tell or the run did not count it.");
   md.push('');
   md.push('## Lock acquire + release (Store contract: tryAcquire + release on one session)');
   md.push('');
