@@ -12,7 +12,7 @@
  * fetched): about two minutes here.
  */
 import { execFile, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -57,9 +57,16 @@ async function project(name: string, packages: readonly string[], flags: readonl
   return dir;
 }
 
-/** `npx baton …` in `dir`. */
+/** `npx baton …` in `dir`, with a temporary directory of its own: what the demo leaves behind is seen. */
 function baton(dir: string, args: readonly string[]): SpawnSyncReturns<string> {
-  return run('npx', ['--no', 'baton', ...args], dir);
+  const tmp = join(dir, 'tmp');
+  mkdirSync(tmp, { recursive: true });
+  return spawnSync('npx', ['--no', 'baton', ...args], { cwd: dir, env: { ...userEnv, TMPDIR: tmp }, encoding: 'utf8', timeout: 120_000 });
+}
+
+/** Nothing left in the temporary directory of `baton` commands run in `dir`. */
+function expectNothingLeft(dir: string): void {
+  expect(readdirSync(join(dir, 'tmp'))).toEqual([]);
 }
 
 /** consumer.ts compiled with the project's view of the package (strict, skipLibCheck off), then run. */
@@ -134,6 +141,7 @@ describe('installed alone, on SQLite (the embedded default)', () => {
     const summary = demo(dir);
     expect(summary).toMatchObject({ store: 'sqlite', nodes: 3, duplicateTicks: 0 });
     expect(summary.ticksRun).toBeGreaterThan(0);
+    expectNothingLeft(dir);
   }, 120_000);
 
   it('compiles and runs a program importing every subpath export', () => {
@@ -164,5 +172,6 @@ describe('installed with pg only, on PostgreSQL', () => {
 
   it('names better-sqlite3 when the embedded default is asked for without it', () => {
     expectMissingDriver(baton(dir, ['demo', '--json']), 'better-sqlite3');
+    expectNothingLeft(dir);
   }, 60_000);
 });
