@@ -10,6 +10,9 @@ import { redactUrl } from '../core/redact.js';
 import type { Store } from '../stores/contract.js';
 import { openStore, parseStoreUrl } from '../stores/open-store.js';
 
+/** A store shared by many clusters (tests, tenants) is named by its first few, in one readable line. */
+const MAX_NAMED = 20;
+
 /**
  * Opens `url` for `cluster`. @throws BatonError `STORE_NOT_FOUND` for an SQLite path with no file (the file
  * is not created), `CLUSTER_NOT_FOUND` naming the clusters the store holds; whatever {@link openStore} throws.
@@ -27,7 +30,9 @@ export async function openExistingCluster(url: string, cluster: string): Promise
   try {
     const clusters = (await store.listClusters()).sort();
     if (clusters.includes(cluster)) return store;
-    const held = clusters.length === 0 ? 'it holds no cluster yet' : `it holds ${clusters.map((c) => JSON.stringify(c)).join(', ')}`;
+    const named = clusters.slice(0, MAX_NAMED).map((c) => JSON.stringify(c)).join(', ');
+    const more = clusters.length > MAX_NAMED ? ` and ${clusters.length - MAX_NAMED} more` : '';
+    const held = clusters.length === 0 ? 'it holds no cluster yet' : `it holds ${named}${more}`;
     throw new BatonError('CLUSTER_NOT_FOUND', `cluster ${JSON.stringify(cluster)} not found in store ${shown}: ${held} (choose one with --cluster)`);
   } catch (error) {
     await store.close();

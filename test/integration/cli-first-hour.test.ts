@@ -65,6 +65,19 @@ describe('read commands on a store that is not there', () => {
     expect(JSON.parse(result.stdout)).toMatchObject({ cluster: 'shop' });
   });
 
+  it('names the first 20 of many clusters, and how many more there are', async () => {
+    const many = join(dir, 'many.db');
+    for (let i = 0; i < 25; i++) {
+      const store = await openStore(`sqlite:${many}`, { cluster: `c${String(i).padStart(2, '0')}` });
+      await store.put('hello', 1);
+      await store.close();
+    }
+    const line = oneLineError(cli(['status', '--store', `sqlite:${many}`, '--cluster', 'x']));
+    expect(line).toContain('it holds "c00", "c01"');
+    expect(line).toContain('"c19" and 5 more');
+    expect(line).not.toContain('"c20"');
+  });
+
   it('says so when the store holds no cluster yet', async () => {
     const empty = join(dir, 'empty.db');
     await (await openStore(`sqlite:${empty}`, { cluster: 'x' })).close();
