@@ -146,10 +146,10 @@ export interface Store {
   deleteBefore(prefix: string, beforeKey: string): Promise<number>;
 
   /**
-   * The names of every cluster this store holds something of — a session, a held key or a record — in any
-   * cluster, not only this handle's; in no particular order. Opening a handle and reading through it leave nothing, so a
-   * mistyped cluster name is not listed. For operators (`baton status` names the clusters when asked for an unknown one): it may
-   * scan the store, so it is not for a loop.
+   * The names of the clusters this store holds something of (a session, a held key or a record), of every
+   * cluster, not only this handle's; in no particular order. Opening a handle and reading through it leave
+   * nothing, so a mistyped cluster name is not listed. For operators (`baton status` names them when asked
+   * for an unknown cluster): it may scan the store, so it is not for a loop.
    */
   listClusters(): Promise<string[]>;
 
