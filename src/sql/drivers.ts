@@ -1,0 +1,27 @@
+/**
+ * The SQL drivers, each imported here and only when a URL of its kind is opened: a user of SQLite never
+ * loads `pg`, a user of PostgreSQL never loads `better-sqlite3`. Every module of baton that needs a SQL
+ * driver gets it from this file, so what happens when one is missing is decided in one place.
+ */
+import type BetterSqlite3 from 'better-sqlite3';
+
+export type PgDriver = typeof import('pg');
+export type MysqlDriver = typeof import('mysql2/promise');
+export type SqliteDriver = typeof BetterSqlite3;
+
+/** `pg` (node-postgres). */
+export async function loadPg(): Promise<PgDriver> {
+  const module = await import('pg');
+  return (module.default ?? module) as PgDriver;
+}
+
+/** `mysql2/promise`. */
+export async function loadMysql(): Promise<MysqlDriver> {
+  const module = await import('mysql2/promise');
+  return (module.default ?? module) as MysqlDriver;
+}
+
+/** `better-sqlite3`: the Database constructor. */
+export async function loadSqlite(): Promise<SqliteDriver> {
+  return (await import('better-sqlite3')).default;
+}
