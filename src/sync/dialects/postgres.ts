@@ -1,14 +1,12 @@
 /**
- * PostgreSQL target: a `pg.Pool` (ours from a URL, with at most 2 connections, or the caller's), one
- * pooled connection per transaction, `lock_timeout` set per transaction so a writer stuck behind a paused
- * one fails instead of waiting forever.
+ * The sync's statements on PostgreSQL: upserts by `ON CONFLICT (key)`. The connection — a pool, one
+ * connection per transaction, `lock_timeout` per transaction so a writer stuck behind a paused one fails
+ * instead of waiting forever — is the SQL layer's (sql/postgres/database.ts).
  */
-import type { Pool, PoolClient } from 'pg';
-import { SyncTargetError } from '../errors.js';
-import { commonValue, quoteIdentifier, valueTuples, type SqlDialect, type SqlTx, type SqlValue, type SyncStatements } from './dialect.js';
+import { quoteIdentifier, valueTuples } from '../../sql/placeholders.js';
+import type { SyncStatements } from './dialect.js';
 
-const q = (name: string) => quoteIdentifier(name, '"');
-const p = (i: number) => `$${i}`;
+const q = (name: string) => quoteIdentifier('postgres', name);
 
 export const postgresStatements: SyncStatements = {
   createCursorTable: (t) =>
@@ -51,99 +49,9 @@ export const postgresStatements: SyncStatements = {
         ? 'DO NOTHING'
         : // WHERE on the version: a stale copy of a row (a replayed page) never rolls a newer one back.
           `DO UPDATE SET ${updates.join(', ')}${t.version ? ` WHERE ${q(t.target)}.${q(t.version)} <= EXCLUDED.${q(t.version)}` : ''}`;
-    return `INSERT INTO ${q(t.target)} (${t.columns.map(q).join(', ')}) VALUES ${valueTuples(count, t.columns.length, p)} ON CONFLICT (${t.key.map(q).join(', ')}) ${onConflict}`;
+    return `INSERT INTO ${q(t.target)} (${t.columns.map(q).join(', ')}) VALUES ${valueTuples('postgres', count, t.columns.length)} ON CONFLICT (${t.key.map(q).join(', ')}) ${onConflict}`;
   },
   upsertRejects: (t, count) =>
-    `INSERT INTO ${q(t)} (name, fingerprint, record_key, reason, raw, first_seen_ms, last_seen_ms) VALUES ${valueTuples(count, 7, p)}
+    `INSERT INTO ${q(t)} (name, fingerprint, record_key, reason, raw, first_seen_ms, last_seen_ms) VALUES ${valueTuples('postgres', count, 7)}
      ON CONFLICT (name, fingerprint) DO UPDATE SET reason = EXCLUDED.reason, last_seen_ms = EXCLUDED.last_seen_ms, seen = ${q(t)}.seen + 1`,
 };
-
-export interface PostgresTargetOptions {
-  readonly pool: Pool;
-  /** True when we created the pool (from a URL) and so must end it. */
-  readonly owned: boolean;
-  readonly lockTimeoutMs: number;
-  readonly label: string;
-}
-
-export class PostgresDialect implements SqlDialect {
-  readonly kind = 'postgres' as const;
-  readonly statements = postgresStatements;
-  readonly maxParams = 65_535;
-  readonly #options: PostgresTargetOptions;
-
-  constructor(options: PostgresTargetOptions) {
-    this.#options = options;
-  }
-
-  /** Creates our own pool for `url`; the driver is loaded only now. */
-  static async fromUrl(url: string, lockTimeoutMs: number, label: string): Promise<PostgresDialect> {
-    const pg = await import('pg');
-    const Pool = (pg.default ?? pg).Pool;
-    const pool = new Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 10_000, idleTimeoutMillis: 30_000 });
-    // An idle client's error would otherwise crash the process; the pool drops it and the next checkout reconnects.
-    pool.on('error', () => undefined);
-    return new PostgresDialect({ pool, owned: true, lockTimeoutMs, label });
-  }
-
-  value(value: unknown): SqlValue {
-    const v = commonValue(value);
-    return typeof v === 'bigint' ? v.toString() : v;
-  }
-
-  async transaction<T>(fn: (tx: SqlTx) => Promise<T>): Promise<T> {
-    const client = await this.#connect();
-    let broken: Error | undefined;
-    try {
-      await this.#query(client, 'BEGIN');
-      // lock_timeout is an integer we computed, not data: SET cannot take a parameter.
-      await this.#query(client, `SET LOCAL lock_timeout = ${Math.max(1, Math.round(this.#options.lockTimeoutMs))}`);
-      const tx: SqlTx = {
-        rows: async (sql, params) => (await this.#query(client, sql, params)).rows,
-        write: async (sql, params) => (await this.#query(client, sql, params)).rowCount ?? 0,
-      };
-      const result = await fn(tx);
-      await this.#query(client, 'COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch((e: Error) => (broken = e)); // a failed rollback means the connection is gone: drop it
-      throw error;
-    } finally {
-      client.release(broken);
-    }
-  }
-
-  async exec(sql: string): Promise<void> {
-    const client = await this.#connect();
-    let broken: Error | undefined;
-    try {
-      await this.#query(client, sql);
-    } catch (error) {
-      broken = error as Error;
-      throw error;
-    } finally {
-      client.release(broken);
-    }
-  }
-
-  async close(): Promise<void> {
-    if (this.#options.owned) await this.#options.pool.end().catch(() => undefined);
-  }
-
-  async #connect(): Promise<PoolClient> {
-    try {
-      return await this.#options.pool.connect();
-    } catch (error) {
-      throw new SyncTargetError(`${this.#options.label}: target postgres: cannot connect: ${(error as Error).message}`, { cause: error });
-    }
-  }
-
-  async #query(client: PoolClient, sql: string, params: readonly SqlValue[] = []) {
-    try {
-      return await client.query(sql, params as unknown[]);
-    } catch (error) {
-      const code = (error as { code?: string }).code;
-      throw new SyncTargetError(`${this.#options.label}: target postgres: ${code ? `${code}: ` : ''}${(error as Error).message}`, { cause: error });
-    }
-  }
-}
