@@ -74,3 +74,17 @@ function readOption(name: string, spec: OptionSpec, text: string, fail: (what: s
       return text;
   }
 }
+
+/**
+ * Reads a URL's options against the dialect's connection options and its user's: each name is known to
+ * one of the two tables, or refused naming all of them.
+ */
+export function readUrlOptions<C extends OptionTable, O extends OptionTable>(
+  params: ReadonlyMap<string, string>,
+  connection: C,
+  own: O,
+  fail: (what: string) => never,
+): { readonly connection: OptionValues<C>; readonly options: OptionValues<O> } {
+  const known = [...Object.keys(connection), ...Object.keys(own)];
+  return { connection: readOptions(params, connection, known, fail), options: readOptions(params, own, known, fail) };
+}

@@ -9,6 +9,8 @@
  */
 import type { BatonError } from '../core/errors.js';
 import { redactUrl } from '../core/redact.js';
+import type { SqlTls } from './tls.js';
+import type { OptionTable, OptionValues } from './url-options.js';
 
 /** Who reads a URL and how it refuses one: `postgres store` with StoreUrlError, `http sync: target.db` with ConfigError … */
 export interface UrlReader {
@@ -38,6 +40,30 @@ export function urlProblems(url: string, reader: UrlReader): UrlProblems {
       throw refuse(what);
     },
   };
+}
+
+/** What every parsed SQL URL holds besides its dialect's parts. */
+export interface ParsedUrl<O extends OptionTable> {
+  /** The URL with its password (and secret-named options) replaced by `***`, for messages. */
+  readonly shown: string;
+  /** The options of the URL's user (a store, the HTTP sync, the relay). */
+  readonly options: OptionValues<O>;
+  /** The error for a problem found later with this URL (an unreadable certificate file). */
+  readonly refuse: UrlProblems['refuse'];
+}
+
+/** A parsed server URL (PostgreSQL, MySQL). */
+export interface ParsedServerUrl<O extends OptionTable> extends ParsedUrl<O> {
+  /** The servers, in the order written, each with its port (the dialect's default when none is written). */
+  readonly hosts: readonly { readonly host: string; readonly port: number }[];
+  /** Undefined lets the driver use its default (PGUSER, the system user …). */
+  readonly user: string | undefined;
+  /** Never logged; undefined lets the driver use its default (PGPASSWORD, ~/.pgpass …). */
+  readonly password: string | undefined;
+  /** Undefined for a plain connection. */
+  readonly tls: SqlTls | undefined;
+  /** Undefined when the URL sets none: the user of the URL picks its default. */
+  readonly connectTimeoutMs: number | undefined;
 }
 
 /** One host of a server URL; `port` is undefined when the URL gives none (the dialect's default applies). */

@@ -31,7 +31,7 @@ const OTHER_SCHEMES: Readonly<Record<string, StoreKind>> = {
 const KNOWN_SCHEMES = [...Object.keys(SQL_SCHEMES), 'memory', ...Object.keys(OTHER_SCHEMES)].join(', ');
 
 /** The SQLite store's own URL option. */
-const SQLITE_STORE_OPTIONS = { pollMs: { type: 'integer', min: 5, max: 10_000 } } as const;
+export const SQLITE_STORE_OPTIONS = { pollMs: { type: 'integer', min: 5, max: 10_000 } } as const;
 
 /** The store kind a URL's scheme names, for the stores that parse their own URLs; undefined for memory: and unknown schemes. */
 function serverStoreOf(url: unknown): StoreKind | undefined {

@@ -15,6 +15,8 @@ import { tlsSettings } from '../../src/sql/tls.js';
 import { parseSqlUrl } from '../../src/sql/url.js';
 
 const relay = { label: 'relay database', error: ConfigError } as const;
+const postgres = { ...relay, kinds: ['postgres'] as const };
+const mysql = { ...relay, kinds: ['mysql'] as const };
 
 /** The error `parse` throws (failing the test when it throws none). */
 function refusal(parse: () => unknown): Error {
@@ -52,7 +54,7 @@ describe('PostgreSQL URLs', () => {
     ['verify-full', '', { verify: 'full' }],
     ['verify-full', '&sslcert=/c.pem&sslkey=/k.pem', { verify: 'full', cert: { option: 'sslcert', path: '/c.pem' }, key: { option: 'sslkey', path: '/k.pem' } }],
   ])('sslmode=%s%s is libpq’s meaning', (mode, files, tls) => {
-    expect(parseSqlUrl(`postgres://db/x?sslmode=${mode}${files}`, relay).tls).toEqual(tls);
+    expect(parseSqlUrl(`postgres://db/x?sslmode=${mode}${files}`, postgres).tls).toEqual(tls);
   });
 
   it.each([
@@ -91,10 +93,10 @@ describe('MySQL / MariaDB URLs', () => {
       connectTimeoutMs: 2000,
     });
     expect(parseSqlUrl('mysql://app@/shop?socket=/run/mysqld/mysqld.sock', relay)).toMatchObject({ hosts: [], socket: '/run/mysqld/mysqld.sock' });
-    expect(parseSqlUrl('mysql://db/shop?ssl=true', relay).tls).toEqual({ verify: 'full' });
-    expect(parseSqlUrl('mysql://db/shop?ssl=1&sslRejectUnauthorized=false', relay).tls).toEqual({ verify: 'none' });
+    expect(parseSqlUrl('mysql://db/shop?ssl=true', mysql).tls).toEqual({ verify: 'full' });
+    expect(parseSqlUrl('mysql://db/shop?ssl=1&sslRejectUnauthorized=false', mysql).tls).toEqual({ verify: 'none' });
     // A CA asks for TLS by itself.
-    expect(parseSqlUrl('mysql://db/shop?sslCa=/ca.pem', relay).tls).toEqual({ verify: 'full', ca: { option: 'sslCa', path: '/ca.pem' } });
+    expect(parseSqlUrl('mysql://db/shop?sslCa=/ca.pem', mysql).tls).toEqual({ verify: 'full', ca: { option: 'sslCa', path: '/ca.pem' } });
   });
 
   it.each([
@@ -193,19 +195,19 @@ describe('TLS files', () => {
   writeFileSync(join(dir, 'k.pem'), 'KEY');
 
   it('are read when the connection is configured, into what tls.connect takes', async () => {
-    const full = parseSqlUrl(`postgres://db/x?sslmode=verify-full&sslrootcert=${dir}/ca.pem&sslcert=${dir}/c.pem&sslkey=${dir}/k.pem`, relay);
+    const full = parseSqlUrl(`postgres://db/x?sslmode=verify-full&sslrootcert=${dir}/ca.pem&sslcert=${dir}/c.pem&sslkey=${dir}/k.pem`, postgres);
     expect(await tlsSettings(full.tls, full.refuse)).toEqual({ rejectUnauthorized: true, ca: 'CA', cert: 'CERT', key: 'KEY' });
-    const chain = parseSqlUrl(`postgres://db/x?sslmode=verify-ca&sslrootcert=${dir}/ca.pem`, relay);
+    const chain = parseSqlUrl(`postgres://db/x?sslmode=verify-ca&sslrootcert=${dir}/ca.pem`, postgres);
     const settings = await tlsSettings(chain.tls, chain.refuse);
     expect(settings).toMatchObject({ rejectUnauthorized: true, ca: 'CA' });
     expect(settings?.checkServerIdentity?.()).toBeUndefined(); // the host name is not checked
-    const none = parseSqlUrl('mysql://db/x?ssl=true&sslRejectUnauthorized=false', relay);
+    const none = parseSqlUrl('mysql://db/x?ssl=true&sslRejectUnauthorized=false', mysql);
     expect(await tlsSettings(none.tls, none.refuse)).toEqual({ rejectUnauthorized: false });
     expect(await tlsSettings(undefined, none.refuse)).toBeUndefined();
   });
 
   it('that cannot be read are refused naming the option and the path', async () => {
-    const url = parseSqlUrl('mysql://u:pw@db/x?sslCa=/nonexistent/ca.pem', { label: 'mysql store', error: StoreUrlError });
+    const url = parseSqlUrl('mysql://u:pw@db/x?sslCa=/nonexistent/ca.pem', { label: 'mysql store', error: StoreUrlError, kinds: ['mysql'] });
     const error = await tlsSettings(url.tls, url.refuse).catch((e: unknown) => e as Error);
     expect(error).toBeInstanceOf(StoreUrlError);
     expect((error as Error).message).toMatch(/^mysql store "mysql:\/\/u:\*\*\*@db\/x\?sslCa=\/nonexistent\/ca.pem": sslCa: cannot read "\/nonexistent\/ca.pem"/);

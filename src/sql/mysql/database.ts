@@ -1,11 +1,12 @@
 /**
  * MySQL / MariaDB as a {@link SqlDatabase}: a `mysql2/promise` pool (ours from a URL, or one its owner
- * passed in), one pooled connection per transaction. See database.ts for the guarantees.
+ * passed in), one pooled connection per transaction (pooled.ts). See database.ts for the guarantees.
  */
 import type { Pool, PoolConnection } from 'mysql2/promise';
 import { loadMysql } from '../drivers.js';
-import { ignoreError, type SqlDatabase, type SqlDatabaseSettings, type SqlResult, type SqlSession } from '../database.js';
+import { ignoreError, type SqlDatabaseSettings, type SqlResult } from '../database.js';
 import { toSqlError } from '../errors.js';
+import { PooledDatabase } from '../pooled.js';
 import { mysqlConnectionOptions } from './connect.js';
 import type { MysqlUrl } from './url.js';
 
@@ -39,57 +40,22 @@ export async function openMysqlDatabase(url: MysqlUrl, settings: SqlDatabaseSett
   });
 }
 
-export class MysqlDatabase implements SqlDatabase {
+export class MysqlDatabase extends PooledDatabase<PoolConnection> {
   readonly kind = 'mysql' as const;
-  readonly label: string;
   readonly #pool: Pool;
   readonly #options: MysqlDatabaseOptions;
 
   constructor(pool: Pool, options: MysqlDatabaseOptions) {
+    super(options.label);
     this.#pool = pool;
     this.#options = options;
-    this.label = options.label;
-  }
-
-  async transaction<T>(fn: (tx: SqlSession) => Promise<T>): Promise<T> {
-    const connection = await this.#checkout();
-    let broken = false;
-    try {
-      const lockTimeoutMs = this.#options.lockTimeoutMs;
-      // Whole seconds: it bounds the wait behind another writer's row lock (a paused ex-owner's, say).
-      if (lockTimeoutMs !== undefined) await this.#query(connection, 'SET SESSION innodb_lock_wait_timeout = ?', [Math.max(1, Math.ceil(lockTimeoutMs / 1000))]);
-      await this.#query(connection, 'START TRANSACTION');
-      const result = await fn({ query: (sql, values) => this.#query(connection, sql, values) });
-      await this.#query(connection, 'COMMIT');
-      return result;
-    } catch (error) {
-      await connection.query('ROLLBACK').catch(() => (broken = true)); // a failed rollback means the connection is gone
-      throw error;
-    } finally {
-      if (broken) connection.destroy();
-      else connection.release();
-    }
-  }
-
-  async query(sql: string, values: readonly unknown[] = []): Promise<SqlResult> {
-    const connection = await this.#checkout();
-    let broken = false;
-    try {
-      return await this.#query(connection, sql, values);
-    } catch (error) {
-      broken = toSqlError('mysql', this.label, error).failure === 'connection';
-      throw error;
-    } finally {
-      if (broken) connection.destroy();
-      else connection.release();
-    }
   }
 
   async close(): Promise<void> {
     if (this.#options.owned) await this.#pool.end().catch(ignoreError);
   }
 
-  async #checkout(): Promise<PoolConnection> {
+  protected async checkout(): Promise<PoolConnection> {
     try {
       return await this.#pool.getConnection();
     } catch (error) {
@@ -97,7 +63,19 @@ export class MysqlDatabase implements SqlDatabase {
     }
   }
 
-  async #query(connection: PoolConnection, sql: string, values: readonly unknown[] = []): Promise<SqlResult> {
+  protected giveBack(connection: PoolConnection, broken: boolean): void {
+    if (broken) connection.destroy();
+    else connection.release();
+  }
+
+  protected async begin(connection: PoolConnection): Promise<void> {
+    const lockTimeoutMs = this.#options.lockTimeoutMs;
+    // Whole seconds: it bounds the wait behind another writer's row lock (a paused ex-owner's, say).
+    if (lockTimeoutMs !== undefined) await this.send(connection, 'SET SESSION innodb_lock_wait_timeout = ?', [Math.max(1, Math.ceil(lockTimeoutMs / 1000))]);
+    await this.send(connection, 'START TRANSACTION', []);
+  }
+
+  protected async send(connection: PoolConnection, sql: string, values: readonly unknown[]): Promise<SqlResult> {
     try {
       const timeout = this.#options.queryTimeoutMs;
       const [result] = await connection.query({ sql, values: values.map(bindable), ...(timeout !== undefined ? { timeout } : {}) });

@@ -4,8 +4,8 @@
  * `socket` and a connect timeout; the user of the URL (a store, the HTTP sync, the relay) adds its own.
  */
 import type { OptionTable, OptionValues } from '../url-options.js';
-import { readOptions } from '../url-options.js';
-import { splitServerUrl, type UrlProblems } from '../url-parts.js';
+import { readUrlOptions } from '../url-options.js';
+import { splitServerUrl, type ParsedServerUrl, type UrlProblems } from '../url-parts.js';
 import type { SqlTls, TlsFile } from '../tls.js';
 
 /** The connection options every MySQL URL accepts (docs/database-urls.md). */
@@ -19,34 +19,18 @@ export const MYSQL_CONNECTION_OPTIONS = {
   connectTimeoutMs: { type: 'integer', min: 100, max: 120_000 },
 } as const satisfies OptionTable;
 
-export interface MysqlUrl<O extends OptionTable = OptionTable> {
+export interface MysqlUrl<O extends OptionTable = OptionTable> extends ParsedServerUrl<O> {
   readonly kind: 'mysql';
-  /** The URL with its password replaced by `***`, for messages. */
-  readonly shown: string;
-  /** The server (port default 3306); empty when the URL names a `socket` instead. */
-  readonly hosts: readonly { readonly host: string; readonly port: number }[];
-  /** A Unix socket path, used instead of host and port. */
+  /** A Unix socket path, used instead of host and port (`hosts` is then empty). */
   readonly socket: string | undefined;
-  readonly user: string | undefined;
-  /** Never logged. */
-  readonly password: string | undefined;
   readonly database: string;
-  /** Undefined for a plain connection. */
-  readonly tls: SqlTls | undefined;
-  /** Undefined when the URL sets none: the user of the URL picks its default. */
-  readonly connectTimeoutMs: number | undefined;
-  readonly options: OptionValues<O>;
-  /** The error for a problem found later with this URL (an unreadable certificate file). */
-  readonly refuse: UrlProblems['refuse'];
 }
 
 /** @throws through `problems.fail`, naming what is wrong. */
 export function readMysqlUrl<O extends OptionTable>(url: string, problems: UrlProblems, table: O): MysqlUrl<O> {
   const { fail } = problems;
   const parts = splitServerUrl(url, fail);
-  const known = [...Object.keys(MYSQL_CONNECTION_OPTIONS), ...Object.keys(table)];
-  const connection = readOptions(parts.params, MYSQL_CONNECTION_OPTIONS, known, fail);
-  const options = readOptions(parts.params, table, known, fail);
+  const { connection, options } = readUrlOptions(parts.params, MYSQL_CONNECTION_OPTIONS, table, fail);
   if (parts.hosts.length > 1) fail('several hosts are not supported; name one host (or a proxy that follows the primary)');
   const hosts = parts.hosts.filter((h) => h.host !== '').map((h) => ({ host: h.host, port: h.port ?? 3306 }));
   if (hosts.length === 0 && connection.socket === undefined) fail('missing host; expected mysql://user@host:3306/database');

@@ -1,11 +1,12 @@
 /**
  * PostgreSQL as a {@link SqlDatabase}: a `pg.Pool` (ours from a URL, or one its owner passed in), one
- * pooled connection per transaction. See database.ts for the guarantees.
+ * pooled connection per transaction (pooled.ts). See database.ts for the guarantees.
  */
 import type { Pool, PoolClient, PoolConfig, QueryResult } from 'pg';
 import { loadPg } from '../drivers.js';
-import { ignoreError, type SqlDatabase, type SqlDatabaseSettings, type SqlResult, type SqlSession } from '../database.js';
+import { ignoreError, type SqlDatabaseSettings, type SqlResult } from '../database.js';
 import { toSqlError } from '../errors.js';
+import { PooledDatabase } from '../pooled.js';
 import { pgClientConfig } from './connect.js';
 import type { PostgresUrl } from './url.js';
 
@@ -68,68 +69,28 @@ export async function openPgDatabase(url: PostgresUrl, settings: SqlDatabaseSett
   });
 }
 
-export class PgDatabase implements SqlDatabase {
+export class PgDatabase extends PooledDatabase<PoolClient> {
   readonly kind = 'postgres' as const;
-  readonly label: string;
   readonly #pool: Pool;
   readonly #options: PgDatabaseOptions;
   readonly #run: PgRun;
 
   constructor(pool: Pool, options: PgDatabaseOptions) {
+    super(options.label);
     this.#pool = pool;
     this.#options = options;
-    this.label = options.label;
     this.#run = options.run ?? plainRun;
-  }
-
-  async transaction<T>(fn: (tx: SqlSession) => Promise<T>): Promise<T> {
-    const client = await this.#checkout();
-    let broken: Error | undefined;
-    try {
-      const begin = this.#begin(client);
-      if (this.#options.pipeline) begin.catch(ignoreError);
-      else await begin;
-      const result = await fn({ query: (sql, values) => this.#query(client, sql, values) }).finally(() => begin);
-      await this.#query(client, 'COMMIT');
-      return result;
-    } catch (error) {
-      // A failed rollback means the connection is gone: release it as broken so the pool drops it.
-      await client.query('ROLLBACK').catch((e: Error) => (broken = e));
-      throw error;
-    } finally {
-      this.#release(client, broken);
-    }
-  }
-
-  async query(sql: string, values: readonly unknown[] = []): Promise<SqlResult> {
-    const client = await this.#checkout();
-    let broken: Error | undefined;
-    try {
-      return await this.#query(client, sql, values);
-    } catch (error) {
-      if (toSqlError('postgres', this.label, error).failure === 'connection') broken = error as Error;
-      throw error;
-    } finally {
-      this.#release(client, broken);
-    }
   }
 
   async close(): Promise<void> {
     if (this.#options.owned) await this.#pool.end().catch(ignoreError);
   }
 
-  /** BEGIN, and the transaction's lock timeout; sent together in pipeline mode. */
-  #begin(client: PoolClient): Promise<unknown> {
-    const begin = this.#query(client, 'BEGIN');
-    const lockTimeoutMs = this.#options.lockTimeoutMs;
-    if (lockTimeoutMs === undefined) return begin;
-    // An integer we computed, not data: SET cannot take a parameter.
-    const setTimeout = `SET LOCAL lock_timeout = ${Math.max(1, Math.round(lockTimeoutMs))}`;
-    if (this.#options.pipeline) return Promise.all([begin, this.#query(client, setTimeout)]);
-    return begin.then(() => this.#query(client, setTimeout));
+  protected override get pipelined(): boolean {
+    return this.#options.pipeline === true;
   }
 
-  async #checkout(): Promise<PoolClient> {
+  protected async checkout(): Promise<PoolClient> {
     let client: PoolClient;
     try {
       client = await this.#pool.connect();
@@ -142,13 +103,24 @@ export class PgDatabase implements SqlDatabase {
     return client;
   }
 
-  #release(client: PoolClient, broken: Error | undefined): void {
+  protected giveBack(client: PoolClient, broken: boolean): void {
     client.removeListener('error', ignoreError);
     client.release(broken);
   }
 
+  /** BEGIN, and the transaction's lock timeout; sent together in pipeline mode. */
+  protected begin(client: PoolClient): Promise<unknown> {
+    const begin = this.send(client, 'BEGIN', []);
+    const lockTimeoutMs = this.#options.lockTimeoutMs;
+    if (lockTimeoutMs === undefined) return begin;
+    // An integer we computed, not data: SET cannot take a parameter.
+    const setTimeout = `SET LOCAL lock_timeout = ${Math.max(1, Math.round(lockTimeoutMs))}`;
+    if (this.pipelined) return Promise.all([begin, this.send(client, setTimeout, [])]);
+    return begin.then(() => this.send(client, setTimeout, []));
+  }
+
   /** Sends the statement at once (no await before the driver call: pipelined statements keep their order). */
-  async #query(client: PoolClient, sql: string, values: readonly unknown[] = []): Promise<SqlResult> {
+  protected async send(client: PoolClient, sql: string, values: readonly unknown[]): Promise<SqlResult> {
     try {
       const result = await this.#run(client, sql, values as unknown[]);
       return { rows: result.rows as Record<string, unknown>[], affected: result.rowCount ?? 0 };

@@ -8,8 +8,8 @@
  * `target_session_attrs`).
  */
 import type { OptionTable, OptionValues } from '../url-options.js';
-import { readOptions } from '../url-options.js';
-import { splitServerUrl, type HostPort, type UrlProblems } from '../url-parts.js';
+import { readUrlOptions } from '../url-options.js';
+import { splitServerUrl, type HostPort, type ParsedServerUrl, type UrlProblems } from '../url-parts.js';
 import type { SqlTls, TlsFile } from '../tls.js';
 
 /** The connection options every PostgreSQL URL accepts (docs/database-urls.md). */
@@ -27,28 +27,12 @@ export const POSTGRES_CONNECTION_OPTIONS = {
   applicationName: { type: 'text', default: 'baton' },
 } as const satisfies OptionTable;
 
-export interface PostgresUrl<O extends OptionTable = OptionTable> {
+export interface PostgresUrl<O extends OptionTable = OptionTable> extends ParsedServerUrl<O> {
   readonly kind: 'postgres';
-  /** The URL with its password replaced by `***`, for messages. */
-  readonly shown: string;
-  /** The servers, in the order written, each with its port (default 5432). One host today. */
-  readonly hosts: readonly { readonly host: string; readonly port: number }[];
-  /** Undefined lets the driver use PGUSER / the system user. */
-  readonly user: string | undefined;
-  /** Never logged; undefined lets the driver use PGPASSWORD or ~/.pgpass. */
-  readonly password: string | undefined;
   /** Undefined: the server's default (the user name). */
   readonly database: string | undefined;
-  /** Undefined for a plain connection (`sslmode=disable`). */
-  readonly tls: SqlTls | undefined;
-  /** Undefined when the URL sets none: the user of the URL picks its default. */
-  readonly connectTimeoutMs: number | undefined;
   /** Shown in `pg_stat_activity`. */
   readonly applicationName: string;
-  /** The options of the URL's user. */
-  readonly options: OptionValues<O>;
-  /** The error for a problem found later with this URL (an unreadable certificate file). */
-  readonly refuse: UrlProblems['refuse'];
 }
 
 /** @throws through `problems.fail`, naming what is wrong. */
@@ -60,9 +44,7 @@ export function readPostgresUrl<O extends OptionTable>(url: string, problems: Ur
   if (hosts.length > 1) fail('several hosts are not supported; name one host (or a load balancer)');
   if (parts.path.includes('/')) fail(`database name may not contain "/", got ${JSON.stringify(parts.path)}`);
 
-  const known = [...Object.keys(POSTGRES_CONNECTION_OPTIONS), ...Object.keys(table)];
-  const connection = readOptions(parts.params, POSTGRES_CONNECTION_OPTIONS, known, fail);
-  const options = readOptions(parts.params, table, known, fail);
+  const { connection, options } = readUrlOptions(parts.params, POSTGRES_CONNECTION_OPTIONS, table, fail);
   return {
     kind: 'postgres',
     shown: problems.shown,

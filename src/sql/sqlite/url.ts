@@ -4,17 +4,14 @@
  * connection options. An in-memory database is refused: nothing baton keeps in SQLite is private to one
  * process.
  */
-import type { OptionTable, OptionValues } from '../url-options.js';
+import type { OptionTable } from '../url-options.js';
 import { readOptions } from '../url-options.js';
-import { splitFileUrl, type UrlProblems } from '../url-parts.js';
+import { splitFileUrl, type ParsedUrl, type UrlProblems } from '../url-parts.js';
 
-export interface SqliteUrl<O extends OptionTable = OptionTable> {
+export interface SqliteUrl<O extends OptionTable = OptionTable> extends ParsedUrl<O> {
   readonly kind: 'sqlite';
-  readonly shown: string;
-  /** The database file, as written (relative paths are resolved by the driver against the working directory). */
+  /** The database file, as written (a relative path is the driver's to resolve, against the working directory). */
   readonly file: string;
-  readonly options: OptionValues<O>;
-  readonly refuse: UrlProblems['refuse'];
 }
 
 /** @throws through `problems.fail`, naming what is wrong. */
