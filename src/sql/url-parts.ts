@@ -88,7 +88,9 @@ const HOST = /^(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])$/;
 export function splitServerUrl(url: string, fail: (what: string) => never): ServerUrlParts {
   const start = url.indexOf('://');
   if (start < 0) fail('not a server URL; expected scheme://[user[:password]@]host[:port]/database');
-  const rest = rejectFragment(url.slice(start + 3), fail);
+  const rest = url.slice(start + 3);
+  // A server URL has no fragment: a "#" is a password's (or a path's) character that was not percent-encoded.
+  if (rest.includes('#')) fail('"#" must be percent-encoded as %23 (in a password, say)');
   const [beforeQuery, query] = splitOnce(rest, '?');
   const [authority, path = ''] = splitOnce(beforeQuery, '/');
   // As in WHATWG URLs, the user information ends at the LAST "@" of the authority: an unencoded "@" in
@@ -107,15 +109,15 @@ export function splitServerUrl(url: string, fail: (what: string) => never): Serv
     user: user ? decodePart(user, 'the user name', fail) : undefined,
     password: password ? decodePart(password, 'the password', fail) : undefined,
     hosts: hostList.split(',').map((entry) => hostPort(entry, fail)),
-    path: decodePart(path, 'the path', fail),
+    path: decodePart(path, 'the database name', fail),
     params: readParams(query, fail),
   };
 }
 
 /** Splits `sqlite:PATH` or `sqlite://PATH`: the decoded path and the options. */
 export function splitFileUrl(url: string, fail: (what: string) => never): { readonly path: string; readonly params: ReadonlyMap<string, string> } {
-  const rest = rejectFragment(url.slice(url.indexOf(':') + 1).replace(/^\/\//, ''), fail);
-  const [path, query] = splitOnce(rest, '?');
+  // A "#" is a file name's character here: no password can be cut short by it.
+  const [path, query] = splitOnce(url.slice(url.indexOf(':') + 1).replace(/^\/\//, ''), '?');
   return { path: decodePart(path, 'the file path', fail), params: readParams(query, fail) };
 }
 
@@ -128,11 +130,6 @@ export function decodePart(text: string, what: string, fail: (what: string) => n
   }
 }
 
-function rejectFragment(text: string, fail: (what: string) => never): string {
-  // A database URL has no fragment: a "#" is a password or path character that was not percent-encoded.
-  if (text.includes('#')) fail('"#" must be percent-encoded as %23 (in a password, say)');
-  return text;
-}
 
 function hostPort(entry: string, fail: (what: string) => never): HostPort {
   const colon = entry.lastIndexOf(':');

@@ -69,7 +69,7 @@ describe('PostgreSQL URLs', () => {
     ['postgres://u:pw@/x', /missing host/],
     ['postgres://u:pw@db:99999/x', /invalid port "99999"/],
     ['postgres://u:pw@db/x/y', /database name may not contain "\/"/],
-    ['postgres://u:pw@db/%zz', /the path is not valid percent-encoding/],
+    ['postgres://u:pw@db/%zz', /the database name is not valid percent-encoding/],
     ['postgres://u:p#w@db/x', /"#" must be percent-encoded as %23/],
     ['postgres://u:pw@d b/x', /invalid host "d b"/],
   ])('refuses %s', (url, message) => {
@@ -121,6 +121,7 @@ describe('SQLite URLs', () => {
   it('reads the file, decoded, with or without //', () => {
     expect(parseSqlUrl('sqlite:./data/a%20b.db', relay)).toMatchObject({ kind: 'sqlite', file: './data/a b.db' });
     expect(parseSqlUrl('sqlite:///var/lib/x.db', relay)).toMatchObject({ file: '/var/lib/x.db' });
+    expect(parseSqlUrl('sqlite:./a#1.db', relay)).toMatchObject({ file: './a#1.db' });
   });
 
   it.each([
