@@ -32,7 +32,9 @@ export async function openDialect(db: ResolvedOptions['db'], lockTimeoutMs: numb
 
 async function openOwn(url: Extract<ResolvedOptions['db'], { kind: SqlKind }>, lockTimeoutMs: number, label: string): Promise<SqlDatabase> {
   try {
-    return await openSqlDatabase(url, { label: `${label}: target ${url.kind}`, poolSize: POOL_SIZE, connectTimeoutMs: CONNECT_TIMEOUT_MS, lockTimeoutMs });
+    // A SQLite target's messages name its file: which one cannot be opened, or is locked, is what helps.
+    const target = url.kind === 'sqlite' ? `target sqlite ${JSON.stringify(url.file)}` : `target ${url.kind}`;
+    return await openSqlDatabase(url, { label: `${label}: ${target}`, poolSize: POOL_SIZE, connectTimeoutMs: CONNECT_TIMEOUT_MS, lockTimeoutMs });
   } catch (error) {
     return asTargetError(error);
   }
