@@ -122,7 +122,7 @@ export function splitFileUrl(url: string, fail: (what: string) => never): { read
 }
 
 /** `decodeURIComponent`, reporting malformed percent-encoding through `fail`. */
-export function decodePart(text: string, what: string, fail: (what: string) => never): string {
+function decodePart(text: string, what: string, fail: (what: string) => never): string {
   try {
     return decodeURIComponent(text);
   } catch {
