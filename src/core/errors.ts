@@ -33,6 +33,7 @@ export type BatonErrorCode =
   | 'RELAY_STATEMENT_INVALID'
   | 'RELAY_DATABASE_FAILED'
   | 'RELAY_BROKER_UNAVAILABLE'
+  | 'SQL_FAILED'
   | 'AGENT_COMMAND_FAILED';
 
 export class BatonError extends Error {

@@ -12,7 +12,7 @@ const SECRET_PARAMS = /^(password|passwd|pass|pwd|secret|token|sslpassword|auth)
  * `***` always means a secret was there.
  */
 export function redactUrl(url: string): string {
-  const withoutPassword = url.replace(/^([a-z][\w+.-]*:\/\/[^:/@]*):[^@/]+@/i, '$1:***@');
+  const withoutPassword = hidePassword(url);
   const query = withoutPassword.indexOf('?');
   if (query < 0) return withoutPassword;
   const params = withoutPassword
@@ -23,4 +23,21 @@ export function redactUrl(url: string): string {
       return eq > 0 && SECRET_PARAMS.test(pair.slice(0, eq)) ? `${pair.slice(0, eq)}=***` : pair;
     });
   return `${withoutPassword.slice(0, query)}?${params.join('&')}`;
+}
+
+/**
+ * Hides everything from the first ":" after `scheme://` to the LAST "@" of the URL. URL parsers end a
+ * password at the last "@" of the authority, and a "/", "?" or "#" typed into a password unencoded makes
+ * them read it in odd ways (then fail, naming the URL): hiding up to the last "@" covers all of them. The
+ * price, on the safe side: a URL without a password but with a port and an "@" further on (in a query
+ * value) is hidden from the port to that "@".
+ */
+function hidePassword(url: string): string {
+  const start = /^[a-z][\w+.-]*:\/\//i.exec(url)?.[0].length;
+  if (start === undefined) return url;
+  const at = url.lastIndexOf('@');
+  const colon = url.indexOf(':', start);
+  // No password, or an empty one (`app:@db`): nothing secret to hide.
+  if (at < start || colon < 0 || colon > at || colon + 1 === at) return url;
+  return `${url.slice(0, colon + 1)}***${url.slice(at)}`;
 }

@@ -12,9 +12,11 @@
  */
 import { ConfigError } from '../core/errors.js';
 import { describe } from '../core/duration.js';
+import type { SqlKind } from '../sql/schemes.js';
 import { StatementError } from './errors.js';
 
-export type DialectKind = 'postgres' | 'mysql' | 'sqlite';
+/** A SQL dialect: the relay's name for the SQL layer's kind. */
+export type DialectKind = SqlKind;
 
 /** A parameter type; a trailing `?` allows null. `json` values are bound as JSON text. */
 export type ParamType = 'string' | 'integer' | 'number' | 'boolean' | 'json' | 'string?' | 'integer?' | 'number?' | 'boolean?' | 'json?';

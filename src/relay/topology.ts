@@ -18,6 +18,7 @@
  */
 import { ConfigError } from '../core/errors.js';
 import { describe } from '../core/duration.js';
+import { parseSqlUrl } from '../sql/url.js';
 import { StatementRegistry, type DialectKind, type StatementConfig } from './statements.js';
 
 /** The configuration as written (YAML or code). */
@@ -265,12 +266,10 @@ function assertPattern(pattern: string, field: string): void {
   }
 }
 
+/** The database's dialect; its whole URL is checked now (unknown options refused), not at the relay's start. */
 function dialectOf(url: unknown, field: string): DialectKind {
-  const scheme = typeof url === 'string' ? url.slice(0, Math.max(0, url.indexOf(':'))).toLowerCase() : '';
-  if (scheme === 'postgres' || scheme === 'postgresql') return 'postgres';
-  if (scheme === 'mysql' || scheme === 'mariadb') return 'mysql';
-  if (scheme === 'sqlite') return 'sqlite';
-  throw new ConfigError(`${field}: must be a postgres://, mysql://, mariadb:// or sqlite: URL, got ${typeof url === 'string' ? JSON.stringify(url.replace(/:[^:@/]*@/, ':***@')) : describe(url)}`);
+  // The topology's messages open with the field's path and a colon, as every other one of its messages.
+  return parseSqlUrl(url, { label: `${field}:`, error: ConfigError }).kind;
 }
 
 function object(value: unknown, at: string, fields: ReadonlySet<string>): Record<string, unknown> {

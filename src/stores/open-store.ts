@@ -9,6 +9,8 @@
  */
 import { StoreUrlError } from '../core/errors.js';
 import { redactUrl } from '../core/redact.js';
+import { SQL_SCHEMES, schemeOf, sqlKindOf } from '../sql/schemes.js';
+import { parseSqlUrl } from '../sql/url.js';
 import type { OpenStoreOptions, Store, StoreKind } from './contract.js';
 
 export type { OpenStoreOptions } from './contract.js';
@@ -17,11 +19,8 @@ export type ParsedStoreUrl =
   | { readonly kind: 'memory'; readonly name: string }
   | { readonly kind: 'sqlite'; readonly file: string; readonly pollMs?: number };
 
-const SERVER_SCHEMES: Readonly<Record<string, StoreKind>> = {
-  postgres: 'postgres',
-  postgresql: 'postgres',
-  mysql: 'mysql',
-  mariadb: 'mysql',
+/** The schemes of the stores that are not SQL (the SQL ones are sql/schemes.ts's). */
+const OTHER_SCHEMES: Readonly<Record<string, StoreKind>> = {
   redis: 'redis',
   rediss: 'redis',
   etcd: 'etcd',
@@ -29,12 +28,22 @@ const SERVER_SCHEMES: Readonly<Record<string, StoreKind>> = {
   zk: 'zookeeper',
 };
 
-const KNOWN_SCHEMES = ['sqlite', 'memory', ...Object.keys(SERVER_SCHEMES)].join(', ');
+const KNOWN_SCHEMES = [...Object.keys(SQL_SCHEMES), 'memory', ...Object.keys(OTHER_SCHEMES)].join(', ');
+
+/** The SQLite store's own URL option. */
+export const SQLITE_STORE_OPTIONS = { pollMs: { type: 'integer', min: 5, max: 10_000 } } as const;
+
+/** The store kind a URL's scheme names, for the stores that parse their own URLs; undefined for memory: and unknown schemes. */
+function serverStoreOf(url: unknown): StoreKind | undefined {
+  const kind = sqlKindOf(url);
+  if (kind === 'postgres' || kind === 'mysql') return kind;
+  return kind === 'sqlite' ? undefined : OTHER_SCHEMES[schemeOf(url)];
+}
 
 /** Removes credentials from a store URL so it can be logged or shown (core/redact.ts). */
 export const redactStoreUrl = redactUrl;
 
-/** Parses and validates a store URL. @throws StoreUrlError naming the URL and what is wrong. */
+/** Parses and validates a `memory:` or `sqlite:` URL. @throws StoreUrlError naming the URL and what is wrong. */
 export function parseStoreUrl(url: unknown): ParsedStoreUrl {
   if (typeof url !== 'string' || url.trim() === '') {
     throw new StoreUrlError(`store: expected a URL such as "sqlite:./baton.db" or "memory:", got ${JSON.stringify(url)}`);
@@ -44,53 +53,28 @@ export function parseStoreUrl(url: unknown): ParsedStoreUrl {
   if (colon <= 0) {
     throw new StoreUrlError(`store ${shown}: missing scheme; expected one of ${KNOWN_SCHEMES}`);
   }
-  const scheme = url.slice(0, colon).toLowerCase();
-  const rest = url.slice(colon + 1);
-  switch (scheme) {
-    case 'memory': {
-      const name = rest.replace(/^\/\//, '');
-      if (!/^[\w.-]*$/.test(name)) {
-        throw new StoreUrlError(`store ${shown}: memory store name may hold letters, digits, '.', '_' and '-' only`);
-      }
-      return { kind: 'memory', name: name || 'default' };
+  const scheme = schemeOf(url);
+  if (scheme === 'memory') {
+    const name = url.slice(colon + 1).replace(/^\/\//, '');
+    if (!/^[\w.-]*$/.test(name)) {
+      throw new StoreUrlError(`store ${shown}: memory store name may hold letters, digits, '.', '_' and '-' only`);
     }
-    case 'sqlite': {
-      const [pathPart = '', query] = rest.replace(/^\/\//, '').split('?', 2);
-      if (pathPart === '') throw new StoreUrlError(`store ${shown}: missing file path; expected "sqlite:./baton.db"`);
-      if (pathPart === ':memory:') {
-        throw new StoreUrlError(`store ${shown}: an in-memory SQLite database cannot be shared by processes; use "memory:"`);
-      }
-      const params = new URLSearchParams(query ?? '');
-      for (const key of params.keys()) {
-        if (key !== 'pollMs') throw new StoreUrlError(`store ${shown}: unknown option "${key}" (known: pollMs)`);
-      }
-      let file: string;
-      try {
-        file = decodeURIComponent(pathPart);
-      } catch {
-        throw new StoreUrlError(`store ${shown}: the file path is not valid percent-encoding`);
-      }
-      const poll = params.get('pollMs');
-      if (poll === null) return { kind: 'sqlite', file };
-      const pollMs = Number(poll);
-      if (!Number.isInteger(pollMs) || pollMs < 5 || pollMs > 10_000) {
-        throw new StoreUrlError(`store ${shown}: pollMs must be an integer from 5 to 10000, got ${JSON.stringify(poll)}`);
-      }
-      return { kind: 'sqlite', file, pollMs };
-    }
-    default: {
-      const kind = SERVER_SCHEMES[scheme];
-      if (kind) throw new StoreUrlError(`store ${shown}: a ${kind} URL is opened by the ${kind} store, not parsed here`);
-      throw new StoreUrlError(`store ${shown}: unknown scheme "${scheme}:" (known: ${KNOWN_SCHEMES})`);
-    }
+    return { kind: 'memory', name: name || 'default' };
   }
+  if (scheme === 'sqlite') {
+    const parsed = parseSqlUrl(url, { label: 'sqlite store', error: StoreUrlError, kinds: ['sqlite'], options: SQLITE_STORE_OPTIONS });
+    const { pollMs } = parsed.options;
+    return { kind: 'sqlite', file: parsed.file, ...(pollMs !== undefined ? { pollMs } : {}) };
+  }
+  const kind = serverStoreOf(url);
+  if (kind) throw new StoreUrlError(`store ${shown}: a ${kind} URL is opened by the ${kind} store, not parsed here`);
+  throw new StoreUrlError(`store ${shown}: unknown scheme "${scheme}:" (known: ${KNOWN_SCHEMES})`);
 }
 
 /** Opens the store a URL names. @throws StoreUrlError, StoreUnavailableError. */
 export async function openStore(url: string, options: OpenStoreOptions): Promise<Store> {
-  const scheme = typeof url === 'string' ? url.slice(0, Math.max(0, url.indexOf(':'))).toLowerCase() : '';
   // Each server store parses its own URL; its module (and driver) is loaded only when its scheme is used.
-  switch (SERVER_SCHEMES[scheme]) {
+  switch (serverStoreOf(url)) {
     case 'postgres':
       return (await import('./postgres/index.js')).openPostgresStore(url, options);
     case 'mysql':

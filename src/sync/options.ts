@@ -6,14 +6,17 @@
 import { systemClock, type Clock } from '../core/clock.js';
 import { parseDuration, type Duration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
+import { parseSqlUrl, type SqlUrl } from '../sql/url.js';
 import { cursorStrategy, type CursorOptions, type CursorStrategy, type CursorValue } from './cursor.js';
 import { assertIdentifier } from './dialects/dialect.js';
 import { isRecordSchema, type RecordSchema } from './schema.js';
 import { ShapeError } from './http-client.js';
 
 /**
- * Where the rows go: a URL (`postgres://…`, `mysql://…` / `mariadb://…`, `sqlite:PATH`), opened with a
- * small pool of its own (closed by `close()`), or a handle you already have (left open by `close()`).
+ * Where the rows go: a URL (`postgres://…`, `mysql://…` / `mariadb://…`, `sqlite:PATH`, with the
+ * connection options of docs/database-urls.md — checked when the sync is built, unknown options refused),
+ * opened with a small pool of its own (closed by `close()`), or a handle you already have (left open by
+ * `close()`).
  */
 export type TargetDatabase =
   | string
@@ -211,7 +214,7 @@ export interface ResolvedOptions {
   readonly request: (input: SyncRequestInput) => { url: URL; headers: Readonly<Record<string, string>> };
   readonly parse: (body: unknown) => ParsedPage;
   readonly schema: RecordSchema<unknown>;
-  readonly db: TargetDatabase;
+  readonly db: ResolvedDatabase;
   readonly table: string;
   readonly key: readonly string[];
   readonly columns: readonly string[];
@@ -381,21 +384,18 @@ function checkHeaders(headers: unknown, label: string): Readonly<Record<string, 
   return headers as Readonly<Record<string, string>>;
 }
 
-function resolveDatabase(db: unknown, label: string): TargetDatabase {
+/** A URL parsed (and checked) now, or the caller's handle. */
+export type ResolvedDatabase = SqlUrl | Exclude<TargetDatabase, string>;
+
+function resolveDatabase(db: unknown, label: string): ResolvedDatabase {
   if (typeof db === 'string') {
-    if (/^(postgres|postgresql|mysql|mariadb):\/\/./i.test(db) || /^sqlite:(\/\/)?[^?]+/i.test(db)) {
-      if (/^sqlite:(\/\/)?:memory:/i.test(db)) {
-        throw new ConfigError(`${label}: target.db: an in-memory SQLite database cannot be shared by the nodes; name a file ("sqlite:./target.db")`);
-      }
-      return db;
-    }
-    throw new ConfigError(`${label}: target.db must be a postgres://, mysql://, mariadb:// or sqlite: URL, got ${JSON.stringify(db.replace(/\/\/([^/@]*)@/, '//***@'))}`);
+    return parseSqlUrl(db, { label: `${label}: target.db`, error: ConfigError });
   }
   if (typeof db === 'object' && db !== null) {
     const handle = db as Record<string, unknown>;
     const keys = Object.keys(handle);
     if (keys.length === 1 && ['postgres', 'mysql', 'sqlite'].includes(keys[0] as string) && typeof handle[keys[0] as string] === 'object' && handle[keys[0] as string] !== null) {
-      return db as TargetDatabase;
+      return db as Exclude<TargetDatabase, string>;
     }
   }
   throw new ConfigError(`${label}: target.db must be a URL or one of { postgres: pg.Pool }, { mysql: mysql2 promise Pool }, { sqlite: better-sqlite3 Database }, got ${describeValue(db)}`);

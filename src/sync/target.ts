@@ -16,7 +16,8 @@
 import { createHash } from 'node:crypto';
 import { ConfigError, NotOwnerError } from '../core/errors.js';
 import { laterOf, type CursorStrategy, type CursorValue } from './cursor.js';
-import type { SqlDialect, SqlTx, SqlValue, SyncTables } from './dialects/dialect.js';
+import type { SqlSession } from '../sql/database.js';
+import type { SqlDialect, SqlValue, SyncTables } from './dialects/dialect.js';
 import type { ResolvedOptions } from './options.js';
 import { SyncTargetError } from './errors.js';
 
@@ -76,13 +77,10 @@ export class SyncTarget {
     let covered: boolean;
     try {
       covered = await this.#dialect.transaction(async (tx) => {
-        await tx.rows(statements.probeTarget(this.#tables), []);
+        await tx.query(statements.probeTarget(this.#tables));
         const probe = statements.probeKey(this.#tables);
-        if (!probe.keyCovered) {
-          await tx.write(probe.sql, probe.params);
-          return true;
-        }
-        return probe.keyCovered(await tx.rows(probe.sql, probe.params));
+        const { rows } = await tx.query(probe.sql, probe.params);
+        return probe.keyCovered ? probe.keyCovered(rows) : true;
       });
     } catch (error) {
       throw new SyncTargetError(`${this.#label}: ${needs}: ${(error as Error).message}`, { cause: error });
@@ -98,7 +96,7 @@ export class SyncTarget {
   async claim(name: string, token: bigint, node: string | null, now: number): Promise<CursorValue | null> {
     const { statements } = this.#dialect;
     return this.#dialect.transaction(async (tx) => {
-      await tx.write(statements.insertCursorIfAbsent(this.#tables.cursor), [name, now]);
+      await tx.query(statements.insertCursorIfAbsent(this.#tables.cursor), [name, now]);
       const row = await this.#lockCursor(tx, name, token);
       await this.#writeCursor(tx, name, token, node, now, row.text);
       return row.cursor;
@@ -126,11 +124,11 @@ export class SyncTarget {
       const perStatement = Math.max(1, Math.min(1000, Math.floor(maxParams / width)));
       for (let i = 0; i < page.rows.length; i += perStatement) {
         const chunk = page.rows.slice(i, i + perStatement);
-        await tx.write(statements.upsertRows(this.#tables, chunk.length), chunk.flat());
+        await tx.query(statements.upsertRows(this.#tables, chunk.length), chunk.flat());
       }
       for (let i = 0; i < page.rejects.length; i += 500) {
         const chunk = page.rejects.slice(i, i + 500);
-        await tx.write(
+        await tx.query(
           statements.upsertRejects(this.#tables.rejects, chunk.length),
           chunk.flatMap((r) => [name, r.fingerprint, r.recordKey, r.reason, r.raw, now, now]),
         );
@@ -141,8 +139,8 @@ export class SyncTarget {
   }
 
   /** Reads the cursor row under lock. @throws NotOwnerError when its token is greater than ours. */
-  async #lockCursor(tx: SqlTx, name: string, token: bigint): Promise<{ cursor: CursorValue | null; text: string | null }> {
-    const row = (await tx.rows(this.#dialect.statements.lockCursor(this.#tables.cursor), [name]))[0];
+  async #lockCursor(tx: SqlSession, name: string, token: bigint): Promise<{ cursor: CursorValue | null; text: string | null }> {
+    const [row] = (await tx.query(this.#dialect.statements.lockCursor(this.#tables.cursor), [name])).rows;
     if (!row) {
       throw new SyncTargetError(`${this.#label}: the cursor row "${name}" is missing from ${this.#tables.cursor} (deleted during the run?); the next run recreates it`);
     }
@@ -152,9 +150,9 @@ export class SyncTarget {
     return { cursor: decodeCursor(text, this.#strategy, this.#label, this.#tables.cursor, name), text };
   }
 
-  async #writeCursor(tx: SqlTx, name: string, token: bigint, node: string | null, now: number, text: string | null): Promise<void> {
+  async #writeCursor(tx: SqlSession, name: string, token: bigint, node: string | null, now: number, text: string | null): Promise<void> {
     const t = this.#dialect.value(token);
-    const matched = await tx.write(this.#dialect.statements.updateCursor(this.#tables.cursor), [text, t, now, node, name, t]);
+    const { affected: matched } = await tx.query(this.#dialect.statements.updateCursor(this.#tables.cursor), [text, t, now, node, name, t]);
     // Unreachable while the row is locked, and kept as the fence of last resort.
     if (matched !== 1) throw this.#notOwner(name, token, undefined, undefined);
   }

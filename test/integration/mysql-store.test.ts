@@ -47,17 +47,14 @@ describe('mysql store URL', () => {
   it('parses credentials, port, database and options', () => {
     const parsed = parseMysqlUrl('mariadb://app:s%40cret@db.example:3307/baton?pollMs=20&prefix=x_&crashDetection=false&ssl=true');
     expect(parsed).toMatchObject({
-      host: 'db.example',
-      port: 3307,
+      hosts: [{ host: 'db.example', port: 3307 }],
       user: 'app',
       password: 's@cret',
       database: 'baton',
-      pollMs: 20,
-      prefix: 'x_',
-      crashDetection: false,
-      tls: { rejectUnauthorized: true },
+      options: { pollMs: 20, prefix: 'x_', crashDetection: false },
+      tls: { verify: 'full' },
     });
-    expect(parseMysqlUrl('mysql://root@127.0.0.1/test')).toMatchObject({ port: 3306, tls: undefined, pollMs: 50, crashDetection: true });
+    expect(parseMysqlUrl('mysql://root@127.0.0.1/test')).toMatchObject({ hosts: [{ port: 3306 }], tls: undefined, options: { pollMs: 50, crashDetection: true } });
   });
 
   it.each([

@@ -63,7 +63,7 @@ describe('postgres store URL', () => {
     ['postgres://u:s3cret@127.0.0.1/test?sslmdoe=require', /unknown option "sslmdoe"/],
     ['postgres://u:s3cret@127.0.0.1/test?schema=Bad-Name', /schema must be a lower-case SQL identifier/],
     ['postgres://u:s3cret@127.0.0.1/test?connectTimeoutMs=5', /connectTimeoutMs must be an integer from 100/],
-    ['postgres://u:s3cret@127.0.0.1/test?crashDetection=yes', /crashDetection must be "true" or "false"/],
+    ['postgres://u:s3cret@127.0.0.1/test?crashDetection=yes', /crashDetection must be true or false/],
     ['postgres://u:s3cret@127.0.0.1/test?sslmode=verify-ca', /verify-ca needs sslrootcert/],
     ['postgres://u:s3cret@127.0.0.1/test?sslrootcert=/nonexistent.pem', /sslrootcert needs sslmode=require/],
     ['postgres://u:s3cret@127.0.0.1/test?sslmode=require&sslrootcert=/nonexistent.pem', /sslrootcert: cannot read/],
@@ -84,20 +84,16 @@ describe('postgres store URL', () => {
   it('parses options and TLS modes', () => {
     const config = parsePostgresUrl('postgresql://alice:p%40ss@db.example:6543/prod?schema=jobs&sslmode=require&queryTimeoutMs=2000&crashDetection=false');
     expect(config).toMatchObject({
-      host: 'db.example',
-      port: 6543,
+      hosts: [{ host: 'db.example', port: 6543 }],
       user: 'alice',
       password: 'p@ss',
       database: 'prod',
-      schema: 'jobs',
-      sslMode: 'require',
-      ssl: { rejectUnauthorized: false },
-      queryTimeoutMs: 2000,
-      crashDetection: false,
+      tls: { verify: 'none' },
+      options: { schema: 'jobs', queryTimeoutMs: 2000, crashDetection: false },
     });
     expect(config.shown).not.toContain('p%40ss');
-    expect(parsePostgresUrl('postgres://h/db?sslmode=verify-full').ssl).toEqual({ rejectUnauthorized: true });
-    expect(parsePostgresUrl('postgres://h').ssl).toBe(false);
+    expect(parsePostgresUrl('postgres://h/db?sslmode=verify-full').tls).toEqual({ verify: 'full' });
+    expect(parsePostgresUrl('postgres://h').tls).toBeUndefined();
   });
 
   it('rejects an unreachable server with StoreUnavailableError', async () => {

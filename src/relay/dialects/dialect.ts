@@ -1,7 +1,9 @@
 /**
  * The port between the relay and one database: transactions, the relay's own tables and their statements,
- * the publisher's lock, and the judgement of whether an error is worth retrying. One adapter per database
- * (postgres.ts, mysql.ts), each loading its driver lazily.
+ * the publisher's lock, and the judgement of whether an error is worth retrying. The connection is the SQL
+ * layer's (src/sql/, opened by ../database.ts); each database keeps here only what is its own, a
+ * {@link RelayDialect} (postgres.ts, mysql.ts, sqlite.ts): its statements, its sequence numbers, its
+ * publisher lock.
  *
  * The relay's tables (created by {@link RelayDatabase.ensureSchema}, all prefixed `relay_`):
  * - `relay_outbox` (id, target, part, body, changes, created_at_ms): bundles of envelopes to publish, in
@@ -19,8 +21,13 @@
  * what `fn` threw after rolling back; every error that leaves an adapter is a {@link RelayDatabaseError}
  * whose `transient` says whether a retry may succeed; values always travel as parameters.
  */
+import type { Clock } from '../../core/clock.js';
+import type { SqlTuning } from '../../sql/open.js';
+import { placeholder, placeholderList, valueTuples } from '../../sql/placeholders.js';
+import type { SqlKind } from '../../sql/schemes.js';
+import type { SqlUrl } from '../../sql/url.js';
 import type { DialectKind } from '../statements.js';
-import { RelayDatabaseError } from '../errors.js';
+import type { RelayDatabaseError } from '../errors.js';
 
 export interface QueryResult {
   readonly rows: Record<string, unknown>[];
@@ -119,9 +126,34 @@ export interface RelaySql {
   readonly purgeInbox: string;
 }
 
+/**
+ * What one database does its own way, besides the SQL connection: one object per opened database (it may
+ * keep state, such as prepared statement names).
+ */
+export interface RelayDialect<U extends SqlUrl = SqlUrl> {
+  readonly sql: RelaySql;
+  /** How the SQL layer's pool is tuned for the relay, if at all. */
+  readonly tuning?: SqlTuning;
+  /** See {@link RelayDatabase.takeSeqs}. */
+  takeSeqs(tx: RelayTx, counts: ReadonlyMap<string, number>): Promise<Map<string, number>>;
+  /** See {@link RelayDatabase.notifyOutboxWritten}. */
+  notifyOutboxWritten?(tx: RelayTx): Promise<void>;
+  /** See {@link RelayDatabase.tryPublisherLock}. */
+  tryPublisherLock(context: PublisherLockContext<U>): Promise<PublisherLock | undefined>;
+}
+
+/** What a publisher lock is taken with: the database's URL (for a connection of its own), the database, a clock. */
+export interface PublisherLockContext<U extends SqlUrl = SqlUrl> {
+  readonly url: U;
+  /** For a connection of the lock's own, unless the URL says otherwise. */
+  readonly connectTimeoutMs: number;
+  readonly db: RelayDatabase;
+  readonly clock: Clock;
+}
+
 /** Builds the statements shared by every dialect from its placeholder and upsert syntax. */
 export function relaySql(options: {
-  readonly placeholder: (i: number) => string;
+  readonly kind: SqlKind;
   readonly ddl: readonly string[];
   readonly outboxHasChanges: string;
   /** The clause that makes an insert of an existing (origin, k) overwrite seq. */
@@ -130,17 +162,9 @@ export function relaySql(options: {
   /** Builders of this dialect's own (arrays instead of tuples, say). */
   readonly rows?: Partial<Pick<RelaySql, 'insertOutbox' | 'deleteOutbox' | 'selectInbox' | 'insertInbox' | 'selectVersions' | 'upsertVersions' | 'selectHeld'>>;
 }): RelaySql {
-  const p = options.placeholder;
-  const tuples = (count: number, width: number) => {
-    const rows: string[] = [];
-    for (let r = 0; r < count; r++) {
-      const cells: string[] = [];
-      for (let c = 0; c < width; c++) cells.push(p(r * width + c + 1));
-      rows.push(`(${cells.join(', ')})`);
-    }
-    return rows.join(', ');
-  };
-  const list = (count: number) => Array.from({ length: count }, (_, i) => p(i + 1)).join(', ');
+  const p = placeholder(options.kind);
+  const tuples = (count: number, width: number) => valueTuples(options.kind, count, width);
+  const list = (count: number) => placeholderList(options.kind, count);
   const pairs = (count: number) =>
     Array.from({ length: count }, (_, i) => `(origin = ${p(2 * i + 1)} AND k = ${p(2 * i + 2)})`).join(' OR ');
   const flat = (rows: readonly (readonly unknown[])[]) => rows.flat();

@@ -1,15 +1,19 @@
 /**
- * PostgreSQL: a `pg.Pool` (one connection per transaction, at most `poolSize`) and, for the publisher's
- * election, a session-level advisory lock held on a connection of its own — released by the server the
- * moment that connection ends, so a crashed publisher's successor takes over at once. The same connection
- * LISTENs for the NOTIFY that applications' transactions send when they wrote outbox rows, so the
- * publisher wakes at their commit instead of at its next poll.
+ * PostgreSQL: the relay's statements, and what it does its own way on PostgreSQL.
+ * - Its pool (the SQL layer's, one connection per transaction) runs in pg's pipeline mode, with statements
+ *   prepared by name and the socket corked for a tick, so a batch costs a few round trips and one write.
+ * - The publisher's election is a session-level advisory lock held on a connection of its own — released
+ *   by the server the moment that connection ends, so a crashed publisher's successor takes over at once.
+ *   The same connection LISTENs for the NOTIFY that applications' transactions send when they wrote
+ *   outbox rows, so the publisher wakes at their commit instead of at its next poll.
  */
-import type { Client, Pool, PoolClient, PoolConfig } from 'pg';
-import { redactUrl } from '../../core/redact.js';
+import type { Client, PoolClient } from 'pg';
+import { loadPg } from '../../sql/drivers.js';
+import { pgClientConfig } from '../../sql/postgres/connect.js';
+import type { PgRun } from '../../sql/postgres/database.js';
+import type { PostgresUrl } from '../../sql/url.js';
 import { RelayDatabaseError } from '../errors.js';
-import { columns, ensureRelaySchema, relaySql, type PublisherLock, type QueryResult, type RelayDatabase, type RelayTx } from './dialect.js';
-import { loadDriver } from '../../core/driver.js';
+import { columns, relaySql, type PublisherLock, type PublisherLockContext, type RelayDialect, type RelayTx } from './dialect.js';
 
 const DDL = [
   `CREATE TABLE IF NOT EXISTS relay_outbox (
@@ -66,7 +70,7 @@ const OUTBOX_CHANNEL = 'baton_relay_outbox';
 const PUBLISHER_LOCK = [0x62746e, 0x72656c] as const;
 
 export const postgresRelaySql = relaySql({
-  placeholder: (i) => `$${i}`,
+  kind: 'postgres',
   ddl: DDL,
   outboxHasChanges: "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'relay_outbox' AND column_name = 'changes'",
   // A batch carries each (origin, k) once (its last seq), so one row is never updated twice by one statement.
@@ -98,229 +102,107 @@ export const postgresRelaySql = relaySql({
   },
 });
 
-const ignoreError = (): void => undefined;
-
 /** Distinct statement texts prepared per database (per connection on the server). */
 const MAX_PREPARED = 256;
 
+export function postgresRelay(): RelayDialect<PostgresUrl> {
+  return {
+    sql: postgresRelaySql,
+    tuning: {
+      postgres: {
+        // Prepared statements keep their parse but are planned at each run with the values at hand: the
+        // generic plan of a prepared `id = ANY($1)` made while relay_inbox was empty (a new node) kept
+        // scanning it whole as it grew — 5× the CPU of the whole relay chain within 10 s at 5,000 changes/s.
+        serverSettings: { plan_cache_mode: 'force_custom_plan' },
+        // Queries issued together are written at once and answered in order: a relay batch's statements
+        // cost a few round trips instead of one each. Nothing here keeps a portal open.
+        pipeline: true,
+        run: preparedAndCorked(),
+      },
+    },
+
+    async takeSeqs(tx, counts) {
+      // One atomic statement (rows taken in the order given); the row locks it takes serialise concurrent
+      // emits of these keys until commit.
+      const { rows } = await tx.query(
+        'INSERT INTO relay_seq (k, seq) SELECT * FROM unnest($1::text[], $2::bigint[]) ON CONFLICT (k) DO UPDATE SET seq = relay_seq.seq + EXCLUDED.seq RETURNING k, seq',
+        [[...counts.keys()], [...counts.values()]],
+      );
+      return new Map(rows.map((row) => [String(row.k), Number(row.seq)]));
+    },
+
+    async notifyOutboxWritten(tx: RelayTx) {
+      // Delivered at commit, and not at all on rollback; several in one transaction are folded into one.
+      await tx.query(`SELECT pg_notify('${OUTBOX_CHANNEL}', '')`);
+    },
+
+    tryPublisherLock,
+  };
+}
+
+async function tryPublisherLock({ url, db, connectTimeoutMs }: PublisherLockContext<PostgresUrl>): Promise<PublisherLock | undefined> {
+  const pg = await loadPg();
+  const client: Client = new pg.Client({ ...(await pgClientConfig(url, connectTimeoutMs)), keepAlive: true });
+  const lost = new AbortController();
+  // Attached before connect(): an unhandled 'error' event would crash the process.
+  client.on('error', (error) => lost.abort(db.wrap(error, 'publisher lock connection')));
+  client.on('end', () => lost.abort(new RelayDatabaseError(`${db.label}: publisher lock connection ended`, true)));
+  try {
+    await client.connect();
+    const { rows } = await client.query<{ got: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS got', [...PUBLISHER_LOCK]);
+    if (rows[0]?.got !== true) {
+      await client.end().catch(() => undefined);
+      return undefined;
+    }
+    await client.query(`LISTEN ${OUTBOX_CHANNEL}`);
+  } catch (error) {
+    await client.end().catch(() => undefined); // already failing: the connect error is what we report
+    throw db.wrap(error, 'publisher lock');
+  }
+  return {
+    signal: lost.signal,
+    onOutboxWritten: (listener) => {
+      client.on('notification', (message) => {
+        if (message.channel === OUTBOX_CHANNEL) listener();
+      });
+    },
+    // Ending the session releases the advisory lock.
+    release: async () => {
+      lost.abort(new RelayDatabaseError(`${db.label}: publisher lock released`, false));
+      await client.end().catch(() => undefined);
+    },
+  };
+}
+
 /**
- * Worth retrying: connection (08), rollback (40: deadlock, serialization), resources (53), operator
- * intervention (57), system (58), lock not available; and what is wrong with the schema or the registry
- * rather than with one change — syntax error or access rule (42: missing table or column, no privilege),
- * unknown database or schema (3D, 3F) — since every change would fail alike: parking them all would empty
- * the stream, so the relay pauses until an operator fixes it. Everything else (23 constraints, 22 data) is
- * the change's own fault and parks it.
+ * Sends each statement with values under a prepared-statement name (the server parses it once per
+ * connection instead of at every execution; past {@link MAX_PREPARED} texts, statements go unnamed), on a
+ * socket corked until the microtasks queued now have run: the statements a batch sends together
+ * (pipelined) leave in one write instead of one system call each — on loopback, the writes were the
+ * relay's largest cost. Uses pg's socket (`connection.stream`); without one it does not cork.
  */
-function isTransient(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code)) return true; // a network error, a timeout, a closed pool
-  return /^(08|40|42|53|57|58|3D|3F)/.test(code) || code === '55P03' || code === '55006';
-}
-
-export interface PostgresRelayOptions {
-  readonly url: string;
-  /** Connections for transactions (one per partition consumer and one for the publisher is plenty). */
-  readonly poolSize: number;
-  /** A statement without an answer for this long fails (transient), and its connection is dropped. */
-  readonly queryTimeoutMs: number;
-}
-
-export class PostgresRelayDatabase implements RelayDatabase {
-  readonly kind = 'postgres' as const;
-  readonly sql = postgresRelaySql;
-  readonly label: string;
-  readonly #pg: typeof import('pg');
-  readonly #pool: Pool;
-  readonly #options: PostgresRelayOptions;
-  /** Statement texts prepared on the connections, and their names. */
-  readonly #prepared = new Map<string, string>();
-  /** Sockets held by {@link #cork} until the next tick. */
-  readonly #corked = new WeakSet<object>();
-
-  private constructor(pg: typeof import('pg'), options: PostgresRelayOptions) {
-    this.#pg = pg;
-    this.#options = options;
-    this.label = `postgres ${redactUrl(options.url)}`;
-    this.#pool = new pg.Pool({
-      connectionString: options.url,
-      max: options.poolSize,
-      connectionTimeoutMillis: Math.min(10_000, options.queryTimeoutMs),
-      idleTimeoutMillis: 30_000,
-      query_timeout: options.queryTimeoutMs,
-      keepAlive: true,
-      // Prepared statements keep their parse but are planned at each run with the values at hand: the
-      // generic plan of a prepared `id = ANY($1)` made while relay_inbox was empty (a new node) kept
-      // scanning it whole as it grew — 5× the CPU of the whole relay chain within 10 s at 5,000 changes/s.
-      options: '-c plan_cache_mode=force_custom_plan',
-      // Queries issued together are written at once and answered in order (pg's pipeline mode): a relay batch's
-      // statements cost a few round trips instead of one each. Nothing here keeps a portal open.
-      pipeline: true,
-    } as PoolConfig);
-    // An idle client's error would otherwise crash the process; the pool drops it and the next checkout reconnects.
-    this.#pool.on('error', () => undefined);
-  }
-
-  /** Loads `pg` now (and only now). Connects lazily: the first statement opens the first connection. */
-  static async open(options: PostgresRelayOptions): Promise<PostgresRelayDatabase> {
-    const module = await loadDriver('pg', 'relay (postgres database)', () => import('pg'));
-    const pg = (module.default ?? module) as typeof import('pg');
-    return new PostgresRelayDatabase(pg, options);
-  }
-
-  async transaction<T>(fn: (tx: RelayTx) => Promise<T>): Promise<T> {
-    const client = await this.#connect();
-    let broken: Error | undefined;
-    try {
-      // Not awaited alone: pipelined, BEGIN goes out with the transaction's first statements, in order;
-      // if it fails, so do they, and its error is the one thrown.
-      const begin = this.#query(client, 'BEGIN');
-      begin.catch(() => undefined);
-      const result = await fn({ query: (sql, values) => this.#query(client, sql, values) }).finally(() => begin);
-      await this.#query(client, 'COMMIT');
-      return result;
-    } catch (error) {
-      // A failed rollback means the connection is gone: release it as broken so the pool drops it.
-      await client.query('ROLLBACK').catch((e: Error) => (broken = e));
-      throw error;
-    } finally {
-      this.#release(client, broken);
-    }
-  }
-
-  async query(sql: string, values: readonly unknown[] = []): Promise<QueryResult> {
-    const client = await this.#connect();
-    let broken: Error | undefined;
-    try {
-      return await this.#query(client, sql, values);
-    } catch (error) {
-      if ((error as RelayDatabaseError).transient) broken = error as Error;
-      throw error;
-    } finally {
-      this.#release(client, broken);
-    }
-  }
-
-  ensureSchema(): Promise<void> {
-    return ensureRelaySchema(this);
-  }
-
-  async takeSeqs(tx: RelayTx, counts: ReadonlyMap<string, number>): Promise<Map<string, number>> {
-    // One atomic statement (rows taken in the order given); the row locks it takes serialise concurrent
-    // emits of these keys until commit.
-    const { rows } = await tx.query(
-      'INSERT INTO relay_seq (k, seq) SELECT * FROM unnest($1::text[], $2::bigint[]) ON CONFLICT (k) DO UPDATE SET seq = relay_seq.seq + EXCLUDED.seq RETURNING k, seq',
-      [[...counts.keys()], [...counts.values()]],
-    );
-    return new Map(rows.map((row) => [String(row.k), Number(row.seq)]));
-  }
-
-  async notifyOutboxWritten(tx: RelayTx): Promise<void> {
-    // Delivered at commit, and not at all on rollback; several in one transaction are folded into one.
-    await tx.query(`SELECT pg_notify('${OUTBOX_CHANNEL}', '')`);
-  }
-
-  async tryPublisherLock(): Promise<PublisherLock | undefined> {
-    const client: Client = new this.#pg.Client({ connectionString: this.#options.url, connectionTimeoutMillis: 10_000, keepAlive: true });
-    const lost = new AbortController();
-    // Attached before connect(): an unhandled 'error' event would crash the process.
-    client.on('error', (error) => lost.abort(this.wrap(error, 'publisher lock connection')));
-    client.on('end', () => lost.abort(new RelayDatabaseError(`${this.label}: publisher lock connection ended`, true)));
-    try {
-      await client.connect();
-      const { rows } = await client.query<{ got: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS got', [...PUBLISHER_LOCK]);
-      if (rows[0]?.got !== true) {
-        await client.end().catch(() => undefined);
-        return undefined;
-      }
-      await client.query(`LISTEN ${OUTBOX_CHANNEL}`);
-    } catch (error) {
-      await client.end().catch(() => undefined); // already failing: the connect error is what we report
-      throw this.wrap(error, 'publisher lock');
-    }
-    return {
-      signal: lost.signal,
-      onOutboxWritten: (listener) => {
-        client.on('notification', (message) => {
-          if (message.channel === OUTBOX_CHANNEL) listener();
-        });
-      },
-      // Ending the session releases the advisory lock.
-      release: async () => {
-        lost.abort(new RelayDatabaseError(`${this.label}: publisher lock released`, false));
-        await client.end().catch(() => undefined);
-      },
-    };
-  }
-
-  wrap(error: unknown, what: string): RelayDatabaseError {
-    if (error instanceof RelayDatabaseError) return error;
-    const code = (error as { code?: string } | null)?.code;
-    return new RelayDatabaseError(`${this.label}: ${what}: ${code ? `${code}: ` : ''}${(error as Error)?.message ?? String(error)}`, isTransient(error), { cause: error });
-  }
-
-  isUniqueViolation(error: unknown): boolean {
-    const cause = error instanceof RelayDatabaseError ? error.cause : error;
-    return (cause as { code?: string } | null)?.code === '23505';
-  }
-
-  async close(): Promise<void> {
-    await this.#pool.end().catch(() => undefined);
-  }
-
-  /** Checks a client out. The caller must release it with {@link #release}. */
-  async #connect(): Promise<PoolClient> {
-    let client: PoolClient;
-    try {
-      client = await this.#pool.connect();
-    } catch (error) {
-      throw this.wrap(error, 'connect');
-    }
-    // The pool removes its own 'error' listener while a client is checked out, and pg emits 'error' (besides
-    // failing the query) when the connection drops: without a listener that would crash the process.
-    client.on('error', ignoreError);
-    return client;
-  }
-
-  /**
-   * Holds the connection's writes until the microtasks queued now have run: the queries a batch sends
-   * together (pipelined) leave in one write instead of one system call each — on loopback, the writes
-   * were the relay's largest cost. Uses pg's socket (`connection.stream`); without one it does nothing.
-   */
-  #cork(client: PoolClient): void {
+function preparedAndCorked(): PgRun {
+  const names = new Map<string, string>();
+  const corked = new WeakSet<object>();
+  const nameOf = (sql: string): string | undefined => {
+    let name = names.get(sql);
+    if (name === undefined && names.size < MAX_PREPARED) names.set(sql, (name = `baton_relay_${names.size}`));
+    return name;
+  };
+  const cork = (client: PoolClient): void => {
     const stream = (client as unknown as { connection?: { stream?: { cork?: () => void; uncork?: () => void } } }).connection?.stream;
-    if (typeof stream?.cork !== 'function' || typeof stream.uncork !== 'function' || this.#corked.has(stream)) return;
+    if (typeof stream?.cork !== 'function' || typeof stream.uncork !== 'function' || corked.has(stream)) return;
     stream.cork();
-    this.#corked.add(stream);
+    corked.add(stream);
     // After the microtasks queued now: a batch's loop issues its queries in one run of the microtask queue.
     process.nextTick(() => {
-      this.#corked.delete(stream);
+      corked.delete(stream);
       stream.uncork?.();
     });
-  }
-
-  #release(client: PoolClient, broken: Error | undefined): void {
-    client.removeListener('error', ignoreError);
-    client.release(broken);
-  }
-
-  /**
-   * The prepared-statement name of a statement text: the server parses it once per connection instead of
-   * at every execution. Bounded: past {@link MAX_PREPARED} texts, statements go unnamed.
-   */
-  #nameOf(sql: string): string | undefined {
-    let name = this.#prepared.get(sql);
-    if (name === undefined && this.#prepared.size < MAX_PREPARED) this.#prepared.set(sql, (name = `baton_relay_${this.#prepared.size}`));
-    return name;
-  }
-
-  async #query(client: PoolClient, sql: string, values: readonly unknown[] = []): Promise<QueryResult> {
-    this.#cork(client);
-    try {
-      const name = values.length > 0 ? this.#nameOf(sql) : undefined;
-      const result = name === undefined ? await client.query(sql, values as unknown[]) : await client.query({ name, text: sql, values: values as unknown[] });
-      return { rows: result.rows as Record<string, unknown>[], affected: result.rowCount ?? 0 };
-    } catch (error) {
-      throw this.wrap(error, 'query');
-    }
-  }
+  };
+  return (client, sql, values) => {
+    cork(client);
+    const name = values.length > 0 ? nameOf(sql) : undefined;
+    return name === undefined ? client.query(sql, values) : client.query({ name, text: sql, values });
+  };
 }

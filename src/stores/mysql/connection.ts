@@ -13,9 +13,9 @@ import type * as Mysql from 'mysql2/promise';
 import { Backoff } from '../../core/backoff.js';
 import { sleep, type Clock } from '../../core/clock.js';
 import { BatonError, StoreUnavailableError } from '../../core/errors.js';
+import type { MysqlDriver } from '../../sql/drivers.js';
+import { classifySqlError, toSqlError } from '../../sql/errors.js';
 import { connectionIdentity, sessionSettings, type CrashView, type Sql } from './statements.js';
-
-export type MysqlDriver = typeof import('mysql2/promise');
 
 export interface ConnectionSettings {
   /** Host, port, credentials, database, TLS: passed to mysql2 as they are. */
@@ -33,16 +33,16 @@ export interface ConnectionSettings {
 /** Runs one statement (or a `;`-separated batch, whose result is an array) on the connection. */
 export type Run = <R = unknown>(statement: Sql | string) => Promise<R>;
 
-export const ER_DUP_ENTRY = 1062;
-export const ER_LOCK_DEADLOCK = 1213;
 const DEADLOCK_RETRIES = 6;
 
-export function errno(error: unknown): number | undefined {
-  return (error as { errno?: number } | null)?.errno;
+/** A duplicate key (ER_DUP_ENTRY): a concurrent insert of the same key won. */
+export function isDuplicate(error: unknown): boolean {
+  return classifySqlError('mysql', error).duplicate;
 }
 
-function isDeadlock(error: unknown): boolean {
-  return errno(error) === ER_LOCK_DEADLOCK;
+/** A deadlock (ER_LOCK_DEADLOCK): InnoDB rolled the whole transaction back. */
+export function isDeadlock(error: unknown): boolean {
+  return classifySqlError('mysql', error).rolledBack;
 }
 
 type State = 'connected' | 'reconnecting' | 'closed';
@@ -167,8 +167,7 @@ export class MysqlConnection {
       return await fn((statement) => this.#query(connection, statement));
     } catch (error) {
       if (error instanceof BatonError) throw error;
-      const code = (error as { code?: string }).code;
-      throw new StoreUnavailableError(`${prefix}: ${code ? `${code}: ` : ''}${(error as Error).message}`, { cause: error });
+      throw new StoreUnavailableError(toSqlError('mysql', prefix, error).message, { cause: error });
     }
   }
 
@@ -196,7 +195,7 @@ export class MysqlConnection {
       const [result] = await Promise.race([query, abandoned]);
       return result as R;
     } catch (error) {
-      if ((error as { fatal?: boolean }).fatal) this.#lost(connection, error as Error);
+      if (classifySqlError('mysql', error).failure === 'connection') this.#lost(connection, error as Error);
       throw error;
     } finally {
       cancel();
@@ -251,13 +250,8 @@ async function connectOnce(
   settings: ConnectionSettings,
   onLost: (connection: Mysql.Connection, error: Error) => void,
 ): Promise<{ connection: Mysql.Connection; view: CrashView }> {
-  const connection = await driver.createConnection({
-    ...settings.connect,
-    multipleStatements: true,
-    supportBigNumbers: true,
-    bigNumberStrings: true,
-    charset: 'utf8mb4_general_ci',
-  });
+  // Statements are batched (one round trip for a write and its change bump).
+  const connection = await driver.createConnection({ ...settings.connect, multipleStatements: true });
   // Attached before anything else can happen: an unhandled 'error' event would crash the process.
   let lost: (error: Error) => void = () => undefined;
   connection.on('error', (error: Error) => lost(error));

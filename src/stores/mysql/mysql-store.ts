@@ -45,7 +45,9 @@ import type {
   WriteResult,
 } from '../contract.js';
 import { ChangeListeners } from '../change-listeners.js';
-import { ER_DUP_ENTRY, ER_LOCK_DEADLOCK, errno, MysqlConnection, type ConnectionSettings, type MysqlDriver, type Run } from './connection.js';
+import type { MysqlDriver } from '../../sql/drivers.js';
+import { toSqlError } from '../../sql/errors.js';
+import { isDeadlock, isDuplicate, MysqlConnection, type ConnectionSettings, type Run } from './connection.js';
 import { migrate } from './schema.js';
 import * as sql from './statements.js';
 import { MAX_KEY_BYTES, type ChangeScope, type Sql, type Tables } from './statements.js';
@@ -160,10 +162,7 @@ export class MysqlStore implements Store {
         reconnectMaxMs: 2000,
       });
     } catch (error) {
-      const code = (error as { code?: string }).code;
-      throw new StoreUnavailableError(`mysql store ${options.shown}: cannot connect: ${code ? `${code}: ` : ''}${(error as Error).message}`, {
-        cause: error,
-      });
+      throw new StoreUnavailableError(toSqlError('mysql', `mysql store ${options.shown}`, error, true).message, { cause: error });
     }
     try {
       await db.exclusive('creating the schema', async (run) => {
@@ -174,7 +173,7 @@ export class MysqlStore implements Store {
             await run(sql.ensureChangeRows(t, options.cluster));
             return;
           } catch (error) {
-            if (errno(error) !== ER_LOCK_DEADLOCK || attempt >= 5) throw error;
+            if (!isDeadlock(error) || attempt >= 5) throw error;
           }
         }
       });
@@ -270,7 +269,7 @@ export class MysqlStore implements Store {
   async tryAcquire(key: string, sessionId: string): Promise<AcquireResult> {
     this.#check();
     checkKey(key);
-    const retryOn = (error: unknown) => errno(error) === ER_LOCK_DEADLOCK || errno(error) === ER_DUP_ENTRY;
+    const retryOn = (error: unknown) => isDeadlock(error) || isDuplicate(error);
     return this.#db.transaction(
       'tryAcquire',
       async (run): Promise<AcquireResult> => {
@@ -435,7 +434,7 @@ export class MysqlStore implements Store {
         await run(batch(sql.insertRecord(this.#t, this.cluster, key, json), bump));
         return { ok: true, version: 1 };
       } catch (error) {
-        if (errno(error) === ER_DUP_ENTRY) return { ok: false, reason: 'version' };
+        if (isDuplicate(error)) return { ok: false, reason: 'version' };
         throw error;
       }
     }

@@ -14,13 +14,11 @@ import type { Client, ClientConfig, QueryResultRow } from 'pg';
 import { Backoff } from '../../core/backoff.js';
 import type { Clock } from '../../core/clock.js';
 import { ClosedError, StoreUnavailableError } from '../../core/errors.js';
-
-export interface PgDriver {
-  readonly Client: new (config: ClientConfig) => Client;
-}
+import type { PgDriver } from '../../sql/drivers.js';
+import { classifySqlError } from '../../sql/errors.js';
 
 export interface PgConnectionOptions {
-  readonly driver: PgDriver;
+  readonly driver: Pick<PgDriver, 'Client'>;
   readonly config: ClientConfig;
   readonly clock: Clock;
   /** Names the connection in messages: `postgres store "postgres://u:***@h/db"`, `… (change notifications)`. */
@@ -98,12 +96,12 @@ export class PgConnection {
       const result = await client.query<R>(text, values as unknown[]);
       return result.rows;
     } catch (error) {
-      const sqlState = (error as { code?: unknown }).code;
-      const isServerError = typeof sqlState === 'string' && /^[0-9A-Z]{5}$/.test(sqlState) && !timedOut;
-      // Class 57 (operator intervention) and 08 (connection exception) end the connection; others do not.
-      if (!isServerError || /^(08|57)/.test(sqlState)) this.#lost(client, error as Error);
+      const { failure, driverCode } = classifySqlError('postgres', error);
+      // A network error, operator intervention (57: shutdown, cancel) or a connection exception (08) ends
+      // the connection; other server errors leave it usable.
+      if (timedOut || failure === 'connection') this.#lost(client, error as Error);
       const detail = timedOut ? `no answer within queryTimeoutMs (${this.#options.queryTimeoutMs} ms)` : (error as Error).message;
-      throw new StoreUnavailableError(`${this.#options.label}: ${isServerError ? `${sqlState}: ` : ''}${detail}`, { cause: error });
+      throw new StoreUnavailableError(`${this.#options.label}: ${driverCode && !timedOut ? `${driverCode}: ` : ''}${detail}`, { cause: error });
     } finally {
       cancelTimeout();
     }

@@ -9,9 +9,9 @@ import { parsePostgresUrl } from './url.js';
 
 /**
  * Parses `url`, connects and creates the schema if needed.
- * @throws StoreUrlError (bad URL, credentials redacted), StoreUnavailableError (server unreachable).
+ * @throws StoreUrlError (bad URL or unreadable certificate file, credentials redacted), StoreUnavailableError (server unreachable).
  */
 export async function openPostgresStore(url: string, options: OpenStoreOptions): Promise<Store> {
-  const config = parsePostgresUrl(url);
-  return PostgresStore.open({ config, cluster: options.cluster, ...(options.clock ? { clock: options.clock } : {}) });
+  const parsed = parsePostgresUrl(url);
+  return PostgresStore.open({ url: parsed, cluster: options.cluster, ...(options.clock ? { clock: options.clock } : {}) });
 }

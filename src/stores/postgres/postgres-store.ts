@@ -54,16 +54,18 @@ import type {
   WriteCondition,
   WriteResult,
 } from '../contract.js';
+import { loadPg, type PgDriver } from '../../sql/drivers.js';
+import { quoteIdentifier } from '../../sql/placeholders.js';
+import { pgClientConfig } from '../../sql/postgres/connect.js';
 import { ChangeListeners } from '../change-listeners.js';
-import { PgConnection, type PgDriver } from './connection.js';
-import { migrate, quoteIdent } from './schema.js';
+import { PgConnection } from './connection.js';
+import { migrate } from './schema.js';
 import { compile, postgresStatements, type Statements, type WriteMode } from './statements.js';
-import type { PostgresStoreConfig } from './url.js';
-import { loadDriver } from '../../core/driver.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS, type PostgresStoreUrl } from './url.js';
 
 export interface PostgresStoreOptions {
   /** Parsed from the URL by `parsePostgresUrl`. */
-  readonly config: PostgresStoreConfig;
+  readonly url: PostgresStoreUrl;
   readonly cluster: string;
   /** Timers only (reconnects, the reaper, statement timeouts): time itself is the server's. */
   readonly clock?: Clock;
@@ -94,7 +96,8 @@ export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   readonly features: { readonly crashDetection: boolean; readonly watch: 'push' };
   readonly cluster: string;
-  readonly #config: PostgresStoreConfig;
+  readonly #url: PostgresStoreUrl;
+  readonly #config: PostgresStoreUrl['options'];
   readonly #clock: Clock;
   readonly #sql: Statements;
   /** NOTIFY channel of this schema and cluster: a hash, so any cluster name makes a valid identifier. */
@@ -110,21 +113,23 @@ export class PostgresStore implements Store {
   #closed = false;
 
   private constructor(options: PostgresStoreOptions) {
-    this.#config = options.config;
+    this.#url = options.url;
+    this.#config = options.url.options;
     this.cluster = options.cluster;
     this.#clock = options.clock ?? systemClock;
-    this.features = { crashDetection: options.config.crashDetection, watch: 'push' };
-    this.#sql = postgresStatements(quoteIdent(options.config.schema));
-    this.#channel = `baton_${createHash('sha256').update(`${options.config.schema}\0${options.cluster}`).digest('hex').slice(0, 40)}`;
-    this.#label = `postgres store ${JSON.stringify(options.config.shown)}`;
+    this.features = { crashDetection: this.#config.crashDetection, watch: 'push' };
+    this.#sql = postgresStatements(quoteIdentifier('postgres', this.#config.schema));
+    this.#channel = `baton_${createHash('sha256').update(`${this.#config.schema}\0${options.cluster}`).digest('hex').slice(0, 40)}`;
+    this.#label = `postgres store ${JSON.stringify(options.url.shown)}`;
   }
 
   /**
    * Connects (one connection for statements, one for LISTEN), creates the schema if needed.
-   * @throws StoreUnavailableError when the server cannot be reached; BatonError(STORE_SCHEMA) for a newer schema.
+   * @throws StoreUrlError (an unreadable certificate file), StoreUnavailableError when the server cannot be
+   * reached; BatonError(STORE_SCHEMA) for a newer schema.
    */
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
-    const { default: pg } = await loadDriver('pg', 'postgres store', () => import('pg'));
+    const pg = await loadPg('postgres store');
     const store = new PostgresStore(options);
     try {
       await store.#connect(pg);
@@ -138,16 +143,9 @@ export class PostgresStore implements Store {
   async #connect(driver: PgDriver): Promise<void> {
     const config = this.#config;
     const clientConfig: ClientConfig = {
-      host: config.host,
-      port: config.port,
-      ...(config.user !== undefined ? { user: config.user } : {}),
-      ...(config.password !== undefined ? { password: config.password } : {}),
-      ...(config.database !== undefined ? { database: config.database } : {}),
-      ssl: config.ssl,
-      connectionTimeoutMillis: config.connectTimeoutMs,
+      ...(await pgClientConfig(this.#url, DEFAULT_CONNECT_TIMEOUT_MS)),
       // The server gives up on a statement when we do: no lock wait outlives the caller's interest.
       statement_timeout: config.queryTimeoutMs,
-      application_name: config.applicationName,
       // Client-side keepalive only: lets THIS process notice a dead server. The server's keepalive is
       // left alone on purpose (see the crash-detection argument above).
       keepAlive: true,
@@ -160,7 +158,7 @@ export class PostgresStore implements Store {
       // so tell the session keeper to give them up now rather than at its next renewal.
       ...(config.crashDetection ? { onLost: () => this.#listeners.emit({ scope: 'connection' }) } : {}),
     });
-    await migrate(this.#main, config.schema, config.shown);
+    await migrate(this.#main, config.schema, this.#url.shown);
     this.#listener = await PgConnection.open({
       ...common,
       label: `${this.#label} (change notifications)`,
@@ -172,7 +170,7 @@ export class PostgresStore implements Store {
     client.on('notification', (message: Notification) => {
       if (message.channel === this.#channel) this.#listeners.emit(parseChange(message.payload));
     });
-    await client.query(`LISTEN ${quoteIdent(this.#channel)}`);
+    await client.query(`LISTEN ${quoteIdentifier('postgres', this.#channel)}`);
     // Changes made while we were not listening are lost: tell watchers to re-read everything.
     if (reconnected) this.#listeners.emit({ scope: 'any' });
   }

@@ -10,14 +10,10 @@
  * "C" collation so they sort by code point, like JavaScript strings do for the BMP.
  */
 import { BatonError } from '../../core/errors.js';
+import { quoteIdentifier } from '../../sql/placeholders.js';
 import type { PgConnection } from './connection.js';
 
 export const SCHEMA_VERSION = 1;
-
-/** Quotes an identifier that the URL parser already restricted to `[a-z_][a-z0-9_]*`. */
-export function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
 
 function migrations(s: string): readonly string[] {
   return [
@@ -62,7 +58,7 @@ function migrations(s: string): readonly string[] {
 
 /** Creates or upgrades the schema in one transaction under an advisory lock. @throws StoreUnavailableError, BatonError(STORE_SCHEMA). */
 export async function migrate(connection: PgConnection, schema: string, shown: string): Promise<void> {
-  const s = quoteIdent(schema);
+  const s = quoteIdentifier('postgres', schema);
   // Fast path without DDL: a role that may only use the tables (no CREATE on the database) can open a
   // schema an administrator created, and most opens take no lock at all.
   const [found] = await connection.query<{ meta: string | null }>(`SELECT to_regclass($1)::text AS meta`, [`${s}.meta`]);

@@ -17,7 +17,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { systemClock, type Clock } from '../../core/clock.js';
-import { ClosedError, SessionExpiredError, StoreUnavailableError } from '../../core/errors.js';
+import { BatonError, ClosedError, SessionExpiredError, StoreUnavailableError } from '../../core/errors.js';
 import { randomId } from '../../core/ids.js';
 import type { NodeInfo } from '../../core/node-info.js';
 import { processState, type ProcessIdentity } from '../../core/process-identity.js';
@@ -32,6 +32,8 @@ import type {
   WriteCondition,
   WriteResult,
 } from '../contract.js';
+import { toSqlError } from '../../sql/errors.js';
+import { openSqliteFile } from '../../sql/sqlite/open.js';
 import { ChangeListeners } from '../change-listeners.js';
 import { migrate } from './schema.js';
 import { loadDriver } from '../../core/driver.js';
@@ -93,24 +95,24 @@ export class SqliteStore implements Store {
   static async open(options: SqliteStoreOptions): Promise<SqliteStore> {
     const file = resolve(options.file);
     const directory = dirname(file);
+    const label = `sqlite store ${JSON.stringify(options.file)}`;
     if (!existsSync(directory) || !statSync(directory).isDirectory()) {
-      throw new StoreUnavailableError(`sqlite store: cannot open ${JSON.stringify(options.file)}: directory ${directory} does not exist`);
+      throw new StoreUnavailableError(`${label}: cannot open: directory ${directory} does not exist`);
     }
-    const { default: Database } = await loadDriver('better-sqlite3', 'sqlite store', () => import('better-sqlite3'));
-    let db: BetterSqlite3.Database | undefined;
+    let db: BetterSqlite3.Database;
     try {
-      db = new Database(file, { timeout: options.busyTimeoutMs ?? 1000 });
-      db.pragma('journal_mode = WAL');
-      // FULL: a claimed tick or committed checkpoint survives power loss, not only a process crash.
-      db.pragma('synchronous = FULL');
+      // WAL and synchronous = FULL: a claimed tick or committed checkpoint survives power loss, not only a crash.
+      db = await openSqliteFile(file, { busyTimeoutMs: options.busyTimeoutMs ?? 1000, label });
+    } catch (error) {
+      throw new StoreUnavailableError((error as Error).message, { cause: error });
+    }
+    try {
       migrate(db, file);
       return new SqliteStore(db, options, file);
     } catch (error) {
-      db?.close();
-      if (error instanceof Error && 'code' in error && (error as { code: string }).code === 'STORE_SCHEMA') throw error;
-      throw new StoreUnavailableError(`sqlite store: cannot open ${JSON.stringify(options.file)}: ${(error as Error).message}`, {
-        cause: error,
-      });
+      db.close();
+      if (error instanceof BatonError) throw error; // STORE_SCHEMA: a newer baton's file
+      throw new StoreUnavailableError(toSqlError('sqlite', `${label}: creating the schema`, error).message, { cause: error });
     }
   }
 
@@ -360,10 +362,7 @@ export class SqliteStore implements Store {
       return this.#db.transaction(fn).immediate();
     } catch (error) {
       if (error instanceof SessionExpiredError) throw error;
-      const code = (error as { code?: string }).code ?? '';
-      throw new StoreUnavailableError(`sqlite store (${this.file}): ${code ? `${code}: ` : ''}${(error as Error).message}`, {
-        cause: error,
-      });
+      throw new StoreUnavailableError(toSqlError('sqlite', `sqlite store (${this.file})`, error).message, { cause: error });
     }
   }
 }

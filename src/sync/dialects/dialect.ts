@@ -1,25 +1,18 @@
 /**
- * The port between the sync and a target database: a transaction runner and the statements it needs,
- * one small adapter per database (postgres.ts, mysql.ts, sqlite.ts), each loading its driver lazily.
+ * The port between the sync and a target database: the statements it needs, one table per database
+ * (postgres.ts, mysql.ts, sqlite.ts), run on a connection of the SQL layer (src/sql/) by open.ts.
  *
- * Guarantees every adapter keeps: identifiers reach SQL only after {@link assertIdentifier} and quoted for
+ * Guarantees every dialect keeps: identifiers reach SQL only after {@link assertIdentifier} and quoted for
  * the dialect; values always travel as parameters; `transaction()` commits all of `fn`'s statements or
- * none (it rolls back when `fn` throws, and rethrows); statements of one adapter never interleave inside
- * a transaction (a pool connection per transaction, or a queue for SQLite's single handle).
+ * none (it rolls back when `fn` throws, and rethrows); statements of one transaction never interleave with
+ * others (sql/database.ts).
  */
 import { ConfigError } from '../../core/errors.js';
-
-export type DialectKind = 'postgres' | 'mysql' | 'sqlite';
+import type { SqlSession } from '../../sql/database.js';
+import type { SqlKind } from '../../sql/schemes.js';
 
 /** A value as a driver takes it. */
 export type SqlValue = string | number | bigint | boolean | null | Date | Uint8Array;
-
-export interface SqlTx {
-  /** Rows of a query (SELECT … FOR UPDATE). */
-  rows(sql: string, params: readonly SqlValue[]): Promise<Record<string, unknown>[]>;
-  /** Runs a write; resolves with the number of rows it matched. */
-  write(sql: string, params: readonly SqlValue[]): Promise<number>;
-}
 
 /** The names of the tables one sync uses, validated. */
 export interface SyncTables {
@@ -58,17 +51,17 @@ export interface SyncStatements {
 }
 
 export interface SqlDialect {
-  readonly kind: DialectKind;
+  readonly kind: SqlKind;
   readonly statements: SyncStatements;
   /** The most parameters one statement may carry. */
   readonly maxParams: number;
   /** Converts a mapped row's value for the driver. */
   value(value: unknown): SqlValue;
   /** Runs `fn` in one transaction. @throws what `fn` throws (after rolling back), or SyncTargetError. */
-  transaction<T>(fn: (tx: SqlTx) => Promise<T>): Promise<T>;
-  /** Runs one statement on its own (DDL). */
+  transaction<T>(fn: (tx: SqlSession) => Promise<T>): Promise<T>;
+  /** Runs one statement on its own (DDL). @throws SyncTargetError. */
   exec(sql: string): Promise<void>;
-  /** Closes what the adapter opened itself (a pool or handle passed in by the caller stays open). */
+  /** Closes what the sync opened itself (a pool or handle passed in by the caller stays open). */
   close(): Promise<void>;
 }
 
@@ -83,25 +76,6 @@ export function assertIdentifier(name: unknown, field: string, options: { qualif
     throw new ConfigError(`${field} must be ${form}: letters, digits and "_", not starting with a digit, at most 63 characters; got ${JSON.stringify(name)}`);
   }
   return name as string;
-}
-
-/** Quotes a validated (possibly schema-qualified) identifier with `quote` (`"` or a backtick). */
-export function quoteIdentifier(name: string, quote: '"' | '`'): string {
-  return name
-    .split('.')
-    .map((part) => `${quote}${part}${quote}`)
-    .join('.');
-}
-
-/** `(p1, p2), (p3, p4)`: `count` tuples of `width` placeholders, numbered from 1 by `placeholder`. */
-export function valueTuples(count: number, width: number, placeholder: (i: number) => string): string {
-  const tuples: string[] = [];
-  for (let r = 0; r < count; r++) {
-    const cells: string[] = [];
-    for (let c = 0; c < width; c++) cells.push(placeholder(r * width + c + 1));
-    tuples.push(`(${cells.join(', ')})`);
-  }
-  return tuples.join(', ');
 }
 
 /** Values every driver takes the same way; objects and arrays as JSON text. */

@@ -1,16 +1,13 @@
 /**
- * MySQL / MariaDB target: a `mysql2/promise` pool (ours from a `mysql://` or `mariadb://` URL, with at most
- * 2 connections, or the caller's), one pooled connection per transaction, InnoDB's lock wait bounded per
- * transaction. Upserts are `INSERT … ON DUPLICATE KEY UPDATE`: the target table needs a PRIMARY KEY or
- * UNIQUE index on exactly the key columns, and no other unique index a row could collide on.
+ * The sync's statements on MySQL / MariaDB. Upserts are `INSERT … ON DUPLICATE KEY UPDATE`: the target
+ * table needs a PRIMARY KEY or UNIQUE index on exactly the key columns, and no other unique index a row
+ * could collide on. The connection — a pool, one connection per transaction, InnoDB's lock wait bounded
+ * per transaction — is the SQL layer's (sql/mysql/database.ts).
  */
-import type { Pool, PoolConnection } from 'mysql2/promise';
-import { SyncTargetError } from '../errors.js';
-import { commonValue, quoteIdentifier, valueTuples, type SqlDialect, type SqlTx, type SqlValue, type SyncStatements } from './dialect.js';
-import { loadDriver } from '../../core/driver.js';
+import { quoteIdentifier, valueTuples } from '../../sql/placeholders.js';
+import type { SyncStatements } from './dialect.js';
 
-const q = (name: string) => quoteIdentifier(name, '`');
-const p = () => '?';
+const q = (name: string) => quoteIdentifier('mysql', name);
 
 export const mysqlStatements: SyncStatements = {
   createCursorTable: (t) =>
@@ -68,105 +65,9 @@ export const mysqlStatements: SyncStatements = {
     }
     // With only key columns there is nothing to update: re-assigning the first key makes the duplicate a no-op.
     if (updates.length === 0) updates = [`${q(t.key[0] as string)} = ${q(t.key[0] as string)}`];
-    return `INSERT INTO ${q(t.target)} (${t.columns.map(q).join(', ')}) VALUES ${valueTuples(count, t.columns.length, p)} ON DUPLICATE KEY UPDATE ${updates.join(', ')}`;
+    return `INSERT INTO ${q(t.target)} (${t.columns.map(q).join(', ')}) VALUES ${valueTuples('mysql', count, t.columns.length)} ON DUPLICATE KEY UPDATE ${updates.join(', ')}`;
   },
   upsertRejects: (t, count) =>
-    `INSERT INTO ${q(t)} (name, fingerprint, record_key, reason, raw, first_seen_ms, last_seen_ms) VALUES ${valueTuples(count, 7, p)}
+    `INSERT INTO ${q(t)} (name, fingerprint, record_key, reason, raw, first_seen_ms, last_seen_ms) VALUES ${valueTuples('mysql', count, 7)}
      ON DUPLICATE KEY UPDATE reason = VALUES(reason), last_seen_ms = VALUES(last_seen_ms), seen = seen + 1`,
 };
-
-export interface MysqlTargetOptions {
-  readonly pool: Pool;
-  readonly owned: boolean;
-  readonly lockTimeoutMs: number;
-  readonly label: string;
-}
-
-export class MysqlDialect implements SqlDialect {
-  readonly kind = 'mysql' as const;
-  readonly statements = mysqlStatements;
-  readonly maxParams = 65_535;
-  readonly #options: MysqlTargetOptions;
-
-  constructor(options: MysqlTargetOptions) {
-    this.#options = options;
-  }
-
-  /** Creates our own pool for `url` (`mysql://` or `mariadb://`); the driver is loaded only now. */
-  static async fromUrl(url: string, lockTimeoutMs: number, label: string): Promise<MysqlDialect> {
-    const mysql = await loadDriver('mysql2', 'http sync (mysql target)', () => import('mysql2/promise'));
-    const pool = (mysql.default ?? mysql).createPool({
-      uri: url.replace(/^mariadb:/i, 'mysql:'),
-      connectionLimit: 2,
-      supportBigNumbers: true,
-      bigNumberStrings: true,
-      charset: 'utf8mb4_general_ci',
-      timezone: 'Z',
-      connectTimeout: 10_000,
-    });
-    return new MysqlDialect({ pool, owned: true, lockTimeoutMs, label });
-  }
-
-  value(value: unknown): SqlValue {
-    const v = commonValue(value);
-    return typeof v === 'bigint' ? v.toString() : v;
-  }
-
-  async transaction<T>(fn: (tx: SqlTx) => Promise<T>): Promise<T> {
-    const connection = await this.#connect();
-    let broken = false;
-    try {
-      // innodb_lock_wait_timeout is in whole seconds; it bounds the wait behind a paused writer's row lock.
-      await this.#query(connection, 'SET SESSION innodb_lock_wait_timeout = ?', [Math.max(1, Math.ceil(this.#options.lockTimeoutMs / 1000))]);
-      await this.#query(connection, 'START TRANSACTION');
-      const tx: SqlTx = {
-        rows: async (sql, params) => (await this.#query(connection, sql, params)) as Record<string, unknown>[],
-        write: async (sql, params) => {
-          const header = (await this.#query(connection, sql, params)) as { affectedRows?: number };
-          return header.affectedRows ?? 0;
-        },
-      };
-      const result = await fn(tx);
-      await this.#query(connection, 'COMMIT');
-      return result;
-    } catch (error) {
-      await connection.query('ROLLBACK').catch(() => (broken = true)); // a failed rollback means the connection is gone
-      throw error;
-    } finally {
-      if (broken) connection.destroy();
-      else connection.release();
-    }
-  }
-
-  async exec(sql: string): Promise<void> {
-    const connection = await this.#connect();
-    try {
-      await this.#query(connection, sql);
-    } finally {
-      connection.release();
-    }
-  }
-
-  async close(): Promise<void> {
-    if (this.#options.owned) await this.#options.pool.end().catch(() => undefined);
-  }
-
-  async #connect(): Promise<PoolConnection> {
-    try {
-      return await this.#options.pool.getConnection();
-    } catch (error) {
-      throw new SyncTargetError(`${this.#options.label}: target mysql: cannot connect: ${(error as Error).message}`, { cause: error });
-    }
-  }
-
-  async #query(connection: PoolConnection, sql: string, params: readonly unknown[] = []): Promise<unknown> {
-    try {
-      const [result] = await connection.query(sql, params as unknown[]);
-      return result;
-    } catch (error) {
-      const code = (error as { code?: string }).code;
-      throw new SyncTargetError(`${this.#options.label}: target mysql: ${code ? `${code}: ` : ''}${(error as Error).message}`, { cause: error });
-    }
-  }
-}
-
