@@ -4,7 +4,8 @@
  */
 import type { SqlDatabase, SqlDatabaseSettings } from './database.js';
 import { openMysqlDatabase } from './mysql/database.js';
-import { openPgDatabase, type PgTuning } from './postgres/database.js';
+import { openPgDatabase } from './postgres/database.js';
+import type { PgTuning } from './postgres/tuning.js';
 import { openSqliteDatabase } from './sqlite/database.js';
 import type { SqlUrl } from './url.js';
 

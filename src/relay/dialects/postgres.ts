@@ -7,10 +7,10 @@
  *   The same connection LISTENs for the NOTIFY that applications' transactions send when they wrote
  *   outbox rows, so the publisher wakes at their commit instead of at its next poll.
  */
-import type { Client, PoolClient } from 'pg';
+import type { Client } from 'pg';
 import { loadPg } from '../../sql/drivers.js';
 import { pgClientConfig } from '../../sql/postgres/connect.js';
-import type { PgRun } from '../../sql/postgres/database.js';
+import type { PgQueryClient, PgRun } from '../../sql/postgres/tuning.js';
 import type { PostgresUrl } from '../../sql/url.js';
 import { RelayDatabaseError } from '../errors.js';
 import { columns, relaySql, type PublisherLock, type PublisherLockContext, type RelayDialect, type RelayTx } from './dialect.js';
@@ -189,7 +189,7 @@ function preparedAndCorked(): PgRun {
     if (name === undefined && names.size < MAX_PREPARED) names.set(sql, (name = `baton_relay_${names.size}`));
     return name;
   };
-  const cork = (client: PoolClient): void => {
+  const cork = (client: PgQueryClient): void => {
     const stream = (client as unknown as { connection?: { stream?: { cork?: () => void; uncork?: () => void } } }).connection?.stream;
     if (typeof stream?.cork !== 'function' || typeof stream.uncork !== 'function' || corked.has(stream)) return;
     stream.cork();

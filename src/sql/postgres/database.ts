@@ -2,30 +2,14 @@
  * PostgreSQL as a {@link SqlDatabase}: a `pg.Pool` (ours from a URL, or one its owner passed in), one
  * pooled connection per transaction (pooled.ts). See database.ts for the guarantees.
  */
-import type { Pool, PoolClient, PoolConfig, QueryResult } from 'pg';
+import type { Pool, PoolClient, PoolConfig } from 'pg';
 import { loadPg } from '../drivers.js';
 import { ignoreError, type SqlDatabaseSettings, type SqlResult } from '../database.js';
 import { toSqlError } from '../errors.js';
 import { PooledDatabase } from '../pooled.js';
 import { pgClientConfig } from './connect.js';
+import type { PgRun, PgTuning } from './tuning.js';
 import type { PostgresUrl } from './url.js';
-
-/** Runs one statement on a checked-out client. */
-export type PgRun = (client: PoolClient, sql: string, values: unknown[]) => Promise<QueryResult>;
-
-/** What a user of PostgreSQL may tune beyond {@link SqlDatabaseSettings}. */
-export interface PgTuning {
-  /** Server settings for every connection of the pool (sent as `-c name=value` at connect). */
-  readonly serverSettings?: Readonly<Record<string, string>>;
-  /**
-   * pg's pipeline mode: statements issued together are written at once and answered in order. A
-   * transaction's BEGIN then goes out with its first statements instead of alone (if BEGIN fails, so do
-   * they, and BEGIN's error is the one thrown). Nothing may keep a portal open on such a connection.
-   */
-  readonly pipeline?: boolean;
-  /** How a statement is sent (named, corked …); default `client.query(sql, values)`. Must call pg at once. */
-  readonly run?: PgRun;
-}
 
 export interface PgDatabaseOptions {
   readonly label: string;

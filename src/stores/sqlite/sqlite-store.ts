@@ -17,6 +17,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { systemClock, type Clock } from '../../core/clock.js';
+import { DriverMissingError, loadDriver } from '../../core/driver.js';
 import { BatonError, ClosedError, SessionExpiredError, StoreUnavailableError } from '../../core/errors.js';
 import { randomId } from '../../core/ids.js';
 import type { NodeInfo } from '../../core/node-info.js';
@@ -36,7 +37,6 @@ import { toSqlError } from '../../sql/errors.js';
 import { openSqliteFile } from '../../sql/sqlite/open.js';
 import { ChangeListeners } from '../change-listeners.js';
 import { migrate } from './schema.js';
-import { loadDriver } from '../../core/driver.js';
 
 export interface SqliteStoreOptions {
   /** Path of the database file; created with its schema when missing. Its directory must exist. */
@@ -104,6 +104,7 @@ export class SqliteStore implements Store {
       // WAL and synchronous = FULL: a claimed tick or committed checkpoint survives power loss, not only a crash.
       db = await openSqliteFile(file, { busyTimeoutMs: options.busyTimeoutMs ?? 1000, label });
     } catch (error) {
+      if (error instanceof DriverMissingError) throw error; // its own code: the fix is an install, not the store
       throw new StoreUnavailableError((error as Error).message, { cause: error });
     }
     try {
