@@ -1,0 +1,124 @@
+/**
+ * Self-fencing at the moment of action (DESIGN.md invariant 4, issue 18). A paused process wakes with
+ * its timers late, and the handler's own continuation (an I/O completion, its own timer) may run before
+ * any of baton's timers: whatever the handler asks next must already reflect the local deadline.
+ *
+ * `FakeClock.pause()` models that wake: time moves past the session's local deadline and nothing fires
+ * until the test lets the handler continue; only then do the overdue timers fire.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { NotOwnerError } from '../../src/core/errors.js';
+import { checkpointKey, runPrefix } from '../../src/scheduler/keys.js';
+import type { UnitName } from '../../src/scheduler/names.js';
+import type { RunRecord, TaskContext, TaskHandler } from '../../src/scheduler/task.js';
+import { settle } from '../../src/testing/fake-clock.js';
+import { Sim, type SimNode } from '../helpers/sim.js';
+
+/** TTL 3 s: renewals every 1 s, local deadline 2.4 s after a renewal was sent, store expiry at 3 s. */
+const TTL = 3000;
+/** Longer than the local deadline is from any instant (≤ 2.4 s), shorter than nothing else matters. */
+const PAUSE_PAST_DEADLINE = 2700;
+
+let sim: Sim;
+afterEach(async () => {
+  await sim?.closeAll();
+  expect(sim?.clock.pendingTimers ?? 0).toBe(0);
+});
+
+/** A gate the handler waits on: the test opens it once the process "woke" from its pause. */
+function gate(): { wait: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const wait = new Promise<void>((resolve) => (open = resolve));
+  return { wait, open };
+}
+
+/** A handler whose second run waits on `paused` (the moment the process is stopped), then calls `after`. */
+function pausingHandler(paused: { wait: Promise<void> }, reached: () => void, after: (ctx: TaskContext<string>) => Promise<void>): TaskHandler<never> {
+  let runs = 0;
+  return (async (ctx: TaskContext<string>) => {
+    if (runs++ === 0) return;
+    if (runs > 2) return;
+    reached();
+    await paused.wait;
+    await after(ctx);
+  }) as TaskHandler<never>;
+}
+
+/** Puts guarded by `token` that `node` sent at or after monotonic time `since`. */
+function guardedPutsSince(node: SimNode, token: bigint, since: number): number {
+  return node.calls.filter((c) => c.at >= since && c.method === 'put' && (c.args[2] as { guard?: { token: bigint } } | undefined)?.guard?.token === token).length;
+}
+
+async function runRecord(task: string, tick: number): Promise<RunRecord | undefined> {
+  const records = await sim.observer.list<RunRecord>(runPrefix(task as UnitName));
+  return records.find((r) => r.value.tick === tick)?.value;
+}
+
+describe('a locally refused write ends the lease', () => {
+  it('a commit refused past the local deadline aborts ctx.signal at once and the run ends aborted, not failed', async () => {
+    sim = new Sim();
+    const paused = gate();
+    let reached = false;
+    let refused: unknown;
+    let abortedAfterRefusal: boolean | undefined;
+    const handler = pausingHandler(paused, () => (reached = true), async (ctx) => {
+      try {
+        await ctx.checkpoint.commit('from a woken zombie');
+      } catch (error) {
+        refused = error;
+        abortedAfterRefusal = ctx.signal.aborted;
+        throw error;
+      }
+    });
+    const a = await sim.node('a', [['cp', { every: '1s' }, handler]], { ttl: TTL });
+    await sim.until(() => reached, 10_000);
+    const run = a.of('run:started').at(-1)!;
+
+    const wokeAt = sim.clock.monotonic() + PAUSE_PAST_DEADLINE;
+    sim.clock.pause(PAUSE_PAST_DEADLINE);
+    paused.open();
+    await settle(); // the handler runs first; no timer of baton's has fired yet
+    expect(a.of('session:lost')).toEqual([]);
+
+    expect(refused).toBeInstanceOf(NotOwnerError);
+    expect((refused as Error).message).toMatch(/local deadline passed/);
+    expect(abortedAfterRefusal).toBe(true);
+    expect(guardedPutsSince(a, run.token, wokeAt)).toBe(0); // refused locally: nothing was sent
+    await sim.advance(100);
+    const record = await runRecord('cp', run.tick);
+    expect(record?.status).toBe('aborted');
+    expect(record?.error).toMatch(/NotOwnerError/);
+    expect(a.of('run:failed').at(-1)).toMatchObject({ tick: run.tick, outcome: 'aborted' });
+    expect((await sim.observer.get<{ value: string }>(checkpointKey('cp' as UnitName)))?.value.value).not.toBe('from a woken zombie');
+  });
+
+  it('a commit the store refuses (the session was dropped behind the node’s back) ends the run aborted too', async () => {
+    sim = new Sim();
+    const paused = gate();
+    let reached = false;
+    let refused: unknown;
+    let abortedAfterRefusal: boolean | undefined;
+    const handler = pausingHandler(paused, () => (reached = true), async (ctx) => {
+      try {
+        await ctx.checkpoint.commit('after the store dropped us');
+      } catch (error) {
+        refused = error;
+        abortedAfterRefusal = ctx.signal.aborted;
+        throw error;
+      }
+    });
+    const a = await sim.node('a', [['cp', { every: '1s' }, handler]], { ttl: TTL });
+    await sim.until(() => reached, 10_000);
+    const run = a.of('run:started').at(-1)!;
+    const [session] = await sim.observer.listSessions();
+    await sim.observer.closeSession(session!.id);
+    paused.open();
+    await settle();
+
+    expect(refused).toBeInstanceOf(NotOwnerError);
+    expect((refused as Error).message).toMatch(/superseded/);
+    expect(abortedAfterRefusal).toBe(true);
+    await sim.advance(100);
+    expect((await runRecord('cp', run.tick))?.status).toBe('aborted');
+  });
+});
