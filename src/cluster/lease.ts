@@ -92,3 +92,47 @@ export async function tryAcquireLease(store: Store, session: LiveSession, key: s
   if (!result.acquired) return { holder: result.holder };
   return { lease: new Lease(store, session, key, result.token) };
 }
+
+const abortedOf = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get! as (this: AbortSignal) => boolean;
+const reasonOf = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'reason')!.get! as (this: AbortSignal) => unknown;
+
+/**
+ * Makes `signal` — one the caller created and that aborts when `lease` ends — answer from the local
+ * deadline at the moment it is asked: reading `aborted` or `reason`, or calling `throwIfAborted()`,
+ * first checks the lease ({@link Lease.isHeld}), which ends it (and so aborts `signal`, synchronously)
+ * once the deadline has passed. Why: a process woken from a pause may run the handler's own timer or
+ * I/O callback before any timer of baton's, and the handler's next look at its signal must already say
+ * the ownership is gone. The accessors are own properties of this one signal instance; the platform's
+ * own uses of the signal (`fetch`, `AbortSignal.any`) see the abort when it is made.
+ * @returns `signal` itself.
+ */
+export function checkedByLease(signal: AbortSignal, lease: Lease): AbortSignal {
+  const check = (): void => {
+    if (!abortedOf.call(signal)) lease.isHeld();
+  };
+  Object.defineProperties(signal, {
+    aborted: {
+      get: () => {
+        check();
+        return abortedOf.call(signal);
+      },
+      configurable: true,
+    },
+    reason: {
+      get: () => {
+        check();
+        return reasonOf.call(signal);
+      },
+      configurable: true,
+    },
+    throwIfAborted: {
+      value: () => {
+        check();
+        AbortSignal.prototype.throwIfAborted.call(signal);
+      },
+      configurable: true,
+      writable: true,
+    },
+  });
+  return signal;
+}

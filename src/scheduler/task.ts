@@ -22,7 +22,10 @@ export interface TaskOptions extends ScheduleOptions, RunOptions, ModeOptions {
 
 /** A task's committed progress (seed name: `lastCommit`), written only with the owner's fencing token. */
 export interface Checkpoint<T = unknown> {
-  /** The last committed value, or undefined when none was ever committed. */
+  /**
+   * The last committed value, or undefined when none was ever committed. Refused with NotOwnerError (and
+   * the run's signal aborts) once this run's ownership is no longer provably held, like a commit.
+   */
   get(): Promise<T | undefined>;
   /**
    * Commits `value`, guarded by this run's fencing token: refused with NotOwnerError (and the run's
@@ -58,8 +61,22 @@ export interface TaskContext<T = unknown> {
    * Aborts when ownership is lost (session expired, a fenced write refused), the node shuts down, or the
    * attempt exceeds `timeout` (reason: a TimeoutError). Honour it: stop work and return. (Hand-over to
    * another node for rebalancing, and pause, wait for the run to end.)
+   *
+   * Its `aborted`, `reason` and `throwIfAborted()` compare the session's local deadline (monotonic clock)
+   * when they are asked, not when a timer gets to run: after a pause, the handler's next look at the
+   * signal already sees the loss, even if its own timer fired before any of baton's.
    */
   readonly signal: AbortSignal;
+  /**
+   * Throws NotOwnerError, and aborts `signal`, unless this run's ownership is provably held at this very
+   * moment: the lease was not ended and the session's local deadline has not passed. Synchronous, so
+   * nothing can run between the check and your next statement: call it right before a side effect
+   * outside the store (an HTTP call, a write to your own database), after the last `await` that precedes
+   * it. It cannot see what the store decided behind the node's back (a session dropped by an operator);
+   * put {@link TaskContext.token} into the side effect for that. Node shutdown and `timeout` do not make
+   * it throw: the node still owns the task until the run has returned.
+   */
+  assertOwner(): void;
   readonly checkpoint: Checkpoint<T>;
   readonly log: Logger;
   /**

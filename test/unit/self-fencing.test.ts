@@ -122,3 +122,115 @@ describe('a locally refused write ends the lease', () => {
     expect((await runRecord('cp', run.tick))?.status).toBe('aborted');
   });
 });
+
+/** What a handler can ask first after waking, each in its own scenario; each must report the loss. */
+const probes: [string, (ctx: TaskContext<string>) => Promise<boolean> | boolean][] = [
+  ['ctx.signal.aborted', (ctx) => ctx.signal.aborted],
+  ['ctx.signal.reason', (ctx) => ctx.signal.reason instanceof Error],
+  ['ctx.signal.throwIfAborted()', (ctx) => throws(() => ctx.signal.throwIfAborted())],
+  ['ctx.assertOwner()', (ctx) => throws(() => ctx.assertOwner(), NotOwnerError)],
+  ['ctx.checkpoint.get()', (ctx) => ctx.checkpoint.get().then(() => false, (e: unknown) => e instanceof NotOwnerError)],
+];
+
+function throws(fn: () => void, type: new (...args: never[]) => Error = Error): boolean {
+  try {
+    fn();
+    return false;
+  } catch (error) {
+    return error instanceof type;
+  }
+}
+
+describe('the handler knows it lost before its next step', () => {
+  it.each(probes)('%s, asked first after a pause past the local deadline, reports the loss before any timer of baton’s ran', async (_name, probe) => {
+    sim = new Sim();
+    const paused = gate();
+    let reached = false;
+    let sawLoss: boolean | undefined;
+    let signalAbortedAfter: boolean | undefined;
+    let lostEventsThen: number | undefined;
+    let a!: SimNode;
+    const handler = pausingHandler(paused, () => (reached = true), async (ctx) => {
+      lostEventsThen = a.of('session:lost').length;
+      sawLoss = await probe(ctx);
+      signalAbortedAfter = ctx.signal.aborted;
+    });
+    a = await sim.node('a', [['cp', { every: '1s' }, handler]], { ttl: TTL });
+    await sim.until(() => reached, 10_000);
+    const run = a.of('run:started').at(-1)!;
+
+    sim.clock.pause(PAUSE_PAST_DEADLINE);
+    paused.open();
+    await settle();
+    expect(lostEventsThen).toBe(0); // the keeper's timers had not run: only the check itself could tell
+    expect(sawLoss).toBe(true);
+    expect(signalAbortedAfter).toBe(true);
+    await sim.advance(100);
+    expect(a.of('session:lost')).toHaveLength(1); // the keeper catches up, and opens a new session
+    expect(a.of('owner:lost').at(-1)).toMatchObject({ token: run.token });
+  });
+
+  it('while the lease holds, assertOwner() passes, the signal stays unaborted and checkpoint.get() reads', async () => {
+    sim = new Sim();
+    const seen: { aborted: boolean; assertOwner: boolean; value: string | undefined }[] = [];
+    const handler = (async (ctx: TaskContext<string>) => {
+      seen.push({ aborted: ctx.signal.aborted, assertOwner: !throws(() => ctx.assertOwner()), value: await ctx.checkpoint.get() });
+      await ctx.checkpoint.commit(`run ${seen.length}`);
+    }) as TaskHandler<never>;
+    await sim.node('a', [['cp', { every: '1s' }, handler]], { ttl: TTL });
+    await sim.advance(3500);
+    expect(seen.length).toBeGreaterThanOrEqual(3);
+    expect(seen.every((s) => !s.aborted && s.assertOwner)).toBe(true);
+    expect(seen.map((s) => s.value).slice(0, 3)).toEqual([undefined, 'run 1', 'run 2']);
+  });
+
+  it('a woken zombie that calls assertOwner() right before its external write never gets a stale write in', async () => {
+    sim = new Sim();
+    // The user's own resource, fenced as docs/concepts.md recommends: UPDATE … WHERE token <= $token.
+    const external = { token: 0n, value: '', accepted: [] as { node: string; token: bigint }[], refused: 0 };
+    const write = (node: string, token: bigint, value: string) => {
+      if (token < external.token) {
+        external.refused += 1;
+        return;
+      }
+      external.token = token;
+      external.value = value;
+      external.accepted.push({ node, token });
+    };
+    const paused = gate();
+    let reached = false;
+    let zombieError: unknown;
+    const zombie = pausingHandler(paused, () => (reached = true), async (ctx) => {
+      try {
+        ctx.assertOwner();
+        write('a', ctx.token, 'from a');
+      } catch (error) {
+        zombieError = error;
+        throw error;
+      }
+    });
+    const successor = (async (ctx: TaskContext<string>) => {
+      ctx.assertOwner();
+      write('b', ctx.token, 'from b');
+    }) as TaskHandler<never>;
+    const a = await sim.node('a', [['cp', { every: '1s' }, zombie]], { ttl: TTL, cluster: { rebalanceAfter: '1h' } });
+    await sim.advance(500);
+    const b = await sim.node('b', [['cp', { every: '1s' }, successor]], { ttl: TTL, cluster: { rebalanceAfter: '1h' } });
+    await sim.until(() => reached, 10_000);
+    const zombieToken = a.of('run:started').at(-1)!.token;
+    const acceptedBefore = external.accepted.length;
+
+    sim.clock.pause(4000); // past the store's TTL too: b may take the task as soon as its timers run
+    paused.open();
+    await settle();
+    await sim.advance(3000);
+
+    expect(zombieError).toBeInstanceOf(NotOwnerError);
+    expect(external.accepted.slice(acceptedBefore).filter((w) => w.token === zombieToken)).toEqual([]);
+    const bToken = b.of('owner:acquired')[0]?.token;
+    expect(bToken).toBeGreaterThan(zombieToken);
+    expect(external.accepted.at(-1)).toMatchObject({ node: 'b', token: bToken });
+    expect(external.refused).toBe(0);
+    expect(sim.duplicateTicks()).toBe(0);
+  });
+});
