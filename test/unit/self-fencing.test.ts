@@ -234,3 +234,96 @@ describe('the handler knows it lost before its next step', () => {
     expect(sim.duplicateTicks()).toBe(0);
   });
 });
+
+/** The user's own resource, fenced as docs/concepts.md recommends: UPDATE … SET token = $t WHERE token <= $t. */
+class FencedResource {
+  token = 0n;
+  readonly accepted: { who: string; token: bigint }[] = [];
+  readonly refused: { who: string; token: bigint }[] = [];
+
+  write(who: string, token: bigint): void {
+    if (token < this.token) {
+      this.refused.push({ who, token });
+      return;
+    }
+    this.token = token;
+    this.accepted.push({ who, token });
+  }
+}
+
+describe('onAcquire: the new owner fences the user’s resource before its first run', () => {
+  it('runs before the first run of each ownership, with that ownership’s token', async () => {
+    sim = new Sim();
+    const calls: { token: bigint; runsBefore: number; aborted: boolean }[] = [];
+    let runs = 0;
+    const a = await sim.node('a', [['cp', { every: '1s', onAcquire: (ctx) => void calls.push({ token: ctx.token, runsBefore: runs, aborted: ctx.signal.aborted }) }, () => void runs++]], { ttl: TTL });
+    await sim.advance(2500);
+    expect(runs).toBeGreaterThan(0);
+    expect(calls).toEqual([{ token: a.of('owner:acquired')[0]!.token, runsBefore: 0, aborted: false }]);
+
+    await sim.clock.stall(5000); // loses its session, takes the task again under a new token
+    await sim.advance(2000);
+    const tokens = a.of('owner:acquired').map((e) => e.token);
+    expect(tokens).toHaveLength(2);
+    expect(calls.map((c) => c.token)).toEqual(tokens);
+    const runsBeforeSecond = calls[1]!.runsBefore;
+    expect(a.of('run:started').filter((r) => r.token === tokens[1]).length).toBe(runs - runsBeforeSecond);
+  });
+
+  it('runs nothing while the hook fails, reports it, and calls it again about a second later', async () => {
+    sim = new Sim();
+    const calledAt: number[] = [];
+    const onAcquire = () => {
+      calledAt.push(sim.clock.monotonic());
+      if (calledAt.length === 1) throw new Error('resource unreachable');
+    };
+    const a = await sim.node('a', [['cp', { every: '1s', onAcquire }]], { ttl: TTL });
+    await sim.until(() => calledAt.length === 2, 5000);
+    expect(a.of('run:started')).toEqual([]); // nothing ran under the ownership whose hook failed
+    expect(a.of('error').map((e) => e.error.message)).toContain('resource unreachable');
+    expect(calledAt[1]! - calledAt[0]!).toBeGreaterThanOrEqual(1000);
+    await sim.advance(1500);
+    expect(a.of('run:started').length).toBeGreaterThan(0);
+  });
+
+  it('refuses a woken zombie’s late write before the successor’s first write (without the hook it is accepted)', async () => {
+    for (const fence of [true, false]) {
+      sim = new Sim();
+      const resource = new FencedResource();
+      const onAcquire = (who: string) => (ctx: { token: bigint }) => {
+        if (fence) resource.write(`${who} onAcquire`, ctx.token);
+      };
+      const paused = gate();
+      let reached = false;
+      // A handler that ignores its signal and checks nothing: only the resource's own fence can stop it.
+      const zombie = pausingHandler(paused, () => (reached = true), async (ctx) => resource.write('a run', ctx.token));
+      let bFenced = false;
+      const bHook = (ctx: { token: bigint }) => {
+        onAcquire('b')(ctx);
+        bFenced = true;
+      };
+      const opts = { ttl: TTL, cluster: { rebalanceAfter: '1h' } };
+      await sim.node('a', [['cp', { every: '1s', onAcquire: onAcquire('a') }, zombie]], opts);
+      await sim.advance(500);
+      // b's runs do not touch the resource: what refuses the zombie can only be b's hook.
+      const b = await sim.node('b', [['cp', { every: '1s', onAcquire: bHook }]], opts);
+      await sim.until(() => reached, 10_000);
+
+      sim.clock.pause(4000); // a is stopped past the store's TTL
+      await sim.until(() => bFenced, 5000); // b took the task over; a's handler has not continued yet
+      expect(b.of('owner:acquired')).toHaveLength(1);
+      paused.open();
+      await settle();
+
+      const zombieWrites = (list: { who: string }[]) => list.filter((w) => w.who === 'a run');
+      if (fence) {
+        expect(zombieWrites(resource.refused)).toHaveLength(1);
+        expect(zombieWrites(resource.accepted)).toEqual([]);
+        expect(resource.token).toBe(b.of('owner:acquired')[0]!.token);
+      } else {
+        expect(zombieWrites(resource.accepted)).toHaveLength(1); // the negative control: the window is real
+      }
+      await sim.closeAll();
+    }
+  });
+});
