@@ -17,7 +17,7 @@ import type { RunRecord, TaskContext, TaskHandler } from '../../src/scheduler/ta
 import { checkpointKey, runKey } from '../../src/scheduler/keys.js';
 import type { UnitName } from '../../src/scheduler/names.js';
 import { openStore } from '../../src/stores/open-store.js';
-import { sqlitePostgresRedis } from '../helpers/backends.js';
+import { SERVER_BACKENDS } from '../helpers/backends.js';
 import { recordingStore } from '../helpers/sim.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'baton-selffence-'));
@@ -35,7 +35,10 @@ function blockFor(ms: number): void {
   }
 }
 
-describe.each(sqlitePostgresRedis(dir))('a locally refused commit on $kind', ({ url }) => {
+/** SQLite and every server store of the test machine (scripts/services.sh starts them). */
+const TARGETS = [{ kind: 'sqlite', url: `sqlite:${join(dir, 'baton.db')}` }, ...SERVER_BACKENDS.map((b) => ({ kind: b.kind, url: b.url('127.0.0.1', b.port) }))];
+
+describe.each(TARGETS)('a locally refused commit on $kind', ({ url }) => {
   it('is refused without reaching the store, aborts ctx.signal and ends the run aborted', async () => {
     const name = `selffence-${randomId(4)}`;
     const store = recordingStore(await openStore(url, { cluster: name }), systemClock);
