@@ -12,6 +12,8 @@ export type {
   DispatchHandlers,
   ProducerContext,
   ItemContext,
+  AcquireContext,
+  AcquireHook,
 } from './scheduler/task.js';
 export type { TaskMode, ModeOptions, NodeSelector, QueueOptions, ShardInfo } from './scheduler/modes.js';
 export type { QueuedItem, DeadLetter } from './scheduler/queue.js';

@@ -28,14 +28,17 @@ export class Lease {
     return { key: this.key, token: this.token };
   }
 
-  /** True while the session is provably alive and the lease was not ended. */
+  /**
+   * True while the session is provably alive and the lease was not ended. Asked past the session's local
+   * deadline, it ends the session (and so this lease) at once: see {@link LiveSession.isLive}.
+   */
   isHeld(): boolean {
     return !this.signal.aborted && this.session.isLive();
   }
 
   /**
    * A write guarded by this lease. Checks the local deadline first (a paused zombie never sends), then
-   * lets the store refuse it if the key moved on; a refusal ends the lease and throws NotOwnerError.
+   * lets the store refuse it if the key moved on; either refusal ends the lease and throws NotOwnerError.
    */
   async put(key: string, value: unknown, condition: Omit<WriteCondition, 'guard'> = {}): Promise<WriteResult> {
     this.assertHeld();
@@ -49,19 +52,23 @@ export class Lease {
   }
 
   /**
-   * Throws NotOwnerError unless the lease is provably held. A session that is not provably alive is
-   * reported as NotOwnerError too (with the SessionExpiredError as its cause), so that a refused write is
-   * one error whether the refusal came from the local deadline or from the store.
+   * Throws NotOwnerError unless the lease is provably held, and ends the lease when it throws, so that
+   * its signal is aborted by the time the caller sees the error (a run refused this way ends `aborted`,
+   * whichever store it is on). A session that is not provably alive is reported as NotOwnerError too
+   * (with the SessionExpiredError as its cause), so that a refused write is one error whether the
+   * refusal came from the local deadline or from the store.
    */
   assertHeld(): void {
+    let error: NotOwnerError | undefined;
     try {
       this.session.assertLive();
-    } catch (error) {
-      throw new NotOwnerError(`lease ${this.key}: ${toError(error).message}`, { cause: error });
+    } catch (cause) {
+      error = new NotOwnerError(`lease ${this.key}: ${toError(cause).message}`, { cause });
     }
-    if (this.signal.aborted) {
-      throw new NotOwnerError(`lease ${this.key}: ${toError(this.signal.reason).message}`);
-    }
+    if (!error && this.signal.aborted) error = new NotOwnerError(`lease ${this.key}: ${toError(this.signal.reason).message}`);
+    if (!error) return;
+    this.end(error);
+    throw error;
   }
 
   /** Ends the lease locally (its signal aborts with `reason`). Does not touch the store. */
@@ -84,4 +91,48 @@ export async function tryAcquireLease(store: Store, session: LiveSession, key: s
   const result = await store.tryAcquire(key, session.id);
   if (!result.acquired) return { holder: result.holder };
   return { lease: new Lease(store, session, key, result.token) };
+}
+
+const abortedOf = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get! as (this: AbortSignal) => boolean;
+const reasonOf = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'reason')!.get! as (this: AbortSignal) => unknown;
+
+/**
+ * Makes `signal` — one the caller created and that aborts when `lease` ends — answer from the local
+ * deadline at the moment it is asked: reading `aborted` or `reason`, or calling `throwIfAborted()`,
+ * first checks the lease ({@link Lease.isHeld}), which ends it (and so aborts `signal`, synchronously)
+ * once the deadline has passed. Why: a process woken from a pause may run the handler's own timer or
+ * I/O callback before any timer of baton's, and the handler's next look at its signal must already say
+ * the ownership is gone. The accessors are own properties of this one signal instance; the platform's
+ * own uses of the signal (`fetch`, `AbortSignal.any`) see the abort when it is made.
+ * @returns `signal` itself.
+ */
+export function checkedByLease(signal: AbortSignal, lease: Lease): AbortSignal {
+  const check = (): void => {
+    if (!abortedOf.call(signal)) lease.isHeld();
+  };
+  Object.defineProperties(signal, {
+    aborted: {
+      get: () => {
+        check();
+        return abortedOf.call(signal);
+      },
+      configurable: true,
+    },
+    reason: {
+      get: () => {
+        check();
+        return reasonOf.call(signal);
+      },
+      configurable: true,
+    },
+    throwIfAborted: {
+      value: () => {
+        check();
+        AbortSignal.prototype.throwIfAborted.call(signal);
+      },
+      configurable: true,
+      writable: true,
+    },
+  });
+  return signal;
 }

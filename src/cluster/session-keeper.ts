@@ -30,6 +30,8 @@ export interface SessionEvents {
 
 type Emit = <K extends keyof SessionEvents>(event: K, payload: SessionEvents[K]) => void;
 
+const DEADLINE_PASSED = 'local deadline passed without a confirmed renewal';
+
 /** One session of this node in the store. Replaced by a new one (new id) when it is lost. */
 export class LiveSession {
   readonly id: string;
@@ -53,16 +55,25 @@ export class LiveSession {
     return this.#deadline;
   }
 
+  /**
+   * True while the session is provably alive: not ended and before its local deadline. Asked past the
+   * deadline, it ends the session there and then (its signal aborts, and with it every lease of the
+   * session): a process that wakes from a pause can run a handler's timer before the keeper's deadline
+   * timer, and whoever asks first — a handler, a fenced write — must see the loss, not a stale signal.
+   */
   isLive(): boolean {
-    return !this.#controller.signal.aborted && this.#clock.monotonic() < this.#deadline;
+    if (this.#controller.signal.aborted) return false;
+    if (this.#clock.monotonic() < this.#deadline) return true;
+    this.end(new SessionExpiredError(`session ${this.id}: ${DEADLINE_PASSED}`));
+    return false;
   }
 
   /** Throws SessionExpiredError unless the session is provably alive; call before every fenced write. */
   assertLive(): void {
-    if (!this.isLive()) {
-      const reason = this.#controller.signal.reason as Error | undefined;
-      throw new SessionExpiredError(`session ${this.id}: ${reason?.message ?? 'local deadline passed without a confirmed renewal'}`);
-    }
+    if (this.isLive()) return;
+    // Not live means ended: the reason names the session already when the keeper or isLive() gave it.
+    const message = toError(this.#controller.signal.reason).message;
+    throw new SessionExpiredError(message.startsWith(`session ${this.id}:`) ? message : `session ${this.id}: ${message}`);
   }
 
   /** @internal */
@@ -206,7 +217,7 @@ export class SessionKeeper {
     this.#cancelDeadline?.();
     this.#cancelDeadline = this.#clock.setTimer(session.deadline - this.#clock.monotonic(), () => {
       if (this.#clock.monotonic() >= session.deadline) {
-        this.#lose(session, 'local deadline passed without a confirmed renewal');
+        this.#lose(session, DEADLINE_PASSED);
       } else {
         this.#armDeadline(session);
       }

@@ -39,6 +39,7 @@ import type { Store } from '../stores/contract.js';
 import { openStore } from '../stores/open-store.js';
 import { redactUrl } from '../core/redact.js';
 import { logEvent } from './log-events.js';
+import { StoreClock } from '../cluster/store-clock.js';
 import { validateClusterOptions, type ClusterOptions } from './options.js';
 
 export type { ClusterOptions } from './options.js';
@@ -50,6 +51,10 @@ export class Cluster {
   readonly store: Store;
   readonly #ownsStore: boolean;
   readonly #clock: Clock;
+  /** The store's time, for schedules: ticks are wall times every node must agree on. */
+  readonly #storeClock: StoreClock;
+  /** A store-time sample in flight (close() waits for it). */
+  #sampling: Promise<void> | undefined;
   readonly #log: Logger;
   readonly #events: TypedEmitter<BatonEvents>;
   readonly #emit: Emit;
@@ -88,17 +93,22 @@ export class Cluster {
     this.#nodeId = options.node?.id ?? defaultNodeId();
     this.#labels = { ...(options.node?.labels ?? {}) };
     this.#startedAt = this.#clock.now();
+    this.#storeClock = new StoreClock(this.#clock, store);
     this.#keeper = new SessionKeeper({
       store,
       info: this.#identity({}),
       timing,
       clock: this.#clock,
-      emit: (event, payload) => this.#emit(event, payload as never),
+      emit: (event, payload) => {
+        this.#emit(event, payload as never);
+        // Riding on the heartbeat: no timer of its own, and never while the store is unreachable.
+        if (event === 'session:renewed') this.#sampleStoreTime();
+      },
     });
     this.#scheduler = new Scheduler({
       store,
       keeper: this.#keeper,
-      clock: this.#clock,
+      clock: this.#storeClock,
       emit: this.#emit,
       log: this.#log,
       nodeId: this.#nodeId,
@@ -173,6 +183,7 @@ export class Cluster {
     this.#keeper.updateInfo(this.#info);
     try {
       await this.#scheduler.publishDeclarations();
+      await this.#storeClock.sample();
       await this.#keeper.start();
     } catch (error) {
       this.#state = 'closed';
@@ -350,6 +361,7 @@ export class Cluster {
       const held = await this.#scheduler.stop();
       // Handlers have stopped: now free every key at once by closing the session (invariant 5).
       if (wasRunning) await this.#keeper.close();
+      await this.#sampling;
       for (const { unit, lease } of held) {
         this.#emit('owner:released', { task: unit.task, unit: unit.name, token: lease.token, reason: 'shutdown' });
       }
@@ -357,6 +369,15 @@ export class Cluster {
       if (this.#ownsStore) await this.store.close();
       this.#state = 'closed';
     }
+  }
+
+  /** Measures the offset to the store's clock again when it is due; a failure is reported, never thrown. */
+  #sampleStoreTime(): void {
+    if (this.#sampling || !this.#storeClock.sampleDue || this.#state !== 'running') return;
+    this.#sampling = this.#storeClock
+      .sample()
+      .catch((error: unknown) => this.#emit('error', { where: 'store time', error: toError(error) }))
+      .finally(() => (this.#sampling = undefined));
   }
 
   #assertRunning(what: string): void {

@@ -8,6 +8,7 @@
 import type { Logger } from '../core/logger.js';
 import type { NodeInfo } from '../core/node-info.js';
 import { NotOwnerError, toError } from '../core/errors.js';
+import { checkedByLease } from '../cluster/lease.js';
 import type { TriggerRecord } from './controls.js';
 import { awaitDependencies, SINGLE_TICK_DEPENDENCY_TIMEOUT_MS } from './dependencies.js';
 import { checkpointKey, runKey, triggerKey, triggerRunKey } from './keys.js';
@@ -189,11 +190,16 @@ function context(scope: RunScope, job: TickJob, lateMs: number, attempt: number,
     trigger: job.trigger !== undefined,
     token: lease.token,
     node,
-    signal,
+    signal: checkedByLease(signal, lease),
     log: log.child({ task: unit.name, tick, attempt }),
     recordOutput,
+    assertOwner: () => lease.assertHeld(),
     checkpoint: {
-      get: async () => (await store.get<StoredCheckpoint>(key))?.value.value as never,
+      get: async () => {
+        // A zombie that reads its successor's progress would act on it: refuse the read as a write is refused.
+        lease.assertHeld();
+        return (await store.get<StoredCheckpoint>(key))?.value.value as never;
+      },
       commit: async (value: unknown) => {
         const stored: StoredCheckpoint = { value, tick, token: lease.token.toString(), committedAt: clock.now() };
         await lease.put(key, stored);

@@ -15,7 +15,7 @@ import { sleep, type Clock } from '../core/clock.js';
 import { ClosedError, NotOwnerError, SessionExpiredError, toError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { NodeInfo } from '../core/node-info.js';
-import type { Lease } from '../cluster/lease.js';
+import { checkedByLease, type Lease } from '../cluster/lease.js';
 import type { Store } from '../stores/contract.js';
 import { isPaused, pendingTriggers } from './controls.js';
 import type { Emit, MissReason, UnitRef } from './events.js';
@@ -24,7 +24,7 @@ import type { Waker } from './hints.js';
 import { dueTicks, jitterFor, planTicks } from './misfire.js';
 import { pruneHistory, readHistory, recordMissed, recordPaused, STORE_RETRY_MS, type PausedRange, type RecordsScope } from './run-records.js';
 import { runJob, type RunScope, type TickJob } from './run-tick.js';
-import type { TaskDefinition } from './task.js';
+import type { AcquireHook, TaskDefinition } from './task.js';
 import type { TaskUnit } from './modes.js';
 
 export interface RunnerDeps {
@@ -131,6 +131,8 @@ export class TaskRunner {
     const scope: RecordsScope = this.#scope(lease, stop);
     let releaseReason: ReleaseReason | undefined;
     try {
+      // Before anything runs under the new token: the user's resource learns it first (invariant 4).
+      if (this.def.onAcquire) await this.#onAcquire(this.def.onAcquire, lease, stop);
       // A turn unit starts after its newest tick gone by: the turns before were other nodes' to run.
       const history = await readHistory(scope, schedule, this.#turns ? (schedule.latest(clock.now()) ?? clock.now()) - 1 : undefined);
       const state: LeadState = { cursor: history.cursor, paused: history.paused, reason: 'no-owner', controlsChanged: true };
@@ -150,13 +152,13 @@ export class TaskRunner {
       }
     } catch (error) {
       if (!stop.aborted) {
+        // Ownership itself was not lost (that aborts `stop`): a store error, or onAcquire failed — even
+        // with NotOwnerError from the user's own resource. The key stays ours in the store and is picked
+        // up again after this pause, not in a hot loop.
         const cause = toError(error);
         lease.end(cause);
-        if (!(cause instanceof NotOwnerError || cause instanceof SessionExpiredError)) {
-          emit('error', { where: `task "${name}"`, error: cause });
-          // The key stays ours in the store and is picked up again after this pause, not in a hot loop.
-          await sleep(clock, STORE_RETRY_MS * 5, this.#stop.signal).catch(() => undefined);
-        }
+        emit('error', { where: `task "${name}"`, error: cause });
+        await sleep(clock, STORE_RETRY_MS * 5, this.#stop.signal).catch(() => undefined);
       }
     } finally {
       unsubscribe();
@@ -204,6 +206,22 @@ export class TaskRunner {
       await this.#start({ tick, jitterMs: this.#jitter(tick), slotDeadline }, lease, stop);
     }
     return { kind: 'worked' };
+  }
+
+  /** Runs the task's onAcquire hook for `lease`, with a signal that ends with the lease or the node. */
+  async #onAcquire(hook: AcquireHook, lease: Lease, stop: AbortSignal): Promise<void> {
+    const { node, log } = this.#deps;
+    await hook({
+      task: this.def.name,
+      unit: this.unit.name,
+      ...(this.unit.shard ? { shard: this.unit.shard } : {}),
+      token: lease.token,
+      node,
+      // Its own signal: the accessors checkedByLease installs must not change the loop's `stop`.
+      signal: checkedByLease(AbortSignal.any([stop]), lease),
+      log: log.child({ task: this.unit.name, hook: 'onAcquire' }),
+      assertOwner: () => lease.assertHeld(),
+    });
   }
 
   /** Nothing to do now: a turn unit (mutex, round-robin) gives the task back between ticks; any other waits. */

@@ -18,11 +18,47 @@ export interface TaskOptions extends ScheduleOptions, RunOptions, ModeOptions {
    * history + ⌊history/4⌋ − 1 may exist between two prunes.
    */
   readonly history?: number;
+  /**
+   * Called by each new owner of the task (of each unit, for modes that split it) before its first run
+   * under that ownership, with the new fencing token: write the token into your own resource here (a
+   * row's `fencing_token`, the token an HTTP API remembers) so that it refuses a woken ex-owner's late
+   * writes at once, not only after this owner's first write. Nothing runs under the ownership until it
+   * resolves; when it throws, the node runs nothing, reports an `error` event and calls it again about a
+   * second later (or another node takes over). It should honour `ctx.signal`: the task waits for it.
+   * Not part of the declaration compared between nodes. See docs/concepts.md.
+   */
+  readonly onAcquire?: AcquireHook;
 }
+
+/** What a task's `onAcquire` hook receives: a new ownership, before anything runs under it. */
+export interface AcquireContext {
+  readonly task: string;
+  /** The unit acquired: the task's name, `task#i` for a shard, `task@node` for a broadcast share. */
+  readonly unit: string;
+  /** For a `sharded` task: the shard acquired. */
+  readonly shard?: ShardInfo;
+  /** The new fencing token, greater than every earlier owner's: write it into your resource. */
+  readonly token: bigint;
+  readonly node: NodeInfo;
+  /**
+   * Aborts when this ownership ends or the node shuts down; `aborted`, `reason` and `throwIfAborted()`
+   * check the local deadline when asked, as a run's `ctx.signal` does.
+   */
+  readonly signal: AbortSignal;
+  readonly log: Logger;
+  /** Throws NotOwnerError (and aborts `signal`) unless the ownership is provably held right now. */
+  assertOwner(): void;
+}
+
+/** A task's `onAcquire` hook (see {@link TaskOptions.onAcquire}). */
+export type AcquireHook = (ctx: AcquireContext) => Promise<void> | void;
 
 /** A task's committed progress (seed name: `lastCommit`), written only with the owner's fencing token. */
 export interface Checkpoint<T = unknown> {
-  /** The last committed value, or undefined when none was ever committed. */
+  /**
+   * The last committed value, or undefined when none was ever committed. Refused with NotOwnerError (and
+   * the run's signal aborts) once this run's ownership is no longer provably held, like a commit.
+   */
   get(): Promise<T | undefined>;
   /**
    * Commits `value`, guarded by this run's fencing token: refused with NotOwnerError (and the run's
@@ -58,8 +94,22 @@ export interface TaskContext<T = unknown> {
    * Aborts when ownership is lost (session expired, a fenced write refused), the node shuts down, or the
    * attempt exceeds `timeout` (reason: a TimeoutError). Honour it: stop work and return. (Hand-over to
    * another node for rebalancing, and pause, wait for the run to end.)
+   *
+   * Its `aborted`, `reason` and `throwIfAborted()` compare the session's local deadline (monotonic clock)
+   * when they are asked, not when a timer gets to run: after a pause, the handler's next look at the
+   * signal already sees the loss, even if its own timer fired before any of baton's.
    */
   readonly signal: AbortSignal;
+  /**
+   * Throws NotOwnerError, and aborts `signal`, unless this run's ownership is provably held at this very
+   * moment: the lease was not ended and the session's local deadline has not passed. Synchronous, so
+   * nothing can run between the check and your next statement: call it right before a side effect
+   * outside the store (an HTTP call, a write to your own database), after the last `await` that precedes
+   * it. It cannot see what the store decided behind the node's back (a session dropped by an operator);
+   * put {@link TaskContext.token} into the side effect for that. Node shutdown and `timeout` do not make
+   * it throw: the node still owns the task until the run has returned.
+   */
+  assertOwner(): void;
   readonly checkpoint: Checkpoint<T>;
   readonly log: Logger;
   /**
@@ -135,6 +185,8 @@ export interface TaskDefinition {
   readonly handler: TaskHandler<never>;
   /** For `dispatch`: the consumer. */
   readonly consume?: (item: ItemContext<never>) => Promise<void> | void;
+  /** Run by each new owner before its first run (see {@link TaskOptions.onAcquire}). */
+  readonly onAcquire?: AcquireHook;
   /** Everything that must be equal on every node declaring the task, and its short hash. */
   readonly declaration: NormalizedDeclaration;
   readonly fingerprint: string;
@@ -148,7 +200,7 @@ export interface NormalizedDeclaration {
   readonly policy: RunPolicy;
 }
 
-const KNOWN_OPTIONS = new Set<string>(['every', 'cron', 'timezone', 'at', 'history', ...RUN_OPTION_NAMES, ...MODE_OPTION_NAMES]);
+const KNOWN_OPTIONS = new Set<string>(['every', 'cron', 'timezone', 'at', 'history', 'onAcquire', ...RUN_OPTION_NAMES, ...MODE_OPTION_NAMES]);
 
 export function defineTask(name: unknown, options: unknown, handler: unknown): TaskDefinition {
   assertTaskName(name);
@@ -167,10 +219,14 @@ export function defineTask(name: unknown, options: unknown, handler: unknown): T
   if (!Number.isInteger(history) || history < 1 || history > 100_000) {
     throw new ConfigError(`${where}: history must be an integer from 1 to 100000, got ${JSON.stringify(opts.history)}`);
   }
+  if (opts.onAcquire !== undefined && typeof opts.onAcquire !== 'function') {
+    throw new ConfigError(`${where}: onAcquire must be a function (ctx) => void | Promise<void>, got ${typeof opts.onAcquire}`);
+  }
   const schedule = parseSchedule(opts, where);
   const policy = parseRunPolicy(opts, schedule, name, where);
   const declaration: NormalizedDeclaration = { schedule: schedule.description, history, mode, policy };
-  return { name, schedule, history, policy, mode, ...handlers, declaration, fingerprint: fingerprintOf(declaration) };
+  const onAcquire = opts.onAcquire ? { onAcquire: opts.onAcquire } : {};
+  return { name, schedule, history, policy, mode, ...handlers, ...onAcquire, declaration, fingerprint: fingerprintOf(declaration) };
 }
 
 function parseHandlers(handler: unknown, mode: ResolvedMode, where: string): Pick<TaskDefinition, 'handler' | 'consume'> {

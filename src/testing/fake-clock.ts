@@ -73,6 +73,15 @@ export class FakeClock implements Clock {
     await this.advance(0);
   }
 
+  /**
+   * Moves both clocks forward by `ms` and fires nothing: the process is paused, and when it wakes
+   * something other than a timer (an I/O completion, a resolved promise) runs before any overdue timer.
+   * The overdue timers fire, late and in order, at the next {@link advance} or {@link stall}.
+   */
+  pause(ms: number): void {
+    this.#move(this.#mono + ms);
+  }
+
   /** Moves only the wall clock (an NTP step or an operator): monotonic time is untouched. */
   jumpWall(deltaMs: number): void {
     this.#wall += deltaMs;

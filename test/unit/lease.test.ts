@@ -104,6 +104,22 @@ describe('leases and fencing', () => {
     expect(await f.observer.get('checkpoint/x')).toBeNull();
   });
 
+  it('ends the lease (and its session) the moment a write is refused past the deadline, before any timer fires', async () => {
+    const f = fleet();
+    const a = f.make('a');
+    keepers.push(a.keeper);
+    await a.keeper.start();
+    const lease = await acquire(a, 'task/x');
+    f.clock.pause(2500); // past the local deadline (+2400); the keeper's timers have not run yet
+    expect(lease.signal.aborted).toBe(false);
+    const putsBefore = a.recorded.count('put');
+    await expect(lease.put('checkpoint/x', 'late')).rejects.toBeInstanceOf(NotOwnerError);
+    expect(lease.signal.aborted).toBe(true);
+    expect(lease.session.signal.aborted).toBe(true); // every lease of the session ends with it
+    expect(() => lease.assertHeld()).toThrow(NotOwnerError);
+    expect(a.recorded.count('put')).toBe(putsBefore);
+  });
+
   it('refuses to acquire with a session that is not provably alive', async () => {
     const f = fleet();
     const a = f.make('a');
