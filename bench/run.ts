@@ -1,6 +1,6 @@
 /**
  * `npm run bench` (quick, a few minutes) or `npm run bench -- --full`.
- * Options: --only failover,ticks,load,locks,spread,peers,peer-locks   --stores sqlite,postgres,…
+ * Options: --only failover,ticks,load,locks,spread,peers,peer-locks,peer-advisory   --stores sqlite,postgres,…
  *          --trials N (kill/term trials) --stop-trials N --tick-seconds N --kill-every-seconds N
  *          --window-ms N (load and lock windows) --out DIR (default bench/) --no-background
  *          --rewrite-report (rewrite DIR/RESULTS.md from DIR/results.json, e.g. after editing analysis.md)
@@ -28,8 +28,11 @@ import { cleanupStores, parseStores, storeSpec, type StoreName } from './stores.
 import { runTicks } from './ticks.js';
 import { errorText, progress, sleep } from './util.js';
 
-/** `peer-locks`: only the Redis lock peers of `peers` (redlock, SET NX PX), to re-run them next to `locks`. */
-const SECTIONS = ['failover', 'ticks', 'load', 'locks', 'spread', 'peers', 'peer-locks'] as const;
+/**
+ * `peer-locks`: only the Redis lock peers of `peers` (redlock, SET NX PX), to re-run them next to `locks`;
+ * `peer-advisory`: only the PostgreSQL advisory-lock leader loop, to re-run it next to `failover`.
+ */
+const SECTIONS = ['failover', 'ticks', 'load', 'locks', 'spread', 'peers', 'peer-locks', 'peer-advisory'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Args {
@@ -252,6 +255,8 @@ async function main(): Promise<void> {
         );
         results.peers['etcd3-election-ttl5'] = { ttlS: 5, kill: pick(r.kill), term: pick(r.term), stop: pick(r.stop) };
       });
+    }
+    if (has('peers') || has('peer-advisory')) {
       await attempt('peers', 'pg advisory lock', async () => {
         const r = await runFailover(
           { spawn: advisoryFleet(pgUrl, 0x0ba70000 + Math.floor(Math.random() * 0xffff)), nodes: 3, label: 'pg-advisory-lock' },
@@ -259,6 +264,8 @@ async function main(): Promise<void> {
         );
         results.peers['pg-advisory-lock'] = { kill: pick(r.kill), term: pick(r.term), stop: pick(r.stop) };
       });
+    }
+    if (has('peers')) {
       await attempt('peers', 'bullmq', async () => {
         const r = await runBullmqTicks(run, settings.tickDurationS * 1000, settings.killEveryS * 1000);
         progress(`peers: bullmq late p50 ${r.lateP50}ms p99 ${r.lateP99}ms, dup ${r.dup}, missed ${r.missed}`);

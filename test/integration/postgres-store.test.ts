@@ -143,6 +143,37 @@ describe('postgres crash detection', () => {
     }
   });
 
+  it('tells watchers of a SIGKILLed owner when its backend ends, not at the next reap round', async () => {
+    const cluster = `crashwatch-${RUN}`;
+    const script = `
+      import { openPostgresStore } from './dist/stores/postgres/index.js';
+      const store = await openPostgresStore(${JSON.stringify(URL_BASE)}, { cluster: ${JSON.stringify(cluster)} });
+      const info = { id: 'victim', host: 'h', pid: process.pid, version: 't', labels: {}, startedAt: 0, process: { host: 'h', pid: process.pid }, tasks: {} };
+      const { id } = await store.openSession(info, ${TTL});
+      const r = await store.tryAcquire('task/x', id);
+      console.log(JSON.stringify({ acquired: r.acquired }));
+      setInterval(() => {}, 1000);
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const line = await new Promise<string>((resolve) => createInterface({ input: child.stdout }).once('line', resolve));
+      expect(JSON.parse(line)).toEqual({ acquired: true });
+      // A reap round a minute away: only the crash watch can announce the death within the test.
+      const watcher = await open(cluster, `${URL_BASE}?reapMs=60000`);
+      await watcher.openSession(nodeInfo('standby'), TTL);
+      const changes: Change[] = [];
+      watcher.watch((c) => changes.push(c));
+      await wait(300); // the watch is waiting on the victim's backend
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+      await until(10_000, async () => changes.some((c) => c.scope === 'owners'));
+      expect(await watcher.holder('task/x')).toBeNull();
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
   it('keeps a crashed session out when crash detection is off only until its TTL', async () => {
     const cluster = `nocrash-${RUN}`;
     const a = await open(cluster, `${URL_BASE}?crashDetection=false`);

@@ -25,6 +25,8 @@
  * - A server restart ends every connection, of the living too: sessions bound before the server started
  *   are judged by TTL only (`backend_start < pg_postmaster_start_time()`).
  * - Pid reuse cannot revive a dead session: the backend start time must match too.
+ * The check runs when someone looks: the reaper every `reapMs`, and — at once — a handle's crash watch
+ * when the backend it waits on ends (backend-watch.ts).
  * Non-guarantees: a connection reset while the owner process keeps running (an operator's
  * `pg_terminate_backend`, a proxy or pooler that drops connections, a middlebox RST) kills its session at
  * once, like a crash. The handle reports the drop to the session keeper as soon as its client sees it
@@ -58,6 +60,7 @@ import { loadPg, type PgDriver } from '../../sql/drivers.js';
 import { quoteIdentifier } from '../../sql/placeholders.js';
 import { pgClientConfig } from '../../sql/postgres/connect.js';
 import { ChangeListeners } from '../change-listeners.js';
+import { BackendWatch } from './backend-watch.js';
 import { PgConnection } from './connection.js';
 import { migrate } from './schema.js';
 import { compile, postgresStatements, type Statements, type WriteMode } from './statements.js';
@@ -70,6 +73,9 @@ export interface PostgresStoreOptions {
   /** Timers only (reconnects, the reaper, statement timeouts): time itself is the server's. */
   readonly clock?: Clock;
 }
+
+/** How long one crash-watch wait lasts before it re-reads the ring (a joiner is watched within this). */
+const BACKEND_WATCH_RETARGET_MS = 5000;
 
 /** How many times tryAcquire repeats its statement when it raced an insert it could not see. */
 const ACQUIRE_ATTEMPTS = 5;
@@ -106,7 +112,14 @@ export class PostgresStore implements Store {
   readonly #listeners = new ChangeListeners();
   #main: PgConnection | undefined;
   #listener: PgConnection | undefined;
-  /** True while anyone watches; the reap loop runs while it is. */
+  /** The advisory lock class of this schema's backend locks (backend-watch.ts). */
+  readonly #lockClass: number;
+  /** The backend of #main: the crash watch's place in the ring. */
+  #mainPid = 0;
+  #watchConfig: { readonly driver: PgDriver; readonly config: ClientConfig } | undefined;
+  #backendWatch: BackendWatch | undefined;
+  #backendWatchClosing: Promise<void> | undefined;
+  /** True while anyone watches; the reap loop (and the crash watch) runs while it is. */
   #reapActive = false;
   #cancelReapTimer: (() => void) | undefined;
   #reaping: Promise<unknown> | undefined;
@@ -121,10 +134,12 @@ export class PostgresStore implements Store {
     this.#sql = postgresStatements(quoteIdentifier('postgres', this.#config.schema));
     this.#channel = `baton_${createHash('sha256').update(`${this.#config.schema}\0${options.cluster}`).digest('hex').slice(0, 40)}`;
     this.#label = `postgres store ${JSON.stringify(options.url.shown)}`;
+    this.#lockClass = createHash('sha256').update(`baton backend\0${this.#config.schema}`).digest().readInt32BE(0);
   }
 
   /**
-   * Connects (one connection for statements, one for LISTEN), creates the schema if needed.
+   * Connects (one connection for statements, one for LISTEN; the crash watch opens a third while anyone
+   * watches), creates the schema if needed.
    * @throws StoreUrlError (an unreadable certificate file), StoreUnavailableError when the server cannot be
    * reached; BatonError(STORE_SCHEMA) for a newer schema.
    */
@@ -155,9 +170,19 @@ export class PostgresStore implements Store {
       ...common,
       label: this.#label,
       // Sessions are bound to this connection: once it drops, other nodes may reap them at any moment,
-      // so tell the session keeper to give them up now rather than at its next renewal.
-      ...(config.crashDetection ? { onLost: () => this.#listeners.emit({ scope: 'connection' }) } : {}),
+      // so tell the session keeper to give them up now rather than at its next renewal. Its backend holds
+      // the lock other handles' crash watches wait for (backend-watch.ts).
+      ...(config.crashDetection
+        ? {
+            onLost: () => this.#listeners.emit({ scope: 'connection' }),
+            onConnect: async (client: Client) => {
+              const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid, pg_advisory_lock($1, pg_backend_pid())', [this.#lockClass]);
+              this.#mainPid = (rows[0] as { pid: number }).pid;
+            },
+          }
+        : {}),
     });
+    this.#watchConfig = { driver, config: clientConfig };
     await migrate(this.#main, config.schema, this.#url.shown);
     this.#listener = await PgConnection.open({
       ...common,
@@ -340,6 +365,7 @@ export class PostgresStore implements Store {
     if (!this.#reapActive) {
       this.#reapActive = true;
       if (!this.#reaping) this.#scheduleReap(); // else the round in flight schedules the next one
+      this.#startBackendWatch();
     }
     return unsubscribe;
   }
@@ -351,7 +377,25 @@ export class PostgresStore implements Store {
     this.#stopReap();
     this.#listeners.clear();
     await this.#reaping;
-    await Promise.all([this.#main?.close(), this.#listener?.close()]);
+    await Promise.all([this.#main?.close(), this.#listener?.close(), this.#backendWatchClosing]);
+  }
+
+  /** While anyone watches: hear a peer's crash when its backend ends (backend-watch.ts). */
+  #startBackendWatch(): void {
+    if (!this.#config.crashDetection || !this.#watchConfig || this.#backendWatch) return;
+    this.#backendWatch = new BackendWatch({
+      ...this.#watchConfig,
+      clock: this.#clock,
+      label: this.#label,
+      lockClass: this.#lockClass,
+      retargetMs: BACKEND_WATCH_RETARGET_MS,
+      queryTimeoutMs: this.#config.queryTimeoutMs,
+      target: async () => {
+        const [row] = await this.#query<{ pid: number }>(this.#sql.ringNext, { cluster: this.cluster, pid: this.#mainPid });
+        return row?.pid;
+      },
+      reap: () => this.#reap(),
+    });
   }
 
   /** One round at a time: the next is scheduled when the previous settles, never two loops. */
@@ -360,7 +404,7 @@ export class PostgresStore implements Store {
       this.#cancelReapTimer = undefined;
       if (this.#closed || !this.#reapActive) return;
       // A failed reap only delays a hint (reads already ignore dead sessions): the next round retries.
-      this.#reaping = this.#query(this.#sql.reap, { cluster: this.cluster, channel: this.#channel })
+      this.#reaping = this.#reap()
         .catch(() => undefined)
         .finally(() => {
           this.#reaping = undefined;
@@ -369,10 +413,19 @@ export class PostgresStore implements Store {
     });
   }
 
+  /** Deletes dead sessions and their keys, notifying; resolves to how many sessions it deleted. */
+  async #reap(): Promise<number> {
+    const [row] = await this.#query<{ sessions: number }>(this.#sql.reap, { cluster: this.cluster, channel: this.#channel });
+    return row?.sessions ?? 0;
+  }
+
   #stopReap(): void {
     this.#reapActive = false;
     this.#cancelReapTimer?.();
     this.#cancelReapTimer = undefined;
+    const watch = this.#backendWatch;
+    this.#backendWatch = undefined;
+    if (watch) this.#backendWatchClosing = Promise.all([this.#backendWatchClosing, watch.close()]).then(() => undefined);
   }
 
 

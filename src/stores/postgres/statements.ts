@@ -139,6 +139,18 @@ export function postgresStatements(s: string) {
       )
       SELECT (SELECT count(*) FROM dead)::int AS sessions, (SELECT count(*) FROM notified)::int AS notified`,
 
+    /**
+     * The backend the crash watch waits for (backend-watch.ts): the next bound session's after `:pid` (this
+     * handle's own) in pid order, wrapping around. Sessions bound before the server started have no live
+     * backend to wait for.
+     */
+    ringNext: `
+      SELECT s.backend_pid AS pid FROM ${s}.sessions s
+      WHERE s.cluster = :cluster AND s.backend_pid IS NOT NULL AND s.backend_pid <> :pid::integer
+        AND s.backend_start >= pg_postmaster_start_time()
+      ORDER BY (s.backend_pid > :pid::integer) DESC, s.backend_pid
+      LIMIT 1`,
+
     // UNION also removes duplicates; for operators (`baton status` on an unknown cluster), not for a loop.
     listClusters: `
       SELECT cluster FROM ${s}.sessions UNION SELECT cluster FROM ${s}.owners UNION SELECT cluster FROM ${s}.records`,
