@@ -22,13 +22,18 @@ import { electionFleet } from './peers/etcd-election.js';
 import { runBullmqTicks } from './peers/bullmq.js';
 import { cleanupPgBoss, startPgBossBackground } from './peers/pgboss.js';
 import { redisPeerLocks } from './peers/redis-locks.js';
+import { pgAdvisoryLockOps } from './peers/pg-advisory-locks.js';
 import { writeReport, type Results, type Settings } from './report.js';
 import { measureSpread } from './spread.js';
 import { cleanupStores, parseStores, storeSpec, type StoreName } from './stores.js';
 import { runTicks } from './ticks.js';
 import { errorText, progress, sleep } from './util.js';
 
-/** `peer-locks`: only the Redis lock peers of `peers` (redlock, SET NX PX), to re-run them next to `locks`. */
+/**
+ * `peer-locks`: only the lock peers of `peers` (redlock and SET NX PX on Redis, pg_try_advisory_lock on
+ * PostgreSQL), to re-run them next to `locks`. `locks` runs each store's same-store peer right after it
+ * too, so one run has both sides of every ratio.
+ */
 const SECTIONS = ['failover', 'ticks', 'load', 'locks', 'spread', 'peers', 'peer-locks'] as const;
 type Section = (typeof SECTIONS)[number];
 
@@ -237,6 +242,11 @@ async function main(): Promise<void> {
       }
     }
     if (has('peers') || has('peer-locks')) {
+      await attempt('peers', 'pg advisory locks', async () => {
+        const ops = await pgAdvisoryLockOps(pgUrl, settings.lockWindowMs);
+        progress(`peers: pg_try_advisory_lock + unlock ${ops.seq}/${ops.c10} ops/s (seq/c10)`);
+        results.peers['pg-advisory-lock'] = { ...results.peers['pg-advisory-lock'], opsPerSec: ops };
+      });
       await attempt('peers', 'redis locks', async () => {
         const r = await redisPeerLocks(settings.lockWindowMs, run);
         progress(`peers: redlock ${r.redlock.seq}/${r.redlock.c10} ops/s, SET NX PX ${r.setnx.seq}/${r.setnx.c10} ops/s (seq/c10)`);
