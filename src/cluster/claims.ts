@@ -137,13 +137,28 @@ export class HeldKey implements AsyncDisposable {
    * the background, and the key vanishes with the session otherwise.
    */
   release(): Promise<void> {
-    this.#released ??= this.#claims.release(this.#lease, new ClosedError(`${this.#what}: released`));
+    this.#released ??= this.#claims.release(this.#lease, releasedReason(this.#what));
     return this.#released;
   }
 
   /** `await using` calls this at the end of the scope. */
   [asyncDispose](): Promise<void> {
     return this.release();
+  }
+}
+
+/**
+ * The abort reason of a handle its owner released: a ClosedError without a stack trace. A deliberate
+ * release has no failure to trace, and capturing the stack was a sixth of the CPU of a lock acquire +
+ * release (measured on the memory store with --cpu-prof).
+ */
+function releasedReason(what: string): ClosedError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new ClosedError(`${what}: released`);
+  } finally {
+    Error.stackTraceLimit = limit;
   }
 }
 
