@@ -84,7 +84,7 @@ export interface Results {
   /** The same bench at other offered rates (the headline `relay` is at the goal's 5,000/s). */
   relaySweep?: RelayRun[];
   /** Sections taken from later runs (re-run after a fix, or because the machine was busy), merged by hand. */
-  mergedFrom?: { run: string; sections: string[]; startedAt: string; why: string; command: string }[];
+  mergedFrom?: { run: string; sections: string[]; startedAt: string; why: string; command: string; machine?: string }[];
 }
 
 const fmt = (v: unknown, unit = ''): string => (v === null || v === undefined ? '—' : `${String(v)}${unit}`);
@@ -242,7 +242,9 @@ export function writeReport(r: Results, outDir: string): { markdownPath: string;
   }
   for (const merged of r.mergedFrom ?? []) {
     md.push('');
-    md.push(`> Sections **${merged.sections.join(', ')}** come from run \`${merged.run}\` (${merged.startedAt}, \`${merged.command}\`), same machine: ${merged.why}.`);
+    // A run on another machine says which: its figures compare with each other, not with the full run's.
+    const where = merged.machine ? `on another machine (${merged.machine})` : 'same machine';
+    md.push(`> Sections **${merged.sections.join(', ')}** come from run \`${merged.run}\` (${merged.startedAt}, \`${merged.command}\`), ${where}: ${merged.why}.`);
   }
   md.push('');
   md.push('## Machine');
