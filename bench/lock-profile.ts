@@ -1,7 +1,8 @@
 /**
  * Where the time of one lock acquire+release goes: counts the driver calls (store round trips) per
- * operation, by statement/command, for the Store contract and for `cluster.lock()`, on one store.
- * `npx tsx bench/lock-profile.ts postgres|redis|mysql [ops]` (add `--cpu-prof` to node for a profile).
+ * operation, by statement (pg) or command (ioredis), for the Store contract and for `cluster.lock()`.
+ * `npx tsx bench/lock-profile.ts postgres|redis [ops]`; for a CPU profile:
+ * `node --import tsx --cpu-prof bench/lock-profile.ts redis`. Other stores' drivers are not counted.
  */
 import { createRequire } from 'node:module';
 import { benchNodeInfo } from './locks.js';
