@@ -22,6 +22,7 @@ import { electionFleet } from './peers/etcd-election.js';
 import { runBullmqTicks } from './peers/bullmq.js';
 import { cleanupPgBoss, startPgBossBackground } from './peers/pgboss.js';
 import { redisPeerLocks } from './peers/redis-locks.js';
+import { pgAdvisoryLockOps } from './peers/pg-advisory-locks.js';
 import { writeReport, type Results, type Settings } from './report.js';
 import { measureSpread } from './spread.js';
 import { cleanupStores, parseStores, storeSpec, type StoreName } from './stores.js';
@@ -29,8 +30,10 @@ import { runTicks } from './ticks.js';
 import { errorText, progress, sleep } from './util.js';
 
 /**
- * `peer-locks`: only the Redis lock peers of `peers` (redlock, SET NX PX), to re-run them next to `locks`;
- * `peer-advisory`: only the PostgreSQL advisory-lock leader loop, to re-run it next to `failover`.
+ * `peer-locks`: only the lock peers of `peers` (redlock and SET NX PX on Redis, pg_try_advisory_lock on
+ * PostgreSQL), to re-run them next to `locks`. `locks` runs each store's same-store peer right after it
+ * too, so one run has both sides of every ratio. `peer-advisory`: only the PostgreSQL advisory-lock
+ * leader loop, to re-run it next to `failover`.
  */
 const SECTIONS = ['failover', 'ticks', 'load', 'locks', 'spread', 'peers', 'peer-locks', 'peer-advisory'] as const;
 type Section = (typeof SECTIONS)[number];
@@ -240,6 +243,11 @@ async function main(): Promise<void> {
       }
     }
     if (has('peers') || has('peer-locks')) {
+      await attempt('peers', 'pg advisory locks', async () => {
+        const ops = await pgAdvisoryLockOps(pgUrl, settings.lockWindowMs);
+        progress(`peers: pg_try_advisory_lock + unlock ${ops.seq}/${ops.c10} ops/s (seq/c10)`);
+        results.peers['pg-advisory-lock'] = { ...results.peers['pg-advisory-lock'], opsPerSec: ops };
+      });
       await attempt('peers', 'redis locks', async () => {
         const r = await redisPeerLocks(settings.lockWindowMs, run);
         progress(`peers: redlock ${r.redlock.seq}/${r.redlock.c10} ops/s, SET NX PX ${r.setnx.seq}/${r.setnx.c10} ops/s (seq/c10)`);

@@ -22,7 +22,7 @@ import { tryAcquireLease } from '../cluster/lease.js';
 import type { SessionKeeper } from '../cluster/session-keeper.js';
 import type { Holder, SessionRecord, Store } from '../stores/contract.js';
 import type { Emit } from './events.js';
-import { declarationVersionKey, ownerKey, TASK_OWNER_PREFIX } from './keys.js';
+import { concernsTaskOwners, declarationVersionKey, ownerKey, TASK_OWNER_PREFIX } from './keys.js';
 import { declaredUnitNames, rankOf } from './modes.js';
 import { asTaskName, type TaskName } from './names.js';
 import { assignTasks, score } from './placement.js';
@@ -125,8 +125,8 @@ export class Coordinator {
     if (this.#state !== 'new') return;
     this.#state = 'waiting';
     this.#unwatch = this.#store.watch((change) => {
-      if (change.scope !== 'records') this.requestScan();
-      else if (change.key !== undefined) this.#turns.onRecordChange(change.key);
+      if (concernsTaskOwners(change)) this.requestScan();
+      else if (change.scope === 'records' && change.key !== undefined) this.#turns.onRecordChange(change.key);
     });
     this.#unsession = this.#keeper.onSession(() => this.requestScan());
     this.#turns.start();

@@ -37,7 +37,7 @@ import { ChangeHints } from '../cluster/change-hints.js';
 import { assertKnownOptions, assertSignal } from '../cluster/claims.js';
 import type { Lease } from '../cluster/lease.js';
 import type { SchedulerEvents } from './events.js';
-import { TASK_OWNER_PREFIX, unitOfOwnerKey } from './keys.js';
+import { concernsTaskOwners, TASK_OWNER_PREFIX, unitOfOwnerKey } from './keys.js';
 
 export type ElectionRole = 'leader' | 'follower';
 
@@ -140,7 +140,7 @@ async function* stream(deps: ElectionDeps, tasks: readonly string[], signal: Abo
   const lead = (task: string, lease: Lease) => push(task, { role: 'leader', node: me.id, token: lease.token }, self, lease.signal);
 
   // Subscribe before the first store read (ordering hazard: a change between the two must not be missed).
-  const hints = new ChangeHints(store, clock, (c) => c.scope !== 'records');
+  const hints = new ChangeHints(store, clock, concernsTaskOwners);
   const unsubscribe = [
     deps.on('owner:acquired', (e) => {
       // Elections are about tasks with one unit (names.ts): there the unit's name is the task's.

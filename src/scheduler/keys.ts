@@ -26,6 +26,17 @@ export const TASK_OWNER_PREFIX = 'task/';
 export const ownerKey = (unit: UnitName): string => `${TASK_OWNER_PREFIX}${unit}`;
 export const unitOfOwnerKey = (key: string): UnitName => after(key, TASK_OWNER_PREFIX) as UnitName;
 
+/**
+ * Whether a change may concern task placement: sessions, owners of task keys, or a change the store
+ * cannot name. An owner change of another key (a lock, a semaphore permit) does not: without this filter
+ * every `cluster.lock()` acquire and release made each node re-read sessions and task owners (two reads
+ * per hint, measured: 4 extra statements per lock acquire+release on PostgreSQL).
+ */
+export function concernsTaskOwners(change: { readonly scope: string; readonly key?: string }): boolean {
+  if (change.scope === 'records') return false;
+  return change.scope !== 'owners' || change.key === undefined || change.key.startsWith(TASK_OWNER_PREFIX);
+}
+
 export const runPrefix = (unit: UnitName): string => `run/${unit}/`;
 /** Zero-padded so that keys sort by tick time. */
 export const runKey = (unit: UnitName, tick: number): string => `${runPrefix(unit)}${String(tick).padStart(15, '0')}`;

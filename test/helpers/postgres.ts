@@ -27,6 +27,8 @@ export interface PrivatePostgres {
   readonly port: number;
   readonly url: string;
   restart(): void;
+  /** Kills the server at once (`-m immediate`: no shutdown checkpoint, like a crash) and starts it again. */
+  crash(): void;
   stop(): void;
 }
 
@@ -34,7 +36,7 @@ export interface PrivatePostgres {
  * Starts a private server with the Debian binaries in a temp dir, or returns undefined when they are not
  * installed. As root the server runs as the `postgres` user (initdb refuses root).
  */
-export function startPrivatePostgres(port: number): PrivatePostgres | undefined {
+export function startPrivatePostgres(port: number, settings: Readonly<Record<string, string>> = {}): PrivatePostgres | undefined {
   const root = '/usr/lib/postgresql';
   const version = existsSync(root) ? readdirSync(root).sort().at(-1) : undefined;
   const bin = version ? join(root, version, 'bin') : undefined;
@@ -49,13 +51,18 @@ export function startPrivatePostgres(port: number): PrivatePostgres | undefined 
     });
   const data = join(dir, 'data');
   run('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
+  const extra = Object.entries(settings).map(([name, value]) => ` -c ${name}=${value}`).join('');
   const ctl = (...args: string[]) =>
-    run('pg_ctl', ['-D', data, '-l', join(dir, 'log'), '-w', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, ...args]);
+    run('pg_ctl', ['-D', data, '-l', join(dir, 'log'), '-w', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off${extra}`, ...args]);
   ctl('start');
   return {
     port,
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     restart: () => ctl('restart', '-m', 'fast'),
+    crash: () => {
+      ctl('stop', '-m', 'immediate');
+      ctl('start');
+    },
     stop: () => {
       try {
         ctl('stop', '-m', 'immediate');

@@ -3,6 +3,7 @@
  * lease is checked locally first (a node past its deadline never sends it) and then by the store (a newer
  * token, or an owner whose session the store dropped, is refused).
  */
+import { getEventListeners } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SessionKeeper } from '../../src/cluster/session-keeper.js';
 import { resolveSessionTiming } from '../../src/cluster/session-timing.js';
@@ -36,6 +37,28 @@ async function acquire(node: { store: Parameters<typeof tryAcquireLease>[0]; kee
 const keepers: SessionKeeper[] = [];
 afterEach(async () => {
   for (const k of keepers.splice(0)) await k.close();
+});
+
+describe('leases and their session', () => {
+  it("aborts with the session's reason when the session is lost, and leaves nothing on the session once ended", async () => {
+    const f = fleet();
+    const a = f.make('a');
+    keepers.push(a.keeper);
+    await a.keeper.start();
+    const session = a.keeper.current!;
+    const baseline = getEventListeners(session.signal, 'abort').length;
+    for (let i = 0; i < 50; i++) await (await acquire(a, `k${i}`)).release(new Error('done'));
+    // A long-lived session sees thousands of leases: each must take its listener away when it ends.
+    expect(getEventListeners(session.signal, 'abort').length).toBe(baseline);
+
+    const held = await acquire(a, 'held');
+    f.backend.sever(a.handle);
+    await f.clock.advance(3000);
+    expect(session.signal.aborted).toBe(true);
+    expect(held.signal.aborted).toBe(true);
+    expect(held.signal.reason).toBe(session.signal.reason);
+    f.backend.heal(a.handle);
+  });
 });
 
 describe('leases and fencing', () => {

@@ -27,6 +27,24 @@ async function fleet(n = 3): Promise<SimNode[]> {
 
 const lockHolders = () => sim.observer.listHolders('lock/');
 
+describe('locks: cost', () => {
+  it('costs one store call to acquire and one to release, and makes no node re-read placement', async () => {
+    const [a, b] = await fleet(2);
+    await sim.advance(5000); // placement settles, then nothing is due for a while
+    const start = [a!.calls.length, b!.calls.length];
+    for (let i = 0; i < 20; i++) {
+      const lock = await a!.cluster.lock('hot', { wait: false });
+      await lock.release();
+    }
+    await sim.advance(1); // deliver the hints of the last release
+    const methods = (node: SimNode, from: number) => node.calls.slice(from).map((c) => c.method);
+    // Each acquire and release hints 'owners' to every node; a placement scan (listSessions +
+    // listHolders) for a lock key would double the store's work per lock on every node.
+    expect(methods(a!, start[0]!)).toEqual(Array.from({ length: 20 }, () => ['tryAcquire', 'release']).flat());
+    expect(methods(b!, start[1]!)).toEqual([]);
+  });
+});
+
 describe('locks: mutual exclusion and tokens', () => {
   it('never lets two holders in at once across 3 nodes, and every acquisition has a greater token', async () => {
     const nodes = await fleet();

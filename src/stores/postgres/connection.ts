@@ -1,7 +1,10 @@
 /**
  * One PostgreSQL connection that survives outages: a `pg.Client` replaced by a new one, with backoff, when
- * it breaks. Statements are sent one at a time (FIFO), so a store handle is exactly one backend — which is
- * what lets a session be bound to `pg_backend_pid()` (see postgres-store.ts, crash detection).
+ * it breaks. A store handle is exactly one backend — which is what lets a session be bound to
+ * `pg_backend_pid()` (see postgres-store.ts, crash detection). Statements run in the order they are
+ * issued; with `pipeline`, pg's pipeline mode writes each one at once instead of waiting for the previous
+ * answer, so concurrent callers (ten lock loops on one handle) share round trips rather than queue for
+ * them. A statement given a `name` is prepared once per connection and then only bound and executed.
  *
  * Guarantees: a broken connection never crashes the process (the client's 'error' event is always
  * handled) and never leaves a promise pending: calls made while it is down reject at once with
@@ -28,6 +31,11 @@ export interface PgConnectionOptions {
   readonly onConnect?: (client: Client, reconnected: boolean) => Promise<void>;
   /** Runs when an established connection is lost (not on close()). */
   readonly onLost?: () => void;
+  /**
+   * pg's pipeline mode (statements written without waiting for the previous answer, answered in order).
+   * Nothing may keep a portal open on the connection (no cursors, no `rows` option).
+   */
+  readonly pipeline?: boolean;
 }
 
 type State = 'up' | 'down' | 'closed';
@@ -58,9 +66,14 @@ export class PgConnection {
     return this.#state === 'up';
   }
 
-  /** Runs one statement. @throws StoreUnavailableError (connection or SQL error), ClosedError. */
-  query<R extends QueryResultRow>(text: string, values: readonly unknown[] = []): Promise<R[]> {
-    const run = this.#tail.then(() => this.#run<R>(text, values));
+  /**
+   * Runs one statement; `name` prepares it (once per connection) under that name, which must always
+   * stand for the same text. @throws StoreUnavailableError (connection or SQL error), ClosedError.
+   */
+  query<R extends QueryResultRow>(text: string, values: readonly unknown[] = [], name?: string): Promise<R[]> {
+    // Pipelined, the driver keeps the order: hand it over at once (awaiting first would cost a round trip each).
+    if (this.#options.pipeline) return this.#run<R>(text, values, name);
+    const run = this.#tail.then(() => this.#run<R>(text, values, name));
     this.#tail = run.catch(() => undefined);
     return run;
   }
@@ -77,7 +90,7 @@ export class PgConnection {
     await client?.end().catch(() => undefined); // closing: a failure to say goodbye changes nothing
   }
 
-  async #run<R extends QueryResultRow>(text: string, values: readonly unknown[]): Promise<R[]> {
+  async #run<R extends QueryResultRow>(text: string, values: readonly unknown[], name: string | undefined): Promise<R[]> {
     if (this.#state === 'closed') throw new ClosedError(`${this.#options.label}: handle is closed`);
     const client = this.#client;
     if (this.#state !== 'up' || !client) {
@@ -93,7 +106,9 @@ export class PgConnection {
       this.#lost(client, new Error(`no answer within queryTimeoutMs (${this.#options.queryTimeoutMs} ms)`));
     });
     try {
-      const result = await client.query<R>(text, values as unknown[]);
+      const result = await (name === undefined
+        ? client.query<R>(text, values as unknown[])
+        : client.query<R>({ name, text, values: values as unknown[] }));
       return result.rows;
     } catch (error) {
       const { failure, driverCode } = classifySqlError('postgres', error);
@@ -108,7 +123,9 @@ export class PgConnection {
   }
 
   async #connect(reconnected: boolean): Promise<void> {
-    const client = new this.#options.driver.Client(this.#options.config);
+    const client = new this.#options.driver.Client(
+      this.#options.pipeline ? ({ ...this.#options.config, pipeline: true } as ClientConfig) : this.#options.config,
+    );
     // Must be attached before connect(): an unhandled 'error' event would crash the process.
     client.on('error', (error) => this.#lost(client, error));
     client.on('end', () => this.#lost(client, new Error('connection ended')));

@@ -16,6 +16,8 @@
  * runs only when referenced, so every `notified` CTE is referenced by the final SELECT.
  */
 
+import { createHash } from 'node:crypto';
+
 /** Store wall time as ms since the epoch, a float8 so the driver returns a number. */
 const epochMs = (expression: string): string => `(extract(epoch FROM ${expression}) * 1000)::float8`;
 
@@ -66,6 +68,17 @@ function deleteDeadSessions(s: string): string {
       RETURNING o.key
     )`;
 }
+
+/**
+ * A CTE named `commit_mode` that makes THIS transaction commit without waiting for its WAL flush when
+ * `:asyncCommit` is true (`synchronous_commit` is read at commit time, so setting it inside the statement
+ * is enough), and leaves the session's setting otherwise. Used by tryAcquire and release only: what
+ * a server crash may lose, and why fencing still holds, is argued in postgres-store.ts ("Durability of
+ * ownership"). Referenced by the final SELECT, or it would not run.
+ */
+const COMMIT_MODE = `commit_mode AS MATERIALIZED (
+      SELECT CASE WHEN :asyncCommit::boolean THEN set_config('synchronous_commit', 'off', true) END AS mode
+    )`;
 
 export type Statements = ReturnType<typeof postgresStatements>;
 
@@ -181,7 +194,8 @@ export function postgresStatements(s: string) {
      *   after our snapshot, it sees no owner at all: the caller repeats the statement.
      */
     tryAcquire: `
-      WITH me AS MATERIALIZED (
+      WITH ${COMMIT_MODE},
+      me AS MATERIALIZED (
         SELECT s.id FROM ${s}.sessions s
         WHERE s.cluster = :cluster AND s.id = :session AND ${live('s', 'clock_timestamp()')}
         FOR KEY SHARE
@@ -204,6 +218,7 @@ export function postgresStatements(s: string) {
       SELECT (SELECT count(*) FROM me)::int AS live,
              (SELECT token FROM taken) AS taken_token,
              (SELECT count(*) FROM notified)::int AS notified,
+             (SELECT count(mode) FROM commit_mode)::int AS async_commit,
              h.session_id, h.token, h.acquired_at
       FROM (SELECT 1) AS one
       LEFT JOIN (SELECT o.session_id, o.token, ${epochMs('o.acquired_at')} AS acquired_at
@@ -211,13 +226,30 @@ export function postgresStatements(s: string) {
 
     /** DELETE re-checks the token on the newest row. */
     release: `
-      WITH gone AS (
+      WITH ${COMMIT_MODE},
+      gone AS (
         DELETE FROM ${s}.owners WHERE cluster = :cluster AND key = :key AND token = :token::bigint RETURNING key
       ),
       notified AS (
         SELECT pg_notify(:channel, ${payload('owners', 'gone.key')}) FROM gone
       )
-      SELECT (SELECT count(*) FROM gone)::int AS released, (SELECT count(*) FROM notified)::int AS notified`,
+      SELECT (SELECT count(*) FROM gone)::int AS released, (SELECT count(*) FROM notified)::int AS notified,
+             (SELECT count(mode) FROM commit_mode)::int AS async_commit`,
+
+    /**
+     * Moves the token sequence GAP values ahead, with a synchronous commit, before a connection issues any
+     * token (see "Durability of ownership" in postgres-store.ts): tokens handed out by acquisitions a crash
+     * lost are then never issued again. The advisory lock serialises concurrent bumps, so one bump can never
+     * set the sequence below another's; nextval() calls of other connections meanwhile stay below
+     * nextval + GAP. setval() gives the transaction an xid, so its commit waits for the WAL flush.
+     */
+    bumpTokens: `
+      WITH serialised AS MATERIALIZED (
+        SELECT pg_advisory_xact_lock(hashtext('baton.tokens.' || :schema::text)),
+               set_config('synchronous_commit', CASE WHEN current_setting('synchronous_commit') IN ('off', 'local')
+                                                     THEN 'on' ELSE current_setting('synchronous_commit') END, true)
+      )
+      SELECT setval('${s}.token_seq', nextval('${s}.token_seq') + :gap::bigint)::text AS token FROM serialised`,
 
     holder: `
       SELECT o.key, o.session_id, o.token, ${epochMs('o.acquired_at')} AS acquired_at
@@ -327,6 +359,8 @@ function deleteStatement(s: string, versioned: boolean, guarded: boolean): strin
 export interface CompiledStatement {
   readonly text: string;
   readonly names: readonly string[];
+  /** Name to prepare it under: a hash of the text, so one name always stands for one text. */
+  readonly prepared: string;
 }
 
 const compiled = new Map<string, CompiledStatement>();
@@ -344,7 +378,7 @@ export function compile(sql: string): CompiledStatement {
     if (index < 0) index = names.push(name) - 1;
     return `$${index + 1}`;
   });
-  const statement = { text, names };
+  const statement = { text, names, prepared: `baton_${createHash('sha256').update(text).digest('hex').slice(0, 24)}` };
   compiled.set(sql, statement);
   return statement;
 }
