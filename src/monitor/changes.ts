@@ -98,11 +98,14 @@ function alertChanges(prev: Observation, next: Observation): MonitorEvent[] {
   return events;
 }
 
-/** Controls recorded since the last read, oldest first (ids sort by request time). */
+/**
+ * Controls recorded since the last read, oldest first. By id, not by "newer than the newest seen": two
+ * controls of one millisecond, or one from a process whose clock lags, sort in any order.
+ */
 function actionChanges(prev: Observation, next: Observation): MonitorEvent[] {
-  const newestSeen = prev.actions?.[0]?.id ?? '';
+  const seen = new Set((prev.actions ?? []).map((a) => a.id));
   return (next.actions ?? [])
-    .filter((action) => action.id > newestSeen)
+    .filter((action) => !seen.has(action.id))
     .reverse()
     .map((action) => ({ type: 'task:action', task: action.task, action }));
 }
