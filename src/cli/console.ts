@@ -1,6 +1,7 @@
 /**
  * The operator's commands on a running cluster: `baton trigger|pause|resume TASK`, `baton history TASK`,
- * `baton logs TASK`. Each works against the store (`--store URL --cluster NAME`, as `baton status`) or
+ * `baton logs TASK`. Each works against the store (`--store URL --cluster NAME`, as `baton status`, or an
+ * agent's `--config`) or
  * against a served monitor (`--monitor URL`, token from `--token` / `BATON_TOKEN`); the same history
  * reader (monitor/run-history.ts) answers both. A control sent through the store is recorded as `by: cli`
  * from `user@host`; through a monitor, as the monitor's token label from this host's address.
@@ -40,6 +41,7 @@ interface ClusterConsole {
 }
 
 interface TargetOptions {
+  config?: string;
   store?: string;
   cluster: string;
   monitor?: string;
@@ -188,10 +190,16 @@ class MonitorConsole implements ClusterConsole {
 
 async function openConsole(opts: TargetOptions, command: string): Promise<ClusterConsole> {
   if (opts.monitor !== undefined) {
-    if (opts.store !== undefined) throw new BatonError('CONFIG_INVALID', `baton ${command}: give --store or --monitor, not both`);
+    if (opts.store !== undefined || opts.config !== undefined) throw new BatonError('CONFIG_INVALID', `baton ${command}: give --store, --config or --monitor, not several`);
     return new MonitorConsole(opts.monitor, opts.token);
   }
-  if (opts.store === undefined) throw new BatonError('CONFIG_INVALID', `baton ${command}: --store <url> (with --cluster) or --monitor <url> is required`);
+  if (opts.config !== undefined) {
+    if (opts.store !== undefined) throw new BatonError('CONFIG_INVALID', `baton ${command}: give --config or --store, not both`);
+    const { loadAgentConfig } = await import('../agent/config.js');
+    const config = await loadAgentConfig(opts.config);
+    return new StoreConsole(await openExistingCluster(config.store, config.cluster));
+  }
+  if (opts.store === undefined) throw new BatonError('CONFIG_INVALID', `baton ${command}: --store <url> (with --cluster), --config <file> or --monitor <url> is required`);
   return new StoreConsole(await openExistingCluster(opts.store, opts.cluster));
 }
 
@@ -199,6 +207,7 @@ function addTarget(command: Command): Command {
   return command
     .option('--store <url>', 'store URL of the cluster, e.g. sqlite:./baton.db')
     .option('--cluster <name>', 'cluster name with --store', 'default')
+    .option('--config <file>', 'take store and cluster from this agent config (instead of --store)')
     .option('--monitor <url>', 'a monitor served by `baton serve` or an agent (instead of --store), e.g. http://127.0.0.1:7070/')
     .addOption(new Option('--token <token>', 'with --monitor: its bearer token').env('BATON_TOKEN'));
 }
