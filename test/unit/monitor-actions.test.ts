@@ -65,4 +65,51 @@ describe('monitor write actions', () => {
     expect((await fetch(new URL('/api/events/recent?limit=0', base), { headers: auth })).status).toBe(400);
     expect((await fetch(new URL('/api/events/recent', base))).status).toBe(401);
   });
+
+  it('pages /api/runs by cursor, filters it, finds a run by id, and refuses bad queries with the reason', async () => {
+    sim = new Sim();
+    let n = 0;
+    await sim.node('a', [['report', { every: '1s' }, () => {
+      if (++n % 3 === 0) throw new Error('every third fails');
+    }]]);
+    await sim.advance(12_000);
+    const monitor = await startMonitor({ store: sim.backend.connect('sim'), clock: sim.clock, logger: silentLogger, listen: '127.0.0.1:0', token: TOKEN, alerts: false, pollEvery: 100 });
+    monitors.push(monitor);
+    const get = async (query: string) => {
+      const res = await fetch(new URL(`/api/runs?${query}`, monitor.url), { headers: { Authorization: `Bearer ${TOKEN}` } });
+      return { status: res.status, body: (await res.json()) as { runs: { id: string; tick: number; status: string }[]; next?: string; error?: string } };
+    };
+    const all = await get('task=report&limit=1000');
+    expect(all.body.next).toBeUndefined();
+    const walked: number[] = [];
+    for (let cursor: string | undefined, pages = 0; pages === 0 || cursor; pages++) {
+      const page = await get(`task=report&limit=4${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(page.status).toBe(200);
+      walked.push(...page.body.runs.map((r) => r.tick));
+      cursor = page.body.next;
+    }
+    expect(walked).toEqual(all.body.runs.map((r) => r.tick));
+    expect(walked.length).toBeGreaterThanOrEqual(10);
+    const failed = await get('task=report&outcome=failed');
+    expect(failed.body.runs.length).toBeGreaterThanOrEqual(3);
+    expect(failed.body.runs.every((r) => r.status === 'failed')).toBe(true);
+    const newest = all.body.runs[0]!;
+    const window = await get(`task=report&from=${new Date(newest.tick - 2000).toISOString()}&to=${newest.tick}`);
+    expect(window.body.runs.map((r) => r.tick)).toEqual([newest.tick - 1000, newest.tick - 2000]);
+    expect((await get('task=report&node=a')).body.runs.length).toBe(all.body.runs.filter((r) => r.status !== 'missed').length);
+    expect((await get(`id=${encodeURIComponent(newest.id)}`)).body.runs[0]?.tick).toBe(newest.tick);
+
+    for (const [query, status, message] of [
+      ['task=report&outcome=bogus', 400, 'outcome: unknown "bogus"'],
+      ['task=report&cursor=zzz', 400, 'cursor: not a cursor of this API'],
+      ['task=report&from=yesterday', 400, 'from: expected ms since the epoch or an ISO 8601 time'],
+      ['task=report&before=1', 400, 'unknown query parameter "before"'],
+      ['id=report%2F123', 404, 'run "report/123": not in the store'],
+      ['id=nope', 400, 'run id: expected'],
+    ] as const) {
+      const res = await get(query);
+      expect(res.status, query).toBe(status);
+      expect(res.body.error, query).toContain(message);
+    }
+  });
 });
