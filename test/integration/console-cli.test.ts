@@ -140,6 +140,11 @@ describe('baton trigger, pause, resume, logs', () => {
     expect(logs.stdout).toContain('exit: 0');
     expect(logs.stdout).toMatch(/--- stdout ---\nhello \d{4}-/);
     expect(logs.stdout).toContain('--- stderr ---\na warning');
+    // baton run sends its trigger the same way (no cluster node of its own) and waits for the outcome.
+    const run = cli(['run', 'greet', ...target, '--wait', '--timeout', '20']);
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/greet: succeeded on \S+/);
+    expect(run.stdout).toContain('exit: 0');
     const bad = cli(['logs', 'greet', ...target, '--run', 'greet/1']);
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain('[RUN_NOT_FOUND]');
