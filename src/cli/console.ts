@@ -338,7 +338,7 @@ export function registerConsole(program: Command): void {
 
   addTarget(program.command('logs').description("a run's output (a command's exit code and the tails of stdout and stderr) or error; the newest run by default").argument('<task>', 'task name'))
     .option('--run <id>', 'this run (its id as `baton history` prints it)')
-    .option('--follow', 'then wait: print each run as it ends (with --run: wait for that run to end), until Ctrl-C')
+    .option('--follow', 'then wait: print each run as it ends (with --run: wait for that run to be written and to end), until Ctrl-C')
     .action(async (task: string, opts: TargetOptions & { run?: string; follow?: boolean }) => {
       const stop = new AbortController();
       const onSignal = () => stop.abort();
@@ -361,8 +361,9 @@ async function followLogs(target: ClusterConsole, task: TaskName, runId: string 
     }
     for (;;) {
       const run = await target.run(runId);
-      if (!run) throw new BatonError('RUN_NOT_FOUND', `run ${JSON.stringify(runId)} is not in the store (pruned by the task's history retention, or never written); see baton history ${task}`);
-      if (!follow || run.status !== 'running') return say(formatRunLog(run));
+      // With --follow, a run not yet written is waited for: a trigger's record appears when its owner claims it.
+      if (!run && !follow) throw new BatonError('RUN_NOT_FOUND', `run ${JSON.stringify(runId)} is not in the store (pruned by the task's history retention, or never written); see baton history ${task}`);
+      if (run && (!follow || run.status !== 'running')) return say(formatRunLog(run));
       await sleep(systemClock, FOLLOW_EVERY_MS, signal).catch(() => undefined);
       if (signal.aborted) return;
     }
