@@ -12,7 +12,7 @@ import { ConfigError, toError } from '../core/errors.js';
 import { defaultLogger } from '../core/logger.js';
 import { hostname } from 'node:os';
 import { requireDeclaration, sendControl } from '../scheduler/controls.js';
-import { cliActor } from './console.js';
+import { cliActor, requireKnownTask } from './console.js';
 import { assertTaskName, triggerRunKey } from '../scheduler/keys.js';
 import { soleUnit, type TaskName } from '../scheduler/names.js';
 import type { RunRecord } from '../scheduler/task.js';
@@ -74,6 +74,7 @@ export function registerAgent(program: Command): void {
       const opened = await openExistingCluster(store, cluster);
       try {
         assertTaskName(task);
+        await requireKnownTask(opened, task);
         const id = await sendControl(opened, 'trigger', task, { node: `cli-${hostname()}-${process.pid}`, now: systemClock.now(), actor: cliActor() });
         process.stdout.write(`triggered ${task} (id ${id}) in cluster "${cluster}" on ${redactUrl(store)}\n`);
         if (!opts.wait || id === undefined) return;

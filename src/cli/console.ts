@@ -85,22 +85,30 @@ export function unknownTaskError(task: string, cluster: string, known: readonly 
   return new BatonError('TASK_NOT_FOUND', `task ${JSON.stringify(task)} is not declared in cluster ${JSON.stringify(cluster)}: ${hint}`);
 }
 
+/**
+ * The units of `task` as the store's status shows them (declared by a live node, or last declared).
+ * @throws BatonError `TASK_NOT_FOUND` naming the close matches.
+ */
+export async function requireKnownTask(store: Store, task: string): Promise<{ task: TaskName; units: UnitName[] }> {
+  const status = await readStatus(store);
+  const units = status.tasks.filter((row) => row.task === task).map((row) => row.unit);
+  if (units.length > 0) return { task: task as TaskName, units };
+  throw unknownTaskError(task, store.cluster, [...new Set(status.tasks.map((row) => row.task))].sort());
+}
+
 class StoreConsole implements ClusterConsole {
   readonly #store: Store;
   readonly #id = `cli-${hostname()}-${process.pid}-${randomId(3)}`;
-  #units = new Map<TaskName, UnitName[]>();
+  readonly #units = new Map<TaskName, UnitName[]>();
 
   constructor(store: Store) {
     this.#store = store;
   }
 
   async requireTask(task: string): Promise<{ task: TaskName; units: UnitName[] }> {
-    const status = await readStatus(this.#store);
-    this.#units = new Map();
-    for (const row of status.tasks) this.#units.set(row.task, [...(this.#units.get(row.task) ?? []), row.unit]);
-    const units = this.#units.get(task as TaskName);
-    if (units) return { task: task as TaskName, units };
-    throw unknownTaskError(task, this.#store.cluster, [...this.#units.keys()].sort());
+    const known = await requireKnownTask(this.#store, task);
+    this.#units.set(known.task, known.units);
+    return known;
   }
 
   control(action: ControlAction, task: TaskName): Promise<string | undefined> {

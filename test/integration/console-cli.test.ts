@@ -116,7 +116,7 @@ describe('baton history', () => {
   });
 
   it('names the close matches of an unknown task, in one line', () => {
-    for (const command of [['history', 'gret'], ['trigger', 'gret'], ['logs', 'gret'], ['pause', 'failng']]) {
+    for (const command of [['history', 'gret'], ['trigger', 'gret'], ['logs', 'gret'], ['pause', 'failng'], ['run', 'gret']]) {
       const result = cli([...command, ...target]);
       expect(result.status).toBe(1);
       const lines = result.stderr.trimEnd().split('\n');
