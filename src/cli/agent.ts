@@ -10,7 +10,9 @@ import { InvalidArgumentError } from 'commander';
 import { sleep, systemClock } from '../core/clock.js';
 import { ConfigError, toError } from '../core/errors.js';
 import { defaultLogger } from '../core/logger.js';
-import { requireDeclaration } from '../scheduler/controls.js';
+import { hostname } from 'node:os';
+import { requireDeclaration, sendControl } from '../scheduler/controls.js';
+import { cliActor, requireKnownTask } from './console.js';
 import { assertTaskName, triggerRunKey } from '../scheduler/keys.js';
 import { soleUnit, type TaskName } from '../scheduler/names.js';
 import type { RunRecord } from '../scheduler/task.js';
@@ -69,25 +71,20 @@ export function registerAgent(program: Command): void {
         cluster = config.cluster;
       } else if (opts.store !== undefined) store = opts.store;
       else throw new ConfigError('baton run: --config <file> or --store <url> is required');
-      const { createCluster } = await import('../node/node.js');
       const opened = await openExistingCluster(store, cluster);
-      // A node that never starts: trigger() needs no session, and this process runs nothing.
-      const node = await createCluster({ store: opened, name: cluster, logger: await defaultLogger() }).catch(async (error: unknown) => {
-        await opened.close();
-        throw error;
-      });
       try {
-        const id = await node.trigger(task);
-        process.stdout.write(`triggered ${task} (id ${id}) in cluster "${cluster}" on ${redactUrl(store)}\n`);
-        if (!opts.wait) return;
         assertTaskName(task);
-        const { mode } = await requireDeclaration(node.store, task, 'run');
+        await requireKnownTask(opened, task);
+        const id = await sendControl(opened, 'trigger', task, { node: `cli-${hostname()}-${process.pid}`, now: systemClock.now(), actor: cliActor() });
+        process.stdout.write(`triggered ${task} (id ${id}) in cluster "${cluster}" on ${redactUrl(store)}\n`);
+        if (!opts.wait || id === undefined) return;
+        const { mode } = await requireDeclaration(opened, task, 'run');
         if (mode === 'broadcast' || mode === 'sharded') {
           // One run per node or shard, each with its own record: nothing single to wait for.
           process.stdout.write(`not waiting: a ${mode} task runs once per ${mode === 'broadcast' ? 'node' : 'shard'}; see baton status\n`);
           return;
         }
-        const record = await waitForRun(node.store, task, id, opts.timeout * 1000);
+        const record = await waitForRun(opened, task, id, opts.timeout * 1000);
         if (!record) {
           process.stderr.write(`baton run: no run of ${task} ended within ${opts.timeout}s (is an agent declaring it running?)\n`);
           process.exitCode = 1;
@@ -96,7 +93,6 @@ export function registerAgent(program: Command): void {
         process.stdout.write(formatRun(record));
         if (record.status !== 'succeeded') process.exitCode = 1;
       } finally {
-        await node.close();
         await opened.close();
       }
     });

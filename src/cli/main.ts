@@ -12,6 +12,7 @@ import type { Store } from '../stores/contract.js';
 import { registerAgent } from './agent.js';
 import { registerRelay, relayProviders } from './relay.js';
 import { registerServe } from './serve.js';
+import { registerConsole } from './console.js';
 import { openExistingCluster } from './existing-cluster.js';
 
 const program = new Command('baton')
@@ -130,6 +131,7 @@ program
 registerServe(program);
 registerRelay(program);
 registerAgent(program);
+registerConsole(program);
 
 program
   .command('demo-node', { hidden: true })

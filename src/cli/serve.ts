@@ -9,6 +9,7 @@ interface ServeOptions {
   cluster: string;
   listen: string;
   token?: string;
+  tokenLabel: string;
   insecureNoToken?: boolean;
   poll: string;
   alerts: boolean;
@@ -26,6 +27,7 @@ export function registerServe(program: Command): void {
     .option('--cluster <name>', 'cluster name', 'default')
     .option('--listen <host:port>', 'address of the HTTP server; outside loopback a token is required', '127.0.0.1:7070')
     .addOption(new Option('--token <token>', 'bearer token of the API and page (≥ 16 characters); default: generated and printed once').env('BATON_TOKEN'))
+    .option('--token-label <label>', 'who write actions with this token are recorded as (the events show it)', 'token')
     .option('--insecure-no-token', 'serve reads without a token (loopback addresses only; write actions stay refused)')
     .option('--poll <duration>', 'how often the status is read from the store', '500ms')
     .option('--no-alerts', 'never decide alerts in this monitor (it still shows those another monitor decides)')
@@ -42,6 +44,7 @@ export function registerServe(program: Command): void {
           listen: opts.listen,
           ...(opts.insecureNoToken ? { token: false as const } : opts.token !== undefined ? { token: opts.token } : {}),
           pollEvery: opts.poll,
+          tokenLabel: opts.tokenLabel,
           relays: await relayProviders(opts.relay, opts.relayAmqp),
           alerts: opts.alerts ? (opts.webhook ? { webhook: { url: opts.webhook, ...(opts.webhookSecret ? { secret: opts.webhookSecret } : {}) } } : {}) : false,
         });

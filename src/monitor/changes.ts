@@ -3,6 +3,7 @@
  * every monitor derives the same events from the store, whichever process it runs in.
  */
 import { runEndEvent } from '../scheduler/events.js';
+import type { ActionRecord } from '../scheduler/controls.js';
 import type { UnitName } from '../scheduler/names.js';
 import type { RunRecord } from '../scheduler/task.js';
 import type { Alert, MonitorEvent } from './monitor-events.js';
@@ -16,12 +17,14 @@ export interface Observation {
   readonly alerts: readonly Alert[];
   /** The watched relays as last inspected (monitor option `relays`); empty when none. */
   readonly relays?: readonly RelayView[];
+  /** The newest controls recorded (`action/`), newest first. */
+  readonly actions?: readonly ActionRecord[];
 }
 
 /** Events between `prev` and `next`, oldest first; none for the first observation (that is history). */
 export function changesBetween(prev: Observation | undefined, next: Observation): MonitorEvent[] {
   if (!prev) return [];
-  return [...nodeChanges(prev, next), ...ownerChanges(prev, next), ...runChanges(prev, next), ...alertChanges(prev, next)];
+  return [...nodeChanges(prev, next), ...ownerChanges(prev, next), ...runChanges(prev, next), ...alertChanges(prev, next), ...actionChanges(prev, next)];
 }
 
 function nodeChanges(prev: Observation, next: Observation): MonitorEvent[] {
@@ -93,4 +96,16 @@ function alertChanges(prev: Observation, next: Observation): MonitorEvent[] {
     if (!after.has(id)) events.push({ type: 'alert:resolved', alert: { ...alert, resolvedAt: next.status.at } });
   }
   return events;
+}
+
+/**
+ * Controls recorded since the last read, oldest first. By id, not by "newer than the newest seen": two
+ * controls of one millisecond, or one from a process whose clock lags, sort in any order.
+ */
+function actionChanges(prev: Observation, next: Observation): MonitorEvent[] {
+  const seen = new Set((prev.actions ?? []).map((a) => a.id));
+  return (next.actions ?? [])
+    .filter((action) => !seen.has(action.id))
+    .reverse()
+    .map((action) => ({ type: 'task:action', task: action.task, action }));
 }

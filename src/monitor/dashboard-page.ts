@@ -1,7 +1,10 @@
 /**
  * The monitor's dashboard: one self-contained HTML page (inline CSS and JS, no framework, nothing
- * fetched from another origin, works offline) served at `GET /`. It reads `GET /api/status` and
- * `GET /api/runs`, then follows `GET /api/events` (Server-Sent Events) and updates without a reload.
+ * fetched from another origin, works offline) served at `GET /`. It reads `GET /api/status`, the events
+ * the monitor still holds (`GET /api/events/recent`, so a reload keeps them) and `GET /api/runs`, then
+ * follows `GET /api/events` (Server-Sent Events) and updates without a reload. Each task row has trigger
+ * and pause / resume buttons: they send the token the operator typed into the page (kept in the page's
+ * memory only) in the Authorization header, as write actions require (never the cookie).
  *
  * Guarantees: every string from the data (task names, labels, errors) reaches the page through
  * `textContent` or an attribute, never as HTML; the page's requests are same-origin and carry the
@@ -13,7 +16,8 @@
  * a browser whose clock is off still shows the right "ago". Non-guarantee: while the tab is hidden
  * frames stop, so the "ago" cells and a stream retry wait until it is visible again.
  *
- * Test hooks: `data-testid` = nodes, tasks, alerts, events, relays, connection, auth; rows `tr[data-relay]`
+ * Test hooks: `data-testid` = nodes, tasks, alerts, events, relays, connection, auth, action-token,
+ * action-result; buttons `button[data-action][data-act-task]`; rows `tr[data-relay]`
  * (`relay/node`); `tr[data-node]`,
  * `tr[data-task]`; cells `[data-field=owner]` (`host:pid` or `—`) and `[data-field=owner-node]`.
  */
@@ -73,6 +77,8 @@ const PAGE = `<!doctype html>
   ul.events { list-style: none; margin: 0; padding: 0; max-height: 520px; overflow-y: auto; }
   ul.events li { padding: 3px 0; border-bottom: 1px solid var(--line); word-break: break-word; }
   .empty { color: var(--muted); font-style: italic; }
+  .actions-bar { display: flex; flex-wrap: wrap; gap: 12px; align-items: center; margin-bottom: 8px; }
+  button.act { font: inherit; font-size: 12px; padding: 1px 8px; margin-right: 4px; cursor: pointer; }
   @media (max-width: 900px) { main { grid-template-columns: 1fr; } section.wide, aside { grid-column: auto; grid-row: auto; } }
 </style>
 </head>
@@ -99,8 +105,12 @@ const PAGE = `<!doctype html>
   </section>
   <section class="wide">
     <h2>Tasks</h2>
+    <div class="actions-bar">
+      <label>Token for actions <input type="password" id="action-token" data-testid="action-token" autocomplete="off" spellcheck="false" placeholder="the monitor's token"></label>
+      <span id="action-result" data-testid="action-result" class="muted" role="status"></span>
+    </div>
     <div class="scroll"><table>
-      <thead><tr><th>name</th><th>mode</th><th>schedule</th><th>owner</th><th>node</th><th>token</th><th>last run</th><th>next tick</th><th></th></tr></thead>
+      <thead><tr><th>name</th><th>mode</th><th>schedule</th><th>owner</th><th>node</th><th>token</th><th>last run</th><th>next tick</th><th></th><th>actions</th></tr></thead>
       <tbody data-testid="tasks" id="tasks"></tbody>
     </table></div>
   </section>
@@ -134,8 +144,8 @@ var WINDOW_MS = 5 * 60 * 1000;
 var MAX_EVENTS = 50;
 var RETRY_MS = 3000;
 var OUTCOMES = ['succeeded', 'failed', 'timed-out', 'aborted', 'missed', 'running'];
-var EVENT_TYPES = ['node:joined', 'node:left', 'owner:changed', 'run:started', 'run:succeeded', 'run:failed', 'tick:missed', 'alert:raised', 'alert:resolved'];
-var LISTED = { 'node:joined': 1, 'node:left': 1, 'owner:changed': 1, 'run:failed': 1, 'tick:missed': 1, 'alert:raised': 1, 'alert:resolved': 1 };
+var EVENT_TYPES = ['node:joined', 'node:left', 'owner:changed', 'run:started', 'run:succeeded', 'run:failed', 'tick:missed', 'alert:raised', 'alert:resolved', 'task:action'];
+var LISTED = { 'node:joined': 1, 'node:left': 1, 'owner:changed': 1, 'run:failed': 1, 'tick:missed': 1, 'alert:raised': 1, 'alert:resolved': 1, 'task:action': 1 };
 
 var state = {
   status: null,      // the latest MonitorStatus
@@ -254,9 +264,12 @@ function renderTasks() {
       el('td', { class: 'mono' }, o ? o.token : '—'),
       lastRunCell(t.lastRun),
       el('td', null, typeof t.nextTick === 'number' ? agoCell(t.nextTick) : '—'),
-      badges);
+      badges,
+      el('td', null,
+        el('button', { class: 'act', type: 'button', 'data-action': 'trigger', 'data-act-task': t.task, title: 'run ' + t.task + ' once now on its owner' }, 'trigger'),
+        el('button', { class: 'act', type: 'button', 'data-action': t.paused ? 'resume' : 'pause', 'data-act-task': t.task, title: (t.paused ? 'resume ' : 'pause ') + t.task + ' cluster-wide' }, t.paused ? 'resume' : 'pause')));
   });
-  $('tasks').replaceChildren.apply($('tasks'), rows.length ? rows : [el('tr', null, el('td', { colspan: 9, class: 'empty' }, 'No tasks declared.'))]);
+  $('tasks').replaceChildren.apply($('tasks'), rows.length ? rows : [el('tr', null, el('td', { colspan: 10, class: 'empty' }, 'No tasks declared.'))]);
 }
 function renderAlerts() {
   var rows = state.status.alerts.map(function (a) {
@@ -299,11 +312,12 @@ function describe(e) {
     case 'tick:missed': return e.unit + ' missed ' + (e.run.missed ? e.run.missed.count + ' tick(s), ' + e.run.missed.reason : 'a tick');
     case 'alert:raised': return e.alert.rule + ' ' + e.alert.subject + ': ' + e.alert.message;
     case 'alert:resolved': return e.alert.rule + ' ' + e.alert.subject + ' resolved';
+    case 'task:action': return e.task + ': ' + e.action.action + ' by ' + e.action.by + ' from ' + e.action.address;
     default: return e.type;
   }
 }
 var EVENT_CLASS = { 'node:joined': 's-succeeded', 'node:left': 's-aborted', 'owner:changed': 's-running', 'run:failed': 's-failed',
-  'tick:missed': 's-missed', 'alert:raised': 's-failed', 'alert:resolved': 's-succeeded' };
+  'tick:missed': 's-missed', 'alert:raised': 's-failed', 'alert:resolved': 's-succeeded', 'task:action': 's-running' };
 function renderEvents() {
   var items = state.events.map(function (e) {
     return el('li', { 'data-seq': e.seq, 'data-type': e.type, title: e.run && e.run.error ? e.run.error : null },
@@ -425,11 +439,35 @@ function seedTimeline(units) {
     }).catch(function () { /* the timeline fills from the stream */ });
   })).then(function () { if (state.status) renderTimeline(); });
 }
+// The events the monitor still holds, so a reload does not empty the list (the stream then adds the new ones;
+// applyEvent drops any it already has).
+function loadRecentEvents() {
+  return getJson('/api/events/recent?limit=' + MAX_EVENTS).then(function (res) {
+    if (res.status === 200 && res.body && Array.isArray(res.body.events)) res.body.events.forEach(applyEvent);
+  }).catch(function () { /* the stream brings the next ones */ });
+}
+// Write actions take the token in a header (never the cookie, which other sites' requests would carry):
+// the operator types it once; it stays in this page's memory only.
+function act(action, task) {
+  var token = $('action-token').value.trim();
+  var out = $('action-result');
+  if (!token) { out.textContent = 'Enter the monitor token to ' + action + ' ' + task + '.'; return; }
+  out.textContent = action + ' ' + task + '…';
+  fetch('/api/tasks/' + encodeURIComponent(task) + '/' + action, { method: 'POST', credentials: 'omit', cache: 'no-store', headers: { authorization: 'Bearer ' + token } })
+    .then(function (res) { return res.json().catch(function () { return {}; }).then(function (body) { return { status: res.status, body: body }; }); })
+    .then(function (r) {
+      out.textContent = r.status === 200 ? action + ' ' + task + ': done' + (r.body.trigger ? ' (trigger ' + r.body.trigger + ')' : '') : action + ' ' + task + ' refused: ' + (r.body.error || 'HTTP ' + r.status);
+    })
+    .catch(function (error) { out.textContent = action + ' ' + task + ' failed: ' + error.message; });
+}
 function start() {
   return getJson('/api/status').then(function (r) {
     if (r.status === 401) return showUnauthorized(r.body && r.body.error);
     // Otherwise (a 503 before the monitor's first snapshot, say) the stream brings the status when there is one.
     if (r.status === 200) applyStatus(r.body);
+    return loadRecentEvents().then(function () { return r; });
+  }).then(function (r) {
+    if (!r) return;
     connect();
     return seedTimeline(r.status === 200 ? r.body.tasks.map(function (t) { return t.unit; }) : []);
   }).catch(function () {
@@ -456,6 +494,10 @@ function tick(frame) {
   // The sign-in token is in the cookie now: keep it out of the address bar, history and screenshots.
   var url = new URL(location.href);
   if (url.searchParams.has('token')) { url.searchParams.delete('token'); history.replaceState(null, '', url.pathname + url.search + url.hash); }
+  $('tasks').addEventListener('click', function (e) {
+    var button = e.target && e.target.closest ? e.target.closest('button[data-action]') : null;
+    if (button) act(button.getAttribute('data-action'), button.getAttribute('data-act-task'));
+  });
   requestAnimationFrame(tick);
   start();
 })();

@@ -13,7 +13,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { ConfigError, toError } from '../core/errors.js';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
-import type { RunRecord } from '../scheduler/task.js';
+import type { Actor } from '../scheduler/controls.js';
+import { RUN_STATUSES, runKeyOfId, type HistoryRun, type RunHistoryPage, type RunStatus } from './run-history.js';
 import { dashboardHtml } from './dashboard-page.js';
 import type { MonitorStatus, StampedEvent } from './monitor-events.js';
 
@@ -24,20 +25,39 @@ export interface RunsQuery {
   /** One unit (`task`, `task#i`, `task@node`). */
   readonly unit?: UnitName;
   readonly limit: number;
-  /** Only runs with a tick before this (ms since the epoch): the next page of a task's history. */
-  readonly before?: number;
+  /** The `next` of the previous page. */
+  readonly cursor?: string;
+  /** Only runs with one of these statuses (`outcome=failed,timed-out`). */
+  readonly statuses?: ReadonlySet<RunStatus>;
+  /** Only runs of this node: its id, `host:pid` or host. */
+  readonly node?: string;
+  /** Only runs with a tick at or after this (ms since the epoch). */
+  readonly from?: number;
+  /** Only runs with a tick before this (ms since the epoch). */
+  readonly to?: number;
+}
+
+/** A control asked over the API, with who asked and from where (recorded with the control). */
+export interface ControlRequest {
+  readonly action: ControlAction;
+  readonly task: string;
+  readonly actor: Actor;
 }
 
 /** What the HTTP layer needs from the monitor. */
 export interface ApiBackend {
   /** The latest snapshot, or undefined before the first read succeeded. */
   status(): MonitorStatus | undefined;
-  runs(query: RunsQuery): Promise<RunRecord[]>;
+  runs(query: RunsQuery): Promise<RunHistoryPage>;
+  /** One run by its id (`<unit>/<tick>` or `<unit>/<trigger id>`); undefined when the store has none. */
+  run(id: string): Promise<HistoryRun | undefined>;
+  /** The buffered events, oldest first (the newest `limit`). */
+  recentEvents(limit: number): StampedEvent[];
   /** Buffered events after `seq` (a reconnecting EventSource's Last-Event-ID), then every new one. */
   subscribe(listener: (item: StreamItem) => void, afterSeq?: number): () => void;
   metrics(): Promise<{ body: string; contentType: string }>;
   /** @throws ConfigError when no node declares the task (404). */
-  control(action: ControlAction, task: string): Promise<{ readonly trigger?: string }>;
+  control(request: ControlRequest): Promise<{ readonly trigger?: string }>;
 }
 
 export type StreamItem = { readonly kind: 'status'; readonly status: MonitorStatus } | { readonly kind: 'event'; readonly event: StampedEvent };
@@ -47,6 +67,8 @@ export interface ApiOptions {
   readonly token: string | null;
   readonly log: Logger;
   readonly clock: Clock;
+  /** Who a write action over the API is recorded as (`by`). Default `token`. */
+  readonly tokenLabel?: string;
   /** Comment lines on idle event streams, so proxies and browsers keep them open. Default 15 s. */
   readonly heartbeatMs?: number;
 }
@@ -104,12 +126,19 @@ export function createApiServer(backend: ApiBackend, options: ApiOptions): ApiSe
     if (control) {
       if (method !== 'POST') return methodNotAllowed(res, 'POST');
       if (expected === null) return sendJson(res, 403, { error: 'write actions need a token: start the monitor with --token (or BATON_TOKEN)' });
+      // A page of another site cannot read the token, but refuse its requests outright (defence in depth):
+      // a browser always sends Origin on a POST; the CLI and curl send none.
+      const origin = req.headers.origin;
+      if (origin !== undefined && origin !== `http://${req.headers.host ?? ''}` && origin !== `https://${req.headers.host ?? ''}`) {
+        return sendJson(res, 403, { error: `write actions from another origin are refused (Origin ${JSON.stringify(origin)}, this monitor is ${JSON.stringify(req.headers.host ?? '')})` });
+      }
       if (!tokenMatches(bearer(req))) return sendJson(challenged(res), 401, { error: 'write actions need the header Authorization: Bearer <token>' });
       const task = decodeSegment(control[1] as string);
       if (task === null || !UNIT.test(task)) return sendJson(res, 400, { error: `task name: not a valid task name: ${JSON.stringify(control[1])}` });
       const action = control[2] as ControlAction;
+      const actor = { by: options.tokenLabel ?? 'token', address: req.socket.remoteAddress ?? 'unknown' };
       try {
-        const result = await backend.control(action, task);
+        const result = await backend.control({ action, task, actor });
         return sendJson(res, 200, { ok: true, action, task, ...result });
       } catch (error) {
         if (error instanceof ConfigError) return sendJson(res, 404, { error: error.message });
@@ -129,32 +158,61 @@ export function createApiServer(backend: ApiBackend, options: ApiOptions): ApiSe
         return sendRuns(url, res);
       case '/api/events':
         return openStream(req, res);
+      case '/api/events/recent':
+        return sendRecentEvents(url, res);
       case '/metrics': {
         const { body, contentType } = await backend.metrics();
         res.writeHead(200, { 'Content-Type': contentType }).end(body);
         return;
       }
       default:
-        return sendJson(res, 404, { error: `no such endpoint: ${path} (known: /, /api/status, /api/runs, /api/events, /metrics, POST /api/tasks/:name/{pause,resume,trigger})` });
+        return sendJson(res, 404, { error: `no such endpoint: ${path} (known: /, /api/status, /api/runs, /api/events, /api/events/recent, /metrics, POST /api/tasks/:name/{pause,resume,trigger})` });
     }
   }
 
   async function sendRuns(url: URL, res: ServerResponse): Promise<void> {
-    const known = new Set(['task', 'unit', 'limit', 'before']);
+    const known = ['task', 'unit', 'id', 'limit', 'cursor', 'outcome', 'node', 'from', 'to'];
     for (const key of url.searchParams.keys()) {
-      if (!known.has(key)) return sendJson(res, 400, { error: `unknown query parameter "${key}" (known: task, unit, limit, before)` });
+      if (!known.includes(key)) return sendJson(res, 400, { error: `unknown query parameter "${key}" (known: ${known.join(', ')})` });
     }
-    const limitText = url.searchParams.get('limit') ?? '100';
+    const param = (key: string): string | undefined => url.searchParams.get(key) ?? undefined;
+    const id = param('id');
+    if (id !== undefined) {
+      try {
+        runKeyOfId(id);
+      } catch (error) {
+        return sendJson(res, 400, { error: toError(error).message });
+      }
+      const run = await backend.run(id);
+      if (!run) return sendJson(res, 404, { error: `run "${id}": not in the store (pruned by the task's history retention, or never written)` });
+      return sendJson(res, 200, { runs: [run] });
+    }
+    const limitText = param('limit') ?? '100';
     const limit = Number(limitText);
     if (!/^\d+$/.test(limitText) || limit < 1 || limit > MAX_LIMIT) {
       return sendJson(res, 400, { error: `limit: expected an integer from 1 to ${MAX_LIMIT}, got ${JSON.stringify(limitText)}` });
     }
-    const beforeText = url.searchParams.get('before');
-    if (beforeText !== null && !/^\d{1,15}$/.test(beforeText)) {
-      return sendJson(res, 400, { error: `before: expected a time in ms since the epoch, got ${JSON.stringify(beforeText)}` });
+    const times: { from?: number; to?: number } = {};
+    for (const key of ['from', 'to'] as const) {
+      const text = param(key);
+      if (text === undefined) continue;
+      const at = parseTime(text);
+      if (at === undefined) return sendJson(res, 400, { error: `${key}: expected ms since the epoch or an ISO 8601 time (2026-12-07T15:00:00Z), got ${JSON.stringify(text)}` });
+      times[key] = at;
     }
-    const task = url.searchParams.get('task') ?? undefined;
-    const unit = url.searchParams.get('unit') ?? undefined;
+    let statuses: Set<RunStatus> | undefined;
+    const outcome = param('outcome');
+    if (outcome !== undefined) {
+      const asked = outcome.split(',');
+      const unknownStatus = asked.find((s) => !(RUN_STATUSES as readonly string[]).includes(s));
+      if (unknownStatus !== undefined) return sendJson(res, 400, { error: `outcome: unknown ${JSON.stringify(unknownStatus)} (known: ${RUN_STATUSES.join(', ')}; several: comma-separated)` });
+      statuses = new Set(asked as RunStatus[]);
+    }
+    const node = param('node');
+    if (node !== undefined && !/^[\w.:@#[\]-]{1,256}$/.test(node)) return sendJson(res, 400, { error: `node: expected a node id, host:pid or host, got ${JSON.stringify(node)}` });
+    const cursor = param('cursor');
+    const task = param('task');
+    const unit = param('unit');
     const status = backend.status();
     if (task !== undefined) {
       if (!TASK.test(task)) return sendJson(res, 400, { error: `task: not a valid task name: ${JSON.stringify(task)}` });
@@ -168,13 +226,33 @@ export function createApiServer(backend: ApiBackend, options: ApiOptions): ApiSe
         return sendJson(res, 404, { error: `unit "${unit}": unknown (no node declares it and it has no history)` });
       }
     }
-    const runs = await backend.runs({
-      limit,
-      ...(task !== undefined ? { task: task as TaskName } : {}),
-      ...(unit !== undefined ? { unit: unit as UnitName } : {}),
-      ...(beforeText !== null ? { before: Number(beforeText) } : {}),
-    });
-    return sendJson(res, 200, { runs });
+    try {
+      const page = await backend.runs({
+        limit,
+        ...times,
+        ...(task !== undefined ? { task: task as TaskName } : {}),
+        ...(unit !== undefined ? { unit: unit as UnitName } : {}),
+        ...(cursor !== undefined ? { cursor } : {}),
+        ...(statuses ? { statuses } : {}),
+        ...(node !== undefined ? { node } : {}),
+      });
+      return sendJson(res, 200, page);
+    } catch (error) {
+      if (error instanceof ConfigError) return sendJson(res, 400, { error: error.message });
+      throw error;
+    }
+  }
+
+  function sendRecentEvents(url: URL, res: ServerResponse): void {
+    for (const key of url.searchParams.keys()) {
+      if (key !== 'limit') return sendJson(res, 400, { error: `unknown query parameter "${key}" (known: limit)` });
+    }
+    const limitText = url.searchParams.get('limit') ?? '100';
+    const limit = Number(limitText);
+    if (!/^\d+$/.test(limitText) || limit < 1 || limit > MAX_LIMIT) {
+      return sendJson(res, 400, { error: `limit: expected an integer from 1 to ${MAX_LIMIT}, got ${JSON.stringify(limitText)}` });
+    }
+    sendJson(res, 200, { events: backend.recentEvents(limit) });
   }
 
   function openStream(req: IncomingMessage, res: ServerResponse): void {
@@ -208,6 +286,14 @@ export function createApiServer(backend: ApiBackend, options: ApiOptions): ApiSe
       streams.clear();
     },
   };
+}
+
+/** ms since the epoch, or an ISO 8601 time with its zone; undefined for anything else. */
+function parseTime(text: string): number | undefined {
+  if (/^\d{1,15}$/.test(text)) return Number(text);
+  if (!/^\d{4}-\d{2}-\d{2}T[\d:.]+(Z|[+-]\d{2}:\d{2})$/.test(text)) return undefined;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : at;
 }
 
 function digest(value: string): Buffer {

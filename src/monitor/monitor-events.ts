@@ -3,7 +3,9 @@
  * an owner changed, a run started / finished / failed / was missed) and alerts raised or resolved.
  * Derived from the store alone, so a standalone monitor (`baton serve`) sees what an embedded one sees.
  */
+import type { ActionRecord } from '../scheduler/controls.js';
 import type { UnitRef } from '../scheduler/events.js';
+import type { TaskName } from '../scheduler/names.js';
 import type { RunRecord } from '../scheduler/task.js';
 import type { RelayView } from './relay-watch.js';
 import type { NodeStatus, StatusSnapshot, TaskStatus } from './status.js';
@@ -49,6 +51,8 @@ export type MonitorEvent =
   | (UnitRef & { readonly type: 'run:failed'; readonly run: RunRecord })
   /** Ticks recorded missed (`run.missed` says which and why; the scheduler's `tick:missed`). */
   | (UnitRef & { readonly type: 'tick:missed'; readonly run: RunRecord })
+  /** A trigger, pause or resume, with who asked (token label, `cli`, `node`), from where and when (controls.ts). */
+  | { readonly type: 'task:action'; readonly task: TaskName; readonly action: ActionRecord }
   | { readonly type: 'alert:raised'; readonly alert: Alert }
   | { readonly type: 'alert:resolved'; readonly alert: Alert };
 

@@ -23,17 +23,17 @@ import { BATON_VERSION, type NodeInfo } from '../core/node-info.js';
 import { currentProcessIdentity } from '../core/process-identity.js';
 import { SessionKeeper } from '../cluster/session-keeper.js';
 import { resolveSessionTiming } from '../cluster/session-timing.js';
-import { sendControl, type ControlAction } from '../scheduler/controls.js';
+import { recentActions, sendControl } from '../scheduler/controls.js';
 import { assertTaskName } from '../scheduler/keys.js';
 import { soleUnit, type TaskName } from '../scheduler/names.js';
-import { runPrefix } from '../scheduler/keys.js';
 import type { RunRecord } from '../scheduler/task.js';
 import type { Store } from '../stores/contract.js';
 import { openStore } from '../stores/open-store.js';
 import { Alerter, readActiveAlerts } from './alerting.js';
 import { parseAlertRules, type AlertRuleOptions } from './alert-rules.js';
 import { changesBetween, type Observation } from './changes.js';
-import { createApiServer, type ApiServer, type RunsQuery, type StreamItem } from './http-api.js';
+import { createApiServer, type ApiServer, type ControlRequest, type RunsQuery, type StreamItem } from './http-api.js';
+import { readRun, readRunHistory, type RunHistoryPage, type RunHistoryQuery } from './run-history.js';
 import { MonitorMetrics } from './metrics.js';
 import type { MonitorEvent, MonitorStatus, StampedEvent } from './monitor-events.js';
 import { isRelayStatusProvider, RelayWatch, type RelayStatusProvider } from './relay-watch.js';
@@ -70,6 +70,8 @@ export interface MonitorOptions {
   readonly relayPollEvery?: Duration;
   /** TTL of the monitor's session (it elects the alerter). Default 5s. */
   readonly ttl?: Duration;
+  /** Who write actions over the API are recorded as (`by` of the `task:action` event). Default `token`. */
+  readonly tokenLabel?: string;
   readonly clock?: Clock;
   readonly logger?: Logger;
 }
@@ -91,12 +93,30 @@ export interface Monitor {
   close(): Promise<void>;
 }
 
-const MONITOR_OPTIONS: ReadonlySet<string> = new Set(['store', 'cluster', 'listen', 'token', 'pollEvery', 'alerts', 'relays', 'relayPollEvery', 'ttl', 'clock', 'logger'] satisfies (keyof MonitorOptions)[]);
+const MONITOR_OPTIONS: ReadonlySet<string> = new Set(['store', 'cluster', 'listen', 'token', 'pollEvery', 'alerts', 'relays', 'relayPollEvery', 'ttl', 'tokenLabel', 'clock', 'logger'] satisfies (keyof MonitorOptions)[]);
 /** Events kept for reconnecting event streams (Last-Event-ID). */
 const EVENT_BUFFER = 1000;
 /** A status with only its clocks moving is sent to event streams this often. */
 const STATUS_REFRESH_MS = 5000;
 const MIN_TOKEN_LENGTH = 16;
+/** Newest action records read per poll: more actions than this between two polls show only the newest. */
+const ACTIONS_READ = 50;
+
+/** The filters of a history query applied to runs in memory (the snapshot's newest runs). */
+function filterRuns(runs: readonly RunRecord[], filters: Omit<RunHistoryQuery, 'units' | 'limit' | 'cursor'>): RunRecord[] {
+  return runs.filter((run) => {
+    if (filters.statuses && !filters.statuses.has(run.status)) return false;
+    if (filters.from !== undefined && run.tick < filters.from) return false;
+    if (filters.to !== undefined && run.tick >= filters.to) return false;
+    const node = filters.node;
+    return node === undefined || run.node === node || run.host === node || `${run.host}:${run.pid}` === node;
+  });
+}
+
+/** The history id of a run record (run-history.ts): its unit, then its trigger id or tick. */
+function runIdOf(run: RunRecord): string {
+  return `${run.unit}/${run.triggerId ? run.triggerId.replace(/^0+(?=\d)/, '') : run.tick}`;
+}
 
 /**
  * Starts a monitor. @throws ConfigError for bad options (naming the field), StoreUrlError /
@@ -124,7 +144,10 @@ export async function startMonitor(options: MonitorOptions): Promise<Monitor> {
   const relays = options.relays && options.relays.length > 0 ? new RelayWatch(options.relays, { clock, log, everyMs: relayPollMs }) : undefined;
   const ownsStore = typeof options.store === 'string';
   const store = typeof options.store === 'string' ? await openStore(options.store, { cluster: options.cluster ?? 'default', ...(options.clock ? { clock } : {}) }) : options.store;
-  const monitor = new MonitorProcess({ store, ownsStore, clock, log, pollMs, thresholds, webhook, timing, token, relays });
+  if (options.tokenLabel !== undefined && !(typeof options.tokenLabel === 'string' && /^[\w.@:-]{1,64}$/.test(options.tokenLabel))) {
+    throw new ConfigError(`monitor: tokenLabel: expected 1–64 letters, digits, '_', '.', '@', ':' or '-', got ${describeValue(options.tokenLabel)}`);
+  }
+  const monitor = new MonitorProcess({ store, ownsStore, clock, log, pollMs, thresholds, webhook, timing, token, relays, tokenLabel: options.tokenLabel });
   try {
     await monitor.start(listen);
   } catch (error) {
@@ -145,6 +168,7 @@ interface ProcessOptions {
   readonly timing: ReturnType<typeof resolveSessionTiming>;
   readonly token: string | null;
   readonly relays: RelayWatch | undefined;
+  readonly tokenLabel: string | undefined;
 }
 
 class MonitorProcess implements Monitor {
@@ -205,7 +229,7 @@ class MonitorProcess implements Monitor {
     await this.#o.relays?.start();
     await this.refresh();
     if (listen) {
-      this.#api = createApiServer(this.#backend(), { token: this.token, log: this.#o.log, clock: this.#o.clock });
+      this.#api = createApiServer(this.#backend(), { token: this.token, log: this.#o.log, clock: this.#o.clock, ...(this.#o.tokenLabel !== undefined ? { tokenLabel: this.#o.tokenLabel } : {}) });
       const server = this.#api.server;
       await new Promise<void>((resolve, reject) => {
         const refused = (error: NodeJS.ErrnoException) => reject(listenError(listen, error));
@@ -283,8 +307,8 @@ class MonitorProcess implements Monitor {
     const { store, clock } = this.#o;
     const started = clock.monotonic();
     const runsPerUnit = Math.max(10, (this.#o.thresholds?.consecutiveFailures ?? 0) + 5);
-    const [{ status, recentRuns }, alerts] = await Promise.all([readStatusWithRuns(store, { runsPerUnit }), readActiveAlerts(store)]);
-    const read: Observation = { status, recentRuns, alerts, relays: this.#o.relays?.views ?? [] };
+    const [{ status, recentRuns }, alerts, actions] = await Promise.all([readStatusWithRuns(store, { runsPerUnit }), readActiveAlerts(store), recentActions(store, ACTIONS_READ)]);
+    const read: Observation = { status, recentRuns, alerts, actions, relays: this.#o.relays?.views ?? [] };
     const previous = this.#latest;
     const decided = this.#alerter ? await this.#alerter.observe(read, previous, this.#keeper.current?.id) : alerts;
     const observation: Observation = { ...read, alerts: decided };
@@ -330,36 +354,38 @@ class MonitorProcess implements Monitor {
         };
       },
       metrics: () => this.metrics(),
-      control: (action: ControlAction, task: string) => this.#control(action, task),
+      control: (request: ControlRequest) => this.#control(request),
+      run: (id: string) => readRun(this.#o.store, id),
+      recentEvents: (limit: number) => this.#buffer.slice(-limit),
     };
   }
 
-  /** A unit's or a task's history read from the store; without either, the newest runs of every unit. */
-  async #runs(query: RunsQuery): Promise<RunRecord[]> {
-    const latest = this.#latest;
-    const byNewest = (a: RunRecord, b: RunRecord): number => (b.startedAt ?? b.tick) - (a.startedAt ?? a.tick);
-    const { task, unit } = query;
+  /**
+   * A unit's or a task's history read from the store, paged and filtered; without either, the newest
+   * runs the last snapshot holds of every unit (filtered, one page: the store is not read for them).
+   */
+  async #runs(query: RunsQuery): Promise<RunHistoryPage> {
+    const { task, unit, limit, ...filters } = query;
     if (task === undefined && unit === undefined) {
-      return [...(latest?.recentRuns.values() ?? [])].flat().sort(byNewest).slice(0, query.limit);
+      const recent = [...(this.#latest?.recentRuns.values() ?? [])].flat();
+      const runs = filterRuns(recent, filters).sort((a, b) => b.tick - a.tick).slice(0, limit);
+      return { runs: runs.map((run) => ({ ...run, id: runIdOf(run) })) };
     }
-    const units =
-      unit !== undefined
-        ? [unit]
-        : (latest?.status.tasks.filter((t) => t.task === task).map((t) => t.unit) ?? [soleUnit(task as TaskName)]);
-    const lists = await Promise.all(units.map((unit) => this.#o.store.list<RunRecord>(runPrefix(unit), { reverse: true, limit: query.limit })));
-    return lists.flat().map((r) => r.value).sort(byNewest).slice(0, query.limit);
+    const known = this.#latest?.status.tasks.filter((t) => t.task === task).map((t) => t.unit);
+    const units = unit !== undefined ? [unit] : known && known.length > 0 ? known : [soleUnit(task as TaskName)];
+    return readRunHistory(this.#o.store, { units, limit, ...filters });
   }
 
-  async #control(action: ControlAction, task: string): Promise<{ trigger?: string }> {
+  async #control(request: ControlRequest): Promise<{ trigger?: string }> {
     const { store, clock } = this.#o;
+    const { action, task, actor } = request;
     assertTaskName(task);
-    const trigger = await sendControl(store, action, task, { node: this.#id, now: clock.now() });
-    this.#o.log.info({ task, action, ...(trigger ? { trigger } : {}) }, `monitor: ${action} of task over the API`);
-    if (trigger) return { trigger };
-    await this.refresh().catch(() => undefined);
-    return {};
+    const trigger = await sendControl(store, action, task, { node: this.#id, now: clock.now(), actor });
+    this.#o.log.info({ task, action, by: actor.by, address: actor.address, ...(trigger ? { trigger } : {}) }, `monitor: ${action} of task over the API`);
+    // Read at once, so the action's event (and a pause's flag) reaches the streams before the answer.
+    await this.refresh().catch((error: unknown) => this.#o.log.warn({ err: toError(error) }, 'monitor: reading the status after an action failed; the poll retries'));
+    return trigger ? { trigger } : {};
   }
-
 
   close(): Promise<void> {
     this.#closing ??= this.#close();

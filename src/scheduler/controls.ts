@@ -7,7 +7,7 @@
 import { ConfigError } from '../core/errors.js';
 import { randomId } from '../core/ids.js';
 import type { Store } from '../stores/contract.js';
-import { assertTaskName, declarationKey, pauseKey, triggerKey, triggerPrefix } from './keys.js';
+import { ACTION_PREFIX, actionKey, assertTaskName, declarationKey, pauseKey, triggerKey, triggerPrefix } from './keys.js';
 import { declaredUnitNames } from './modes.js';
 import { broadcastUnit, taskOfUnit, type TaskName, type UnitName } from './names.js';
 import type { DeclarationRecord } from './task.js';
@@ -75,6 +75,47 @@ export async function requireDeclaration(store: Store, task: TaskName, what: str
 /** What any process of the cluster (a node, the monitor's API, the CLI) may ask of a task. */
 export type ControlAction = 'trigger' | 'pause' | 'resume';
 
+/**
+ * Who asked for a control, for the record (`action/<id>`): the monitor's token label for a request over
+ * its API, `cli` for a `baton` command, `node` for a call of `cluster.trigger()`/`pause()`/`resume()`.
+ */
+export interface Actor {
+  readonly by: string;
+  /** Where from: the remote address of an API request, `host:pid` of a command or node. */
+  readonly address: string;
+}
+
+/** A control as recorded (`action/<id>`), newest kept; what the monitor reports as a `task:action` event. */
+export interface ActionRecord {
+  /** Zero-padded request time, then a random part: records list oldest first. */
+  readonly id: string;
+  readonly action: ControlAction;
+  readonly task: TaskName;
+  readonly by: string;
+  readonly address: string;
+  /** The process that wrote the controls (a node, a monitor, a CLI's process). */
+  readonly node: string;
+  /** Wall time of the request on that process, ms since the epoch. */
+  readonly at: number;
+  /** The trigger's id, for `trigger`. */
+  readonly trigger?: string;
+}
+
+/** Action records kept in the store; older ones are deleted by the process that writes a new one. */
+export const ACTION_HISTORY = 1000;
+
+/** The newest action records, newest first. */
+export async function recentActions(store: Store, limit: number): Promise<ActionRecord[]> {
+  return (await store.list<ActionRecord>(ACTION_PREFIX, { reverse: true, limit })).map((r) => r.value);
+}
+
+async function recordAction(store: Store, record: ActionRecord): Promise<void> {
+  await store.put(actionKey(record.id), record, { ifVersion: 'absent' });
+  const newest = await store.list(ACTION_PREFIX, { reverse: true, limit: ACTION_HISTORY + 1 });
+  const oldestKept = newest[ACTION_HISTORY - 1];
+  if (newest.length > ACTION_HISTORY && oldestKept) await store.deleteBefore(ACTION_PREFIX, oldestKept.key);
+}
+
 /** How the sender knows the task: its own declaration, or the last one any node published. */
 export interface KnownDeclaration {
   readonly mode: string | undefined;
@@ -85,29 +126,43 @@ export interface KnownDeclaration {
  * Sends a control of `task` from process `node`: a trigger to each of its units (every shard of a sharded
  * task, every live node's share of a broadcast task, else the task), or the pause record.
  * `declared`: the sender's own declaration; without it, the task must have been declared by some node.
+ * The control is then recorded with `actor` (`action/<id>`), after it took effect: a record never
+ * stands for a control that was not sent.
  * @returns the trigger's id for `trigger`. @throws ConfigError for a task no node declared.
  */
 export async function sendControl(
   store: Store,
   action: ControlAction,
   task: TaskName,
-  from: { readonly node: string; readonly now: number; readonly declared?: KnownDeclaration },
+  from: { readonly node: string; readonly now: number; readonly actor: Actor; readonly declared?: KnownDeclaration },
 ): Promise<string | undefined> {
   const declaration = from.declared ?? (await requireDeclaration(store, task, action));
+  let trigger: string | undefined;
   switch (action) {
     case 'pause':
       await writePause(store, task, from.node, from.now);
-      return undefined;
+      break;
     case 'resume':
       await clearPause(store, task);
-      return undefined;
+      break;
     case 'trigger': {
       const units = await unitsToTrigger(store, task, declaration.mode, declaration.shards, from.node);
-      const id = triggerId(from.now);
-      for (const unit of units) await writeTrigger(store, unit, id, from.node, from.now);
-      return id;
+      trigger = triggerId(from.now);
+      for (const unit of units) await writeTrigger(store, unit, trigger, from.node, from.now);
+      break;
     }
   }
+  await recordAction(store, {
+    id: triggerId(from.now),
+    action,
+    task,
+    by: from.actor.by,
+    address: from.actor.address,
+    node: from.node,
+    at: from.now,
+    ...(trigger !== undefined ? { trigger } : {}),
+  });
+  return trigger;
 }
 
 /** The units a trigger of `task` goes to. */

@@ -73,6 +73,10 @@ export const pauseKey = (task: TaskName): string => `${PAUSE_PREFIX}${task}`;
 /** The task a pause key is for, or undefined for another key. */
 export const taskOfPauseKey = (key: string): TaskName | undefined => after(key, PAUSE_PREFIX) as TaskName | undefined;
 
+/** Controls as sent (who, when, from where): `action/<zero-padded time>-<random>`, newest kept. */
+export const ACTION_PREFIX = 'action/';
+export const actionKey = (id: string): string => `${ACTION_PREFIX}${id}`;
+
 /** Concurrency slot `i` of a group: an ownership key held by the running node's session. */
 export const slotPrefix = (group: string): string => `slot/${group}/`;
 export const slotKey = (group: string, i: number): string => `${slotPrefix(group)}${i}`;

@@ -8,6 +8,7 @@
  * runners; the leases still held come back to the caller, who frees them all at once by closing the
  * session (invariant 5).
  */
+import { hostname } from 'node:os';
 import type { Clock } from '../core/clock.js';
 import { BatonError, ClosedError, ConfigError, TaskDuplicateError, toError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -262,7 +263,8 @@ export class Scheduler {
     assertTaskName(task);
     const mode = this.#definitions.get(task)?.mode;
     const declared = mode ? { mode: mode.kind, shards: mode.kind === 'sharded' ? mode.count : undefined } : undefined;
-    return sendControl(this.#deps.store, action, task, { node: this.#deps.nodeId, now: this.#deps.clock.now(), ...(declared ? { declared } : {}) });
+    const actor = { by: 'node', address: `${hostname()}:${process.pid}` };
+    return sendControl(this.#deps.store, action, task, { node: this.#deps.nodeId, now: this.#deps.clock.now(), actor, ...(declared ? { declared } : {}) });
   }
 
   /** Items of a `dispatch` task that failed `queue.maxAttempts` deliveries, oldest first. */

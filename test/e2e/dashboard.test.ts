@@ -161,6 +161,58 @@ describe('dashboard in a browser', () => {
     await context.close();
   });
 
+  it('triggers, pauses and resumes from the page with the typed token; the actions stay in the events after a reload', async () => {
+    const context = await browser!.newContext({ viewport: { width: 1440, height: 1000 } });
+    const page = await context.newPage();
+    const pageErrors: string[] = [];
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    await page.goto(`${baseUrl}?token=${encodeURIComponent(token)}`);
+    await page.waitForFunction(() => document.querySelector('[data-testid=connection]')?.textContent === 'live', null, { timeout: 10_000 });
+    const resultIs = (pattern: string) =>
+      page.waitForFunction((p) => new RegExp(p).test(document.querySelector('[data-testid=action-result]')?.textContent ?? ''), pattern, { timeout: 5000 });
+
+    // The cookie alone does not act: the page asks for the token.
+    await page.click('button[data-action=trigger][data-act-task=cleanup]');
+    await resultIs('^Enter the monitor token');
+    await page.fill('[data-testid=action-token]', 'wrong-token-0000000000');
+    await page.click('button[data-action=trigger][data-act-task=cleanup]');
+    await resultIs('refused: write actions need the header');
+
+    await page.fill('[data-testid=action-token]', token);
+    await page.click('button[data-action=trigger][data-act-task=cleanup]');
+    await resultIs('^trigger cleanup: done \\(trigger \\d+-\\w+\\)$');
+    const triggerId = /trigger (\d+-\w+)/.exec((await page.locator('[data-testid=action-result]').textContent()) ?? '')![1]!;
+    await page.click('button[data-action=pause][data-act-task=sync]');
+    await resultIs('^pause sync: done$');
+    await page.waitForSelector('[data-testid=tasks] tr[data-task="sync"] button[data-action=resume]', { timeout: 5000 });
+    expect(await page.locator('[data-testid=tasks] tr[data-task="sync"]').innerText()).toContain('paused');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=events] li[data-type="task:action"]').length >= 2, null, { timeout: 5000 });
+
+    // The triggered run is recorded with its trigger id.
+    const auth = { Authorization: `Bearer ${token}` };
+    await expect
+      .poll(async () => ((await (await fetch(new URL('/api/runs?task=cleanup&limit=20', baseUrl), { headers: auth })).json()) as { runs: { triggerId?: string; status: string }[] }).runs.find((r) => r.triggerId === triggerId)?.status, { timeout: 10_000 })
+      .toBe('succeeded');
+
+    // A reload keeps the events the monitor holds.
+    await page.reload();
+    await page.waitForFunction(() => document.querySelector('[data-testid=connection]')?.textContent === 'live', null, { timeout: 10_000 });
+    const listed = await page.locator('[data-testid=events] li[data-type="task:action"]').allInnerTexts();
+    expect(listed.some((t) => t.includes('cleanup: trigger by token from 127.0.0.1'))).toBe(true);
+    expect(listed.some((t) => t.includes('sync: pause by token from 127.0.0.1'))).toBe(true);
+
+    // The typed token is gone with the reload (kept in the page's memory only).
+    await page.click('button[data-action=resume][data-act-task=sync]');
+    await resultIs('^Enter the monitor token');
+    await page.fill('[data-testid=action-token]', token);
+    await page.click('button[data-action=resume][data-act-task=sync]');
+    await resultIs('^resume sync: done$');
+    await page.waitForSelector('[data-testid=tasks] tr[data-task="sync"] button[data-action=pause]', { timeout: 5000 });
+    expect(monitor!.status()?.tasks.find((t) => t.task === 'sync')?.paused).toBe(false);
+    expect(pageErrors).toEqual([]);
+    await context.close();
+  });
+
   it('without the token shows how to sign in and no data', async () => {
     const context = await browser!.newContext();
     const page = await context.newPage();
