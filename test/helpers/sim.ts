@@ -3,6 +3,7 @@ import { createCluster, type Cluster, type ClusterOptions } from '../../src/node
 import type { UnitName } from '../../src/scheduler/names.js';
 import type { BatonEvents } from '../../src/scheduler/events.js';
 import { silentLogger } from '../../src/core/logger.js';
+import { StoreUnavailableError } from '../../src/core/errors.js';
 import { MemoryBackend, type MemoryStore } from '../../src/stores/memory/memory-store.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
 import type { Clock } from '../../src/core/clock.js';
@@ -51,6 +52,23 @@ export function testNodeInfo(id: string, tasks: string[] = []): NodeInfo {
     startedAt: 0,
     process: currentProcessIdentity(),
     tasks: Object.fromEntries(tasks.map((t) => [t, { schedule: 'every 1s', mode: 'singleton' as const }])),
+  };
+}
+
+/**
+ * Makes the named methods of one store handle fail at once with StoreUnavailableError, the others
+ * working (a store that reads but cannot write: a member without quorum, a read-only replica).
+ * @returns a function that makes them work again.
+ */
+export function failCalls(store: MemoryStore, methods: readonly (keyof Store)[]): () => void {
+  const own = store as unknown as Record<string, unknown>;
+  for (const method of methods) {
+    own[method] = async () => {
+      throw new StoreUnavailableError(`memory store: ${method} failed (test fault)`);
+    };
+  }
+  return () => {
+    for (const method of methods) delete own[method];
   };
 }
 

@@ -6,27 +6,33 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ownerKey } from '../../src/scheduler/keys.js';
 import type { UnitName } from '../../src/scheduler/names.js';
-import { Sim } from '../helpers/sim.js';
+import { failCalls, Sim, type SimNode } from '../helpers/sim.js';
 
 let sim: Sim;
 afterEach(async () => {
   await sim?.closeAll();
 });
 
+/**
+ * Two nodes declaring task x; x's owner (its preferred node) is cut off and x freed behind its back. The
+ * owner stays alive in the store (TTL 20 s) and preferred, so the standby waits claimDelay before standing in.
+ */
+async function standbyOfFreeTask(claimDelay: number): Promise<SimNode> {
+  sim = new Sim();
+  const options = { ttl: 20_000, cluster: { claimDelay, scanEvery: 1000 } };
+  const nodes = [await sim.node('a', [['x', { every: '1h' }]], options), await sim.node('b', [['x', { every: '1h' }]], options)];
+  await sim.until(async () => (await sim.owners()).get('x') !== undefined, 10_000);
+  const ownerId = (await sim.owners()).get('x');
+  const preferred = nodes.find((n) => n.id === ownerId)!;
+  sim.backend.sever(preferred.store);
+  const holder = await sim.observer.holder(ownerKey('x' as UnitName));
+  await sim.observer.release(holder!.key, holder!.token);
+  return nodes.find((n) => n.id !== ownerId)!;
+}
+
 describe('placement scan', () => {
   it('backs off after failed scans, though a task has been free longer than claimDelay', async () => {
-    sim = new Sim();
-    const options = { ttl: 20_000, cluster: { claimDelay: 2000, scanEvery: 1000 } };
-    const nodes = [await sim.node('a', [['x', { every: '1h' }]], options), await sim.node('b', [['x', { every: '1h' }]], options)];
-    await sim.until(async () => (await sim.owners()).get('x') !== undefined, 10_000);
-    // The owner is x's preferred node: cut it off, and free x behind its back. It stays alive in the
-    // store (TTL 20 s) and preferred, so the standby waits claimDelay before standing in…
-    const ownerId = (await sim.owners()).get('x');
-    const preferred = nodes.find((n) => n.id === ownerId)!;
-    const standby = nodes.find((n) => n.id !== ownerId)!;
-    sim.backend.sever(preferred.store);
-    const holder = await sim.observer.holder(ownerKey('x' as UnitName));
-    await sim.observer.release(holder!.key, holder!.token);
+    const standby = await standbyOfFreeTask(2000);
     await sim.advance(1200, 10); // the standby's next scan sees x free
     // … and then its store fails too, for longer than claimDelay.
     sim.backend.sever(standby.store);
@@ -42,5 +48,38 @@ describe('placement scan', () => {
     // Once the store answers again, the standby takes x within a scan or two.
     sim.backend.heal(standby.store);
     await sim.until(async () => (await sim.owners()).get('x') === standby.id, 3000);
+  });
+
+  it('backs off while the store lists but refuses to claim (acquisitions failing)', { timeout: 10_000 }, async () => {
+    const standby = await standbyOfFreeTask(300);
+    const heal = failCalls(standby.store, ['tryAcquire']);
+    const claims = () => standby.calls.filter((c) => c.method === 'tryAcquire').length;
+    await sim.advance(500, 5); // x is free for longer than claimDelay now
+    const before = claims();
+    await sim.advance(4000, 5);
+    const during = claims() - before;
+    // Without the back-off every failed claim re-armed the scan at once (x still free past claimDelay):
+    // thousands of claims a second. With it: a handful, then one per scanEvery (1 s).
+    expect(during).toBeGreaterThanOrEqual(4);
+    expect(during).toBeLessThanOrEqual(12);
+    expect(standby.of('error').filter((e) => e.where === 'acquire task "x"').length).toBeGreaterThanOrEqual(during);
+    heal();
+    await sim.until(async () => (await sim.owners()).get('x') === standby.id, 2000);
+  });
+
+  it('does not spin while the node has no session, though a task has been free longer than claimDelay', { timeout: 10_000 }, async () => {
+    const standby = await standbyOfFreeTask(25_000);
+    // The standby loses its session and cannot open another (listing still works) before x has been
+    // free for claimDelay…
+    const heal = failCalls(standby.store, ['renewSession', 'openSession']);
+    await sim.until(() => standby.of('session:lost').length > 0, 20_000, 50);
+    await sim.advance(6000, 50); // … and now it has.
+    // A scan without a session returns at once; re-armed at 0 ms after each, it kept the fake clock from
+    // ever getting past this advance (the test timed out; in real time: a spinning event loop).
+    const before = sim.clock.monotonic();
+    await sim.advance(2000, 5);
+    expect(sim.clock.monotonic() - before).toBe(2000);
+    heal();
+    await sim.until(async () => (await sim.owners()).get('x') === standby.id, 5000);
   });
 });
