@@ -120,6 +120,7 @@ export const EVENT_NAMES: (keyof BatonEvents)[] = [
   'session:opened',
   'session:stalled',
   'session:renew-failed',
+  'session:close-failed',
   'error',
 ];
 
