@@ -4,9 +4,13 @@
  * free for longer than `claimDelay` re-armed the scan at once after each failure).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { ownerKey } from '../../src/scheduler/keys.js';
+import { ControlWatch } from '../../src/scheduler/control-watch.js';
+import { ownerKey, TRIGGER_PREFIX } from '../../src/scheduler/keys.js';
+import type { Change } from '../../src/stores/contract.js';
+import { MemoryBackend } from '../../src/stores/memory/memory-store.js';
+import { FakeClock } from '../../src/testing/fake-clock.js';
 import type { UnitName } from '../../src/scheduler/names.js';
-import { failCalls, Sim, type SimNode } from '../helpers/sim.js';
+import { failCalls, recordingStore, Sim, type SimNode } from '../helpers/sim.js';
 
 let sim: Sim;
 afterEach(async () => {
@@ -80,6 +84,50 @@ describe('placement scan', () => {
     await sim.advance(2000, 5);
     expect(sim.clock.monotonic() - before).toBe(2000);
     heal();
-    await sim.until(async () => (await sim.owners()).get('x') === standby.id, 5000);
+    // The next session opens after the keeper's back-off (up to the TTL, 20 s), then takes x at once.
+    await sim.until(async () => (await sim.owners()).get('x') === standby.id, 21_000, 50);
+  });
+});
+
+describe('control watch', () => {
+  it('backs off after failed looks at the controls, whatever key-less hints arrive, and looks again once the store answers', async () => {
+    const clock = new FakeClock();
+    const backend = new MemoryBackend({ clock });
+    const handle = backend.connect('controls');
+    const recorded = recordingStore(handle, clock);
+    // A store that only sees "something changed" (SQLite's poll), and says so every 10 ms.
+    let hint: ((change: Change) => void) | undefined;
+    const store = new Proxy(recorded.store, {
+      get: (target, prop) =>
+        prop === 'watch' ? (listener: (change: Change) => void) => ((hint = listener), () => (hint = undefined)) : (Reflect.get(target, prop) as unknown),
+    });
+    const errors: Error[] = [];
+    const watch = new ControlWatch({ store, clock, onError: (e) => errors.push(e) });
+    watch.start();
+    const { waker } = watch.subscribe('x', 'x');
+    const hintFor = async (ms: number) => {
+      for (let t = 0; t < ms; t += 10) {
+        hint?.({ scope: 'any' });
+        await clock.advance(10);
+      }
+    };
+    const looks = () => recorded.count('list') / 2; // one look lists triggers and pauses
+    await hintFor(2000);
+    expect(looks()).toBeLessThanOrEqual(3); // coalesced: once per second
+    const heal = failCalls(handle, ['list']);
+    const before = looks();
+    await hintFor(20_000);
+    // coalesceMs (1 s) alone gives 20 looks in 20 s; the back-off (1 s doubling up to 5 s): at most 8.
+    const failed = looks() - before;
+    expect(failed).toBeGreaterThanOrEqual(4);
+    expect(failed).toBeLessThanOrEqual(8);
+    expect(errors.length).toBe(Math.round(failed));
+    heal();
+    await backend.connect('controls').put(`${TRIGGER_PREFIX}x/1`, { requestedAt: 0 });
+    let woken = false;
+    void waker.wait(60_000, new AbortController().signal).then((w) => (woken = w));
+    for (let t = 0; t < 6000 && !woken; t += 10) await hintFor(10);
+    expect(woken).toBe(true);
+    watch.close();
   });
 });
