@@ -275,6 +275,28 @@ describe('etcd store against the shared server', () => {
       await proxy.close();
     }
   });
+  it('sends a call that found no connection to one endpoint to another: a member down costs nothing', async () => {
+    const down = await freePort(); // nothing listens there: connections are refused
+    const host = new URL(SHARED.replace(/^etcd/, 'http')).host;
+    // Without the retry, about half the calls (the client shuffles the hosts per call) failed with
+    // "14 UNAVAILABLE: No connection established", opening included.
+    const store = await open(cluster(), `etcd://127.0.0.1:${down},${host}`);
+    const session = await store.openSession(nodeInfo('n1'), 10_000);
+    const acquired = await store.tryAcquire('task/x', session.id);
+    if (!acquired.acquired) throw new Error('expected to acquire');
+    // Past the client's 1 s skip of the failed host, so the down member is tried (and refused) again.
+    const until = Date.now() + 2500;
+    let calls = 0;
+    while (Date.now() < until) {
+      expect(await store.renewSession(session.id)).toBe(true);
+      expect(await store.put('x', calls, { guard: { key: 'task/x', token: acquired.token } })).toMatchObject({ ok: true });
+      expect((await store.get('x'))?.value).toBe(calls);
+      calls += 1;
+      await sleep(50);
+    }
+    expect(calls).toBeGreaterThan(20);
+    await store.closeSession(session.id);
+  });
 });
 
 describe('etcd store against a private etcd (restart, authentication)', () => {
