@@ -10,7 +10,7 @@ import type { Change } from '../../src/stores/contract.js';
 import { MemoryBackend } from '../../src/stores/memory/memory-store.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
 import type { UnitName } from '../../src/scheduler/names.js';
-import { failCalls, recordingStore, Sim, type SimNode } from '../helpers/sim.js';
+import { failCalls, recordingStore, Sim, testNodeInfo, type SimNode } from '../helpers/sim.js';
 
 let sim: Sim;
 afterEach(async () => {
@@ -129,5 +129,47 @@ describe('control watch', () => {
     for (let t = 0; t < 6000 && !woken; t += 10) await hintFor(10);
     expect(woken).toBe(true);
     watch.close();
+  });
+});
+
+describe('election stream', () => {
+  it('backs off after failed reads of the owners, however many hints arrive, and follows again once the store answers', async () => {
+    sim = new Sim();
+    const options = { ttl: 20_000, cluster: { rebalanceAfter: 600_000 } };
+    const a = await sim.node('a', [['sync', { every: '1h' }]], options);
+    await sim.until(async () => (await sim.owners()).get('sync') === 'a', 5000);
+    const b = await sim.node('b', [['sync', { every: '1h' }]], options);
+    const events: { role: string; owner: string | null }[] = [];
+    const stop = new AbortController();
+    const done = (async () => {
+      for await (const e of b.cluster.elections({ signal: stop.signal })) events.push({ role: e.role, owner: e.owner?.node ?? null });
+    })();
+    await sim.advance(500);
+    expect(events).toEqual([{ role: 'follower', owner: 'a' }]);
+    // An owner key of another session changes every 10 ms: a hint each time, for every node.
+    const churn = await sim.observer.openSession(testNodeInfo('churn'), 60_000);
+    const hintFor = async (ms: number) => {
+      for (let t = 0; t < ms; t += 10) {
+        const taken = await sim.observer.tryAcquire('task/churn', churn.id);
+        if (taken.acquired) await sim.observer.release('task/churn', taken.token);
+        await sim.clock.advance(10);
+      }
+    };
+    const reads = () => b.calls.filter((c) => c.method === 'listSessions').length;
+    const heal = failCalls(b.store, ['listSessions']);
+    const before = reads();
+    await hintFor(4000);
+    // Per hint, that was 400 reads in 4 s. Now the stream's back-off (100 ms doubling up to scanEvery,
+    // 1 s) and the placement scan's (50 ms doubling up to 1 s): at most 10 each.
+    const during = reads() - before;
+    expect(during).toBeLessThanOrEqual(20);
+    const reported = b.of('error').filter((e) => e.where === 'elections').length;
+    expect(reported).toBeGreaterThanOrEqual(4);
+    expect(reported).toBeLessThanOrEqual(10);
+    heal();
+    await a.cluster.close();
+    await sim.until(() => events.some((e) => e.role === 'leader'), 5000);
+    stop.abort();
+    await done;
   });
 });
