@@ -114,6 +114,7 @@ export class Cluster {
       clock: this.#clock,
       node: () => this.#info,
       pollMs: this.#pollMs,
+      onError: (where, error) => this.#emit('error', { where, error }),
       closed: this.#primitivesClosed.signal,
       assertRunning: (what) => this.#assertRunning(what),
     });

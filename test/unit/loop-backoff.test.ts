@@ -173,3 +173,76 @@ describe('election stream', () => {
     await done;
   });
 });
+
+describe('lock waits and shared-state watches', () => {
+  /** Two nodes with a long TTL (sessions outlive the test's outage), scanEvery 1 s. */
+  async function pair(): Promise<[SimNode, SimNode]> {
+    sim = new Sim();
+    const options = { ttl: 20_000 };
+    return [await sim.node('a', [], options), await sim.node('b', [], options)];
+  }
+
+  it('a lock wait backs off after failed attempts, whatever hints arrive, and takes the lock once the store answers', async () => {
+    const [a, b] = await pair();
+    const held = await a.cluster.lock('L');
+    const waiting = b.cluster.lock('L', { wait: '1m' });
+    await sim.advance(100);
+    const attempts = () => b.calls.filter((c) => c.method === 'tryAcquire').length;
+    const heal = failCalls(b.store, ['tryAcquire']);
+    const before = attempts();
+    // A session opens and closes every 10 ms: a hint each time, which a lock wait listens to.
+    for (let t = 0; t < 4000; t += 10) {
+      const { id } = await sim.observer.openSession(testNodeInfo('churn'), 60_000);
+      await sim.observer.closeSession(id);
+      await sim.clock.advance(10);
+    }
+    // Per hint, that was 400 attempts in 4 s; with the back-off (100 ms doubling up to 1 s): at most 10.
+    const during = attempts() - before;
+    expect(during).toBeGreaterThanOrEqual(4);
+    expect(during).toBeLessThanOrEqual(10);
+    expect(b.of('error').filter((e) => e.where === 'lock "L"').length).toBe(during);
+    heal();
+    await held.release();
+    const lock = await settle(waiting, 3000);
+    expect(lock.token).toBeGreaterThan(held.token);
+    await lock.release();
+  });
+
+  it('a shared-state watch backs off after failed reads, whatever hints arrive, and sees the newest value once the store answers', async () => {
+    const [a, b] = await pair();
+    const state = a.cluster.sharedState<number>('S');
+    await state.set(0);
+    const seen: number[] = [];
+    const stop = new AbortController();
+    const done = (async () => {
+      for await (const { value } of b.cluster.sharedState<number>('S').watch({ signal: stop.signal })) seen.push(value);
+    })();
+    await sim.advance(100);
+    expect(seen).toEqual([0]);
+    const reads = () => b.calls.filter((c) => c.method === 'get').length;
+    const heal = failCalls(b.store, ['get']);
+    const before = reads();
+    for (let t = 1; t <= 400; t++) {
+      await state.set(t); // a hint for the watched key every 10 ms
+      await sim.clock.advance(10);
+    }
+    const during = reads() - before;
+    expect(during).toBeGreaterThanOrEqual(4);
+    expect(during).toBeLessThanOrEqual(10);
+    expect(b.of('error').filter((e) => e.where.startsWith('state "S"')).length).toBe(during);
+    heal();
+    await sim.until(() => seen.at(-1) === 400, 2000);
+    stop.abort();
+    await done;
+  });
+});
+
+/** Advances the fake clock until `promise` settles (at most `maxMs`), and returns its value. */
+async function settle<T>(promise: Promise<T>, maxMs: number): Promise<T> {
+  let result: { value: T } | undefined;
+  let failure: { error: unknown } | undefined;
+  promise.then((value) => (result = { value }), (error: unknown) => (failure = { error }));
+  await sim.until(() => result !== undefined || failure !== undefined, maxMs);
+  if (failure) throw failure.error;
+  return result!.value;
+}
