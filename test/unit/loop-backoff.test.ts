@@ -6,6 +6,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ControlWatch } from '../../src/scheduler/control-watch.js';
 import { ownerKey, TRIGGER_PREFIX } from '../../src/scheduler/keys.js';
+import { queuePrefix } from '../../src/scheduler/queue.js';
+import type { TaskName } from '../../src/scheduler/names.js';
 import type { Change } from '../../src/stores/contract.js';
 import { MemoryBackend } from '../../src/stores/memory/memory-store.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
@@ -246,3 +248,36 @@ async function settle<T>(promise: Promise<T>, maxMs: number): Promise<T> {
   if (failure) throw failure.error;
   return result!.value;
 }
+
+describe('dispatch consumer', () => {
+  it('backs off after failed looks at the queue, whatever hints arrive, and consumes again once the store answers', async () => {
+    sim = new Sim();
+    const consumed: number[] = [];
+    let produce = false;
+    const handlers = {
+      produce: async (ctx: { enqueue(payload: number): Promise<boolean> }) => void (produce && (await ctx.enqueue(7))),
+      consume: async (item: { payload: number }) => void consumed.push(item.payload),
+    };
+    const node = await sim.node('a', [['q', { every: '1h', mode: 'dispatch' }, handlers as never]], { ttl: 20_000 });
+    await sim.advance(500);
+    const looks = () => node.calls.filter((c) => c.method === 'list' && String(c.args[0]).startsWith(queuePrefix('q' as TaskName))).length;
+    const heal = failCalls(node.store, ['list']);
+    const before = looks();
+    // A record under the queue's prefix changes every 10 ms: a hint each time.
+    for (let t = 0; t < 4000; t += 10) {
+      await sim.observer.put(`${queuePrefix('q' as TaskName)}zz-not-an-item`, t);
+      await sim.clock.advance(10);
+    }
+    await sim.observer.delete(`${queuePrefix('q' as TaskName)}zz-not-an-item`);
+    // Per hint (coalesced to 200 ms) that was 20 looks in 4 s; with the back-off (200 ms doubling up
+    // to 5 s): at most 6.
+    const during = looks() - before;
+    expect(during).toBeGreaterThanOrEqual(3);
+    expect(during).toBeLessThanOrEqual(6);
+    expect(node.of('error').filter((e) => e.where === 'task "q": queue').length).toBe(during);
+    heal();
+    produce = true;
+    await node.cluster.trigger('q');
+    await sim.until(() => consumed.includes(7), 6000);
+  });
+});
