@@ -232,6 +232,13 @@ export class SessionKeeper {
       this.#lose(session, `woke ${Math.round(sentAt - session.deadline)}ms past the lease deadline`);
       return;
     }
+    // A renewal that hangs (a store member gone silent, a leader election: etcd answers only after its
+    // call timeout) must not use up the time left: if it has not been answered by half that time, another
+    // one is sent, which the client may route to another member. The first answer wins; this timer is
+    // replaced when this renewal settles. Halving, down to the floor, bounds the renewals in flight
+    // (about log2(time left / 50 ms)); below it the deadline timer decides.
+    const hedgeMs = (session.deadline - sentAt) / 2;
+    if (hedgeMs >= RENEW_RETRY_FLOOR_MS) this.#scheduleRenew(hedgeMs);
     let renewed: boolean;
     try {
       renewed = await this.#store.renewSession(session.id);
@@ -249,7 +256,8 @@ export class SessionKeeper {
       this.#lose(session, 'the store reports the session expired');
       return;
     }
-    session.extend(sentAt + this.#timing.ttlMs - this.#timing.safetyMarginMs);
+    // Max: with renewals in flight together, an older one may be answered last.
+    session.extend(Math.max(session.deadline, sentAt + this.#timing.ttlMs - this.#timing.safetyMarginMs));
     this.#emit('session:renewed', { sessionId: session.id, durationMs: this.#clock.monotonic() - sentAt });
     this.#armDeadline(session);
     this.#scheduleRenew(this.#timing.renewEveryMs);

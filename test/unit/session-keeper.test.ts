@@ -277,6 +277,55 @@ describe('session keeper: slow renewals', () => {
     expect(h.clock.monotonic() + record!.expiresInMs).toBeGreaterThan(session.deadline);
   });
 
+  it('sends another renewal when one hangs, so a store that is back within the deadline keeps the session', async () => {
+    // A leader election, as a 3-member etcd went through it: a renewal sent meanwhile hangs for the
+    // client's call timeout (2 s) and then fails; one sent once the new leader is there is answered.
+    const clock = new FakeClock();
+    const backend = new MemoryBackend({ clock });
+    const handle = backend.connect('keeper');
+    const sent: number[] = [];
+    let electionUntil = -Infinity;
+    const store = new Proxy(handle, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target) as unknown;
+        if (prop === 'renewSession') {
+          return async (id: string) => {
+            sent.push(clock.monotonic());
+            if (clock.monotonic() < electionUntil) {
+              await sleep(clock, 2000);
+              throw new StoreUnavailableError('renewSession failed: deadline exceeded (no leader)');
+            }
+            return target.renewSession(id);
+          };
+        }
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const lost: unknown[] = [];
+    const keeper = new SessionKeeper({
+      store,
+      info: testNodeInfo('n1'),
+      timing: resolveSessionTiming(TIMING),
+      clock,
+      emit: (event, payload) => void (event === 'session:lost' && lost.push(payload)),
+    });
+    cleanup = async () => {
+      const closing = keeper.close();
+      await clock.advance(2000); // renewals in flight fail after their 2 s
+      await closing;
+    };
+    const session = await keeper.start();
+    await clock.advance(900);
+    // The renewal due at +1000 falls into an election that ends at +2000; the local deadline is +2400.
+    electionUntil = clock.monotonic() + 1100;
+    for (let t = 0; t < 5000; t += 10) await clock.advance(10);
+    // One renewal waiting out its timeout took the whole 1.4 s left: the session was lost at +2400.
+    // Another one sent at half the time left (+1700) hangs too; the next (+2050) is answered.
+    expect(lost).toEqual([]);
+    expect(keeper.current).toBe(session);
+    expect(sent.filter((at) => at < 1_000_000 + 2400).length).toBeLessThanOrEqual(4);
+  });
+
   it('does not revive a session whose renewal is answered after the local deadline', async () => {
     let latency = 10;
     const h = slowHarness(() => latency);
