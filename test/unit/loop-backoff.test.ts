@@ -3,7 +3,10 @@
  * is not asked in a hot loop (a standby once logged 765 failed placement scans in 1.1 s, because a task
  * free for longer than `claimDelay` re-armed the scan at once after each failure).
  */
+import { EventEmitter } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
+import { KeyLayout } from '../../src/stores/etcd/keys.js';
+import { EtcdWatch } from '../../src/stores/etcd/watch.js';
 import { ControlWatch } from '../../src/scheduler/control-watch.js';
 import { ownerKey, TRIGGER_PREFIX } from '../../src/scheduler/keys.js';
 import { queuePrefix } from '../../src/scheduler/queue.js';
@@ -279,5 +282,47 @@ describe('dispatch consumer', () => {
     produce = true;
     await node.cluster.trigger('q');
     await sim.until(() => consumed.includes(7), 6000);
+  });
+});
+
+describe('etcd watch re-creation', () => {
+  it('re-creates a watch etcd keeps cancelling with a growing pause, and from the first pause again once one holds', async () => {
+    const clock = new FakeClock();
+    const created: EventEmitter[] = [];
+    // Just enough of the etcd3 client for EtcdWatch: every watch it creates is an emitter the test drives.
+    const client = {
+      watch: () => ({
+        prefix: () => ({
+          watcher: () => {
+            const watcher = Object.assign(new EventEmitter(), { cancel: async () => undefined });
+            created.push(watcher);
+            return watcher;
+          },
+        }),
+      }),
+    };
+    const watch = new EtcdWatch(client as never, new KeyLayout('/baton', 'c'), clock);
+    const hints: Change[] = [];
+    watch.add((change) => hints.push(change));
+    // A lost permission: etcd cancels every watch as soon as it is created.
+    const cancelLatest = () => created.at(-1)!.emit('error', new Error('Watcher canceled: permission denied'));
+    cancelLatest();
+    for (let t = 0; t < 20_000; t += 10) {
+      const before = created.length;
+      await clock.advance(10);
+      if (created.length > before) cancelLatest();
+    }
+    // A fixed 500 ms gave 40 watches (and 40 `any` hints) in 20 s; 500 ms doubling up to 10 s: at most 6.
+    expect(created.length).toBeGreaterThanOrEqual(4);
+    expect(created.length).toBeLessThanOrEqual(7);
+    expect(hints.length).toBe(created.length);
+    // The permission is back: the next watch holds, and a later cancellation is re-created within 500 ms.
+    await clock.advance(10_000);
+    created.at(-1)!.emit('connected', {});
+    const holding = created.length;
+    cancelLatest();
+    await clock.advance(500);
+    expect(created.length).toBe(holding + 1);
+    await watch.close(100);
   });
 });
