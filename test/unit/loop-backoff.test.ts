@@ -1,7 +1,9 @@
 /**
  * Background loops back off while the store fails: a store that answers every call with an error at once
  * is not asked in a hot loop (a standby once logged 765 failed placement scans in 1.1 s, because a task
- * free for longer than `claimDelay` re-armed the scan at once after each failure).
+ * free for longer than `claimDelay` re-armed the scan at once after each failure). One test per loop, on
+ * the memory store and a FakeClock, most with hints arriving every 10 ms meanwhile: calls per fake second
+ * bounded by the loop's back-off, then recovery once the store answers. docs/reliability.md lists them.
  */
 import { EventEmitter } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -10,16 +12,15 @@ import { EtcdWatch } from '../../src/stores/etcd/watch.js';
 import { ControlWatch } from '../../src/scheduler/control-watch.js';
 import { ownerKey, TRIGGER_PREFIX } from '../../src/scheduler/keys.js';
 import { queuePrefix } from '../../src/scheduler/queue.js';
-import type { TaskName } from '../../src/scheduler/names.js';
 import type { Change } from '../../src/stores/contract.js';
 import { MemoryBackend } from '../../src/stores/memory/memory-store.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
-import type { UnitName } from '../../src/scheduler/names.js';
+import type { TaskName, UnitName } from '../../src/scheduler/names.js';
 import { failCalls, recordingStore, Sim, testNodeInfo, type SimNode } from '../helpers/sim.js';
 
 let sim: Sim;
 afterEach(async () => {
-  await sim?.closeAll();
+  await sim?.closeAll(); // closing twice (tests without a Sim of their own) is harmless
 });
 
 /**
