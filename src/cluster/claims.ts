@@ -19,7 +19,8 @@
  * background while the session lives, and otherwise the key vanishes with the session.
  */
 import { randomInt } from 'node:crypto';
-import type { Clock } from '../core/clock.js';
+import { Backoff } from '../core/backoff.js';
+import { sleep, type Clock } from '../core/clock.js';
 import { asyncDispose } from '../core/disposable.js';
 import { parseDuration, formatDuration, type Duration } from '../core/duration.js';
 import { BatonError, ClosedError, ConfigError, LockHeldError, SessionExpiredError, type HolderInfo } from '../core/errors.js';
@@ -38,10 +39,34 @@ export interface PrimitiveDeps {
   readonly node: () => NodeInfo;
   /** Longest pause between two looks at the store while waiting without a hint (the cluster's scanEvery). */
   readonly pollMs: number;
+  /**
+   * A store error a wait or a watch rode through (it looks again after a back-off, from
+   * {@link RETRY_FIRST_MS} doubling up to `pollMs`); `where` names the primitive.
+   */
+  readonly onError: (where: string, error: Error) => void;
   /** Aborts when the cluster begins to close: every wait and stream ends. */
   readonly closed: AbortSignal;
   /** Throws BatonError INVALID_STATE unless the cluster is running. */
   readonly assertRunning: (what: string) => void;
+}
+
+/** First pause after a store error while waiting or watching; it doubles up to the cluster's scanEvery. */
+export const RETRY_FIRST_MS = 100;
+
+/** The back-off of a wait or a watch after a store error. */
+export function retryBackoff(pollMs: number): Backoff {
+  return new Backoff({ initialMs: Math.min(RETRY_FIRST_MS, pollMs), maxMs: pollMs });
+}
+
+/**
+ * Waits `ms` after a failed look at the store, deaf to hints meanwhile: a store that fails fast while
+ * changes keep being announced (a reconnecting connection says `any` each time) is not asked per hint.
+ * Resolves early, never rejects, when `signal` aborts: the caller looks at its signals itself.
+ */
+export async function pauseAfterFailure(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
+  await sleep(clock, ms, signal).catch((error: unknown) => {
+    if (!signal.aborted) throw error;
+  });
 }
 
 /** Names of locks, semaphores and shared state: like task names, no '/' so keys stay unambiguous. */
@@ -294,10 +319,12 @@ export class Claims {
       this.#localFree.add(onLocalFree);
     }
     const startedAt = clock.monotonic();
+    const backoff = retryBackoff(pollMs);
     try {
       for (;;) {
         this.#throwIfStopped(what, session, signal);
         let blocked: Blocked | undefined;
+        let failed = false;
         try {
           const result = await options.attempt(session);
           if ('taken' in result) {
@@ -315,6 +342,8 @@ export class Claims {
           // A store error: with no wait, say so; otherwise look again at the next poll (the session keeper
           // decides whether the store is gone for good, and then the wait stops with the session).
           if (waitMs === 0 || !(error instanceof BatonError)) throw error;
+          this.deps.onError(what, error);
+          failed = true;
         }
         const waited = clock.monotonic() - startedAt;
         if (waited >= waitMs) {
@@ -323,7 +352,12 @@ export class Claims {
         }
         // waitMs > 0 here (0 is always ≤ waited), so the wait subscribed above.
         stop ??= AbortSignal.any([session.signal, this.deps.closed, ...(signal ? [signal] : [])]);
-        await (hints as ChangeHints).next(Math.min(pollMs, waitMs - waited), stop);
+        if (failed) {
+          await pauseAfterFailure(clock, Math.min(backoff.next(), waitMs - waited), stop);
+        } else {
+          backoff.reset();
+          await (hints as ChangeHints).next(Math.min(pollMs, waitMs - waited), stop);
+        }
       }
     } finally {
       hints?.close();

@@ -26,6 +26,12 @@ export interface SessionEvents {
   'session:renew-failed': { readonly sessionId: string; readonly error: Error };
   /** A renewal succeeded; `durationMs` is its round trip (for `baton_session_renew_duration_seconds`). */
   'session:renewed': { readonly sessionId: string; readonly durationMs: number };
+  /**
+   * Closing a lost session in the store failed (`attempt` 1, then every {@link CLOSE_REPORT_EVERY}th):
+   * it is retried with back-off until the store confirms, so its keys go as soon as the store is back
+   * rather than when its TTL runs out there.
+   */
+  'session:close-failed': { readonly sessionId: string; readonly error: Error; readonly attempt: number };
 }
 
 type Emit = <K extends keyof SessionEvents>(event: K, payload: SessionEvents[K]) => void;
@@ -91,6 +97,10 @@ type KeeperState = 'new' | 'running' | 'closed';
 
 /** Shortest pause between two renewal attempts after a failed one. */
 const RENEW_RETRY_FLOOR_MS = 50;
+/** First pause before closing a lost session again; it doubles up to renewEvery. */
+const CLOSE_RETRY_FIRST_MS = 100;
+/** Failed attempts to close a lost session between two reports of the failure. */
+export const CLOSE_REPORT_EVERY = 10;
 
 export class SessionKeeper {
   readonly #store: Store;
@@ -233,6 +243,13 @@ export class SessionKeeper {
       this.#lose(session, `woke ${Math.round(sentAt - session.deadline)}ms past the lease deadline`);
       return;
     }
+    // A renewal that hangs (a store member gone silent, a leader election: etcd answers only after its
+    // call timeout) must not use up the time left: if it has not been answered by half that time, another
+    // one is sent, which the client may route to another member. The first answer wins; this timer is
+    // replaced when this renewal settles. Halving, down to the floor, bounds the renewals in flight
+    // (about log2(time left / 50 ms)); below it the deadline timer decides.
+    const hedgeMs = (session.deadline - sentAt) / 2;
+    if (hedgeMs >= RENEW_RETRY_FLOOR_MS) this.#scheduleRenew(hedgeMs);
     let renewed: boolean;
     try {
       renewed = await this.#store.renewSession(session.id);
@@ -250,7 +267,8 @@ export class SessionKeeper {
       this.#lose(session, 'the store reports the session expired');
       return;
     }
-    session.extend(sentAt + this.#timing.ttlMs - this.#timing.safetyMarginMs);
+    // Max: with renewals in flight together, an older one may be answered last.
+    session.extend(Math.max(session.deadline, sentAt + this.#timing.ttlMs - this.#timing.safetyMarginMs));
     this.#emit('session:renewed', { sessionId: session.id, durationMs: this.#clock.monotonic() - sentAt });
     this.#armDeadline(session);
     this.#scheduleRenew(this.#timing.renewEveryMs);
@@ -263,8 +281,9 @@ export class SessionKeeper {
     this.#cancelTimers();
     session.end(new SessionExpiredError(`session ${session.id}: ${reason}`));
     this.#emit('session:lost', { sessionId: session.id, reason });
-    // Best effort: free our keys at once if the store is reachable; the TTL frees them otherwise.
-    this.#track(this.#store.closeSession(session.id));
+    // Free our keys as soon as the store answers, not when their TTL runs out there: a store that
+    // failed over may even extend it (etcd's new leader renews every lease it takes over).
+    this.#track(this.#closeLost(session.id));
     this.#reopening ??= this.#track(this.#reopen()).finally(() => {
       this.#reopening = undefined;
     });
@@ -279,6 +298,28 @@ export class SessionKeeper {
         if (this.#state !== 'running') return;
         this.#emit('session:renew-failed', { sessionId: '(opening)', error: toError(error) });
         await sleep(this.#clock, this.#backoff.next(), this.#stop.signal).catch(() => undefined);
+      }
+    }
+  }
+
+  /**
+   * Closes a lost session in the store, retrying with back-off (CLOSE_RETRY_FIRST_MS doubling up to
+   * renewEvery) until the store confirms — closing a session that already expired there succeeds — or
+   * the keeper closes. Each attempt is cheap, and past renewEvery of the store being back, the next
+   * attempt comes before the session's TTL could free the keys by itself.
+   */
+  async #closeLost(sessionId: string): Promise<void> {
+    const backoff = new Backoff({ initialMs: Math.min(CLOSE_RETRY_FIRST_MS, this.#timing.renewEveryMs), maxMs: this.#timing.renewEveryMs });
+    for (let attempt = 1; this.#state === 'running'; attempt++) {
+      try {
+        await this.#store.closeSession(sessionId);
+        return;
+      } catch (error) {
+        if (this.#state !== 'running') return;
+        if (attempt === 1 || attempt % CLOSE_REPORT_EVERY === 0) {
+          this.#emit('session:close-failed', { sessionId, error: toError(error), attempt });
+        }
+        await sleep(this.#clock, backoff.next(), this.#stop.signal).catch(() => undefined);
       }
     }
   }

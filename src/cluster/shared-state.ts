@@ -18,9 +18,9 @@
  * succession may be skipped (it always catches up to the newest). Values go through JSON: a Date comes back
  * as a string, `undefined` properties vanish. Not for bulk data: store a reference to it instead.
  */
-import { ConfigError, NotOwnerError, SessionExpiredError, ValueError } from '../core/errors.js';
+import { ConfigError, NotOwnerError, SessionExpiredError, toError, ValueError } from '../core/errors.js';
 import type { Guard, Store, StoredRecord } from '../stores/contract.js';
-import { assertKnownOptions, assertPrimitiveName, assertSignal, type PrimitiveDeps } from './claims.js';
+import { assertKnownOptions, assertPrimitiveName, assertSignal, pauseAfterFailure, retryBackoff, type PrimitiveDeps } from './claims.js';
 import { ChangeHints } from './change-hints.js';
 import type { LiveSession } from './session-keeper.js';
 
@@ -140,11 +140,22 @@ async function* watchRecord<T>(
   const stop = AbortSignal.any([closed, ...(signal ? [signal] : []), ...(session ? [session.signal] : [])]);
   const hints = new ChangeHints(store, clock, (c) => c.scope === 'any' || c.scope === 'connection' || (c.scope === 'records' && (c.key === undefined || c.key === key)));
   let last = 0;
+  const backoff = retryBackoff(pollMs);
   try {
     for (;;) {
       if (signal?.aborted || closed.aborted) return;
       if (!session || session.signal.aborted) throw sessionLost(what, session);
-      const record = await readQuietly<T>(store, key);
+      let record: StoredRecord<T> | null;
+      try {
+        record = await store.get<T>(key);
+      } catch (error) {
+        // A store error only delays the next look; the session keeper decides about the rest.
+        if (signal?.aborted || closed.aborted) return;
+        deps.onError(what, toError(error));
+        await pauseAfterFailure(clock, backoff.next(), stop);
+        continue;
+      }
+      backoff.reset();
       if (signal?.aborted || closed.aborted) return;
       if (record && record.version > last) {
         last = record.version;
@@ -161,15 +172,6 @@ async function* watchRecord<T>(
 function sessionLost(what: string, session: LiveSession | undefined): SessionExpiredError {
   const reason = session?.signal.reason as Error | undefined;
   return new SessionExpiredError(`${what}: watch stopped: ${reason?.message ?? 'this node has no live session'}`);
-}
-
-/** A transient store error while watching only delays the next look; the session keeper decides about the rest. */
-async function readQuietly<T>(store: Store, key: string): Promise<StoredRecord<T> | null | undefined> {
-  try {
-    return await store.get<T>(key);
-  } catch {
-    return undefined;
-  }
 }
 
 function toVersioned<T>(record: StoredRecord<T> | null): Versioned<T> | undefined {

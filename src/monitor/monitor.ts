@@ -214,7 +214,7 @@ class MonitorProcess implements Monitor {
       clock: options.clock,
       emit: (event, payload) => {
         if (event === 'session:renewed') this.#metrics.renewed((payload as { durationMs: number }).durationMs);
-        else if (event === 'session:lost' || event === 'session:renew-failed') options.log.warn({ event, ...payload }, `monitor session: ${event}`);
+        else if (event === 'session:lost' || event === 'session:renew-failed' || event === 'session:close-failed') options.log.warn({ event, ...payload }, `monitor session: ${event}`);
       },
     });
   }

@@ -12,6 +12,7 @@ export function logEvent<K extends keyof BatonEvents>(log: Logger, event: K, pay
     case 'error':
     case 'session:lost':
     case 'session:renew-failed':
+    case 'session:close-failed':
     case 'session:stalled':
       log.warn(fields, String(event));
       break;

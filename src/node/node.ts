@@ -124,6 +124,7 @@ export class Cluster {
       clock: this.#clock,
       node: () => this.#info,
       pollMs: this.#pollMs,
+      onError: (where, error) => this.#emit('error', { where, error }),
       closed: this.#primitivesClosed.signal,
       assertRunning: (what) => this.#assertRunning(what),
     });
@@ -274,6 +275,7 @@ export class Cluster {
         clock: this.#clock,
         node: () => this.#info,
         pollMs: this.#pollMs,
+        onError: (error) => this.#emit('error', { where: 'elections', error }),
         closed: this.#primitivesClosed.signal,
         assertRunning: (what) => this.#assertRunning(what),
         tasks: () => this.#scheduler.taskNames(),

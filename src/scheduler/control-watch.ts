@@ -8,7 +8,13 @@
  * that only see "some record changed", like SQLite's poll) and a safety timer (hints are lost around
  * reconnects) both lead to one look at every pending trigger and pause — two list calls for the whole
  * node — at most once per `coalesceMs`, which wakes the runners whose controls changed.
+ *
+ * After a failed look, no look is made before a back-off (`coalesceMs` doubling up to
+ * CONTROLS_RETRY_MAX_MS) whatever hints arrive: a store that fails fast and keeps sending key-less hints
+ * (a poll that sees its own reconnects) is not asked once per `coalesceMs` for as long as it fails.
+ * Meanwhile runners still read their pause before each tick, and keyed hints still wake them.
  */
+import { Backoff } from '../core/backoff.js';
 import type { Clock } from '../core/clock.js';
 import { toError } from '../core/errors.js';
 import type { Change, Store } from '../stores/contract.js';
@@ -17,6 +23,8 @@ import { PAUSE_PREFIX, TRIGGER_PREFIX } from './keys.js';
 
 /** Longest time between two looks at the controls when no hint arrives. */
 export const CONTROLS_POLL_MS = 15_000;
+/** Longest pause after failed looks: a trigger seen only through a key-less hint waits at most this long once the store is back. */
+export const CONTROLS_RETRY_MAX_MS = 5000;
 
 interface Subscriber {
   readonly unit: string;
@@ -35,6 +43,9 @@ export class ControlWatch {
   /** Monotonic time of the planned look (valid while #cancelPoll is set). */
   #plannedAt = Infinity;
   #lastLook = -Infinity;
+  /** Monotonic time before which no look is made (set after a failed look). */
+  #notBefore = -Infinity;
+  readonly #backoff: Backoff;
   #looking = false;
   #paused = new Set<string>();
   #closed = false;
@@ -44,6 +55,7 @@ export class ControlWatch {
     this.#clock = options.clock;
     this.#onError = options.onError;
     this.#coalesceMs = options.coalesceMs ?? 1000;
+    this.#backoff = new Backoff({ initialMs: this.#coalesceMs, maxMs: Math.max(this.#coalesceMs, CONTROLS_RETRY_MAX_MS) });
   }
 
   start(): void {
@@ -69,7 +81,8 @@ export class ControlWatch {
     if (change.scope !== 'records' && change.scope !== 'any') return;
     const key = change.key;
     if (key === undefined) {
-      this.#schedule(Math.max(0, this.#lastLook + this.#coalesceMs - this.#clock.monotonic()));
+      const now = this.#clock.monotonic();
+      this.#schedule(Math.max(0, this.#lastLook + this.#coalesceMs - now, this.#notBefore - now));
     } else if (key.startsWith(TRIGGER_PREFIX)) {
       const unit = key.slice(TRIGGER_PREFIX.length, key.lastIndexOf('/'));
       for (const s of this.#subscribers) if (s.unit === unit) s.waker.wake();
@@ -94,8 +107,15 @@ export class ControlWatch {
 
   async #look(): Promise<void> {
     if (this.#closed || this.#looking) return;
+    const early = this.#notBefore - this.#clock.monotonic();
+    if (early > 0) {
+      // A look planned by a hint during the failed one: it waits for the back-off like the others.
+      this.#schedule(early);
+      return;
+    }
     this.#looking = true;
     this.#lastLook = this.#clock.monotonic();
+    let next = CONTROLS_POLL_MS;
     try {
       if (this.#subscribers.size === 0) return;
       const [triggers, pauses] = await Promise.all([this.#store.list(TRIGGER_PREFIX), this.#store.list(PAUSE_PREFIX)]);
@@ -105,12 +125,16 @@ export class ControlWatch {
         if (pending.has(s.unit) || paused.has(s.task) !== this.#paused.has(s.task)) s.waker.wake();
       }
       this.#paused = paused;
+      this.#backoff.reset();
+      this.#notBefore = -Infinity;
     } catch (error) {
-      // The next look (hint or timer) tries again; runners still read their controls before each tick.
+      // The next look tries again after the back-off; runners still read their pause before each tick.
       this.#onError(toError(error));
+      next = this.#backoff.next();
+      this.#notBefore = this.#clock.monotonic() + next;
     } finally {
       this.#looking = false;
-      this.#schedule(CONTROLS_POLL_MS);
+      this.#schedule(next);
     }
   }
 }

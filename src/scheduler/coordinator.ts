@@ -60,6 +60,9 @@ export function resolveCoordinatorTiming(options: CoordinatorTimingOptions, ttlM
  */
 type CoordinatorState = 'new' | 'waiting' | 'scanning' | 'rescan' | 'backing-off' | 'closed';
 
+/** How a scan that did not throw ended: `claims-failed` when the store failed an acquisition it wanted. */
+type ScanOutcome = 'done' | 'no-session' | 'claims-failed';
+
 /** First pause after a failed scan; it doubles up to scanEvery. */
 const SCAN_RETRY_MS = 50;
 
@@ -156,28 +159,34 @@ export class Coordinator {
     this.#cancelTimer?.();
     this.#state = 'scanning';
     this.#scan = this.#scanOnce().then(
-      () => {
-        this.#backoff.reset();
-        this.#afterScan(true);
+      (outcome) => {
+        if (outcome !== 'claims-failed') this.#backoff.reset();
+        this.#afterScan(outcome);
       },
       (error: unknown) => {
         this.#emit('error', { where: 'placement scan', error: toError(error) });
-        this.#afterScan(false);
+        this.#afterScan('failed');
       },
     );
   }
 
-  #afterScan(ok: boolean): void {
+  #afterScan(outcome: ScanOutcome | 'failed'): void {
     this.#scan = undefined;
     if (this.#state === 'closed') return;
-    if (!ok) {
+    if (outcome === 'failed' || outcome === 'claims-failed') {
+      // A failed acquisition counts as a failed scan: the units it wanted stay free past their claim
+      // delay, so #nextScanDelay() says 0, and a store that reads but refuses writes (a member without
+      // quorum, a read-only replica) would otherwise be asked again at once, for as long as it fails.
       this.#state = 'backing-off';
       this.#cancelTimer = this.#clock.setTimer(Math.max(this.#backoff.next(), this.#nextScanDelay()), () => this.#runScan());
     } else if (this.#state === 'rescan') {
       this.#runScan();
     } else {
       this.#state = 'waiting';
-      this.#cancelTimer = this.#clock.setTimer(this.#nextScanDelay(), () => this.requestScan());
+      // Without a session nothing can be claimed: the next session's opening asks for a scan (onSession),
+      // so a claim delay that fell due meanwhile must not re-arm an empty scan at once, again and again.
+      const delay = outcome === 'no-session' ? this.#timing.scanEveryMs : this.#nextScanDelay();
+      this.#cancelTimer = this.#clock.setTimer(delay, () => this.requestScan());
     }
   }
 
@@ -216,11 +225,11 @@ export class Coordinator {
     return Math.min(delay, this.#turns.nextCheckDelay());
   }
 
-  async #scanOnce(): Promise<void> {
+  async #scanOnce(): Promise<ScanOutcome> {
     const session = this.#keeper.current;
-    if (!session) return;
+    if (!session) return 'no-session';
     const [sessions, holders] = await Promise.all([this.#store.listSessions(), this.#store.listHolders(TASK_OWNER_PREFIX)]);
-    if (this.#state === 'closed') return;
+    if (this.#state === 'closed') return 'done';
     const byKey = new Map(holders.map((h) => [h.key, h]));
     const versions = taskVersions(sessions);
     this.#reportConflicts(versions);
@@ -269,9 +278,12 @@ export class Coordinator {
       else if (now - since >= this.#timing.claimDelayMs && this.#mayStandIn(def.mode, sessions, version)) toAcquire.push(runner);
     }
     // Bounded: a node starting with 1,000 free tasks must not open 1,000 store requests at once.
+    let failed = false;
     for (let i = 0; i < toAcquire.length; i += MAX_PARALLEL_ACQUISITIONS) {
-      await Promise.all(toAcquire.slice(i, i + MAX_PARALLEL_ACQUISITIONS).map((runner) => this.#acquire(runner)));
+      const outcomes = await Promise.all(toAcquire.slice(i, i + MAX_PARALLEL_ACQUISITIONS).map((runner) => this.#acquire(runner)));
+      if (outcomes.includes(false)) failed = true;
     }
+    return failed ? 'claims-failed' : 'done';
   }
 
   /** For a `ranked` unit, only nodes of the best rank alive may take it when its preferred node does not. */
@@ -305,9 +317,10 @@ export class Coordinator {
     if (age >= after) runner.requestHandover();
   }
 
-  async #acquire(runner: TaskRunner): Promise<void> {
+  /** False when the store failed the acquisition (reported); true when it answered, or the session is gone. */
+  async #acquire(runner: TaskRunner): Promise<boolean> {
     const session = this.#keeper.current;
-    if (!session) return;
+    if (!session) return true;
     try {
       const outcome = await tryAcquireLease(this.#store, session, ownerKey(runner.unit.name));
       if ('lease' in outcome) {
@@ -318,10 +331,12 @@ export class Coordinator {
       } else {
         this.#turns.lost(runner, outcome.holder);
       }
+      return true;
     } catch (error) {
-      if (!(error instanceof SessionExpiredError)) {
-        this.#emit('error', { where: `acquire task "${runner.unit.name}"`, error: toError(error) });
-      }
+      // A lost session is the keeper's to report and recover; its next session asks for a scan.
+      if (error instanceof SessionExpiredError) return true;
+      this.#emit('error', { where: `acquire task "${runner.unit.name}"`, error: toError(error) });
+      return false;
     }
   }
 

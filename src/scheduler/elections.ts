@@ -28,8 +28,9 @@
  * Non-guarantees: follower events are a view of the store, not a log: an owner that held a task only
  * briefly between two reads may never be seen. Tasks are those this node declares, or the one named.
  */
-import type { Clock } from '../core/clock.js';
-import { ConfigError } from '../core/errors.js';
+import { Backoff } from '../core/backoff.js';
+import { sleep, type Clock } from '../core/clock.js';
+import { ConfigError, toError } from '../core/errors.js';
 import type { Listener } from '../core/events.js';
 import type { NodeInfo } from '../core/node-info.js';
 import type { Holder, SessionRecord, Store } from '../stores/contract.js';
@@ -77,6 +78,8 @@ export interface ElectionDeps {
   readonly node: () => NodeInfo;
   /** Longest pause between two looks at the store without a hint (the cluster's scanEvery). */
   readonly pollMs: number;
+  /** A failed look at the store (reported; the stream goes on and looks again after a back-off). */
+  readonly onError: (error: Error) => void;
   /** Aborts when the node begins to close: the stream ends. */
   readonly closed: AbortSignal;
   /** Throws BatonError INVALID_STATE unless the node is running. */
@@ -90,6 +93,9 @@ export interface ElectionDeps {
 }
 
 type OwnershipEvent = 'owner:acquired' | 'owner:lost' | 'owner:released';
+
+/** First pause after a failed read of the owners; it doubles up to pollMs. */
+const ELECTIONS_RETRY_MS = 100;
 
 interface Emitted {
   readonly role: ElectionRole;
@@ -169,14 +175,16 @@ async function* stream(deps: ElectionDeps, tasks: readonly string[], signal: Abo
     if (lease?.isHeld()) lead(task, lease);
   }
 
-  const refresh = async () => {
+  /** False when the store failed the read (reported): the loop then waits for its back-off. */
+  const refresh = async (): Promise<boolean> => {
     const started = new Map(epochs);
     let sessions: SessionRecord[];
     let holders: Holder[];
     try {
       [sessions, holders] = await Promise.all([store.listSessions(), store.listHolders(TASK_OWNER_PREFIX)]);
-    } catch {
-      return; // a transient store error: the next hint or poll reads again
+    } catch (error) {
+      deps.onError(toError(error));
+      return false;
     }
     const infoBySession = new Map(sessions.map((s) => [s.id, s.info]));
     const holderByUnit = new Map<string, Holder>(holders.map((h) => [unitOfOwnerKey(h.key), h]));
@@ -189,13 +197,23 @@ async function* stream(deps: ElectionDeps, tasks: readonly string[], signal: Abo
       if (!holder || !info || info.id === me.id) push(task, { role: 'follower', node: null, token: null }, null);
       else push(task, { role: 'follower', node: info.id, token: holder.token }, { node: info.id, host: info.host, pid: info.pid });
     }
+    return true;
   };
 
+  // After a failed read, hints do not wake the loop until the back-off has passed: a store that fails
+  // fast while changes keep being announced (a reconnecting connection says `any` each time) is not
+  // read once per hint.
+  const backoff = new Backoff({ initialMs: Math.min(ELECTIONS_RETRY_MS, pollMs), maxMs: pollMs });
   const watcher = (async () => {
     while (!stop.aborted) {
-      await refresh();
+      const ok = await refresh();
       if (stop.aborted) break;
-      await hints.next(pollMs, stop);
+      if (ok) {
+        backoff.reset();
+        await hints.next(pollMs, stop);
+      } else {
+        await sleep(clock, backoff.next(), stop).catch(() => undefined);
+      }
     }
   })();
 

@@ -15,6 +15,7 @@
  * idempotent (use the item's `id`). Order: oldest first within what a consumer reads, not strict FIFO.
  */
 import type { TaskName } from './names.js';
+import { Backoff } from '../core/backoff.js';
 import { sleep, type Clock } from '../core/clock.js';
 import { parseDuration, type Duration } from '../core/duration.js';
 import { ClosedError, ConfigError, NotOwnerError, toError } from '../core/errors.js';
@@ -56,6 +57,8 @@ const ITEM_ID = /^[\w.:-]{1,200}$/;
 const PEEK = 200;
 /** Longest time between two looks at the queue without a store hint. */
 const POLL_MS = 5000;
+/** First pause after a failed look at the queue; it doubles up to POLL_MS. */
+const RETRY_FIRST_MS = 200;
 
 /** Enqueues one item under the producer's lease. False when an item with the same `id` is queued or dead. */
 export async function enqueue(options: {
@@ -132,6 +135,7 @@ export class QueueConsumer {
   async #run(): Promise<void> {
     const stop = this.#stop.signal;
     const waker = new HintWaker(this.#store, this.#clock, recordsMatching(queuePrefix(this.#task)), 200);
+    const backoff = new Backoff({ initialMs: RETRY_FIRST_MS, maxMs: POLL_MS });
     try {
       while (!stop.aborted) {
         if (this.#active.size >= this.#queue.workers) {
@@ -145,6 +149,7 @@ export class QueueConsumer {
             continue;
           }
           const next = await this.#take();
+          backoff.reset();
           if ('item' in next) {
             const delivery = this.#deliver(next.item).finally(() => {
               this.#active.delete(next.item.key);
@@ -157,7 +162,10 @@ export class QueueConsumer {
         } catch (error) {
           if (stop.aborted) break;
           this.#emit('error', { where: `task "${this.#task}": queue`, error: toError(error) });
-          waitMs = 1000;
+          // Deaf to hints until the back-off has passed: every enqueue is one, and a store that fails
+          // fast would otherwise be asked once per hint (coalesced to 200 ms) for as long as it fails.
+          await sleep(this.#clock, backoff.next(), stop).catch(() => undefined);
+          continue;
         }
         await waker.wait(waitMs, stop).catch(() => undefined);
       }

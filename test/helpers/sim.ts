@@ -3,6 +3,7 @@ import { createCluster, type Cluster, type ClusterOptions } from '../../src/node
 import type { UnitName } from '../../src/scheduler/names.js';
 import type { BatonEvents } from '../../src/scheduler/events.js';
 import { silentLogger } from '../../src/core/logger.js';
+import { StoreUnavailableError } from '../../src/core/errors.js';
 import { MemoryBackend, type MemoryStore } from '../../src/stores/memory/memory-store.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
 import type { Clock } from '../../src/core/clock.js';
@@ -54,6 +55,23 @@ export function testNodeInfo(id: string, tasks: string[] = []): NodeInfo {
   };
 }
 
+/**
+ * Makes the named methods of one store handle fail at once with StoreUnavailableError, the others
+ * working (a store that reads but cannot write: a member without quorum, a read-only replica).
+ * @returns a function that makes them work again.
+ */
+export function failCalls(store: MemoryStore, methods: readonly (keyof Store)[]): () => void {
+  const own = store as unknown as Record<string, unknown>;
+  for (const method of methods) {
+    own[method] = async () => {
+      throw new StoreUnavailableError(`memory store: ${method} failed (test fault)`);
+    };
+  }
+  return () => {
+    for (const method of methods) delete own[method];
+  };
+}
+
 export interface SimEvent {
   readonly event: keyof BatonEvents;
   readonly payload: unknown;
@@ -102,6 +120,7 @@ export const EVENT_NAMES: (keyof BatonEvents)[] = [
   'session:opened',
   'session:stalled',
   'session:renew-failed',
+  'session:close-failed',
   'error',
 ];
 

@@ -20,6 +20,8 @@ import { parseEtcdUrl } from '../../src/stores/etcd/url.js';
 import { nodeInfo } from '../conformance/store-conformance.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { SkewedClock } from '../../src/testing/fake-clock.js';
+import { SessionKeeper } from '../../src/cluster/session-keeper.js';
+import { resolveSessionTiming } from '../../src/cluster/session-timing.js';
 import { systemClock } from '../../src/core/clock.js';
 
 const SHARED = process.env.BATON_ETCD_URL ?? 'etcd://127.0.0.1:2379';
@@ -274,6 +276,65 @@ describe('etcd store against the shared server', () => {
     } finally {
       await proxy.close();
     }
+  });
+  it('revokes a session its keeper lost as soon as etcd answers again, though its lease was kept alive meanwhile', async () => {
+    const [host = '', port = ''] = new URL(SHARED.replace(/^etcd/, 'http')).host.split(':');
+    const proxy = new TcpProxy(host, Number(port));
+    const proxyPort = await proxy.start();
+    const name = cluster();
+    const cut = await open(name, `etcd://127.0.0.1:${proxyPort}`, 500);
+    const direct = await open(name);
+    const lost: string[] = [];
+    const keeper = new SessionKeeper({
+      store: cut,
+      info: nodeInfo('n1'),
+      timing: resolveSessionTiming({ ttl: 3000, renewEvery: 1000, safetyMargin: 600 }),
+      clock: systemClock,
+      emit: (event, payload) => void (event === 'session:lost' && lost.push((payload as { sessionId: string }).sessionId)),
+    });
+    const session = await keeper.start();
+    const keepAlive = setInterval(() => void direct.renewSession(session.id).catch(() => undefined), 500);
+    try {
+      // The keeper cannot reach etcd, while etcd keeps its lease alive (as a newly elected leader does
+      // for every lease it takes over): the keeper loses the session, etcd does not.
+      proxy.cut();
+      await eventually(async () => expect(lost).toEqual([session.id]), 5000);
+      await sleep(1500);
+      expect((await direct.listSessions()).map((s) => s.id)).toContain(session.id);
+      proxy.restore();
+      const restored = Date.now();
+      // Its close is retried until etcd answers: the lease goes although it is still being renewed.
+      await eventually(async () => expect((await direct.listSessions()).map((s) => s.id)).not.toContain(session.id), 6000);
+      // Measured: 319–750 ms after the proxy was restored (gRPC's reconnect plus the close's back-off).
+      expect(Date.now() - restored).toBeLessThan(6000);
+    } finally {
+      clearInterval(keepAlive);
+      await keeper.close();
+      await proxy.close();
+    }
+  });
+
+  it('sends a call that found no connection to one endpoint to another: a member down costs nothing', async () => {
+    const down = await freePort(); // nothing listens there: connections are refused
+    const host = new URL(SHARED.replace(/^etcd/, 'http')).host;
+    // Without the retry, about half the calls (the client shuffles the hosts per call) failed with
+    // "14 UNAVAILABLE: No connection established", opening included.
+    const store = await open(cluster(), `etcd://127.0.0.1:${down},${host}`);
+    const session = await store.openSession(nodeInfo('n1'), 10_000);
+    const acquired = await store.tryAcquire('task/x', session.id);
+    if (!acquired.acquired) throw new Error('expected to acquire');
+    // Past the client's 1 s skip of the failed host, so the down member is tried (and refused) again.
+    const until = Date.now() + 2500;
+    let calls = 0;
+    while (Date.now() < until) {
+      expect(await store.renewSession(session.id)).toBe(true);
+      expect(await store.put('x', calls, { guard: { key: 'task/x', token: acquired.token } })).toMatchObject({ ok: true });
+      expect((await store.get('x'))?.value).toBe(calls);
+      calls += 1;
+      await sleep(50);
+    }
+    expect(calls).toBeGreaterThan(20);
+    await store.closeSession(session.id);
   });
 });
 

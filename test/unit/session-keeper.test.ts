@@ -9,7 +9,7 @@ import { ClosedError, SessionExpiredError, StoreUnavailableError } from '../../s
 import { MemoryBackend } from '../../src/stores/memory/memory-store.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
 import { sleep } from '../../src/core/clock.js';
-import { recordingStore, Sim, testNodeInfo } from '../helpers/sim.js';
+import { failCalls, recordingStore, Sim, testNodeInfo } from '../helpers/sim.js';
 
 interface KeeperEvent {
   readonly event: keyof SessionEvents;
@@ -277,6 +277,55 @@ describe('session keeper: slow renewals', () => {
     expect(h.clock.monotonic() + record!.expiresInMs).toBeGreaterThan(session.deadline);
   });
 
+  it('sends another renewal when one hangs, so a store that is back within the deadline keeps the session', async () => {
+    // A leader election, as a 3-member etcd went through it: a renewal sent meanwhile hangs for the
+    // client's call timeout (2 s) and then fails; one sent once the new leader is there is answered.
+    const clock = new FakeClock();
+    const backend = new MemoryBackend({ clock });
+    const handle = backend.connect('keeper');
+    const sent: number[] = [];
+    let electionUntil = -Infinity;
+    const store = new Proxy(handle, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target) as unknown;
+        if (prop === 'renewSession') {
+          return async (id: string) => {
+            sent.push(clock.monotonic());
+            if (clock.monotonic() < electionUntil) {
+              await sleep(clock, 2000);
+              throw new StoreUnavailableError('renewSession failed: deadline exceeded (no leader)');
+            }
+            return target.renewSession(id);
+          };
+        }
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const lost: unknown[] = [];
+    const keeper = new SessionKeeper({
+      store,
+      info: testNodeInfo('n1'),
+      timing: resolveSessionTiming(TIMING),
+      clock,
+      emit: (event, payload) => void (event === 'session:lost' && lost.push(payload)),
+    });
+    cleanup = async () => {
+      const closing = keeper.close();
+      await clock.advance(2000); // renewals in flight fail after their 2 s
+      await closing;
+    };
+    const session = await keeper.start();
+    await clock.advance(900);
+    // The renewal due at +1000 falls into an election that ends at +2000; the local deadline is +2400.
+    electionUntil = clock.monotonic() + 1100;
+    for (let t = 0; t < 5000; t += 10) await clock.advance(10);
+    // One renewal waiting out its timeout took the whole 1.4 s left: the session was lost at +2400.
+    // Another one sent at half the time left (+1700) hangs too; the next (+2050) is answered.
+    expect(lost).toEqual([]);
+    expect(keeper.current).toBe(session);
+    expect(sent.filter((at) => at < 1_000_000 + 2400).length).toBeLessThanOrEqual(4);
+  });
+
   it('does not revive a session whose renewal is answered after the local deadline', async () => {
     let latency = 10;
     const h = slowHarness(() => latency);
@@ -316,6 +365,46 @@ describe('session keeper: start and close', () => {
     await h.advance(10_000);
     expect(h.recorded.calls.length).toBe(callsAtClose);
     await h.keeper.close(); // twice is harmless
+  });
+
+  it('closes a lost session in the store as soon as the store answers again, asking with back-off meanwhile', async () => {
+    const h = keeperHarness();
+    cleanup = () => h.keeper.close();
+    const session = await h.keeper.start();
+    await h.advance(1000);
+    // The node cannot reach the store, which keeps the session alive meanwhile: an etcd leader elected
+    // after a failover renews every lease it takes over, so the lost session outlives its local deadline.
+    const heal = failCalls(h.handle, ['renewSession', 'closeSession', 'openSession']);
+    const extend = async () => void (await h.observer.renewSession(session.id));
+    for (let i = 0; i < 5 && !session.signal.aborted; i++) {
+      await extend();
+      await h.advance(1000);
+    }
+    expect(session.signal.aborted).toBe(true);
+    const lostAt = h.clock.monotonic();
+    for (let i = 0; i < 5; i++) {
+      await extend();
+      await h.advance(1000);
+    }
+    expect(await h.liveIds()).toContain(session.id);
+    // 100 ms doubling up to renewEvery (1 s), each pause at least half its ceiling: at most 14 in 5 s.
+    const closes = h.recorded.calls.filter((c) => c.method === 'closeSession' && c.at >= lostAt - 1000).length;
+    expect(closes).toBeGreaterThanOrEqual(5);
+    expect(closes).toBeLessThanOrEqual(14);
+    const reports = h.events.filter((e) => e.event === 'session:close-failed').map((e) => (e.payload as { attempt: number }).attempt);
+    expect(reports[0]).toBe(1);
+    expect(reports.every((a) => a === 1 || a % 10 === 0)).toBe(true);
+    // The store answers again: the old session (and every key it holds) is gone within one pause,
+    // although the store would have kept it for its TTL (3 s) after the last extension.
+    heal();
+    const healedAt = h.clock.monotonic();
+    while ((await h.liveIds()).includes(session.id)) {
+      await h.clock.advance(10);
+      expect(h.clock.monotonic() - healedAt).toBeLessThanOrEqual(h.timing.renewEveryMs);
+    }
+    const after = h.recorded.count('closeSession');
+    await h.advance(5000);
+    expect(h.recorded.count('closeSession')).toBe(after); // confirmed once: no more attempts
   });
 
   it('close() while reopening against an unreachable store stops the retries and leaves no timer', async () => {

@@ -440,15 +440,24 @@ export class EtcdStore implements Store {
     if (this.#closed) throw new ClosedError(`${this.#where()}: handle is closed`);
   }
 
-  /** Runs one etcd call; any failure (unreachable, deadline, refused) becomes StoreUnavailableError. */
+  /**
+   * Runs one etcd call; any failure (unreachable, deadline, refused) becomes StoreUnavailableError. A call
+   * that never left the client (no connection to the host it was given: {@link neverSent}) is sent again,
+   * up to once per other endpoint: the client skips the failed host for a moment (connection.ts), so the
+   * next attempt goes to another member. Safe even for a Txn, since the failed attempt reached no server;
+   * a call that may have reached one is never repeated here (its outcome is unknown).
+   */
   async #call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (error) {
-      if (this.#closed) throw new ClosedError(`${this.#where()}: ${operation}: handle closed during the call`);
-      // etcd3's error classes do not set `name`; the class name says what failed (GRPCUnavailableError…).
-      const message = error instanceof Error ? `${error.constructor.name}: ${error.message}` : String(error);
-      throw new StoreUnavailableError(`${this.#where()}: ${operation} failed: ${message}`, { cause: error });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (error) {
+        if (this.#closed) throw new ClosedError(`${this.#where()}: ${operation}: handle closed during the call`);
+        if (attempt < this.#url.endpoints.length && neverSent(error)) continue;
+        // etcd3's error classes do not set `name`; the class name says what failed (GRPCUnavailableError…).
+        const message = error instanceof Error ? `${error.constructor.name}: ${error.message}` : String(error);
+        throw new StoreUnavailableError(`${this.#where()}: ${operation} failed: ${message}`, { cause: error });
+      }
     }
   }
 }
@@ -485,4 +494,14 @@ function refusal(response: ITxnResponse, condition: WriteCondition): 'version' |
     if (!owner || BigInt(owner.mod_revision) !== condition.guard.token) return 'fenced';
   }
   return 'version';
+}
+
+/**
+ * grpc-js fails a call at once, before sending anything, when its channel has no connection to the host
+ * ("14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED …"): a member that is
+ * down or restarting. Other UNAVAILABLE errors (a connection dropped mid-call) may follow a request the
+ * server received, so they do not count.
+ */
+export function neverSent(error: unknown): boolean {
+  return error instanceof Error && /No connection established|connect ECONNREFUSED/.test(error.message);
 }

@@ -7,19 +7,23 @@
  * the stream is up. The `etcd3` watch manager reconnects a broken stream by itself (capped backoff, see
  * connection.ts) and resumes from the last revision seen; listeners get an `any` hint when it does,
  * since changes may have been missed if the revision was compacted meanwhile. A watch that etcd cancels
- * (compaction, permissions) is re-created after a pause, also with an `any` hint.
+ * (compaction, permissions) is re-created after a pause, also with an `any` hint; the pause doubles while
+ * etcd keeps cancelling (a lost permission), so neither etcd nor the loops that every `any` hint wakes
+ * are asked twice a second for as long as it lasts.
  *
  * Non-guarantees: hints may be late, merged or spurious; the state must be re-read. A listener that
  * throws does not stop the others nor the stream.
  */
 import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
+import { Backoff } from '../../core/backoff.js';
 import type { Clock } from '../../core/clock.js';
 import type { Change } from '../contract.js';
 import { ChangeListeners } from '../change-listeners.js';
 import type { KeyLayout } from './keys.js';
 
-/** Pause before re-creating a watch that etcd cancelled. */
+/** Pause before re-creating a watch that etcd cancelled; it doubles up to RECREATE_MAX_MS while etcd keeps cancelling. */
 const RECREATE_AFTER_MS = 500;
+const RECREATE_MAX_MS = 10_000;
 
 export class EtcdWatch {
   readonly #client: Etcd3;
@@ -30,6 +34,7 @@ export class EtcdWatch {
   #cancelRecreate: (() => void) | undefined;
   #disconnected = false;
   #closed = false;
+  readonly #recreate = new Backoff({ initialMs: RECREATE_AFTER_MS, maxMs: RECREATE_MAX_MS });
   /** Cancellations in flight, awaited by close(). */
   readonly #stopping = new Set<Promise<void>>();
 
@@ -71,6 +76,7 @@ export class EtcdWatch {
     });
     watcher.on('connected', () => {
       if (this.#watcher !== watcher) return;
+      this.#recreate.reset();
       // Reconnected: etcd replays from the last revision seen, but a compaction may have eaten some.
       if (this.#disconnected) this.#listeners.emit({ scope: 'any' });
       this.#disconnected = false;
@@ -81,7 +87,7 @@ export class EtcdWatch {
       if (this.#watcher !== watcher) return;
       this.#watcher = undefined;
       this.#listeners.emit({ scope: 'any' });
-      this.#cancelRecreate = this.#clock.setTimer(RECREATE_AFTER_MS, () => {
+      this.#cancelRecreate = this.#clock.setTimer(this.#recreate.next(), () => {
         this.#cancelRecreate = undefined;
         if (!this.#closed && this.#listeners.size > 0) this.#start();
       });
