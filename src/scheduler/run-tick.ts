@@ -134,7 +134,13 @@ async function claimAndRun(scope: RunScope, job: TickJob): Promise<void> {
     policy,
     task: name,
     stop,
-    invoke: (attempt, signal) => scope.def.handler(context(scope, job, lateMs, attempt, signal, setOutput) as TaskContext<never>),
+    invoke: (attempt, signal) => {
+      // Synchronously right before the call: a process paused since its claim was answered (SIGSTOP, a
+      // long GC) wakes here past its local deadline, and must not start the handler (NotOwnerError ends
+      // the lease, so the run ends aborted).
+      lease.assertHeld();
+      return scope.def.handler(context(scope, job, lateMs, attempt, signal, setOutput) as TaskContext<never>);
+    },
     beforeRetry: async (next, error, delayMs) => {
       // Fenced and version-checked: a lost lease (or a new owner that marked the run aborted) stops the retries.
       const progress: RunRecord = { ...claim, attempts: next - 1, error: error.stack ?? error.message, ...(output ? { output } : {}) };

@@ -141,6 +141,32 @@ function throws(fn: () => void, type: new (...args: never[]) => Error = Error): 
   }
 }
 
+describe('a claim answered to a paused process', () => {
+  it('does not start the handler when the process wakes past its local deadline', async () => {
+    sim = new Sim();
+    const invoked: number[] = [];
+    const a = await sim.node('a', [['cp', { every: '1s' }, (ctx) => void invoked.push(ctx.tick.getTime())]], { ttl: TTL });
+    await sim.until(() => invoked.length >= 2, 10_000);
+    // The next claim is answered, and the process is stopped before it reads the answer.
+    const put = a.store.put.bind(a.store);
+    let pausedTick: number | undefined;
+    (a.store as unknown as { put: typeof put }).put = async (key, value, condition) => {
+      const result = await put(key, value, condition);
+      if (pausedTick === undefined && key.startsWith('run/') && condition?.ifVersion === 'absent' && result.ok) {
+        pausedTick = (value as RunRecord).tick;
+        sim.clock.pause(PAUSE_PAST_DEADLINE);
+      }
+      return result;
+    };
+    await sim.until(() => pausedTick !== undefined, 10_000);
+    await settle();
+    expect(invoked).not.toContain(pausedTick);
+    await sim.advance(100);
+    expect(a.of('run:failed').filter((r) => r.tick === pausedTick).map((r) => r.outcome)).toEqual(['aborted']);
+    expect(a.of('owner:lost')).toHaveLength(1);
+  });
+});
+
 describe('the handler knows it lost before its next step', () => {
   it.each(probes)('%s, asked first after a pause past the local deadline, reports the loss before any timer of baton’s ran', async (_name, probe) => {
     sim = new Sim();
