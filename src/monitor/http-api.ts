@@ -14,27 +14,17 @@ import { ConfigError, toError } from '../core/errors.js';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import type { Actor } from '../scheduler/controls.js';
-import { RUN_STATUSES, runKeyOfId, type HistoryRun, type RunHistoryPage, type RunStatus } from './run-history.js';
+import { RUN_STATUSES, runKeyOfId, type HistoryRun, type RunHistoryPage, type RunHistoryQuery, type RunStatus } from './run-history.js';
 import { dashboardHtml } from './dashboard-page.js';
 import type { MonitorStatus, StampedEvent } from './monitor-events.js';
 
 
-export interface RunsQuery {
+/** A history query as the API takes it: a task's units or one unit, else every task (run-history.ts). */
+export interface RunsQuery extends Omit<RunHistoryQuery, 'units'> {
   /** Every unit of this task; with neither `task` nor `unit`, every task. */
   readonly task?: TaskName;
   /** One unit (`task`, `task#i`, `task@node`). */
   readonly unit?: UnitName;
-  readonly limit: number;
-  /** The `next` of the previous page. */
-  readonly cursor?: string;
-  /** Only runs with one of these statuses (`outcome=failed,timed-out`). */
-  readonly statuses?: ReadonlySet<RunStatus>;
-  /** Only runs of this node: its id, `host:pid` or host. */
-  readonly node?: string;
-  /** Only runs with a tick at or after this (ms since the epoch). */
-  readonly from?: number;
-  /** Only runs with a tick before this (ms since the epoch). */
-  readonly to?: number;
 }
 
 /** A control asked over the API, with who asked and from where (recorded with the control). */

@@ -5,7 +5,7 @@
  *
  * The crash test spawns a child that uses the BUILT code: run `npm run build` first (as `npm test` does).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -105,23 +105,31 @@ describe('postgres store URL', () => {
   });
 });
 
+/**
+ * A process (the built code) that opens a session in `cluster` and holds `task/x`, for tests that
+ * SIGKILL it; resolves once it holds the key.
+ */
+async function spawnOwner(cluster: string): Promise<ChildProcess> {
+  const script = `
+    import { openPostgresStore } from './dist/stores/postgres/index.js';
+    const store = await openPostgresStore(${JSON.stringify(URL_BASE)}, { cluster: ${JSON.stringify(cluster)} });
+    const info = { id: 'victim', host: 'h', pid: process.pid, version: 't', labels: {}, startedAt: 0, process: { host: 'h', pid: process.pid }, tasks: {} };
+    const { id } = await store.openSession(info, ${TTL});
+    const r = await store.tryAcquire('task/x', id);
+    console.log(JSON.stringify({ acquired: r.acquired }));
+    setInterval(() => {}, 1000);
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once('line', resolve));
+  expect(JSON.parse(line)).toEqual({ acquired: true });
+  return child;
+}
+
 describe('postgres crash detection', () => {
   it('frees the keys of a SIGKILLed process long before its TTL, and tells watchers', async () => {
     const cluster = `crash-${RUN}`;
-    const script = `
-      import { openPostgresStore } from './dist/stores/postgres/index.js';
-      const store = await openPostgresStore(${JSON.stringify(URL_BASE)}, { cluster: ${JSON.stringify(cluster)} });
-      const info = { id: 'victim', host: 'h', pid: process.pid, version: 't', labels: {}, startedAt: 0, process: { host: 'h', pid: process.pid }, tasks: {} };
-      const { id } = await store.openSession(info, ${TTL});
-      const r = await store.tryAcquire('task/x', id);
-      console.log(JSON.stringify({ acquired: r.acquired }));
-      setInterval(() => {}, 1000);
-    `;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = await spawnOwner(cluster);
     try {
-      const line = await new Promise<string>((resolve) => createInterface({ input: child.stdout }).once('line', resolve));
-      expect(JSON.parse(line)).toEqual({ acquired: true });
-
       const store = await open(cluster);
       const watcher = await open(cluster);
       const me = await store.openSession(nodeInfo('survivor'), TTL);
@@ -145,19 +153,8 @@ describe('postgres crash detection', () => {
 
   it('tells watchers of a SIGKILLed owner when its backend ends, not at the next reap round', async () => {
     const cluster = `crashwatch-${RUN}`;
-    const script = `
-      import { openPostgresStore } from './dist/stores/postgres/index.js';
-      const store = await openPostgresStore(${JSON.stringify(URL_BASE)}, { cluster: ${JSON.stringify(cluster)} });
-      const info = { id: 'victim', host: 'h', pid: process.pid, version: 't', labels: {}, startedAt: 0, process: { host: 'h', pid: process.pid }, tasks: {} };
-      const { id } = await store.openSession(info, ${TTL});
-      const r = await store.tryAcquire('task/x', id);
-      console.log(JSON.stringify({ acquired: r.acquired }));
-      setInterval(() => {}, 1000);
-    `;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = await spawnOwner(cluster);
     try {
-      const line = await new Promise<string>((resolve) => createInterface({ input: child.stdout }).once('line', resolve));
-      expect(JSON.parse(line)).toEqual({ acquired: true });
       // A reap round a minute away: only the crash watch can announce the death within the test.
       const watcher = await open(cluster, `${URL_BASE}?reapMs=60000`);
       await watcher.openSession(nodeInfo('standby'), TTL);
