@@ -28,6 +28,7 @@
  * fail-over to a replica needs synchronous (or semi-synchronous, lossless) replication. Calls of one handle
  * are serialised on its single connection.
  */
+import { Backoff } from '../../core/backoff.js';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { ClosedError, ConfigError, SessionExpiredError, StoreUnavailableError } from '../../core/errors.js';
 import { randomId } from '../../core/ids.js';
@@ -93,6 +94,9 @@ interface Header {
   insertId: number;
 }
 
+/** Ceiling of the pause after failed change polls (from `pollMs`, doubling): a failing server is not asked 20 times a second. */
+const POLL_BACKOFF_MAX_MS = 2000;
+
 /** Several statements sent in one round trip; the server stops at the first error. */
 function batch(...statements: Sql[]): Sql {
   return { sql: statements.map((s) => s.sql).join(';\n'), values: statements.flatMap((s) => s.values) };
@@ -112,6 +116,9 @@ export class MysqlStore implements Store {
   #seen: Map<string, number> | undefined;
   #cancelPoll: (() => void) | undefined;
   #pollRun: Promise<void> | undefined;
+  readonly #pollBackoff: Backoff;
+  /** A poll failed since the last one that succeeded: changes may have been missed. */
+  #pollFailed = false;
   #watching = false;
   #lastCrashCheck = -Infinity;
   #closed = false;
@@ -126,6 +133,7 @@ export class MysqlStore implements Store {
     this.#clock = options.clock ?? systemClock;
     this.#shown = options.shown;
     this.#pollMs = options.pollMs ?? 50;
+    this.#pollBackoff = new Backoff({ initialMs: this.#pollMs, maxMs: Math.max(this.#pollMs, POLL_BACKOFF_MAX_MS) });
     this.#crashCheckMs = options.crashCheckMs ?? 250;
     this.features = { crashDetection: options.crashDetection ?? true, watch: 'poll' };
     // Sessions are bound to this connection: once it drops, other nodes may reap them at any moment, so
@@ -490,6 +498,8 @@ export class MysqlStore implements Store {
   }
 
   async #poll(): Promise<void> {
+    let delay = this.#pollMs;
+    let recovered = false;
     try {
       const now = this.#clock.monotonic();
       if (this.#seen && now - this.#lastCrashCheck >= this.#crashCheckMs) {
@@ -507,11 +517,21 @@ export class MysqlStore implements Store {
           if (seen.get(scope) !== version) this.#listeners.emit({ scope: scope as ChangeScope });
         }
       }
+      recovered = this.#pollFailed;
+      this.#pollFailed = false;
+      this.#pollBackoff.reset();
     } catch {
-      // An outage: the connection reconnects by itself and then sends an 'any' hint; polling goes on.
+      // Not reported here: the loops that watch make their own calls, which fail and report. The poll backs
+      // off (a connection that keeps failing, or a statement the server keeps refusing, is not asked every
+      // pollMs) and says `any` once it succeeds again.
+      this.#pollFailed = true;
+      delay = this.#pollBackoff.next();
     }
+    // Reaped sessions are not in the counters' difference when the reap itself was what failed, and a
+    // reconnection's own `any` does not come when only the statement failed: say it here, once.
+    if (recovered) this.#listeners.emit({ scope: 'any' });
     if (this.#watching && !this.#closed) {
-      this.#cancelPoll = this.#clock.setTimer(this.#pollMs, () => {
+      this.#cancelPoll = this.#clock.setTimer(delay, () => {
         this.#cancelPoll = undefined;
         this.#pollRun = this.#poll();
       });

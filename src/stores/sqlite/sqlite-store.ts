@@ -16,6 +16,7 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { Backoff } from '../../core/backoff.js';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { DriverMissingError, loadDriver } from '../../core/driver.js';
 import { BatonError, ClosedError, SessionExpiredError, StoreUnavailableError } from '../../core/errors.js';
@@ -57,6 +58,9 @@ export interface SqliteStoreOptions {
 
 type ChangeScope = 'sessions' | 'owners' | 'records';
 
+/** Ceiling of the pause after failed change polls (from `pollMs`, doubling): a failing file is not read 20 times a second. */
+const POLL_BACKOFF_MAX_MS = 2000;
+
 interface OwnerRow {
   key: string;
   session_id: string;
@@ -78,6 +82,9 @@ export class SqliteStore implements Store {
   readonly #listeners = new ChangeListeners();
   #seenChanges = new Map<string, number>();
   #cancelPoll: (() => void) | undefined;
+  readonly #pollBackoff: Backoff;
+  /** A poll failed since the last one that succeeded: changes may have been missed. */
+  #pollFailed = false;
   #lastCrashCheck = -Infinity;
   #closed = false;
 
@@ -87,6 +94,7 @@ export class SqliteStore implements Store {
     this.cluster = options.cluster;
     this.#clock = options.clock ?? systemClock;
     this.#pollMs = options.pollMs ?? 50;
+    this.#pollBackoff = new Backoff({ initialMs: this.#pollMs, maxMs: Math.max(this.#pollMs, POLL_BACKOFF_MAX_MS) });
     this.#crashCheckMs = options.crashCheckMs ?? 200;
     this.#sql = prepareStatements(db);
   }
@@ -282,15 +290,27 @@ export class SqliteStore implements Store {
     this.#db.close();
   }
 
-  #schedulePoll(): void {
-    this.#cancelPoll = this.#clock.setTimer(this.#pollMs, () => {
+  #schedulePoll(delay = this.#pollMs): void {
+    this.#cancelPoll = this.#clock.setTimer(delay, () => {
       if (this.#closed) return;
+      let next = this.#pollMs;
+      let recovered = false;
       try {
         this.#poll();
+        recovered = this.#pollFailed;
+        this.#pollFailed = false;
+        this.#pollBackoff.reset();
       } catch {
-        // A busy or briefly unavailable file: the next poll retries; watchers only lose a hint.
+        // Not reported here: the loops that watch make their own calls, which fail and report. A busy,
+        // locked or unreadable file is read again after a back-off, not every pollMs, and the first poll
+        // that succeeds says `any`.
+        this.#pollFailed = true;
+        next = this.#pollBackoff.next();
       }
-      if (this.#cancelPoll) this.#schedulePoll();
+      // The counters' difference misses nothing, but a crashed process's session may have been due for
+      // reaping by a failed poll: watchers re-read everything once.
+      if (recovered) this.#listeners.emit({ scope: 'any' });
+      if (this.#cancelPoll) this.#schedulePoll(next);
     });
   }
 
