@@ -63,7 +63,10 @@ export interface MysqlStoreOptions {
   readonly clock?: Clock;
   /** Table name prefix (letters, digits, `_`). Default `baton_`. */
   readonly prefix?: string;
-  /** How often watchers read the change table, in ms. Default 50: a graceful hand-over is seen well under 100 ms. */
+  /**
+   * How often watchers read the change table, in ms. Default 50: a graceful hand-over is seen well under 100 ms.
+   * After a failed poll the next waits longer (doubling up to 2 s); the first that succeeds again says `any`.
+   */
   readonly pollMs?: number;
   /** Bind sessions to their connection and reap those whose connection is gone. Default true. */
   readonly crashDetection?: boolean;

@@ -45,7 +45,10 @@ export interface SqliteStoreOptions {
   readonly cluster: string;
   /** Store time (monotonic for TTLs, wall for timestamps) and poll timers. Default: the system clock. */
   readonly clock?: Clock;
-  /** How often watchers look for changes, in ms. Default 50: graceful hand-over well under 100 ms. */
+  /**
+   * How often watchers look for changes, in ms. Default 50: graceful hand-over well under 100 ms.
+   * After a failed poll the next waits longer (doubling up to 2 s); the first that succeeds again says `any`.
+   */
   readonly pollMs?: number;
   /** How often crashed processes are looked for, in ms. Default 200. */
   readonly crashCheckMs?: number;
