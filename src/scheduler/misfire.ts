@@ -95,3 +95,25 @@ export function planTicks(options: {
   const to = oldestRun === undefined ? due.last : (schedule.latest(oldestRun - 1) ?? due.first);
   return { runs, missed: { from: due.first, to, count: missedCount } };
 }
+
+/** A range of missed ticks and the reason it is recorded with. */
+export interface MissedRange {
+  readonly from: number;
+  readonly to: number;
+  readonly count: number;
+  readonly reason: MissReason;
+}
+
+/**
+ * Splits the ticks a new owner found missed at acquisition: those due up to `heldUntil` (the store time up
+ * to which this node saw another node hold the unit) fell due while that node held it without running
+ * them (`owner-stalled`); the newer ones fell due while nobody held it (`no-owner`). Oldest range first.
+ */
+export function splitByHolder(schedule: Schedule, missed: NonNullable<TickPlan['missed']>, heldUntil: number | undefined): MissedRange[] {
+  const held = heldUntil === undefined ? undefined : ticksBetween(schedule, missed.from - 1, Math.min(missed.to, heldUntil));
+  if (!held) return [{ ...missed, reason: 'no-owner' }];
+  const rest = held.last < missed.to ? ticksBetween(schedule, held.last, missed.to) : undefined;
+  const ranges: MissedRange[] = [{ from: held.first, to: held.last, count: held.count, reason: 'owner-stalled' }];
+  if (rest) ranges.push({ from: rest.first, to: rest.last, count: rest.count, reason: 'no-owner' });
+  return ranges;
+}
