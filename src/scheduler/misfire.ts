@@ -9,7 +9,7 @@
  * - after a run of the task (`cause: 'overlap'`): overlap `queue` runs the newest `overlapLimit` of all due
  *   ticks, oldest first; overlap `skip` applies the misfire policy, without catching up (`catchUp` acts as
  *   `run-once` there: catching up on ticks a long run overlapped is what `queue` is for);
- * - otherwise (`no-owner`, `stalled`): the misfire policy — `run-once` runs the newest due tick when no
+ * - otherwise (`no-owner`, `owner-stalled`, `stalled`): the misfire policy — `run-once` runs the newest due tick when no
  *   tick is on time; `skip` runs none; `{ catchUp: N }` runs the newest N misfired ticks, oldest first.
  * What is not run is a contiguous range of the oldest due ticks, recorded in one `missed` record.
  */
