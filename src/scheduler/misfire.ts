@@ -105,15 +105,30 @@ export interface MissedRange {
 }
 
 /**
- * Splits the ticks a new owner found missed at acquisition: those due up to `heldUntil` (the store time up
- * to which this node saw another node hold the unit) fell due while that node held it without running
- * them (`owner-stalled`); the newer ones fell due while nobody held it (`no-owner`). Oldest range first.
+ * Splits the ticks a new owner found missed at acquisition by what it knows of the time before it:
+ * those due up to `runEndedAt` (the end of the newest run recorded, by the previous owner) fell due
+ * while that run was going (`overlap`); those due up to `heldUntil` (the store time up to which this node
+ * saw another node hold the unit) fell due while that node held it without running them
+ * (`owner-stalled`); the newer ones fell due while nobody held it (`no-owner`). Oldest range first.
  */
-export function splitByHolder(schedule: Schedule, missed: NonNullable<TickPlan['missed']>, heldUntil: number | undefined): MissedRange[] {
-  const held = heldUntil === undefined ? undefined : ticksBetween(schedule, missed.from - 1, Math.min(missed.to, heldUntil));
-  if (!held) return [{ ...missed, reason: 'no-owner' }];
-  const rest = held.last < missed.to ? ticksBetween(schedule, held.last, missed.to) : undefined;
-  const ranges: MissedRange[] = [{ from: held.first, to: held.last, count: held.count, reason: 'owner-stalled' }];
-  if (rest) ranges.push({ from: rest.first, to: rest.last, count: rest.count, reason: 'no-owner' });
+export function splitAtTakeover(
+  schedule: Schedule,
+  missed: NonNullable<TickPlan['missed']>,
+  known: { readonly runEndedAt?: number | undefined; readonly heldUntil?: number | undefined },
+): MissedRange[] {
+  const ranges: MissedRange[] = [];
+  let after = missed.from - 1;
+  const bounds: [number | undefined, MissReason][] = [
+    [known.runEndedAt, 'overlap'],
+    [known.heldUntil, 'owner-stalled'],
+    [missed.to, 'no-owner'],
+  ];
+  for (const [until, reason] of bounds) {
+    if (until === undefined) continue;
+    const part = ticksBetween(schedule, after, Math.min(missed.to, until));
+    if (!part) continue;
+    ranges.push({ from: part.first, to: part.last, count: part.count, reason });
+    after = part.last;
+  }
   return ranges;
 }

@@ -21,7 +21,7 @@ import { isPaused, pendingTriggers } from './controls.js';
 import type { Emit, MissReason, UnitRef } from './events.js';
 import type { ControlWatch } from './control-watch.js';
 import type { Waker } from './hints.js';
-import { dueTicks, jitterFor, planTicks, splitByHolder } from './misfire.js';
+import { dueTicks, jitterFor, planTicks, splitAtTakeover } from './misfire.js';
 import { pruneHistory, readHistory, recordMissed, recordPaused, STORE_RETRY_MS, type PausedRange, type RecordsScope } from './run-records.js';
 import { runJob, type RunScope, type TickJob } from './run-tick.js';
 import type { AcquireHook, TaskDefinition } from './task.js';
@@ -139,7 +139,7 @@ export class TaskRunner {
       if (this.def.onAcquire) await this.#onAcquire(this.def.onAcquire, lease, stop);
       // A turn unit starts after its newest tick gone by: the turns before were other nodes' to run.
       const history = await readHistory(scope, schedule, this.#turns ? (schedule.latest(clock.now()) ?? clock.now()) - 1 : undefined);
-      const state: LeadState = { cursor: history.cursor, paused: history.paused, reason: 'no-owner', heldUntil, controlsChanged: true };
+      const state: LeadState = { cursor: history.cursor, paused: history.paused, reason: 'no-owner', takeover: { runEndedAt: history.runEndedAt, heldUntil }, controlsChanged: true };
       while (!stop.aborted) {
         const step = await this.#step(state, lease, scope, stop);
         if (step.kind === 'release') {
@@ -153,6 +153,7 @@ export class TaskRunner {
         } else {
           state.reason = 'overlap';
         }
+        state.takeover = undefined;
       }
     } catch (error) {
       if (!stop.aborted) {
@@ -203,10 +204,9 @@ export class TaskRunner {
     if (!due) return this.#rest();
     const plan = planTicks({ schedule, due, now: clock.now(), policy, cause: state.reason, jitter: this.#jitter });
     if (plan.missed) {
-      const ranges = state.reason === 'no-owner' ? splitByHolder(schedule, plan.missed, state.heldUntil) : [{ ...plan.missed, reason: state.reason }];
+      const ranges = state.takeover ? splitAtTakeover(schedule, plan.missed, state.takeover) : [{ ...plan.missed, reason: state.reason }];
       for (const r of ranges) await recordMissed(scope, r.from, r.to, r.count, r.reason);
     }
-    state.heldUntil = undefined;
     state.cursor = due.last;
     const slotDeadline = this.#nextStart(due.last);
     for (const tick of plan.runs) {
@@ -354,8 +354,12 @@ interface LeadState {
   paused: PausedRange | undefined;
   /** Why ticks found due were not run at their time: nobody owned them (lease start), a wait overslept, a run overlapped. */
   reason: MissReason;
-  /** Store time up to which another node was seen holding the unit before this lease (lease start only). */
-  heldUntil: number | undefined;
+  /**
+   * Until the first ticks are planned: what is known of the time before this lease — when the newest
+   * recorded run ended, and until when another node was seen holding the unit — to give ticks missed
+   * before it their reason.
+   */
+  takeover: { readonly runEndedAt: number | undefined; readonly heldUntil: number | undefined } | undefined;
   /** Triggers or pause may have changed since the last look (lease start, a ControlWatch wake). */
   controlsChanged: boolean;
 }
