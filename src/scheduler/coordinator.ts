@@ -81,6 +81,12 @@ export class Coordinator {
   readonly #turns: Turns;
   /** Local monotonic time each unit was first seen without owner. */
   readonly #freeSince = new Map<string, number>();
+  /**
+   * Per unit this node does not hold: the store time up to which it saw another node hold it, and
+   * whether it has since seen the unit free (then the time is no longer extended). Passed to the runner
+   * on acquisition, so that ticks missed while a holder sat on them are not recorded `no-owner`.
+   */
+  readonly #heldSeen = new Map<string, { until: number; gone: boolean }>();
   /** Conflicts already reported, by task: the sorted fingerprints. */
   readonly #reportedConflicts = new Map<string, string>();
   #state: CoordinatorState = 'new';
@@ -200,6 +206,7 @@ export class Coordinator {
   unitRemoved(unit: string): void {
     this.#turns.remove(unit);
     this.#freeSince.delete(unit);
+    this.#heldSeen.delete(unit);
   }
 
   /** False while another version of the task's declaration runs (versions.ts): this node stays out of it. */
@@ -241,6 +248,7 @@ export class Coordinator {
     for (const runner of this.#runners.values()) {
       const { unit, def } = runner;
       const holder = byKey.get(ownerKey(unit.name));
+      if (!runner.lease) this.#noteHolder(unit.name, holder, session.id);
       const version = versions.get(unit.task);
       if (version && !version.eligible.has(me)) {
         // Another version of this task runs: stay out of it (and hand it over if we hold it).
@@ -317,6 +325,23 @@ export class Coordinator {
     if (age >= after) runner.requestHandover();
   }
 
+  /**
+   * Keeps {@link #heldSeen} for a unit this node does not hold. A holder seen now extends the time; the
+   * first look that finds the unit free closes it, and extends it to now when the look before was at
+   * most one scan interval ago: the holder's key went away at some moment between the two looks, and
+   * the ticks of that short gap are counted as the holder's (its session was alive or expiring then).
+   * After a longer gap (this node could not look: its own store outage, a back-off) they stay `no-owner`.
+   */
+  #noteHolder(unit: string, holder: Holder | undefined, mySession: string): void {
+    const now = this.#clock.now();
+    if (holder && holder.sessionId !== mySession) {
+      this.#heldSeen.set(unit, { until: now, gone: false });
+      return;
+    }
+    const seen = this.#heldSeen.get(unit);
+    if (seen && !seen.gone) this.#heldSeen.set(unit, { until: now - seen.until <= this.#timing.scanEveryMs ? now : seen.until, gone: true });
+  }
+
   /** False when the store failed the acquisition (reported); true when it answered, or the session is gone. */
   async #acquire(runner: TaskRunner): Promise<boolean> {
     const session = this.#keeper.current;
@@ -325,10 +350,13 @@ export class Coordinator {
       const outcome = await tryAcquireLease(this.#store, session, ownerKey(runner.unit.name));
       if ('lease' in outcome) {
         this.#freeSince.delete(runner.unit.name);
+        const seen = this.#heldSeen.get(runner.unit.name);
+        this.#heldSeen.delete(runner.unit.name);
         this.#turns.acquired(runner);
-        if (this.#state !== 'closed') runner.own(outcome.lease);
+        if (this.#state !== 'closed') runner.own(outcome.lease, seen?.until);
         else await outcome.lease.release(new ClosedError('coordinator closed'));
       } else {
+        this.#noteHolder(runner.unit.name, outcome.holder, session.id);
         this.#turns.lost(runner, outcome.holder);
       }
       return true;

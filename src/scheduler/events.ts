@@ -9,13 +9,22 @@ export type RunOutcome = 'succeeded' | 'failed' | 'timed-out' | 'aborted';
 
 /** Why ticks were not run. */
 export type MissReason =
-  /** No node owned the task when they fell due (every node down, or a failover longer than the interval). */
+  /**
+   * No node held the task when they fell due (every node down, or the gap between the holder's session
+   * ending and the successor acquiring). Recorded by the node that acquires the task next.
+   */
   | 'no-owner'
+  /**
+   * Another node held the task when they fell due but did not run them (its process stopped or crashed,
+   * its event loop blocked, its store connection cut) until its session expired. Recorded by the node
+   * that acquires the task next, from what that node saw of the holder (see docs/scheduling.md).
+   */
+  | 'owner-stalled'
   /** They fell due while a run was still going (overlap `skip`, or beyond `overlapLimit` for `queue`/`allow`). */
   | 'overlap'
-  /** The owner's process was stalled (GC, SIGSTOP, a blocked event loop) past them. */
+  /** The owner's own process was stalled (GC, SIGSTOP, a blocked event loop) past them, and it kept the task: recorded by that owner. */
   | 'stalled'
-  /** The task was paused cluster-wide (`cluster.pause()`). */
+  /** The task was paused cluster-wide by an operator (`cluster.pause()`): not a stalled process. */
   | 'paused'
   /** A task of `dependsOn` did not succeed for the same tick within `dependencyTimeout`. */
   | 'dependency'

@@ -9,7 +9,7 @@
  * - after a run of the task (`cause: 'overlap'`): overlap `queue` runs the newest `overlapLimit` of all due
  *   ticks, oldest first; overlap `skip` applies the misfire policy, without catching up (`catchUp` acts as
  *   `run-once` there: catching up on ticks a long run overlapped is what `queue` is for);
- * - otherwise (`no-owner`, `stalled`): the misfire policy — `run-once` runs the newest due tick when no
+ * - otherwise (`no-owner`, `owner-stalled`, `stalled`): the misfire policy — `run-once` runs the newest due tick when no
  *   tick is on time; `skip` runs none; `{ catchUp: N }` runs the newest N misfired ticks, oldest first.
  * What is not run is a contiguous range of the oldest due ticks, recorded in one `missed` record.
  */
@@ -94,4 +94,41 @@ export function planTicks(options: {
   const oldestRun = runs[0];
   const to = oldestRun === undefined ? due.last : (schedule.latest(oldestRun - 1) ?? due.first);
   return { runs, missed: { from: due.first, to, count: missedCount } };
+}
+
+/** A range of missed ticks and the reason it is recorded with. */
+export interface MissedRange {
+  readonly from: number;
+  readonly to: number;
+  readonly count: number;
+  readonly reason: MissReason;
+}
+
+/**
+ * Splits the ticks a new owner found missed at acquisition by what it knows of the time before it:
+ * those due up to `runEndedAt` (the end of the newest run recorded, by the previous owner) fell due
+ * while that run was going (`overlap`); those due up to `heldUntil` (the store time up to which this node
+ * saw another node hold the unit) fell due while that node held it without running them
+ * (`owner-stalled`); the newer ones fell due while nobody held it (`no-owner`). Oldest range first.
+ */
+export function splitAtTakeover(
+  schedule: Schedule,
+  missed: NonNullable<TickPlan['missed']>,
+  known: { readonly runEndedAt?: number | undefined; readonly heldUntil?: number | undefined },
+): MissedRange[] {
+  const ranges: MissedRange[] = [];
+  let after = missed.from - 1;
+  const bounds: [number | undefined, MissReason][] = [
+    [known.runEndedAt, 'overlap'],
+    [known.heldUntil, 'owner-stalled'],
+    [missed.to, 'no-owner'],
+  ];
+  for (const [until, reason] of bounds) {
+    if (until === undefined) continue;
+    const part = ticksBetween(schedule, after, Math.min(missed.to, until));
+    if (!part) continue;
+    ranges.push({ from: part.first, to: part.last, count: part.count, reason });
+    after = part.last;
+  }
+  return ranges;
 }

@@ -63,14 +63,14 @@ const REPORT_EVERY = 25;
 
 /**
  * Where to continue: the newest scheduled tick recorded (trigger runs do not count), or now when the
- * task never ran (new tasks do not catch up; `freshCursor` when given) — except a single-tick schedule (`at`), whose tick is then
+ * task never ran (new tasks do not catch up; `freshCursor` when given), and when the newest run ended — except a single-tick schedule (`at`), whose tick is then
  * still due and goes through the misfire policy. Marks runs of earlier owners left `running` as aborted.
  */
 export async function readHistory(
   scope: RecordsScope,
   schedule: Schedule,
   freshCursor?: number,
-): Promise<{ cursor: number; paused: PausedRange | undefined }> {
+): Promise<{ cursor: number; paused: PausedRange | undefined; runEndedAt: number | undefined }> {
   const { lease, store, clock } = scope;
   lease.assertHeld();
   const prefix = runPrefix(scope.unit.name);
@@ -81,10 +81,12 @@ export async function readHistory(
     records = await store.list<RunRecord>(prefix, { reverse: true });
     newest = records.find((r) => r.value.trigger !== true);
   }
-  if (!newest) return { cursor: schedule.once !== undefined ? schedule.once - 1 : (freshCursor ?? clock.now()), paused: undefined };
+  if (!newest) return { cursor: schedule.once !== undefined ? schedule.once - 1 : (freshCursor ?? clock.now()), paused: undefined, runEndedAt: undefined };
   const run = newest.value;
   const paused = run.status === 'missed' && run.missed?.reason === 'paused' ? { from: run.missed.from, count: run.missed.count, key: newest.key } : undefined;
-  return { cursor: run.tick, paused };
+  // Ticks due before the newest run ended fell due during it, whoever owns the task now.
+  const runEndedAt = run.status !== 'missed' && run.status !== 'running' ? run.endedAt : undefined;
+  return { cursor: run.tick, paused, runEndedAt };
 }
 
 async function markInterrupted(lease: Lease, record: StoredRecord<RunRecord>): Promise<void> {

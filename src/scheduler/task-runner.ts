@@ -21,7 +21,7 @@ import { isPaused, pendingTriggers } from './controls.js';
 import type { Emit, MissReason, UnitRef } from './events.js';
 import type { ControlWatch } from './control-watch.js';
 import type { Waker } from './hints.js';
-import { dueTicks, jitterFor, planTicks } from './misfire.js';
+import { dueTicks, jitterFor, planTicks, splitAtTakeover } from './misfire.js';
 import { pruneHistory, readHistory, recordMissed, recordPaused, STORE_RETRY_MS, type PausedRange, type RecordsScope } from './run-records.js';
 import { runJob, type RunScope, type TickJob } from './run-tick.js';
 import type { AcquireHook, TaskDefinition } from './task.js';
@@ -81,8 +81,12 @@ export class TaskRunner {
     return this.#active.size > 0;
   }
 
-  /** Starts leading the task under `lease`. */
-  own(lease: Lease): void {
+  /**
+   * Starts leading the task under `lease`. `heldUntil`: the store time up to which this node saw another
+   * node hold the unit before acquiring it, if it saw one; ticks missed up to then are recorded
+   * `owner-stalled`, later ones `no-owner`.
+   */
+  own(lease: Lease, heldUntil?: number): void {
     if (this.#lease || this.#stop.signal.aborted) {
       void lease.release(new ClosedError(`task "${this.unit.name}": not accepting a lease`)).catch(() => undefined);
       return;
@@ -90,7 +94,7 @@ export class TaskRunner {
     this.#lease = lease;
     this.#handoverRequested = false;
     this.#deps.emit('owner:acquired', { ...this.#ref, token: lease.token });
-    this.#loop = this.#lead(lease);
+    this.#loop = this.#lead(lease, heldUntil);
   }
 
   /** Hands the task to another node: at once when idle, else right after the current run(s). */
@@ -121,7 +125,7 @@ export class TaskRunner {
     return held;
   }
 
-  async #lead(lease: Lease): Promise<void> {
+  async #lead(lease: Lease, heldUntil: number | undefined): Promise<void> {
     const { clock, emit } = this.#deps;
     const { schedule } = this.def;
     const name = this.unit.name;
@@ -135,7 +139,7 @@ export class TaskRunner {
       if (this.def.onAcquire) await this.#onAcquire(this.def.onAcquire, lease, stop);
       // A turn unit starts after its newest tick gone by: the turns before were other nodes' to run.
       const history = await readHistory(scope, schedule, this.#turns ? (schedule.latest(clock.now()) ?? clock.now()) - 1 : undefined);
-      const state: LeadState = { cursor: history.cursor, paused: history.paused, reason: 'no-owner', controlsChanged: true };
+      const state: LeadState = { cursor: history.cursor, paused: history.paused, reason: 'no-owner', takeover: { runEndedAt: history.runEndedAt, heldUntil }, controlsChanged: true };
       while (!stop.aborted) {
         const step = await this.#step(state, lease, scope, stop);
         if (step.kind === 'release') {
@@ -149,6 +153,7 @@ export class TaskRunner {
         } else {
           state.reason = 'overlap';
         }
+        state.takeover = undefined;
       }
     } catch (error) {
       if (!stop.aborted) {
@@ -198,7 +203,10 @@ export class TaskRunner {
     const due = dueTicks(schedule, state.cursor, clock.now(), this.#jitter);
     if (!due) return this.#rest();
     const plan = planTicks({ schedule, due, now: clock.now(), policy, cause: state.reason, jitter: this.#jitter });
-    if (plan.missed) await recordMissed(scope, plan.missed.from, plan.missed.to, plan.missed.count, state.reason);
+    if (plan.missed) {
+      const ranges = state.takeover ? splitAtTakeover(schedule, plan.missed, state.takeover) : [{ ...plan.missed, reason: state.reason }];
+      for (const r of ranges) await recordMissed(scope, r.from, r.to, r.count, r.reason);
+    }
     state.cursor = due.last;
     const slotDeadline = this.#nextStart(due.last);
     for (const tick of plan.runs) {
@@ -346,6 +354,12 @@ interface LeadState {
   paused: PausedRange | undefined;
   /** Why ticks found due were not run at their time: nobody owned them (lease start), a wait overslept, a run overlapped. */
   reason: MissReason;
+  /**
+   * Until the first ticks are planned: what is known of the time before this lease — when the newest
+   * recorded run ended, and until when another node was seen holding the unit — to give ticks missed
+   * before it their reason.
+   */
+  takeover: { readonly runEndedAt: number | undefined; readonly heldUntil: number | undefined } | undefined;
   /** Triggers or pause may have changed since the last look (lease start, a ControlWatch wake). */
   controlsChanged: boolean;
 }

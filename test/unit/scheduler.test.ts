@@ -184,8 +184,18 @@ describe('fail-over', () => {
     const aborted = records.find((r) => r.node === old.id && r.status === 'aborted');
     expect(aborted?.error).toMatch(/interrupted/);
     const missed = records.filter((r) => r.status === 'missed');
-    expect(missed.map((r) => r.missed?.reason).sort()).toContain('no-owner');
-    expect(missed.every((r) => r.missed?.reason === 'no-owner' || r.missed?.reason === 'overlap')).toBe(true);
+    // The ticks due between the cut and the store's expiry fell while the old owner still held the task:
+    // the successor, which saw it hold the task until then, says so (not `no-owner`).
+    const wallOf = (monotonic: number) => monotonic + sim.clock.now() - sim.clock.monotonic();
+    const stalled = missed.filter((r) => r.missed?.reason === 'owner-stalled' && r.tick > wallOf(severedAt));
+    // Before the cut, ticks were missed only during 3 s runs, some across a rebalancing hand-over: the
+    // successor reads when the previous owner's run ended and records those as overlap, not as a stall.
+    const beforeCut = missed.filter((r) => r.tick < wallOf(severedAt));
+    expect(beforeCut.length).toBeGreaterThanOrEqual(1);
+    expect(beforeCut.every((r) => r.missed?.reason === 'overlap')).toBe(true);
+    expect(stalled).toHaveLength(1);
+    expect(stalled[0]!.tick).toBeLessThanOrEqual(wallOf(storeExpiry));
+    expect(missed.every((r) => r.missed?.reason === 'owner-stalled' || r.missed?.reason === 'overlap')).toBe(true);
 
     // The old node comes back: it rejoins with a new session and runs nothing twice.
     sim.backend.heal(old.store);
@@ -306,6 +316,57 @@ describe('misfire and overlap', () => {
     expect(again.of('run:started')[0]!.lateMs).toBe(returnedAt - newest);
     expect(again.of('tick:missed')).toEqual([{ task: 'sync', unit: 'sync', from: lastTick + 1000, to: newest - 1000, count: missed[0]!.missed!.count, reason: 'no-owner' }]);
     await sim.advance(3000);
+    expect(await sim.lostTicks('sync', 1000)).toEqual([]);
+    expect(sim.duplicateTicks()).toBe(0);
+  });
+
+  it('records ticks due while another node held the task without running them as owner-stalled, not no-owner', async () => {
+    sim = new Sim();
+    for (const id of ['a', 'b']) await sim.node(id, [['sync', { every: '1s' }]]);
+    await sim.advance(8000); // past rebalanceAfter: placement is settled
+    const old = await ownerOf('sync');
+    const standby = sim.nodes.find((n) => n !== old)!;
+    await alignTo(1000, 100);
+    const lastTick = startsOf('sync').at(-1)!.tick;
+    const [session] = (await sim.observer.listSessions()).filter((s) => s.info.id === old.id);
+    const storeExpiry = sim.clock.now() + session!.expiresInMs;
+    sim.backend.sever(old.store); // it keeps the task in the store until its session expires, running nothing
+    await sim.until(() => standby.of('owner:acquired').length > 0, 10_000);
+    await sim.advance(100);
+
+    const missed = (await sim.runRecords('sync')).map((r) => r.value).filter((r) => r.status === 'missed');
+    expect(missed).toHaveLength(1);
+    expect(missed[0]!.missed).toMatchObject({ from: lastTick + 1000, reason: 'owner-stalled' });
+    expect(missed[0]!.tick).toBeLessThanOrEqual(storeExpiry);
+    expect(missed[0]!.missed!.count).toBeGreaterThanOrEqual(2);
+    expect(standby.of('tick:missed').map((e) => e.reason)).toEqual(['owner-stalled']);
+    expect(await sim.lostTicks('sync', 1000)).toEqual([]);
+    expect(sim.duplicateTicks()).toBe(0);
+  });
+
+  it('counts only the ticks up to its last look at the holder as owner-stalled when the successor could not look meanwhile', async () => {
+    sim = new Sim();
+    for (const id of ['a', 'b']) await sim.node(id, [['sync', { every: '1s' }]]);
+    await sim.advance(8000);
+    const old = await ownerOf('sync');
+    const standby = sim.nodes.find((n) => n !== old)!;
+    await alignTo(1000, 100);
+    const lastTick = startsOf('sync').at(-1)!.tick;
+    sim.backend.sever(old.store);
+    await sim.advance(1500); // the standby still sees the holder: tick lastTick + 1000 falls due under it
+    const lastLook = sim.clock.now();
+    sim.backend.sever(standby.store); // the standby cannot look while the holder's session expires
+    await sim.advance(6000);
+    sim.backend.heal(standby.store);
+    await sim.until(() => standby.of('owner:acquired').length > 0, 10_000);
+    await sim.advance(100);
+
+    const missed = (await sim.runRecords('sync')).map((r) => r.value).filter((r) => r.status === 'missed');
+    expect(missed.map((r) => r.missed?.reason)).toEqual(['owner-stalled', 'no-owner']);
+    const [held, free] = missed as [(typeof missed)[number], (typeof missed)[number]];
+    expect(held.missed!.from).toBe(lastTick + 1000);
+    expect(held.tick).toBe(Math.floor(lastLook / 1000) * 1000);
+    expect(free.missed!.from).toBe(held.tick + 1000);
     expect(await sim.lostTicks('sync', 1000)).toEqual([]);
     expect(sim.duplicateTicks()).toBe(0);
   });
