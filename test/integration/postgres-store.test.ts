@@ -8,6 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
+import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { StoreUnavailableError, StoreUrlError } from '../../src/core/errors.js';
 import { randomId } from '../../src/core/ids.js';
@@ -181,6 +182,47 @@ describe('postgres crash detection', () => {
     const mine = await b.openSession(nodeInfo('b'), TTL);
     expect((await b.tryAcquire('k', mine.id)).acquired).toBe(false);
     await until(3000, async () => (await b.tryAcquire('k', mine.id)).acquired);
+  });
+});
+
+describe('postgres tokens', () => {
+  it('takes a fresh token after waiting for the key: greater than that of a holder who took it meanwhile', async () => {
+    const cluster = `tokens-${RUN}`;
+    const store = await open(cluster);
+    const { id: dead } = await store.openSession(nodeInfo('dead'), TTL);
+    expect((await store.tryAcquire('k', dead)).acquired).toBe(true);
+    const { id: mine } = await store.openSession(nodeInfo('taker'), TTL);
+    const sql = new pg.Client({ connectionString: URL_BASE });
+    await sql.connect();
+    try {
+      await sql.query(`UPDATE baton.sessions SET expires_at = now() - interval '1 second' WHERE cluster = $1 AND id = $2`, [cluster, dead]);
+      // The session of a holder to come, already dead (expired, but its row still there).
+      await sql.query(
+        `INSERT INTO baton.sessions (cluster, id, info, ttl_ms, opened_at, renewed_at, expires_at)
+         VALUES ($1, 'ghost', '{}', 1000, now(), now(), now() - interval '1 second')`,
+        [cluster],
+      );
+      // Another transaction holds the key's row: our acquisition draws its first token, then waits.
+      await sql.query('BEGIN');
+      await sql.query('SELECT 1 FROM baton.owners WHERE cluster = $1 AND key = $2 FOR UPDATE', [cluster, 'k']);
+      const taking = store.tryAcquire('k', mine);
+      await until(5000, async () => {
+        const { rows } = await sql.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO%owners%'`);
+        return rows[0].n > 0;
+      });
+      // Meanwhile that holder takes the key with a greater token.
+      const { rows } = await sql.query(
+        `UPDATE baton.owners SET session_id = 'ghost', token = nextval('baton.token_seq'), acquired_at = clock_timestamp()
+         WHERE cluster = $1 AND key = $2 RETURNING token`,
+        [cluster, 'k'],
+      );
+      await sql.query('COMMIT');
+      const result = await taking;
+      expect(result.acquired).toBe(true);
+      expect((result as { token: bigint }).token).toBeGreaterThan(BigInt(rows[0].token as string));
+    } finally {
+      await sql.end();
+    }
   });
 });
 

@@ -204,7 +204,9 @@ export function postgresStatements(s: string) {
         INSERT INTO ${s}.owners AS o (cluster, key, session_id, token, acquired_at)
         SELECT :cluster, :key, me.id, nextval('${s}.token_seq'), clock_timestamp() FROM me
         ON CONFLICT (cluster, key) DO UPDATE
-          SET session_id = excluded.session_id, token = excluded.token, acquired_at = excluded.acquired_at
+          -- A new token, drawn now that the row is locked: excluded.token was drawn before a wait for
+          -- that lock, and a holder that took the key meanwhile (and died) may have drawn a greater one.
+          SET session_id = excluded.session_id, token = nextval('${s}.token_seq'), acquired_at = excluded.acquired_at
           WHERE o.session_id <> excluded.session_id
             AND NOT EXISTS (SELECT 1 FROM ${s}.sessions h
                             WHERE h.cluster = o.cluster AND h.id = o.session_id AND ${live('h', 'now()')})
