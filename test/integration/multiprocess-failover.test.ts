@@ -52,7 +52,9 @@ describe.each(TARGETS)('3 processes on $kind', ({ kind, url, crashDetection }) =
       expect(await store.listSessions()).toEqual([]); // every node closed or was reaped
       for (const [task, intervalMs] of TASKS) {
         const records = (await store.list<RunRecord>(`run/${task}/`)).map((r) => r.value);
-        expect(records.length).toBeGreaterThan(2);
+        // The demo acts for three 2 s phases: a 3 s task gets only a few ticks, and on a loaded machine as
+        // few as two records (CI saw 2 on ZooKeeper). Two are enough to check the coverage between them.
+        expect(records.length).toBeGreaterThanOrEqual(intervalMs >= 3000 ? 2 : 3);
         let covered = 0;
         for (let i = 0; i < records.length; i++) {
           const r = records[i] as RunRecord;
