@@ -25,8 +25,13 @@ export interface NodeInfo {
   /** Wall time the node started, ms since the epoch. */
   readonly startedAt: number;
   readonly process: ProcessIdentity;
-  /** The tasks this node declares, by name: it competes only for these. */
+  /**
+   * The tasks this node declares, by name: it competes only for these. Empty in a session record that
+   * names its list by `taskSet` instead (scheduler/task-sets.ts resolves it).
+   */
   readonly tasks: Readonly<Record<string, TaskDeclaration>>;
+  /** The fingerprint of the stored task list this session publishes instead of `tasks`. */
+  readonly taskSet?: string;
   /** `monitor` for the session of a monitor (`baton serve`, `cluster.monitor()`): not a node, runs no task. */
   readonly role?: 'monitor';
 }

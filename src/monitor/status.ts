@@ -8,6 +8,7 @@ import { scheduleFromDescription } from '../scheduler/schedule.js';
 import { declaredUnitNames } from '../scheduler/modes.js';
 import { asTaskName, taskOfUnit, type TaskName, type UnitName } from '../scheduler/names.js';
 import type { DeclarationRecord, RunRecord } from '../scheduler/task.js';
+import { resolveTaskSets } from '../scheduler/task-sets.js';
 import { LOCK_PREFIX } from '../cluster/lock.js';
 
 export interface NodeStatus {
@@ -102,7 +103,7 @@ export async function readStatusWithRuns(store: Store, options: ReadStatusOption
     store.list(PAUSE_PREFIX),
     store.listHolders(LOCK_PREFIX),
   ]);
-  const sessions = allSessions.filter((s) => s.info.role !== 'monitor');
+  const sessions = await resolveTaskSets(store, allSessions.filter((s) => s.info.role !== 'monitor'));
   const paused = new Set(pauses.map((p) => taskOfPauseKey(p.key)));
   const sessionById = new Map(sessions.map((s) => [s.id, s]));
   const holderByUnit = new Map(holders.map((h) => [unitOfOwnerKey(h.key), h]));

@@ -28,6 +28,7 @@ import { SessionKeeper } from '../cluster/session-keeper.js';
 import { resolveSessionTiming } from '../cluster/session-timing.js';
 import type { SharedState } from '../cluster/shared-state.js';
 import { resolveCoordinatorTiming } from '../scheduler/coordinator.js';
+import { publishTaskSet } from '../scheduler/task-sets.js';
 import { electionEvents, type ElectionEvent, type ElectionsOptions } from '../scheduler/elections.js';
 import type { BatonEvents, Emit } from '../scheduler/events.js';
 import type { DeadLetter } from '../scheduler/queue.js';
@@ -181,9 +182,8 @@ export class Cluster {
 
   async #start(): Promise<void> {
     this.#info = this.#nodeInfo();
-    this.#keeper.updateInfo(this.#info);
     try {
-      await this.#scheduler.publishDeclarations();
+      this.#keeper.updateInfo(await publishTaskSet(this.store, this.#info, () => this.#scheduler.publishDeclarations()));
       await this.#storeClock.sample();
       await this.#keeper.start();
     } catch (error) {
@@ -231,7 +231,8 @@ export class Cluster {
   async #publishInfo(): Promise<void> {
     this.#info = this.#nodeInfo();
     try {
-      await this.#keeper.publishInfo(this.#info);
+      // Every declaration of the list is already stored: those of the start, and the added one (addTask).
+      await this.#keeper.publishInfo(await publishTaskSet(this.store, this.#info, async () => undefined));
     } catch (error) {
       // The store is unreachable: the task list shows again with the next session; nothing else depends on it.
       this.#emit('error', { where: 'publish node info', error: toError(error) });

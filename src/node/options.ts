@@ -18,10 +18,17 @@ export interface ClusterOptions extends SessionTimingOptions {
   /** This node's id (default `host-pid-random`) and labels (e.g. `{ region: 'eu' }`). */
   readonly node?: { readonly id?: string; readonly labels?: Readonly<Record<string, string>> };
   /**
-   * Longest time between two looks at ownership when the store sends no hint. Bounds failover after
-   * host loss to about TTL + scanEvery. Default min(1s, TTL / 4).
+   * Longest time between two looks at placement (claim delays, hand-overs) when the store sends no hint.
+   * A look reads the store only when a hint, a possible expiry or `resyncEvery` asks for it. Default
+   * min(1s, TTL / 4).
    */
   readonly scanEvery?: Duration;
+  /**
+   * How often a node re-reads every session and task owner although the store's hints said nothing
+   * changed (anti-entropy against a lost hint), jittered ±25 %. Default 30 minutes: with 100 nodes ×
+   * 10,000 tasks, ≈ 560 rows/s in total on average.
+   */
+  readonly resyncEvery?: Duration;
   /**
    * How long a free task waits for its preferred node before any other node takes it. Default 300ms.
    * Too long delays failover when the preferred node is stuck; too short makes placement uneven.
@@ -38,7 +45,7 @@ export interface ClusterOptions extends SessionTimingOptions {
 const CLUSTER_NAME = /^[A-Za-z0-9][\w.-]{0,63}$/;
 const NODE_ID = /^[\w.:@-]{1,128}$/;
 const CLUSTER_OPTIONS: ReadonlySet<string> = new Set([
-  'store', 'name', 'node', 'ttl', 'renewEvery', 'safetyMargin', 'scanEvery', 'claimDelay', 'rebalanceAfter', 'clock', 'logger',
+  'store', 'name', 'node', 'ttl', 'renewEvery', 'safetyMargin', 'scanEvery', 'resyncEvery', 'claimDelay', 'rebalanceAfter', 'clock', 'logger',
 ] satisfies (keyof ClusterOptions)[]);
 
 /**

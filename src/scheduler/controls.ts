@@ -10,6 +10,7 @@ import type { Store } from '../stores/contract.js';
 import { ACTION_PREFIX, actionKey, assertTaskName, declarationKey, pauseKey, triggerKey, triggerPrefix } from './keys.js';
 import { declaredUnitNames } from './modes.js';
 import { broadcastUnit, taskOfUnit, type TaskName, type UnitName } from './names.js';
+import { resolveTaskSets } from './task-sets.js';
 import type { DeclarationRecord } from './task.js';
 
 export interface TriggerRecord {
@@ -168,7 +169,7 @@ export async function sendControl(
 /** The units a trigger of `task` goes to. */
 async function unitsToTrigger(store: Store, task: TaskName, mode: string | undefined, shards: number | undefined, nodeId: string): Promise<UnitName[]> {
   if (mode === 'broadcast') {
-    const sessions = await store.listSessions();
+    const sessions = await resolveTaskSets(store, await store.listSessions());
     return [...new Set(sessions.filter((s) => s.info.tasks[task]).map((s) => broadcastUnit(task, s.info.id)))];
   }
   return declaredUnitNames(task, mode, shards, nodeId);

@@ -22,17 +22,20 @@ import { tryAcquireLease } from '../cluster/lease.js';
 import type { SessionKeeper } from '../cluster/session-keeper.js';
 import type { Holder, SessionRecord, Store } from '../stores/contract.js';
 import type { Emit } from './events.js';
-import { concernsTaskOwners, declarationVersionKey, ownerKey, TASK_OWNER_PREFIX } from './keys.js';
-import { declaredUnitNames, rankOf } from './modes.js';
-import { asTaskName, type TaskName } from './names.js';
-import { assignTasks, score } from './placement.js';
+import { declarationVersionKey, ownerKey, TASK_OWNER_PREFIX, unitOfOwnerKey } from './keys.js';
+import { rankOf } from './modes.js';
+import type { TaskName } from './names.js';
+import { score } from './placement.js';
+import { membershipPlan } from './membership-plan.js';
+import { OwnershipView, type ViewChanges } from './ownership-view.js';
 import { differingFields, type NormalizedDeclaration } from './task.js';
 import type { TaskRunner } from './task-runner.js';
 import { Turns } from './turns.js';
-import { taskVersions, type TaskVersions } from './versions.js';
+import type { TaskVersions } from './versions.js';
 
 export interface CoordinatorTiming {
   readonly scanEveryMs: number;
+  readonly resyncEveryMs: number;
   readonly claimDelayMs: number;
   readonly rebalanceAfterMs: number;
 }
@@ -40,6 +43,7 @@ export interface CoordinatorTiming {
 /** Placement timing as given by the user (the node's options scanEvery, claimDelay, rebalanceAfter). */
 export interface CoordinatorTimingOptions {
   readonly scanEvery?: Duration;
+  readonly resyncEvery?: Duration;
   readonly claimDelay?: Duration;
   readonly rebalanceAfter?: Duration;
 }
@@ -49,9 +53,11 @@ export function resolveCoordinatorTiming(options: CoordinatorTimingOptions, ttlM
   const scanEveryMs = parseDuration(options.scanEvery ?? Math.min(1000, Math.floor(ttlMs / 4)), 'scanEvery');
   const claimDelayMs = parseDuration(options.claimDelay ?? 300, 'claimDelay');
   const rebalanceAfterMs = parseDuration(options.rebalanceAfter ?? ttlMs, 'rebalanceAfter');
+  const resyncEveryMs = parseDuration(options.resyncEvery ?? DEFAULT_RESYNC_MS, 'resyncEvery');
   if (scanEveryMs < 10) throw new ConfigError(`scanEvery: must be at least 10ms, got ${scanEveryMs}ms`);
   if (scanEveryMs >= ttlMs) throw new ConfigError(`scanEvery (${scanEveryMs}ms) must be less than ttl (${ttlMs}ms)`);
-  return { scanEveryMs, claimDelayMs, rebalanceAfterMs };
+  if (resyncEveryMs < scanEveryMs) throw new ConfigError(`resyncEvery (${resyncEveryMs}ms) must be at least scanEvery (${scanEveryMs}ms)`);
+  return { scanEveryMs, resyncEveryMs, claimDelayMs, rebalanceAfterMs };
 }
 
 /**
@@ -63,12 +69,15 @@ type CoordinatorState = 'new' | 'waiting' | 'scanning' | 'rescan' | 'backing-off
 /** How a scan that did not throw ended: `claims-failed` when the store failed an acquisition it wanted. */
 type ScanOutcome = 'done' | 'no-session' | 'claims-failed';
 
+/** Anti-entropy: a full re-read of sessions and owners although no hint said anything changed. */
+const DEFAULT_RESYNC_MS = 30 * 60_000;
+
 /** First pause after a failed scan; it doubles up to scanEvery. */
 const SCAN_RETRY_MS = 50;
 
 const MAX_PARALLEL_ACQUISITIONS = 16;
-/** Modes whose units are spread evenly over the declaring nodes (older nodes declare no mode: singleton). */
-const BALANCED_MODES: ReadonlySet<string | undefined> = new Set(['singleton', 'sharded', 'dispatch', undefined]);
+/** Every this many scan intervals a scan looks at every unit, whatever the view reports. */
+const FULL_LOOK_EVERY = 10;
 
 export class Coordinator {
   readonly #store: Store;
@@ -100,6 +109,13 @@ export class Coordinator {
   #excluded: ReadonlySet<string> = new Set();
   #assignmentKey = '';
   #assignment = new Map<string, string>();
+  readonly #view: OwnershipView;
+  /** Units to look at in the next scan besides those the view reports changed. */
+  readonly #lookAt = new Set<string>();
+  /** Cache of #handoverWithinMs(), cleared when units come or go. */
+  #handoverWithin: number | undefined;
+  /** Local monotonic time of the last look at every unit. */
+  #lookedAtAll = Number.NEGATIVE_INFINITY;
 
   constructor(options: {
     store: Store;
@@ -119,6 +135,7 @@ export class Coordinator {
     this.#emit = options.emit;
     this.#timing = options.timing;
     this.#backoff = new Backoff({ initialMs: Math.min(SCAN_RETRY_MS, options.timing.scanEveryMs), maxMs: options.timing.scanEveryMs });
+    this.#view = new OwnershipView({ store: options.store, clock: options.clock, prefix: TASK_OWNER_PREFIX, resyncEveryMs: options.timing.resyncEveryMs });
     this.#turns = new Turns({
       store: options.store,
       clock: options.clock,
@@ -134,7 +151,7 @@ export class Coordinator {
     if (this.#state !== 'new') return;
     this.#state = 'waiting';
     this.#unwatch = this.#store.watch((change) => {
-      if (concernsTaskOwners(change)) this.requestScan();
+      if (this.#view.hint(change)) this.requestScan();
       else if (change.scope === 'records' && change.key !== undefined) this.#turns.onRecordChange(change.key);
     });
     this.#unsession = this.#keeper.onSession(() => this.requestScan());
@@ -199,12 +216,20 @@ export class Coordinator {
   /** A runner added to the shared `runners` map on a running node (Cluster.addTask). */
   unitAdded(runner: TaskRunner): void {
     if (runner.unit.placement === 'turns') this.#turns.add(runner);
+    this.#handoverWithin = undefined;
+    this.look(runner.unit.name);
+  }
+
+  /** Asks for a scan that looks at `unit` (its runner's lease ended, or it is new). */
+  look(unit: string): void {
+    this.#lookAt.add(unit);
     this.requestScan();
   }
 
   /** A unit removed from the shared `runners` map (Cluster.removeTask). */
   unitRemoved(unit: string): void {
     this.#turns.remove(unit);
+    this.#handoverWithin = undefined;
     this.#freeSince.delete(unit);
     this.#heldSeen.delete(unit);
   }
@@ -227,28 +252,65 @@ export class Coordinator {
 
   #nextScanDelay(): number {
     const now = this.#clock.monotonic();
-    let delay = this.#timing.scanEveryMs;
+    let delay = Math.min(this.#timing.scanEveryMs, this.#view.nextReadDelay());
     for (const since of this.#freeSince.values()) delay = Math.min(delay, Math.max(0, since + this.#timing.claimDelayMs - now));
     return Math.min(delay, this.#turns.nextCheckDelay());
+  }
+
+  /**
+   * The runners a scan looks at: all of them when membership changed, while a node may still be owed a
+   * hand-over (younger than the longest hand-over delay), and every `FULL_LOOK_EVERY` scan intervals as a
+   * safety net; otherwise only the units whose owner changed, those waiting out a claim delay, those
+   * asked for (look()), and the turns units. So an idle node of 10,000 tasks does no work per scan.
+   */
+  #runnersToLookAt(changes: ViewChanges, sessions: readonly SessionRecord[]): Iterable<TaskRunner> {
+    const now = this.#clock.monotonic();
+    const youngest = Math.min(...sessions.filter((s) => s.info.id !== this.#nodeId).map((s) => s.ageMs));
+    // Past the longest delay by two scans, so that the scan after a node came of age looks at everything.
+    const maybeOwed = youngest <= this.#handoverWithinMs() + 2 * this.#timing.scanEveryMs;
+    if (changes.all || maybeOwed || now - this.#lookedAtAll >= this.#timing.scanEveryMs * FULL_LOOK_EVERY) {
+      this.#lookedAtAll = now;
+      this.#lookAt.clear();
+      return this.#runners.values();
+    }
+    const units = new Set(this.#lookAt);
+    this.#lookAt.clear();
+    for (const key of changes.keys) units.add(unitOfOwnerKey(key));
+    for (const unit of this.#freeSince.keys()) units.add(unit);
+    for (const runner of this.#runners.values()) if (runner.unit.placement === 'turns') units.add(runner.unit.name);
+    return [...units].flatMap((unit) => this.#runners.get(unit) ?? []);
+  }
+
+  /** The longest a hand-over may wait for a node's age: rebalanceAfter, or a preferred task's failbackAfter. */
+  #handoverWithinMs(): number {
+    if (this.#handoverWithin === undefined) {
+      this.#handoverWithin = this.#timing.rebalanceAfterMs;
+      for (const runner of this.#runners.values()) {
+        if (runner.def.mode.kind === 'preferred') this.#handoverWithin = Math.max(this.#handoverWithin, runner.def.mode.failbackAfterMs);
+      }
+    }
+    return this.#handoverWithin;
   }
 
   async #scanOnce(): Promise<ScanOutcome> {
     const session = this.#keeper.current;
     if (!session) return 'no-session';
-    const [sessions, holders] = await Promise.all([this.#store.listSessions(), this.#store.listHolders(TASK_OWNER_PREFIX)]);
+    const changes = await this.#view.refresh();
     if (this.#state === 'closed') return 'done';
-    const byKey = new Map(holders.map((h) => [h.key, h]));
-    const versions = taskVersions(sessions);
-    this.#reportConflicts(versions);
-    this.#excluded = new Set([...versions].filter(([, v]) => !v.eligible.has(this.#nodeId)).map(([task]) => task));
-    const assignment = this.#preferred(sessions, versions);
+    const sessions = this.#view.sessions();
+    const { versions, balanced } = membershipPlan(this.#view.membershipKey, sessions);
+    if (changes.all) {
+      this.#reportConflicts(versions);
+      this.#excluded = new Set([...versions].filter(([, v]) => !v.eligible.has(this.#nodeId)).map(([task]) => task));
+    }
+    const assignment = this.#preferred(sessions, versions, balanced);
     const me = this.#nodeId;
     const now = this.#clock.monotonic();
     const toAcquire: TaskRunner[] = [];
-    for (const runner of this.#runners.values()) {
+    for (const runner of this.#runnersToLookAt(changes, sessions)) {
       const { unit, def } = runner;
-      const holder = byKey.get(ownerKey(unit.name));
-      if (!runner.lease) this.#noteHolder(unit.name, holder, session.id);
+      const holder = this.#view.holder(ownerKey(unit.name));
+      if (!runner.lease) this.#noteHolder(unit.name, holder, session.id, changes.gapSince);
       const version = versions.get(unit.task);
       if (version && !version.eligible.has(me)) {
         // Another version of this task runs: stay out of it (and hand it over if we hold it).
@@ -327,19 +389,21 @@ export class Coordinator {
 
   /**
    * Keeps {@link #heldSeen} for a unit this node does not hold. A holder seen now extends the time; the
-   * first look that finds the unit free closes it, and extends it to now when the look before was at
-   * most one scan interval ago: the holder's key went away at some moment between the two looks, and
-   * the ticks of that short gap are counted as the holder's (its session was alive or expiring then).
-   * After a longer gap (this node could not look: its own store outage, a back-off) they stay `no-owner`.
+   * first look that finds the unit free closes it, and extends it to now: the view followed the holder
+   * by the store's hints, so the ticks up to its going are counted as the holder's. When the view may
+   * have missed changes meanwhile (this node could not read: its own store outage; a reconnect), only
+   * up to `gapSince`, the time it was last known current: the rest stay `no-owner`.
    */
-  #noteHolder(unit: string, holder: Holder | undefined, mySession: string): void {
+  #noteHolder(unit: string, holder: Holder | undefined, mySession: string, gapSince?: number): void {
     const now = this.#clock.now();
     if (holder && holder.sessionId !== mySession) {
       this.#heldSeen.set(unit, { until: now, gone: false });
       return;
     }
     const seen = this.#heldSeen.get(unit);
-    if (seen && !seen.gone) this.#heldSeen.set(unit, { until: now - seen.until <= this.#timing.scanEveryMs ? now : seen.until, gone: true });
+    // The view followed the holder up to now, unless it lost track meanwhile (a failed read, a
+    // reconnect): then only up to the time it was last known current.
+    if (seen && !seen.gone) this.#heldSeen.set(unit, { until: gapSince ?? now, gone: true });
   }
 
   /** False when the store failed the acquisition (reported); true when it answered, or the session is gone. */
@@ -347,7 +411,9 @@ export class Coordinator {
     const session = this.#keeper.current;
     if (!session) return true;
     try {
-      const outcome = await tryAcquireLease(this.#store, session, ownerKey(runner.unit.name));
+      const key = ownerKey(runner.unit.name);
+      const outcome = await tryAcquireLease(this.#store, session, key);
+      this.#view.note(key, 'lease' in outcome ? { key, token: outcome.lease.token, sessionId: session.id, acquiredAt: this.#clock.now() } : outcome.holder);
       if ('lease' in outcome) {
         this.#freeSince.delete(runner.unit.name);
         const seen = this.#heldSeen.get(runner.unit.name);
@@ -369,24 +435,10 @@ export class Coordinator {
   }
 
   /** Preferred owner per balanced or ranked unit, recomputed only when membership or declarations change. */
-  #preferred(sessions: SessionRecord[], versions: ReadonlyMap<string, TaskVersions>): Map<string, string> {
-    // Every node must compute the same answer, so it depends on all declarations, not only ours.
-    const key = sessions
-      .map((s) => `${s.info.id}${JSON.stringify(s.info.labels)}:${Object.entries(s.info.tasks).map(([t, d]) => `${t}=${d.fingerprint ?? ''}`).join('|')}`)
-      .join(',');
+  #preferred(sessions: SessionRecord[], versions: ReadonlyMap<string, TaskVersions>, balanced: ReadonlyMap<string, string>): Map<string, string> {
+    const key = this.#view.membershipKey;
     if (key === this.#assignmentKey) return this.#assignment;
-    const candidates = new Map<string, string[]>();
-    for (const s of sessions) {
-      for (const [task, declaration] of Object.entries(s.info.tasks)) {
-        if (!BALANCED_MODES.has(declaration.mode) || !versions.get(task)?.eligible.has(s.info.id)) continue;
-        for (const unit of declaredUnitNames(asTaskName(task), declaration.mode, declaration.shards, s.info.id)) {
-          const list = candidates.get(unit);
-          if (list) list.push(s.info.id);
-          else candidates.set(unit, [s.info.id]);
-        }
-      }
-    }
-    const assignment = assignTasks(candidates);
+    const assignment = new Map(balanced);
     // Ranked units stay out of the load balance: their placement is the user's choice.
     for (const runner of this.#runners.values()) {
       const mode = runner.def.mode;
@@ -401,6 +453,7 @@ export class Coordinator {
     this.#assignment = assignment;
     return assignment;
   }
+
 
   /** Reports each new combination of versions of a task once, naming the fields that differ. */
   #reportConflicts(versions: ReadonlyMap<string, TaskVersions>): void {

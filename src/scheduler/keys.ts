@@ -80,3 +80,10 @@ export const actionKey = (id: string): string => `${ACTION_PREFIX}${id}`;
 /** Concurrency slot `i` of a group: an ownership key held by the running node's session. */
 export const slotPrefix = (group: string): string => `slot/${group}/`;
 export const slotKey = (group: string, i: number): string => `${slotPrefix(group)}${i}`;
+
+/**
+ * A node's declared tasks, stored once per distinct set (content-addressed by {@link taskSetFingerprint}):
+ * sessions name the set instead of listing thousands of tasks each (task-sets.ts).
+ */
+export const TASK_SET_PREFIX = 'taskset/';
+export const taskSetKey = (fingerprint: string): string => `${TASK_SET_PREFIX}${fingerprint}`;

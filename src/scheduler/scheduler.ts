@@ -166,7 +166,7 @@ export class Scheduler {
         node: this.#deps.node(),
         emit,
         log,
-        onLeaseEnded: () => this.#coordinator?.requestScan(),
+        onLeaseEnded: () => this.#coordinator?.look(unit.name),
         localSlots: this.#localSlots,
         controls: this.#controlWatch,
       });

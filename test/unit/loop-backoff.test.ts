@@ -46,8 +46,9 @@ describe('placement scan', () => {
     await sim.advance(1200, 10); // the standby's next scan sees x free
     // … and then its store fails too, for longer than claimDelay.
     sim.backend.sever(standby.store);
-    const scans = () => standby.calls.filter((c) => c.method === 'listHolders').length;
-    const failures = () => standby.of('error').filter((e) => e.where === 'placement scan').length;
+    // A scan reads the store (its view of sessions and owners) or claims x: either fails now.
+    const scans = () => standby.calls.filter((c) => ['listHolders', 'listSessions', 'holder', 'tryAcquire'].includes(c.method)).length;
+    const failures = () => standby.of('error').filter((e) => e.where === 'placement scan' || e.where === 'acquire task "x"').length;
     const [scansBefore, failuresBefore] = [scans(), failures()];
     await sim.advance(4000, 5);
     const during = scans() - scansBefore;

@@ -93,7 +93,7 @@ interface RecordValue {
 
 export class EtcdStore implements Store {
   readonly kind = 'etcd' as const;
-  readonly features = { crashDetection: true, watch: 'push' } as const;
+  readonly features = { crashDetection: true, watch: 'push', announcesExpiry: true } as const;
   readonly cluster: string;
   readonly #url: EtcdUrl;
   readonly #client: Etcd3;

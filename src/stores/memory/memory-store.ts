@@ -61,8 +61,9 @@ export class MemoryBackend {
     this.#severed.add(handle);
   }
 
+  /** Ends {@link sever}: like a watch re-established after a reconnect, the handle hears `any` (it missed hints). */
   heal(handle: MemoryStore): void {
-    this.#severed.delete(handle);
+    if (this.#severed.delete(handle)) handle.deliver({ scope: 'any' });
   }
 
   /** @internal */
@@ -179,7 +180,7 @@ export class MemoryStore implements Store {
     state.lastToken += 1n;
     const holder: Holder = { key, token: state.lastToken, sessionId, acquiredAt: this.#backend.clock.now() };
     state.owners.set(key, holder);
-    this.#notify({ scope: 'owners', key });
+    this.#notify({ scope: 'owners', key, holder });
     return { acquired: true, token: holder.token };
   }
 
@@ -188,7 +189,7 @@ export class MemoryStore implements Store {
     const current = state.owners.get(key);
     if (!current || current.token !== token) return false;
     state.owners.delete(key);
-    this.#notify({ scope: 'owners', key });
+    this.#notify({ scope: 'owners', key, holder: null });
     return true;
   }
 
@@ -303,7 +304,7 @@ export class MemoryStore implements Store {
     for (const [key, holder] of state.owners) {
       if (holder.sessionId === sessionId) {
         state.owners.delete(key);
-        this.#notify({ scope: 'owners', key });
+        this.#notify({ scope: 'owners', key, holder: null });
       }
     }
     return true;

@@ -131,7 +131,7 @@ type Params = Readonly<Record<string, unknown>>;
 
 export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
-  readonly features: { readonly crashDetection: boolean; readonly watch: 'push' };
+  readonly features: { readonly crashDetection: boolean; readonly watch: 'push'; readonly announcesExpiry: true };
   readonly cluster: string;
   readonly #url: PostgresStoreUrl;
   readonly #config: PostgresStoreUrl['options'];
@@ -161,7 +161,7 @@ export class PostgresStore implements Store {
     this.#config = options.url.options;
     this.cluster = options.cluster;
     this.#clock = options.clock ?? systemClock;
-    this.features = { crashDetection: this.#config.crashDetection, watch: 'push' };
+    this.features = { crashDetection: this.#config.crashDetection, watch: 'push', announcesExpiry: true };
     this.#sql = postgresStatements(quoteIdentifier('postgres', this.#config.schema));
     this.#channel = `baton_${createHash('sha256').update(`${this.#config.schema}\0${options.cluster}`).digest('hex').slice(0, 40)}`;
     this.#label = `postgres store ${JSON.stringify(options.url.shown)}`;
@@ -512,13 +512,24 @@ function checkVersion(ifVersion: WriteCondition['ifVersion'], label: string): vo
   }
 }
 
+/**
+ * A notification's payload (statements.ts): `scope` or `scope:key`; a key taken, `held:[key, session, token,
+ * acquired at]`; a key freed, `freed:key`; the keys of an ended session, `ended:<session id>`.
+ */
 function parseChange(payload: string | undefined): Change {
   const text = payload ?? '';
   const colon = text.indexOf(':');
   const scope = colon < 0 ? text : text.slice(0, colon);
+  const rest = text.slice(colon + 1);
+  if (colon >= 0 && scope === 'held') {
+    const [key, sessionId, token, acquiredAt] = JSON.parse(rest) as [string, string, string, number];
+    return { scope: 'owners', key, holder: { key, sessionId, token: BigInt(token), acquiredAt } };
+  }
+  if (colon >= 0 && scope === 'freed') return { scope: 'owners', key: rest, holder: null };
+  if (colon >= 0 && scope === 'ended') return { scope: 'owners', endedSession: rest };
   if (!SCOPES.has(scope)) return { scope: 'any' };
   const change = { scope: scope as Change['scope'] };
-  return colon < 0 ? change : { ...change, key: text.slice(colon + 1) };
+  return colon < 0 ? change : { ...change, key: rest };
 }
 
 function toRecord<T>(row: RecordRow): StoredRecord<T> {

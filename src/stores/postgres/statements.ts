@@ -52,6 +52,21 @@ function payload(scope: string, keyExpression?: string): string {
 }
 
 /**
+ * The payload of a key taken: `held:` and a JSON array [key, session, token, acquired at ms], so that a
+ * watcher caching holders applies it without reading the key back (parseChange in postgres-store.ts).
+ */
+function heldPayload(key: string, session: string, token: string, acquiredAt: string): string {
+  return `CASE WHEN octet_length(${key}) <= 4000
+            THEN 'held:' || json_build_array(${key}, ${session}, ${token}::text, ${epochMs(acquiredAt)})::text
+            ELSE 'owners' END`;
+}
+
+/** The payloads of sessions ended with keys: `ended:<session id>` each (their keys, and only those, are free). */
+function endedPayloads(owners: string): string {
+  return `SELECT pg_notify(:channel, 'ended:' || g.session_id) FROM (SELECT DISTINCT session_id FROM ${owners}) g`;
+}
+
+/**
  * Deletes the cluster's dead sessions (expired, or their connection gone) and their keys, as CTEs named
  * `dead` and `dead_owners`. Expiry is judged at `now()` — the transaction start, which precedes the
  * snapshot — and DELETE re-checks each row on its newest version anyway, so a session renewed
@@ -65,7 +80,7 @@ function deleteDeadSessions(s: string): string {
     dead_owners AS (
       -- Re-checked on the newest row: a key taken over meanwhile has another session_id and stays.
       DELETE FROM ${s}.owners o USING dead WHERE o.cluster = :cluster AND o.session_id = dead.id
-      RETURNING o.key
+      RETURNING o.key, o.session_id
     )`;
 }
 
@@ -102,7 +117,7 @@ export function postgresStatements(s: string) {
       ),
       notified AS (
         SELECT pg_notify(:channel, ${payload('sessions')}) FROM inserted
-        UNION ALL SELECT pg_notify(:channel, ${payload('owners')}) WHERE EXISTS (SELECT 1 FROM dead_owners)
+        UNION ALL ${endedPayloads('dead_owners')}
       )
       SELECT (SELECT count(*) FROM notified)::int AS notified`,
 
@@ -132,14 +147,14 @@ export function postgresStatements(s: string) {
     /** Keys and session go together, in one statement. */
     closeSession: `
       WITH gone_owners AS (
-        DELETE FROM ${s}.owners WHERE cluster = :cluster AND session_id = :id RETURNING key
+        DELETE FROM ${s}.owners WHERE cluster = :cluster AND session_id = :id RETURNING key, session_id
       ),
       gone AS (
         DELETE FROM ${s}.sessions WHERE cluster = :cluster AND id = :id RETURNING id
       ),
       notified AS (
         SELECT pg_notify(:channel, ${payload('sessions')}) FROM gone
-        UNION ALL SELECT pg_notify(:channel, ${payload('owners')}) WHERE EXISTS (SELECT 1 FROM gone_owners)
+        UNION ALL ${endedPayloads('gone_owners')}
       )
       SELECT (SELECT count(*) FROM notified)::int AS notified`,
 
@@ -148,7 +163,7 @@ export function postgresStatements(s: string) {
       WITH ${deleteDeadSessions(s)},
       notified AS (
         SELECT pg_notify(:channel, ${payload('sessions')}) WHERE EXISTS (SELECT 1 FROM dead)
-        UNION ALL SELECT pg_notify(:channel, ${payload('owners')}) WHERE EXISTS (SELECT 1 FROM dead_owners)
+        UNION ALL ${endedPayloads('dead_owners')}
       )
       SELECT (SELECT count(*) FROM dead)::int AS sessions, (SELECT count(*) FROM notified)::int AS notified`,
 
@@ -212,10 +227,10 @@ export function postgresStatements(s: string) {
                             WHERE h.cluster = o.cluster AND h.id = o.session_id AND ${live('h', 'now()')})
             AND (o.acquired_at < now()
                  OR EXISTS (SELECT 1 FROM ${s}.sessions h WHERE h.cluster = o.cluster AND h.id = o.session_id))
-        RETURNING o.token
+        RETURNING o.token, o.session_id, o.acquired_at
       ),
       notified AS (
-        SELECT pg_notify(:channel, ${payload('owners', ':key::text')}) FROM taken
+        SELECT pg_notify(:channel, ${heldPayload(':key::text', 'taken.session_id', 'taken.token', 'taken.acquired_at')}) FROM taken
       )
       SELECT (SELECT count(*) FROM me)::int AS live,
              (SELECT token FROM taken) AS taken_token,
@@ -233,7 +248,7 @@ export function postgresStatements(s: string) {
         DELETE FROM ${s}.owners WHERE cluster = :cluster AND key = :key AND token = :token::bigint RETURNING key
       ),
       notified AS (
-        SELECT pg_notify(:channel, ${payload('owners', 'gone.key')}) FROM gone
+        SELECT pg_notify(:channel, ${payload('freed', 'gone.key')}) FROM gone
       )
       SELECT (SELECT count(*) FROM gone)::int AS released, (SELECT count(*) FROM notified)::int AS notified,
              (SELECT count(mode) FROM commit_mode)::int AS async_commit`,

@@ -1,0 +1,47 @@
+/**
+ * What every node derives from the same membership: which version of each task runs (versions.ts) and
+ * the preferred owner of each balanced unit (placement.ts). Pure functions of the sessions, so the
+ * result is kept per membership key: nodes of one process (tests, benchmarks, a service running several
+ * clusters) compute it once, and a node only when membership or declarations change. With 100 nodes ×
+ * 10,000 tasks one computation visits 1 M (node, task) pairs.
+ */
+import type { SessionRecord } from '../stores/contract.js';
+import { declaredUnitNames } from './modes.js';
+import { asTaskName } from './names.js';
+import { assignTasks } from './placement.js';
+import { taskVersions, type TaskVersions } from './versions.js';
+
+export interface MembershipPlan {
+  readonly versions: ReadonlyMap<string, TaskVersions>;
+  /** Preferred owner (node id) of each unit of a balanced mode. */
+  readonly balanced: ReadonlyMap<string, string>;
+}
+
+/** Modes whose units are spread evenly over the declaring nodes (older nodes declare no mode: singleton). */
+const BALANCED_MODES: ReadonlySet<string | undefined> = new Set(['singleton', 'sharded', 'dispatch', undefined]);
+
+/** The last few plans, by membership key (a process rarely follows more than one or two clusters). */
+const plans = new Map<string, MembershipPlan>();
+const PLANS_KEPT = 4;
+
+/** @param key changes whenever the sessions' ids, labels or declarations change (OwnershipView.membershipKey). */
+export function membershipPlan(key: string, sessions: readonly SessionRecord[]): MembershipPlan {
+  const known = plans.get(key);
+  if (known) return known;
+  const versions = taskVersions(sessions);
+  const candidates = new Map<string, string[]>();
+  for (const s of sessions) {
+    for (const [task, declaration] of Object.entries(s.info.tasks)) {
+      if (!BALANCED_MODES.has(declaration.mode) || !versions.get(task)?.eligible.has(s.info.id)) continue;
+      for (const unit of declaredUnitNames(asTaskName(task), declaration.mode, declaration.shards, s.info.id)) {
+        const list = candidates.get(unit);
+        if (list) list.push(s.info.id);
+        else candidates.set(unit, [s.info.id]);
+      }
+    }
+  }
+  const plan = { versions, balanced: assignTasks(candidates) };
+  plans.set(key, plan);
+  if (plans.size > PLANS_KEPT) plans.delete(plans.keys().next().value as string);
+  return plan;
+}

@@ -1,0 +1,85 @@
+/**
+ * Declared task sets, stored once per distinct set. A session used to publish its node's whole task list,
+ * and every node re-read every session: with 100 nodes declaring the same 10,000 tasks that is 100 copies
+ * of one list, read by each node. Now a node writes its list once under `taskset/<fingerprint>` (most
+ * nodes declare the same set, so most find it written) and its session publishes only the fingerprint
+ * (`NodeInfo.taskSet`, with `tasks` empty). Readers resolve sessions through a process-wide cache: a set
+ * is immutable (its key is the hash of its content), so it is read once per process, whatever the
+ * number of nodes, sessions or re-reads.
+ *
+ * Sets are not deleted: one record per distinct task list ever declared in the cluster (a deploy that
+ * changes the list adds one).
+ */
+import { createHash } from 'node:crypto';
+import type { NodeInfo, TaskDeclaration } from '../core/node-info.js';
+import type { SessionRecord, Store } from '../stores/contract.js';
+import { taskSetKey } from './keys.js';
+
+type TaskList = NodeInfo['tasks'];
+
+/** 24 hex digits of SHA-256 over the list in name order: equal lists, equal fingerprints. */
+export function taskSetFingerprint(tasks: TaskList): string {
+  const canonical = Object.keys(tasks)
+    .sort()
+    .map((name) => {
+      const d = tasks[name] as TaskDeclaration;
+      return [name, d.schedule, d.mode, d.fingerprint ?? null, d.shards ?? null];
+    });
+  return createHash('sha256').update(JSON.stringify(canonical)).digest('hex').slice(0, 24);
+}
+
+/**
+ * The info a session publishes: the fingerprint of the task list instead of the list, once the list is
+ * stored. A list seen for the first time in the cluster is stored after `publishDeclarations` (so a set
+ * that exists always has its declarations); a node finding it stored, in this process or in the store,
+ * writes nothing. A node without tasks (a monitor) publishes its empty list as it is.
+ */
+export async function publishTaskSet(store: Store, info: NodeInfo, publishDeclarations: () => Promise<void>): Promise<NodeInfo> {
+  if (Object.keys(info.tasks).length === 0) {
+    await publishDeclarations();
+    return info;
+  }
+  const fingerprint = taskSetFingerprint(info.tasks);
+  let stored = storedIn.get(store);
+  if (!stored) storedIn.set(store, (stored = new Set()));
+  if (!stored.has(fingerprint) && !(await store.get(taskSetKey(fingerprint)))) {
+    await publishDeclarations();
+    await store.put(taskSetKey(fingerprint), info.tasks, { ifVersion: 'absent' });
+  }
+  stored.add(fingerprint);
+  remember(fingerprint, info.tasks);
+  return { ...info, tasks: {}, taskSet: fingerprint };
+}
+
+/** The sets known to be stored, per store handle (nodes sharing a handle check once). */
+const storedIn = new WeakMap<Store, Set<string>>();
+
+/** Sets by fingerprint, most recently used last; a process rarely sees more than a few. */
+const cache = new Map<string, TaskList>();
+const CACHE_SIZE = 64;
+
+function remember(fingerprint: string, tasks: TaskList): void {
+  cache.delete(fingerprint);
+  cache.set(fingerprint, tasks);
+  if (cache.size > CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+}
+
+/**
+ * The sessions with their task lists filled in from their sets. A set that cannot be found (deleted by
+ * hand) resolves to no tasks: that node then competes for nothing, as if it declared none.
+ */
+export async function resolveTaskSets(store: Store, sessions: readonly SessionRecord[]): Promise<SessionRecord[]> {
+  const missing = new Set<string>();
+  for (const s of sessions) if (s.info.taskSet !== undefined && !cache.has(s.info.taskSet)) missing.add(s.info.taskSet);
+  await Promise.all(
+    [...missing].map(async (fingerprint) => {
+      const record = await store.get<TaskList>(taskSetKey(fingerprint));
+      if (record) remember(fingerprint, record.value);
+    }),
+  );
+  return sessions.map((s) => {
+    const fingerprint = s.info.taskSet;
+    if (fingerprint === undefined) return s;
+    return { ...s, info: { ...s.info, tasks: cache.get(fingerprint) ?? {} } };
+  });
+}
