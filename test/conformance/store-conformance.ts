@@ -3,7 +3,7 @@
  * Time is the harness's: a FakeClock for stores that measure time locally, real waiting for servers.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Store } from '../../src/stores/contract.js';
+import type { Change, Store } from '../../src/stores/contract.js';
 import { SessionExpiredError } from '../../src/core/errors.js';
 import type { NodeInfo } from '../../src/core/node-info.js';
 import { currentProcessIdentity } from '../../src/core/process-identity.js';
@@ -298,6 +298,38 @@ export function describeStoreConformance(name: string, makeHarness: () => Promis
       await a.put('x', 1);
       await harness.advance(200);
       expect(seen).toEqual([]);
+    });
+
+    it('names, in a change that carries one, the holder the store really has: after acquire, release and close', async () => {
+      const [a, b] = await pair();
+      const changes: Change[] = [];
+      const unwatch = b.watch((change) => changes.push(change));
+      const s = await a.openSession(nodeInfo('n1'), TTL);
+      const first = await a.tryAcquire('k1', s.id);
+      const second = await a.tryAcquire('k2', s.id);
+      if (!first.acquired || !second.acquired) throw new Error('fresh keys must be free');
+      await harness.advance(200);
+      for (const c of changes.filter((c) => c.holder !== undefined && c.holder !== null)) {
+        expect(c.scope).toBe('owners');
+        expect(c.holder?.key).toBe(c.key);
+        expect(c.holder?.sessionId).toBe(s.id);
+        expect(c.holder?.token).toBe(c.key === 'k1' ? first.token : second.token);
+        expect(typeof c.holder?.acquiredAt).toBe('number');
+      }
+      changes.length = 0;
+      await a.release('k1', first.token);
+      await harness.advance(200);
+      for (const c of changes.filter((c) => c.holder !== undefined)) expect([c.key, c.holder]).toEqual(['k1', null]);
+      changes.length = 0;
+      await a.closeSession(s.id);
+      await harness.advance(200);
+      // k2 went with the session: named by key (holder null) or by the ended session, never as still held.
+      for (const c of changes) {
+        if (c.endedSession !== undefined) expect([c.scope, c.key, c.endedSession]).toEqual(['owners', undefined, s.id]);
+        if (c.holder !== undefined) expect([c.key, c.holder]).toEqual(['k2', null]);
+      }
+      expect(await b.holder('k2')).toBeNull();
+      unwatch();
     });
 
     it('reports store time near the harness clock', async () => {
