@@ -29,15 +29,21 @@ export function membershipPlan(key: string, sessions: readonly SessionRecord[]):
   const known = plans.get(key);
   if (known) return known;
   const versions = taskVersions(sessions);
+  // The nodes that may own a balanced unit are those declaring its task's running version: one list per
+  // distinct eligible set (most tasks share one), built once.
+  const lists = new Map<ReadonlySet<string>, string[]>();
   const candidates = new Map<string, string[]>();
+  const seen = new Set<object>();
   for (const s of sessions) {
+    if (seen.has(s.info.tasks)) continue;
+    seen.add(s.info.tasks);
     for (const [task, declaration] of Object.entries(s.info.tasks)) {
-      if (!BALANCED_MODES.has(declaration.mode) || !versions.get(task)?.eligible.has(s.info.id)) continue;
-      for (const unit of declaredUnitNames(asTaskName(task), declaration.mode, declaration.shards, s.info.id)) {
-        const list = candidates.get(unit);
-        if (list) list.push(s.info.id);
-        else candidates.set(unit, [s.info.id]);
-      }
+      const version = versions.get(task);
+      if (!BALANCED_MODES.has(declaration.mode) || !version || version.active !== (declaration.fingerprint ?? '')) continue;
+      let list = lists.get(version.eligible);
+      if (!list) lists.set(version.eligible, (list = [...version.eligible]));
+      // Balanced units do not depend on the node (only broadcast units do, and they are not balanced).
+      for (const unit of declaredUnitNames(asTaskName(task), declaration.mode, declaration.shards, '')) candidates.set(unit, list);
     }
   }
   const plan = { versions, balanced: assignTasks(candidates) };

@@ -31,6 +31,12 @@ export interface ViewChanges {
   readonly gapSince?: number;
 }
 
+/**
+ * Least time between two reads of the sessions: a burst of joins (100 nodes starting together) is read
+ * in a few reads, not one per join per node. The first read after a quiet time is immediate.
+ */
+const SESSIONS_READ_GAP_MS = 100;
+
 /** Above this many keys to read one by one, one read of every holder is cheaper. */
 const MAX_KEY_READS = 64;
 const PARALLEL_KEY_READS = 16;
@@ -42,7 +48,7 @@ export class OwnershipView {
   readonly #resyncEveryMs: number;
   #sessions: readonly SessionRecord[] = [];
   /** Local monotonic time the sessions were read (their ages and expiries are as of then). */
-  #sessionsAt = 0;
+  #sessionsAt = Number.NEGATIVE_INFINITY;
   #sessionsExpireAt = Number.POSITIVE_INFINITY;
   #membershipKey = '';
   readonly #holders = new Map<string, Holder>();
@@ -120,8 +126,9 @@ export class OwnershipView {
 
   /** Milliseconds until a refresh has reads to do without any hint (an expiry to check, the resync). */
   nextReadDelay(): number {
-    if (this.#needSessions || this.#needHolders || this.#dirty.size > 0) return 0;
     const now = this.#clock.monotonic();
+    if (this.#needHolders || this.#dirty.size > 0) return 0;
+    if (this.#needSessions) return Math.max(0, this.#sessionsAt + SESSIONS_READ_GAP_MS - now);
     return Math.max(0, Math.min(this.#resyncAt, this.#sessionsExpireAt) - now);
   }
 
@@ -134,10 +141,10 @@ export class OwnershipView {
       this.#needHolders = true;
     }
     if (started >= this.#sessionsExpireAt) this.#needSessions = true;
-    const readSessions = this.#needSessions;
+    const readSessions = this.#needSessions && started >= this.#sessionsAt + SESSIONS_READ_GAP_MS;
     const readHolders = this.#needHolders || this.#dirty.size > MAX_KEY_READS;
     const keys = readHolders ? [] : [...this.#dirty];
-    this.#needSessions = false;
+    if (readSessions) this.#needSessions = false;
     this.#needHolders = false;
     this.#dirty.clear();
     const touched = (this.#touched = new Set());

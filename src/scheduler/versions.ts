@@ -16,28 +16,45 @@ export interface TaskVersions {
   readonly fingerprints: readonly string[];
 }
 
-/** Per task declared by at least one live session. */
+/**
+ * Per task declared by at least one live session. Sessions are taken by task list: the resolved sessions
+ * of one stored task set share one list object (task-sets.ts), so 100 nodes declaring the same 10,000
+ * tasks cost 10,000 steps, not 1,000,000, and the tasks of a list share one `eligible` set.
+ */
 export function taskVersions(sessions: readonly SessionRecord[]): Map<string, TaskVersions> {
-  const byTask = new Map<string, { oldest: SessionRecord; fingerprint: string; nodes: Map<string, string> }>();
+  interface Group { readonly tasks: SessionRecord['info']['tasks']; oldest: SessionRecord; readonly ids: Set<string> }
+  const older = (a: SessionRecord, b: SessionRecord): boolean => a.ageMs > b.ageMs || (a.ageMs === b.ageMs && a.info.id < b.info.id);
+  const groups = new Map<object, Group>();
   for (const s of sessions) {
-    for (const [task, declaration] of Object.entries(s.info.tasks)) {
+    const group = groups.get(s.info.tasks);
+    if (!group) groups.set(s.info.tasks, { tasks: s.info.tasks, oldest: s, ids: new Set([s.info.id]) });
+    else {
+      group.ids.add(s.info.id);
+      if (older(s, group.oldest)) group.oldest = s;
+    }
+  }
+  const byTask = new Map<string, { oldest: SessionRecord; fingerprint: string; declared: [string, ReadonlySet<string>][] }>();
+  for (const group of groups.values()) {
+    for (const [task, declaration] of Object.entries(group.tasks)) {
       const fingerprint = declaration.fingerprint ?? '';
       const entry = byTask.get(task);
       if (!entry) {
-        byTask.set(task, { oldest: s, fingerprint, nodes: new Map([[s.info.id, fingerprint]]) });
+        byTask.set(task, { oldest: group.oldest, fingerprint, declared: [[fingerprint, group.ids]] });
         continue;
       }
-      entry.nodes.set(s.info.id, fingerprint);
-      if (s.ageMs > entry.oldest.ageMs || (s.ageMs === entry.oldest.ageMs && s.info.id < entry.oldest.info.id)) {
-        entry.oldest = s;
+      entry.declared.push([fingerprint, group.ids]);
+      if (older(group.oldest, entry.oldest)) {
+        entry.oldest = group.oldest;
         entry.fingerprint = fingerprint;
       }
     }
   }
   const result = new Map<string, TaskVersions>();
-  for (const [task, { fingerprint, nodes }] of byTask) {
-    const eligible = new Set([...nodes].filter(([, f]) => f === fingerprint).map(([id]) => id));
-    result.set(task, { active: fingerprint, eligible, fingerprints: [...new Set(nodes.values())].sort() });
+  for (const [task, { fingerprint, declared }] of byTask) {
+    const active = declared.filter(([f]) => f === fingerprint).map(([, ids]) => ids);
+    const eligible = active.length === 1 ? (active[0] as ReadonlySet<string>) : new Set(active.flatMap((ids) => [...ids]));
+    const fingerprints = declared.length === 1 ? [fingerprint] : [...new Set(declared.map(([f]) => f))].sort();
+    result.set(task, { active: fingerprint, eligible, fingerprints });
   }
   return result;
 }

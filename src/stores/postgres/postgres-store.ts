@@ -99,6 +99,8 @@ export interface PostgresStoreOptions {
 
 /** How long one crash-watch wait lasts before it re-reads the ring (a joiner is watched within this). */
 const BACKEND_WATCH_RETARGET_MS = 5000;
+/** The reaper's full round (crashes too), per live session of the cluster: see #reap. */
+const FULL_REAP_PER_SESSION_MS = 1000;
 
 /** How many times tryAcquire repeats its statement when it raced an insert it could not see. */
 const ACQUIRE_ATTEMPTS = 5;
@@ -147,6 +149,8 @@ export class PostgresStore implements Store {
   readonly #lockClass: number;
   /** The backend of #main: the crash watch's place in the ring. */
   #mainPid = 0;
+  /** Local monotonic time of the next full reap round (#reap); 0: the first round is one. */
+  #fullReapAt = 0;
   #watchConfig: { readonly driver: PgDriver; readonly config: ClientConfig } | undefined;
   #backendWatch: BackendWatch | undefined;
   #backendWatchClosing: Promise<void> | undefined;
@@ -461,7 +465,8 @@ export class PostgresStore implements Store {
       this.#cancelReapTimer = undefined;
       if (this.#closed || !this.#reapActive) return;
       // A failed reap only delays a hint (reads already ignore dead sessions): the next round retries.
-      this.#reaping = this.#reap()
+      const full = this.#config.crashDetection && this.#clock.monotonic() >= this.#fullReapAt;
+      this.#reaping = (full ? this.#reap() : this.#reapExpired())
         .catch(() => undefined)
         .finally(() => {
           this.#reaping = undefined;
@@ -470,9 +475,22 @@ export class PostgresStore implements Store {
     });
   }
 
-  /** Deletes dead sessions and their keys, notifying; resolves to how many sessions it deleted. */
+  /**
+   * Deletes dead sessions (expired, or their backend gone) and their keys, notifying; resolves to how
+   * many sessions it deleted. It reads every session of the cluster, so a handle runs it from its timer
+   * only every FULL_REAP_PER_SESSION_MS × sessions (jittered): the cluster as a whole about once per
+   * FULL_REAP_PER_SESSION_MS, whatever its size. A crash is announced sooner by the crash watch.
+   */
   async #reap(): Promise<number> {
-    const [row] = await this.#query<{ sessions: number }>(this.#sql.reap, { cluster: this.cluster, channel: this.#channel });
+    const [row] = await this.#query<{ sessions: number; total: number }>(this.#sql.reap, { cluster: this.cluster, channel: this.#channel });
+    const sessions = Math.max(1, row?.total ?? 1);
+    this.#fullReapAt = this.#clock.monotonic() + FULL_REAP_PER_SESSION_MS * sessions * (0.5 + Math.random());
+    return row?.sessions ?? 0;
+  }
+
+  /** The timer's frequent round: expired sessions only, read from the expiry index. */
+  async #reapExpired(): Promise<number> {
+    const [row] = await this.#query<{ sessions: number }>(this.#sql.reapExpired, { cluster: this.cluster, channel: this.#channel });
     return row?.sessions ?? 0;
   }
 

@@ -56,13 +56,30 @@ function migrations(s: string): readonly string[] {
   ];
 }
 
+/**
+ * Indexes added within schema version 1: an older baton uses the same tables and ignores them, so adding
+ * them does not lock older nodes out the way a version bump would. Each is needed at scale: the reaper's
+ * frequent round reads the expiry range, the crash watch finds the next backend of the ring, without
+ * reading every session (100 nodes × 100 sessions × 5 rounds a second otherwise).
+ */
+function indexes(s: string): readonly { readonly name: string; readonly sql: string }[] {
+  return [
+    { name: 'sessions_by_expiry', sql: `CREATE INDEX IF NOT EXISTS sessions_by_expiry ON ${s}.sessions (cluster, expires_at)` },
+    { name: 'sessions_by_backend', sql: `CREATE INDEX IF NOT EXISTS sessions_by_backend ON ${s}.sessions (cluster, backend_pid)` },
+  ];
+}
+
 /** Creates or upgrades the schema in one transaction under an advisory lock. @throws StoreUnavailableError, BatonError(STORE_SCHEMA). */
 export async function migrate(connection: PgConnection, schema: string, shown: string): Promise<void> {
   const s = quoteIdentifier('postgres', schema);
   // Fast path without DDL: a role that may only use the tables (no CREATE on the database) can open a
   // schema an administrator created, and most opens take no lock at all.
-  const [found] = await connection.query<{ meta: string | null }>(`SELECT to_regclass($1)::text AS meta`, [`${s}.meta`]);
-  if (found?.meta) {
+  const extra = indexes(s);
+  const [found] = await connection.query<{ meta: string | null; missing: number }>(
+    `SELECT to_regclass($1)::text AS meta, (SELECT count(*) FROM unnest($2::text[]) i WHERE to_regclass(i) IS NULL)::int AS missing`,
+    [`${s}.meta`, extra.map((i) => `${s}.${i.name}`)],
+  );
+  if (found?.meta && found.missing === 0) {
     const [row] = await connection.query<{ value: string }>(`SELECT value FROM ${s}.meta WHERE name = 'schema_version'`);
     if (row && Number(row.value) === SCHEMA_VERSION) return;
   }
@@ -84,6 +101,7 @@ export async function migrate(connection: PgConnection, schema: string, shown: s
     for (let version = current + 1; version <= SCHEMA_VERSION; version++) {
       await connection.query(all[version - 1] as string);
     }
+    for (const index of extra) await connection.query(index.sql);
     await connection.query(
       `INSERT INTO ${s}.meta (name, value) VALUES ('schema_version', $1)
        ON CONFLICT (name) DO UPDATE SET value = excluded.value`,

@@ -72,9 +72,11 @@ function endedPayloads(owners: string): string {
  * snapshot — and DELETE re-checks each row on its newest version anyway, so a session renewed
  * concurrently is never deleted.
  */
-function deleteDeadSessions(s: string): string {
+function deleteDeadSessions(s: string, which: 'all' | 'expired' = 'all'): string {
+  // Expired ones only: a range of the expiry index, which reads no row while nothing expired.
+  const dead = which === 'all' ? `NOT ${live('d', 'now()')}` : `d.expires_at <= now()`;
   return `dead AS (
-      DELETE FROM ${s}.sessions d WHERE d.cluster = :cluster AND NOT ${live('d', 'now()')}
+      DELETE FROM ${s}.sessions d WHERE d.cluster = :cluster AND ${dead}
       RETURNING d.id
     ),
     dead_owners AS (
@@ -158,9 +160,22 @@ export function postgresStatements(s: string) {
       )
       SELECT (SELECT count(*) FROM notified)::int AS notified`,
 
-    /** The background reaper: turns crashes and expiries into notifications. */
+    /**
+     * The background reaper: turns crashes and expiries into notifications. Reads every session of the
+     * cluster (a crash is seen in pg_stat_activity, not in the row), and says how many there are.
+     */
     reap: `
       WITH ${deleteDeadSessions(s)},
+      notified AS (
+        SELECT pg_notify(:channel, ${payload('sessions')}) WHERE EXISTS (SELECT 1 FROM dead)
+        UNION ALL ${endedPayloads('dead_owners')}
+      )
+      SELECT (SELECT count(*) FROM dead)::int AS sessions, (SELECT count(*) FROM notified)::int AS notified,
+             (SELECT count(*) FROM ${s}.sessions WHERE cluster = :cluster)::int AS total`,
+
+    /** The reaper's frequent round: expiries only, from the expiry index (no row read while none expired). */
+    reapExpired: `
+      WITH ${deleteDeadSessions(s, 'expired')},
       notified AS (
         SELECT pg_notify(:channel, ${payload('sessions')}) WHERE EXISTS (SELECT 1 FROM dead)
         UNION ALL ${endedPayloads('dead_owners')}
@@ -173,11 +188,15 @@ export function postgresStatements(s: string) {
      * backend to wait for.
      */
     ringNext: `
-      SELECT s.backend_pid AS pid FROM ${s}.sessions s
-      WHERE s.cluster = :cluster AND s.backend_pid IS NOT NULL AND s.backend_pid <> :pid::integer
-        AND s.backend_start >= pg_postmaster_start_time()
-      ORDER BY (s.backend_pid > :pid::integer) DESC, s.backend_pid
-      LIMIT 1`,
+      SELECT pid FROM (
+        (SELECT s.backend_pid AS pid, 0 AS wrapped FROM ${s}.sessions s
+         WHERE s.cluster = :cluster AND s.backend_pid > :pid::integer AND s.backend_start >= pg_postmaster_start_time()
+         ORDER BY s.backend_pid LIMIT 1)
+        UNION ALL
+        (SELECT s.backend_pid, 1 FROM ${s}.sessions s
+         WHERE s.cluster = :cluster AND s.backend_pid < :pid::integer AND s.backend_start >= pg_postmaster_start_time()
+         ORDER BY s.backend_pid LIMIT 1)
+      ) ring ORDER BY wrapped LIMIT 1`,
 
     // UNION also removes duplicates; for operators (`baton status` on an unknown cluster), not for a loop.
     listClusters: `
