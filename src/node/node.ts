@@ -70,6 +70,8 @@ export class Cluster {
   #info: NodeInfo;
   #state: ClusterState = 'new';
   #closing: Promise<void> | undefined;
+  /** The declarations this node writes after its start, when it stored a new task list (task-sets.ts). */
+  #declaring: Promise<void> | undefined;
   /** Aborted as close() begins: lock waits, primitive and election streams end before the session does. */
   readonly #primitivesClosed = new AbortController();
   #starting: Promise<void> | undefined;
@@ -182,8 +184,11 @@ export class Cluster {
 
   async #start(): Promise<void> {
     this.#info = this.#nodeInfo();
+    let declare = false;
     try {
-      this.#keeper.updateInfo(await publishTaskSet(this.store, this.#info, () => this.#scheduler.publishDeclarations()));
+      const published = await publishTaskSet(this.store, this.#info);
+      this.#keeper.updateInfo(published.info);
+      declare = published.declarations;
       await this.#storeClock.sample();
       await this.#keeper.start();
     } catch (error) {
@@ -197,6 +202,11 @@ export class Cluster {
     }
     this.#state = 'running';
     this.#scheduler.start();
+    if (declare) {
+      this.#declaring = this.#scheduler
+        .publishDeclarations(this.#primitivesClosed.signal)
+        .catch((error: unknown) => this.#emit('error', { where: 'publish declarations', error: toError(error) }));
+    }
   }
 
   /**
@@ -232,7 +242,7 @@ export class Cluster {
     this.#info = this.#nodeInfo();
     try {
       // Every declaration of the list is already stored: those of the start, and the added one (addTask).
-      await this.#keeper.publishInfo(await publishTaskSet(this.store, this.#info, async () => undefined));
+      await this.#keeper.publishInfo((await publishTaskSet(this.store, this.#info)).info);
     } catch (error) {
       // The store is unreachable: the task list shows again with the next session; nothing else depends on it.
       this.#emit('error', { where: 'publish node info', error: toError(error) });
@@ -360,6 +370,7 @@ export class Cluster {
     this.#state = 'closing';
     this.#primitivesClosed.abort(new ClosedError(`cluster "${this.name}": closing`));
     try {
+      await this.#declaring;
       await Promise.all([...this.#monitors].map((monitor) => monitor.close()));
       const held = await this.#scheduler.stop();
       // Handlers have stopped: now free every key at once by closing the session (invariant 5).

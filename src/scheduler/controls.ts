@@ -70,6 +70,12 @@ export async function requireDeclaration(store: Store, task: TaskName, what: str
   assertTaskName(task);
   const declaration = await store.get<DeclarationRecord>(declarationKey(task));
   if (declaration) return declaration.value;
+  // A live node's task list has it although its `decl/` record is not written yet (the node that stores
+  // a new task list writes them after its start: task-sets.ts).
+  for (const session of await resolveTaskSets(store, await store.listSessions())) {
+    const live = session.info.tasks[task];
+    if (live) return { ...live, node: session.info.id, declaredAt: session.info.startedAt };
+  }
   throw new ConfigError(`cluster "${store.cluster}": ${what}: task "${task}" is not declared by any node`);
 }
 

@@ -258,9 +258,9 @@ export class Coordinator {
   }
 
   /**
-   * The runners a scan looks at: all of them when membership changed, while a node may still be owed a
-   * hand-over (younger than the longest hand-over delay), and every `FULL_LOOK_EVERY` scan intervals as a
-   * safety net; otherwise only the units whose owner changed, those waiting out a claim delay, those
+   * The runners a scan looks at: all of them when membership changed, once per scan interval while a
+   * node may still be owed a hand-over (younger than the longest hand-over delay), and every
+   * `FULL_LOOK_EVERY` scan intervals as a safety net; otherwise only the units whose owner changed, those waiting out a claim delay, those
    * asked for (look()), and the turns units. So an idle node of 10,000 tasks does no work per scan.
    */
   #runnersToLookAt(changes: ViewChanges, sessions: readonly SessionRecord[]): Iterable<TaskRunner> {
@@ -268,7 +268,8 @@ export class Coordinator {
     const youngest = Math.min(...sessions.filter((s) => s.info.id !== this.#nodeId).map((s) => s.ageMs));
     // Past the longest delay by two scans, so that the scan after a node came of age looks at everything.
     const maybeOwed = youngest <= this.#handoverWithinMs() + 2 * this.#timing.scanEveryMs;
-    if (changes.all || maybeOwed || now - this.#lookedAtAll >= this.#timing.scanEveryMs * FULL_LOOK_EVERY) {
+    const since = now - this.#lookedAtAll;
+    if (changes.all || (maybeOwed && since >= this.#timing.scanEveryMs) || since >= this.#timing.scanEveryMs * FULL_LOOK_EVERY) {
       this.#lookedAtAll = now;
       this.#lookAt.clear();
       return this.#runners.values();
@@ -397,7 +398,9 @@ export class Coordinator {
   #noteHolder(unit: string, holder: Holder | undefined, mySession: string, gapSince?: number): void {
     const now = this.#clock.now();
     if (holder && holder.sessionId !== mySession) {
-      this.#heldSeen.set(unit, { until: now, gone: false });
+      const seen = this.#heldSeen.get(unit);
+      if (seen && !seen.gone) seen.until = now;
+      else this.#heldSeen.set(unit, { until: now, gone: false });
       return;
     }
     const seen = this.#heldSeen.get(unit);

@@ -121,9 +121,9 @@ export class Scheduler {
     validateTaskSet(this.#definitions);
   }
 
-  /** Writes the declarations to the store: before the session opens, so a node's task list never names a missing one. */
-  publishDeclarations(): Promise<void> {
-    return publishDeclarations(this.#deps.store, this.#definitions.values(), this.#deps.nodeId, this.#deps.clock.now());
+  /** Writes the declarations to the store (`decl/`, task-sets.ts says who and when), until `signal` aborts. */
+  publishDeclarations(signal?: AbortSignal): Promise<void> {
+    return publishDeclarations(this.#deps.store, this.#definitions.values(), this.#deps.nodeId, this.#deps.clock.now(), signal);
   }
 
   /** Starts competing for the declared tasks on the keeper's session (opened by the caller). */

@@ -30,28 +30,22 @@ export function taskSetFingerprint(tasks: TaskList): string {
 
 /**
  * The info a session publishes: the fingerprint of the task list instead of the list, once the list is
- * stored. The node that stores a list first also runs `publishDeclarations` (the per-task `decl/`
- * records, which let status and triggers know tasks no live node declares); a node finding it stored, in
- * this process or in the store, writes nothing. Limit: a node that crashes between storing a new list
- * and writing its declarations leaves some missing until a node declares them in another list. A node
- * without tasks (a monitor) publishes its empty list as it is.
+ * stored. The node that stores a list first is also to write its per-task declarations (`decl/`, which let
+ * status and triggers know tasks no live node declares): `declarations` is then set, for the caller to
+ * run once its session is open — 10,000 declarations take seconds to write, and nothing waits for them
+ * (controls fall back to the live task lists meanwhile). A node finding the list stored, in this process
+ * or in the store, writes nothing. Limit: a node that stops before writing them leaves them missing until
+ * a node declares these tasks in another list. A node without tasks (a monitor) publishes its empty list.
  */
-export async function publishTaskSet(store: Store, info: NodeInfo, publishDeclarations: () => Promise<void>): Promise<NodeInfo> {
-  if (Object.keys(info.tasks).length === 0) {
-    await publishDeclarations();
-    return info;
-  }
+export async function publishTaskSet(store: Store, info: NodeInfo): Promise<{ info: NodeInfo; declarations: boolean }> {
+  if (Object.keys(info.tasks).length === 0) return { info, declarations: false };
   const fingerprint = taskSetFingerprint(info.tasks);
   let stored = storedIn.get(store);
   if (!stored) storedIn.set(store, (stored = new Set()));
-  // The node that stores the set writes its declarations; the others, starting meanwhile, do not wait
-  // for them nor write them again (100 nodes racing to write 10,000 declarations each took minutes).
-  if (!stored.has(fingerprint) && (await store.put(taskSetKey(fingerprint), info.tasks, { ifVersion: 'absent' })).ok) {
-    await publishDeclarations();
-  }
+  const created = !stored.has(fingerprint) && (await store.put(taskSetKey(fingerprint), info.tasks, { ifVersion: 'absent' })).ok;
   stored.add(fingerprint);
   remember(fingerprint, info.tasks);
-  return { ...info, tasks: {}, taskSet: fingerprint };
+  return { info: { ...info, tasks: {}, taskSet: fingerprint }, declarations: created };
 }
 
 /** The sets known to be stored, per store handle (nodes sharing a handle check once). */

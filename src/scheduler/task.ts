@@ -312,12 +312,12 @@ export interface DeclarationRecord {
   readonly declaredAt: number;
 }
 
-/** Writes the declarations that changed (one read per task at start; writes only on change). */
-export async function publishDeclarations(store: Store, definitions: Iterable<TaskDefinition>, node: string, now: number): Promise<void> {
+/** Writes the declarations that changed (one read for all; writes only on change), until `signal` aborts. */
+export async function publishDeclarations(store: Store, definitions: Iterable<TaskDefinition>, node: string, now: number, signal?: AbortSignal): Promise<void> {
   // One read for all tasks; writes only for what changed, a few at a time (a node may declare thousands).
   const current = new Map((await store.list<DeclarationRecord>(DECLARATION_PREFIX)).map((r) => [r.key, r.value.fingerprint]));
   const changed = [...definitions].filter((d) => current.get(declarationKey(d.name)) !== d.fingerprint);
-  for (let i = 0; i < changed.length; i += 16) {
+  for (let i = 0; i < changed.length && !signal?.aborted; i += 16) {
     await Promise.all(
       changed.slice(i, i + 16).flatMap((d) => {
         const record: DeclarationRecord = {
