@@ -24,7 +24,7 @@ import type { Holder, SessionRecord, Store } from '../stores/contract.js';
 import type { Emit } from './events.js';
 import { declarationVersionKey, ownerKey, TASK_OWNER_PREFIX, unitOfOwnerKey } from './keys.js';
 import { rankOf } from './modes.js';
-import type { TaskName } from './names.js';
+import type { TaskName, UnitName } from './names.js';
 import { score } from './placement.js';
 import { membershipPlan } from './membership-plan.js';
 import { OwnershipView, type ViewChanges } from './ownership-view.js';
@@ -218,6 +218,16 @@ export class Coordinator {
     if (runner.unit.placement === 'turns') this.#turns.add(runner);
     this.#handoverWithin = undefined;
     this.look(runner.unit.name);
+  }
+
+  /**
+   * A runner's lease ended. When it released the key, the view forgets that holder at once: the store's
+   * hint of the release may come after the scan this asks for, which would otherwise see the key still
+   * ours and take it again (a turn unit released between its ticks went round that loop without end).
+   */
+  leaseEnded(unit: UnitName, token: bigint, released: boolean): void {
+    if (released) this.#view.forget(ownerKey(unit), token);
+    this.look(unit);
   }
 
   /** Asks for a scan that looks at `unit` (its runner's lease ended, or it is new). */

@@ -124,6 +124,11 @@ export class OwnershipView {
     this.#set(key, holder);
   }
 
+  /** This node released `key` held with `token`: forget that holder (a newer one the view knows stays). */
+  forget(key: string, token: bigint): void {
+    if (this.#holders.get(key)?.token === token) this.#set(key, undefined);
+  }
+
   /** Milliseconds until a refresh has reads to do without any hint (an expiry to check, the resync). */
   nextReadDelay(): number {
     const now = this.#clock.monotonic();

@@ -166,7 +166,7 @@ export class Scheduler {
         node: this.#deps.node(),
         emit,
         log,
-        onLeaseEnded: () => this.#coordinator?.look(unit.name),
+        onLeaseEnded: (token, released) => this.#coordinator?.leaseEnded(unit.name, token, released),
         localSlots: this.#localSlots,
         controls: this.#controlWatch,
       });

@@ -34,7 +34,8 @@ export interface RunnerDeps {
   readonly emit: Emit;
   readonly log: Logger;
   /** Called when a lease ends, whatever the reason, so placement can look again. */
-  readonly onLeaseEnded: () => void;
+  /** The lease ended; `released`: this node freed the key in the store (else it may still show as ours). */
+  readonly onLeaseEnded: (token: bigint, released: boolean) => void;
   /** Concurrency slot keys held by runs of this node (shared by every runner of the node). */
   readonly localSlots: Set<string>;
   /** The node's watcher of triggers and pauses: it wakes this runner when its controls change. */
@@ -258,12 +259,14 @@ export class TaskRunner {
 
   async #endLease(lease: Lease, releaseReason: ReleaseReason | undefined): Promise<void> {
     const { emit } = this.#deps;
+    let released = false;
     if (releaseReason === 'shutdown' && lease.session.isLive()) {
       lease.end(new ClosedError(`task "${this.unit.name}": node is shutting down`));
       this.#heldAtShutdown = lease; // released with the session by close(), see stop()
     } else if (releaseReason && lease.session.isLive()) {
       try {
         await lease.release(new ClosedError(`task "${this.unit.name}": released (${releaseReason})`));
+        released = true;
         emit('owner:released', { ...this.#ref, token: lease.token, reason: releaseReason });
       } catch (error) {
         emit('error', { where: `task "${this.unit.name}": release`, error: toError(error) });
@@ -274,7 +277,7 @@ export class TaskRunner {
     }
     this.#lease = undefined;
     this.#loop = undefined;
-    this.#deps.onLeaseEnded();
+    this.#deps.onLeaseEnded(lease.token, released);
   }
 
   /** Runs pending triggers, oldest first. Returns whether any was found. */

@@ -122,7 +122,7 @@ describe('etcd store against the shared server', () => {
   it('reports its features and refuses calls after close', async () => {
     const store = await open(cluster());
     expect(store.kind).toBe('etcd');
-    expect(store.features).toEqual({ crashDetection: true, watch: 'push' });
+    expect(store.features).toEqual({ crashDetection: true, watch: 'push', announcesExpiry: true });
     await store.close();
     await store.close(); // twice is harmless
     await expect(store.get('x')).rejects.toBeInstanceOf(ClosedError);
