@@ -4,6 +4,10 @@
  * with another version stay out of that task, so two versions never run side by side; the old version
  * keeps running until its last node leaves, then the new one takes over. Every node computes the same
  * answer from the same membership.
+ *
+ * A node whose clock is unbounded (`NodeInfo.clockUnbounded`, store-clock.ts) steps aside: it is neither
+ * eligible nor decides the version while any node with a bounded clock declares the task. When none
+ * does, it stays eligible — stepping aside would leave the task to nobody, and its ticks would be lost.
  */
 import type { SessionRecord } from '../stores/contract.js';
 
@@ -18,6 +22,15 @@ export interface TaskVersions {
 
 /** Per task declared by at least one live session. */
 export function taskVersions(sessions: readonly SessionRecord[]): Map<string, TaskVersions> {
+  const bounded = sessions.filter((s) => !s.info.clockUnbounded);
+  const result = versionsOf(bounded);
+  if (bounded.length === sessions.length) return result;
+  // Tasks only nodes with unbounded clocks declare: they are better run a little off time than not at all.
+  for (const [task, version] of versionsOf(sessions)) if (!result.has(task)) result.set(task, version);
+  return result;
+}
+
+function versionsOf(sessions: readonly SessionRecord[]): Map<string, TaskVersions> {
   const byTask = new Map<string, { oldest: SessionRecord; fingerprint: string; nodes: Map<string, string> }>();
   for (const s of sessions) {
     for (const [task, declaration] of Object.entries(s.info.tasks)) {
