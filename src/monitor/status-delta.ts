@@ -9,19 +9,24 @@ import type { NodeStatus, TaskStatus } from './status.js';
  * What changed since the previous delta (or the stream's first `status`): `at` always; a task in `tasks`
  * replaces the row of its unit; `removed` units are gone; a list (`nodes`, `alerts`, …) present replaces
  * the whole list (they are short). Applying every delta to the first snapshot gives the monitor's status
- * at `at`, except the nodes' clocks (`sessionAgeMs`, `expiresInMs`), which are as of the last list sent:
- * a node list is sent again when a renewal moved its expiry by a second or more.
+ * at `at`, except the nodes' clocks (`sessionAgeMs`, `expiresInMs`, `lastRenewalAt`), which are as of the
+ * last list or `nodeClocks` sent: those are sent (without the rest of the node, whose `owns` may name
+ * thousands of units) when a renewal moved a session's expiry by a second or more.
  */
 export interface StatusDelta {
   readonly at: number;
   readonly tasks?: readonly TaskStatus[];
   readonly removed?: readonly string[];
   readonly nodes?: MonitorStatus['nodes'];
+  /** The clocks of every node session, by `sessionId`, when only they moved. */
+  readonly nodeClocks?: readonly NodeClocks[];
   readonly monitors?: MonitorStatus['monitors'];
   readonly locks?: MonitorStatus['locks'];
   readonly alerts?: MonitorStatus['alerts'];
   readonly relays?: MonitorStatus['relays'];
 }
+
+export type NodeClocks = Pick<NodeStatus, 'sessionId' | 'sessionAgeMs' | 'expiresInMs' | 'lastRenewalAt'>;
 
 type ListField = 'nodes' | 'monitors' | 'locks' | 'alerts' | 'relays';
 const LISTS: readonly ListField[] = ['nodes', 'monitors', 'locks', 'alerts', 'relays'];
@@ -55,13 +60,15 @@ export class StatusDeltas {
     for (const field of LISTS) {
       const list = status[field];
       const shape = shapeOf(field === 'nodes' || field === 'monitors' ? (list as readonly NodeStatus[]).map(withoutClocks) : field === 'relays' ? status.relays.map((r) => ({ ...r, at: 0 })) : list);
-      const moved = field === 'nodes' && this.#expiryMoved(status);
-      if (this.#lists.get(field) !== shape || moved) {
+      if (this.#lists.get(field) !== shape) {
         this.#lists.set(field, shape);
         (delta as Record<string, unknown>)[field] = list;
       }
     }
-    if (delta.nodes) this.#expiries = new Map(status.nodes.map((n) => [n.sessionId, status.at + n.expiresInMs]));
+    if (!delta.nodes && this.#expiryMoved(status)) {
+      delta.nodeClocks = status.nodes.map((n) => ({ sessionId: n.sessionId, sessionAgeMs: n.sessionAgeMs, expiresInMs: n.expiresInMs, lastRenewalAt: n.lastRenewalAt }));
+    }
+    if (delta.nodes || delta.nodeClocks) this.#expiries = new Map(status.nodes.map((n) => [n.sessionId, status.at + n.expiresInMs]));
     return delta;
   }
 

@@ -49,8 +49,11 @@ describe('status deltas', () => {
     expect(delta.nodes).toBeUndefined();
     const folded = apply(apply(first, quiet), delta);
     expect(new Map(folded.tasks.map((t) => [t.unit, t]))).toEqual(new Map(next.tasks.map((t) => [t.unit, t])));
-    // A renewal that moves the expiry by a second or more sends the node list again (the page counts down from it).
-    expect(deltas.next(status(1500, changed, [node('a', 1, 1500, 3000)])).nodes).toHaveLength(1);
+    // A renewal that moves the expiry by a second or more sends the nodes' clocks (the page counts down from
+    // them), not the nodes (whose `owns` may list thousands of units).
+    const renewed = deltas.next(status(1500, changed, [node('a', 1, 1500, 3000)]));
+    expect(renewed.nodes).toBeUndefined();
+    expect(renewed.nodeClocks).toEqual([{ sessionId: 's-a', sessionAgeMs: 1500, expiresInMs: 3000, lastRenewalAt: 1500 }]);
     // A new node: the list again.
     expect(deltas.next(status(1600, changed, [node('a', 1, 1600, 2900), node('b', 2, 1600)])).nodes).toHaveLength(2);
   });

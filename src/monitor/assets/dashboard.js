@@ -195,6 +195,11 @@ function applyDelta(delta) {
   if (!state.status) return;
   setStoreTime(delta.at);
   if (delta.nodes) { state.status.nodes = withClockTimes(delta.nodes, delta.at); setNodes(state.status.nodes); renderNodes(); }
+  if (delta.nodeClocks) {
+    const clocks = new Map(delta.nodeClocks.map((c) => [c.sessionId, c]));
+    state.status.nodes = withClockTimes(state.status.nodes.map((n) => ({ ...n, ...clocks.get(n.sessionId) })), delta.at);
+    renderNodes();
+  }
   ['monitors', 'locks', 'alerts', 'relays'].forEach((field) => { if (delta[field]) state.status[field] = delta[field]; });
   if (delta.alerts) renderAlerts();
   if (delta.relays) renderRelays();
