@@ -79,6 +79,8 @@ async function main(): Promise<void> {
       return (await import('./peers/bullmq.js')).runBullmqChild(config as never, say);
     case 'pgboss':
       return (await import('./peers/pgboss.js')).runPgBossChild(config as never, say);
+    case 'zombie':
+      return (await import('./zombie.js')).runZombieChild(config as never, say);
     default:
       throw new Error(`node-process: unknown kind ${JSON.stringify(config.kind)}`);
   }

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { FailoverKind } from './failover.js';
 import type { Machine } from './machine.js';
 import { ratio } from './stats.js';
+import type { ZombieResult, ZombieVariant } from './zombie.js';
 
 type Num = number | null | undefined;
 interface Pct {
@@ -78,6 +79,11 @@ export interface Results {
   locks: Record<string, { opsPerSec: { seq: number; c10: number }; clusterLockOpsPerSec?: { seq: number; c10: number } }>;
   spread: Record<string, { tasks: number; nodes: number; min: number; max: number; perNode: number[]; settleMs: number }>;
   peers: Record<string, Record<string, unknown>>;
+  /**
+   * Woken zombie against an external fenced table (bench/zombie.ts), per store: repetitions per variant,
+   * stale writes accepted summed over the protected variants (assert, hook), and each variant's figures.
+   */
+  zombie?: Record<string, { repetitions: number; staleAccepted: number; variants: Partial<Record<ZombieVariant, ZombieResult>> }>;
   errors: { section: string; store: string; error: string }[];
   /** `npx tsx bench/relay.ts --json` (3 levels A → B → C on PostgreSQL and RabbitMQ), when measured. */
   relay?: RelayRun;
@@ -156,6 +162,17 @@ function targets(r: Results): Target[] {
       out.push({ target: `cluster.lock ≥ ${share}× ${label} (${m})`, where: store, value: `${ours[m]} vs ${theirs[m]} ops/s (${fmt(x, '×')})`, met: x === null ? null : x >= share });
     }
   }
+  for (const [store, z] of Object.entries(r.zombie ?? {})) {
+    const control = z.variants.none;
+    // A trial that timed out decided nothing: it is not counted as passed.
+    const undecided = (z.variants.assert?.timeouts ?? 0) + (z.variants.hook?.timeouts ?? 0);
+    out.push({
+      target: '0 stale external writes accepted from a woken owner (assertOwner; onAcquire fence)',
+      where: store,
+      value: `${z.staleAccepted} in ${z.repetitions} + ${z.repetitions} repetitions${undecided ? `, ${undecided} timed out (undecided)` : ''}${control ? ` (control without either: ${control.staleAccepted}/${control.repetitions})` : ''}`,
+      met: z.staleAccepted === 0 && undecided === 0 && (control === undefined || control.staleAccepted > 0),
+    });
+  }
   if (r.relay) {
     // Sustained: 5,000/s offered and delivered (changesPerSec counts the last change's latency in its
     // window, so a sustained 5,000/s reads a little lower: 98 % of the offer is the bar).
@@ -216,6 +233,7 @@ export function writeReport(r: Results, outDir: string): { markdownPath: string;
     locks: r.locks,
     spread: r.spread,
     peers: r.peers,
+    ...(r.zombie ? { zombie: r.zombie } : {}),
     ratios: ratioRows.map(([what, baton, peer, value, better]) => ({ what, baton, peer, ratio: value, better })),
     targets: tg,
     errors: r.errors,
@@ -326,6 +344,24 @@ export function writeReport(r: Results, outDir: string): { markdownPath: string;
   md.push('');
   md.push(table(['store', 'min owned', 'max owned', 'per node', 'settled after (ms)'], Object.entries(r.spread).map(([store, sp]) => [store, String(sp.min), String(sp.max), sp.perNode.join(' / '), String(sp.settleMs)])));
   md.push('');
+  if (r.zombie && Object.keys(r.zombie).length > 0) {
+    md.push('## Woken zombie vs an external fenced table (3 processes, TTL 2 s, task every 500 ms)');
+    md.push('');
+    md.push(
+      'The owner is SIGSTOPped in its handler\'s 300 ms sleep and SIGCONTed just after the successor took over (`assert`: after its `owner:acquired`; `hook`: after its onAcquire wrote its token); ' +
+        'the handler then writes the user\'s table `UPDATE … WHERE token <= $token` (PostgreSQL; a SQLite file for the SQLite store). `none` is the control without assertOwner or hook. bench/zombie.ts.',
+    );
+    md.push('');
+    const rows: string[][] = [];
+    for (const [store, z] of Object.entries(r.zombie)) {
+      for (const v of Object.values(z.variants)) {
+        if (!v) continue;
+        rows.push([store, v.variant, String(v.repetitions), String(v.staleAccepted), String(v.refusedByAssert), String(v.refusedByTable), String(v.takeoverMsP50), String(v.takeoverMsMax), String(v.timeouts)]);
+      }
+    }
+    md.push(table(['store', 'variant', 'repetitions', 'stale writes accepted', 'stopped by assertOwner', 'refused by the table', 'takeover p50 (ms)', 'max', 'timeouts'], rows));
+    md.push('');
+  }
   if (r.relay) {
     const x = r.relay;
     md.push('## Relay (3 levels A → B → C, PostgreSQL databases, RabbitMQ)');

@@ -1,8 +1,9 @@
 /**
  * `npm run bench` (quick, a few minutes) or `npm run bench -- --full`.
- * Options: --only failover,ticks,load,locks,spread,peers,peer-locks,peer-advisory   --stores sqlite,postgres,…
+ * Options: --only failover,ticks,load,locks,spread,peers,peer-locks,peer-advisory,zombie   --stores sqlite,postgres,…
  *          --trials N (kill/term trials) --stop-trials N --tick-seconds N --kill-every-seconds N
  *          --window-ms N (load and lock windows) --out DIR (default bench/) --no-background
+ *          --zombie-repetitions N (woken-zombie trials per store and variant; default 100 full, 5 quick)
  *          --rewrite-report (rewrite DIR/RESULTS.md from DIR/results.json, e.g. after editing analysis.md)
  * Every child process is killed at the end, even on error; every loop is bounded; traffic goes to
  * 127.0.0.1 only; what the bench wrote to the servers is removed at the end.
@@ -27,6 +28,7 @@ import { writeReport, type Results, type Settings } from './report.js';
 import { measureSpread } from './spread.js';
 import { cleanupStores, parseStores, storeSpec, type StoreName } from './stores.js';
 import { runTicks } from './ticks.js';
+import { externalFor, runZombieTrials, ZOMBIE_VARIANTS, zombieProgress, type ZombieResult, type ZombieVariant } from './zombie.js';
 import { errorText, progress, sleep } from './util.js';
 
 /**
@@ -35,7 +37,13 @@ import { errorText, progress, sleep } from './util.js';
  * too, so one run has both sides of every ratio. `peer-advisory`: only the PostgreSQL advisory-lock
  * leader loop, to re-run it next to `failover`.
  */
-const SECTIONS = ['failover', 'ticks', 'load', 'locks', 'spread', 'peers', 'peer-locks', 'peer-advisory'] as const;
+const SECTIONS = ['failover', 'ticks', 'load', 'locks', 'spread', 'peers', 'peer-locks', 'peer-advisory', 'zombie'] as const;
+/**
+ * `zombie` (bench/zombie.ts) runs on the stores issue 18 names that are in `--stores`: a woken owner
+ * against an external fenced table, with `ctx.assertOwner()`, with the successor's onAcquire fence, and
+ * (a tenth of the repetitions) with neither, the control that must show stale writes.
+ */
+const ZOMBIE_STORES: readonly StoreName[] = ['sqlite', 'postgres', 'redis'];
 type Section = (typeof SECTIONS)[number];
 
 interface Args {
@@ -47,6 +55,7 @@ interface Args {
   tickSeconds?: number;
   killEverySeconds?: number;
   windowMs?: number;
+  zombieRepetitions?: number;
   out: string;
   background: boolean;
   rewriteReport: boolean;
@@ -76,6 +85,7 @@ function parseArgs(argv: string[]): Args {
       case '--tick-seconds': args.tickSeconds = num(++i, a); break;
       case '--kill-every-seconds': args.killEverySeconds = num(++i, a); break;
       case '--window-ms': args.windowMs = num(++i, a); break;
+      case '--zombie-repetitions': args.zombieRepetitions = num(++i, a); break;
       case '--out': args.out = argv[++i] ?? args.out; break;
       case '--no-background': args.background = false; break;
       case '--rewrite-report': args.rewriteReport = true; break;
@@ -141,6 +151,7 @@ async function main(): Promise<void> {
     locks: {},
     spread: {},
     peers: {},
+    zombie: {},
     errors: [],
   };
   const attempt = async (section: string, store: string, fn: () => Promise<void>) => {
@@ -279,6 +290,33 @@ async function main(): Promise<void> {
         progress(`peers: bullmq late p50 ${r.lateP50}ms p99 ${r.lateP99}ms, dup ${r.dup}, missed ${r.missed}`);
         results.peers['bullmq-job-scheduler'] = { ...r };
       });
+    }
+    if (has('zombie')) {
+      const repetitions = args.zombieRepetitions ?? (args.full ? 100 : 5);
+      for (const name of stores.filter((s) => ZOMBIE_STORES.includes(s))) {
+        await attempt('zombie', name, async () => {
+          const store = storeSpec(name).url;
+          const variants: Partial<Record<ZombieVariant, ZombieResult>> = {};
+          for (const variant of ZOMBIE_VARIANTS) {
+            const label = `${name} ${variant}`;
+            const cluster = `bench-${run}-zombie-${name}-${variant}`;
+            const { external, cleanup } = externalFor(store, pgUrl, cluster);
+            try {
+              const n = variant === 'none' ? Math.max(1, Math.round(repetitions / 10)) : repetitions;
+              variants[variant] = await runZombieTrials({ store, cluster, external, variant, repetitions: n, onRepetition: zombieProgress(label) });
+              progress(`zombie ${label}: ${JSON.stringify(variants[variant])}`);
+            } finally {
+              await cleanup();
+            }
+          }
+          const fenced = [variants.assert, variants.hook];
+          (results.zombie ??= {})[name] = {
+            repetitions,
+            staleAccepted: fenced.reduce((sum, v) => sum + (v?.staleAccepted ?? 0), 0),
+            variants,
+          };
+        });
+      }
     }
     for (const b of background) await attempt('peers', b.name, b.finish);
   } finally {

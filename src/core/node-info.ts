@@ -34,6 +34,12 @@ export interface NodeInfo {
   readonly taskSet?: string;
   /** `monitor` for the session of a monitor (`baton serve`, `cluster.monitor()`): not a node, runs no task. */
   readonly role?: 'monitor';
+  /**
+   * Set while this node's estimate of the store's clock cannot be bounded (store-clock.ts: no sample with
+   * a short round trip lately, or samples that keep disagreeing): it steps aside, owning no task that a
+   * node with a bounded clock also declares.
+   */
+  readonly clockUnbounded?: true;
 }
 
 export const BATON_VERSION = '0.1.0';

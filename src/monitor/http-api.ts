@@ -2,7 +2,8 @@
  * The monitor's HTTP surface on node:http: the JSON API, server-sent events, `/metrics` and the dashboard.
  *
  * Every route needs the token — as `Authorization: Bearer <token>`, or for the page (a browser cannot set
- * headers on a link or an EventSource) as the HttpOnly, SameSite=Strict cookie set by `GET /?token=…`.
+ * headers on a link or an EventSource) as the HttpOnly, SameSite=Strict cookie set by `GET /?token=…` —
+ * except the page's static files under `/assets/` (the package's own code and styles, no data).
  * Write actions take the header only: a cookie rides along with requests other sites make, a header does not.
  * A wrong or missing token gets 401 and no data.
  */
@@ -15,7 +16,9 @@ import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import type { Actor } from '../scheduler/controls.js';
 import { RUN_STATUSES, runKeyOfId, type HistoryRun, type RunHistoryPage, type RunHistoryQuery, type RunStatus } from './run-history.js';
-import { dashboardHtml } from './dashboard-page.js';
+import { dashboardAsset, type DashboardAsset } from './dashboard-page.js';
+import type { OwnerChange, OwnerChangeQuery } from './owner-log.js';
+import type { StatusDelta } from './status-delta.js';
 import type { MonitorStatus, StampedEvent } from './monitor-events.js';
 
 
@@ -41,6 +44,8 @@ export interface ApiBackend {
   runs(query: RunsQuery): Promise<RunHistoryPage>;
   /** One run by its id (`<unit>/<tick>` or `<unit>/<trigger id>`); undefined when the store has none. */
   run(id: string): Promise<HistoryRun | undefined>;
+  /** Owner changes this monitor saw (owners over time), newest first. */
+  ownerChanges(query: OwnerChangeQuery): OwnerChange[];
   /** The buffered events, oldest first (the newest `limit`). */
   recentEvents(limit: number): StampedEvent[];
   /** Buffered events after `seq` (a reconnecting EventSource's Last-Event-ID), then every new one. */
@@ -50,7 +55,8 @@ export interface ApiBackend {
   control(request: ControlRequest): Promise<{ readonly trigger?: string }>;
 }
 
-export type StreamItem = { readonly kind: 'status'; readonly status: MonitorStatus } | { readonly kind: 'event'; readonly event: StampedEvent };
+/** What streams are sent after their first full status: a status delta, or an event. */
+export type StreamItem = { readonly kind: 'delta'; readonly delta: StatusDelta } | { readonly kind: 'event'; readonly event: StampedEvent };
 
 export interface ApiOptions {
   /** null: reads without a token (loopback only; checked by the caller); write actions are then refused. */
@@ -109,7 +115,15 @@ export function createApiServer(backend: ApiBackend, options: ApiOptions): ApiSe
         return;
       }
       if (!mayRead(req)) return sendHtml(challenged(res), 401, unauthorizedPage());
-      return sendHtml(res, 200, dashboardHtml());
+      return sendAsset(res, dashboardAsset('index.html'));
+    }
+
+    const asset = /^\/assets\/([\w.-]+)$/.exec(path);
+    if (asset) {
+      if (method !== 'GET') return methodNotAllowed(res, 'GET');
+      const file = dashboardAsset(asset[1] as string);
+      if (!file) return sendJson(res, 404, { error: `no such asset: ${path}` });
+      return sendAsset(res, file);
     }
 
     const control = /^\/api\/tasks\/([^/]+)\/(pause|resume|trigger)$/.exec(path);
@@ -150,13 +164,15 @@ export function createApiServer(backend: ApiBackend, options: ApiOptions): ApiSe
         return openStream(req, res);
       case '/api/events/recent':
         return sendRecentEvents(url, res);
+      case '/api/owners':
+        return sendOwners(url, res);
       case '/metrics': {
         const { body, contentType } = await backend.metrics();
         res.writeHead(200, { 'Content-Type': contentType }).end(body);
         return;
       }
       default:
-        return sendJson(res, 404, { error: `no such endpoint: ${path} (known: /, /api/status, /api/runs, /api/events, /api/events/recent, /metrics, POST /api/tasks/:name/{pause,resume,trigger})` });
+        return sendJson(res, 404, { error: `no such endpoint: ${path} (known: /, /api/status, /api/runs, /api/events, /api/events/recent, /api/owners, /metrics, POST /api/tasks/:name/{pause,resume,trigger})` });
     }
   }
 
@@ -234,15 +250,35 @@ export function createApiServer(backend: ApiBackend, options: ApiOptions): ApiSe
   }
 
   function sendRecentEvents(url: URL, res: ServerResponse): void {
+    const query = simpleQuery(url, res, []);
+    if (query) sendJson(res, 200, { events: backend.recentEvents(query.limit) });
+  }
+
+  function sendOwners(url: URL, res: ServerResponse): void {
+    const query = simpleQuery(url, res, ['task', 'unit']);
+    if (!query) return;
+    const { task, unit } = query.params;
+    if (task !== undefined && !TASK.test(task)) return sendJson(res, 400, { error: `task: not a valid task name: ${JSON.stringify(task)}` });
+    if (unit !== undefined && !UNIT.test(unit)) return sendJson(res, 400, { error: `unit: not a valid unit name: ${JSON.stringify(unit)}` });
+    sendJson(res, 200, { changes: backend.ownerChanges({ limit: query.limit, ...(task !== undefined ? { task } : {}), ...(unit !== undefined ? { unit } : {}) }) });
+  }
+
+  /** `limit` (1–MAX_LIMIT, default 100) and the named parameters; answers 400 and returns undefined for others. */
+  function simpleQuery(url: URL, res: ServerResponse, names: readonly string[]): { limit: number; params: Record<string, string | undefined> } | undefined {
+    const known = [...names, 'limit'];
     for (const key of url.searchParams.keys()) {
-      if (key !== 'limit') return sendJson(res, 400, { error: `unknown query parameter "${key}" (known: limit)` });
+      if (!known.includes(key)) {
+        sendJson(res, 400, { error: `unknown query parameter "${key}" (known: ${known.join(', ')})` });
+        return undefined;
+      }
     }
     const limitText = url.searchParams.get('limit') ?? '100';
     const limit = Number(limitText);
     if (!/^\d+$/.test(limitText) || limit < 1 || limit > MAX_LIMIT) {
-      return sendJson(res, 400, { error: `limit: expected an integer from 1 to ${MAX_LIMIT}, got ${JSON.stringify(limitText)}` });
+      sendJson(res, 400, { error: `limit: expected an integer from 1 to ${MAX_LIMIT}, got ${JSON.stringify(limitText)}` });
+      return undefined;
     }
-    sendJson(res, 200, { events: backend.recentEvents(limit) });
+    return { limit, params: Object.fromEntries(names.map((name) => [name, url.searchParams.get(name) ?? undefined])) };
   }
 
   function openStream(req: IncomingMessage, res: ServerResponse): void {
@@ -251,11 +287,12 @@ export function createApiServer(backend: ApiBackend, options: ApiOptions): ApiSe
     streams.add(res);
     const lastId = Number(req.headers['last-event-id']);
     const write = (item: StreamItem): void => {
-      if (item.kind === 'status') res.write(`event: status\ndata: ${toJson(item.status)}\n\n`);
+      if (item.kind === 'delta') res.write(`event: status:delta\ndata: ${toJson(item.delta)}\n\n`);
       else res.write(`id: ${item.event.seq}\nevent: ${item.event.type}\ndata: ${toJson(item.event)}\n\n`);
     };
+    // The whole status once; then only what changes (status-delta.ts).
     const status = backend.status();
-    if (status) write({ kind: 'status', status });
+    if (status) res.write(`event: status\ndata: ${toJson(status)}\n\n`);
     const unsubscribe = backend.subscribe(write, Number.isSafeInteger(lastId) ? lastId : undefined);
     const everyMs = options.heartbeatMs ?? 15_000;
     let cancelHeartbeat = options.clock.setTimer(everyMs, function beat() {
@@ -333,12 +370,19 @@ function sendJson(res: ServerResponse, code: number, body: unknown): void {
   res.writeHead(code, { 'Content-Type': 'application/json; charset=utf-8' }).end(toJson(body));
 }
 
+/**
+ * The page's files and every HTML answer share one policy: scripts and styles from this origin only (no
+ * inline script, style or handler), requests to this origin only, nothing framed.
+ */
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 function sendHtml(res: ServerResponse, code: number, html: string): void {
-  res.writeHead(code, {
-    'Content-Type': 'text/html; charset=utf-8',
-    // Everything is inline and same-origin: nothing may be fetched from elsewhere.
-    'Content-Security-Policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-  }).end(html);
+  res.writeHead(code, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Security-Policy': CSP }).end(html);
+}
+
+function sendAsset(res: ServerResponse, asset: DashboardAsset | undefined): void {
+  if (!asset) return sendJson(res, 500, { error: 'the dashboard files are missing from this installation (dist/monitor/assets): reinstall the package, or run npm run build in a checkout' });
+  res.writeHead(200, { 'Content-Type': asset.contentType, 'Content-Security-Policy': CSP }).end(asset.body);
 }
 
 function methodNotAllowed(res: ServerResponse, allow: string): void {
@@ -347,8 +391,9 @@ function methodNotAllowed(res: ServerResponse, allow: string): void {
 }
 
 function unauthorizedPage(): string {
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>baton monitor — sign in</title></head>
-<body style="font-family:system-ui,sans-serif;margin:3rem" data-testid="unauthorized"><h1>baton monitor</h1>
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>baton monitor — sign in</title>
+<link rel="stylesheet" href="/assets/dashboard.css"></head>
+<body class="signin" data-testid="unauthorized"><h1>baton monitor</h1>
 <p>This page needs the monitor's token. Open the address <code>baton serve</code> printed at start (it ends in <code>?token=…</code>),
 or append <code>?token=YOUR_TOKEN</code> to this address.</p></body></html>`;
 }

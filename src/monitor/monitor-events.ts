@@ -7,6 +7,7 @@ import type { ActionRecord } from '../scheduler/controls.js';
 import type { UnitRef } from '../scheduler/events.js';
 import type { TaskName } from '../scheduler/names.js';
 import type { RunRecord } from '../scheduler/task.js';
+import type { OwnerChangeInfo } from './owner-log.js';
 import type { RelayView } from './relay-watch.js';
 import type { NodeStatus, StatusSnapshot, TaskStatus } from './status.js';
 
@@ -43,7 +44,8 @@ type Owner = NonNullable<TaskStatus['owner']>;
 export type MonitorEvent =
   | { readonly type: 'node:joined'; readonly node: NodeStatus }
   | { readonly type: 'node:left'; readonly node: NodeStatus }
-  | (UnitRef & { readonly type: 'owner:changed'; readonly from: Owner | null; readonly to: Owner | null })
+  /** `kind`, `previous` and `gapMs` (owner-log.ts) are added by the monitor that saw the change. */
+  | (UnitRef & { readonly type: 'owner:changed'; readonly from: Owner | null; readonly to: Owner | null } & Partial<OwnerChangeInfo>)
   | (UnitRef & { readonly type: 'run:started'; readonly run: RunRecord })
   /** A run that succeeded (the scheduler's event of the same name). */
   | (UnitRef & { readonly type: 'run:succeeded'; readonly run: RunRecord })

@@ -38,6 +38,8 @@ import { MonitorMetrics } from './metrics.js';
 import type { MonitorEvent, MonitorStatus, StampedEvent } from './monitor-events.js';
 import { isRelayStatusProvider, RelayWatch, type RelayStatusProvider } from './relay-watch.js';
 import { readStatusWithRuns } from './status.js';
+import { OwnerLog, type OwnerChange, type OwnerChangeInfo, type OwnerChangeQuery } from './owner-log.js';
+import { hasChanges, StatusDeltas } from './status-delta.js';
 import { parseWebhookOptions, WebhookSender, type WebhookOptions } from './webhook.js';
 
 export interface MonitorOptions {
@@ -96,7 +98,7 @@ export interface Monitor {
 const MONITOR_OPTIONS: ReadonlySet<string> = new Set(['store', 'cluster', 'listen', 'token', 'pollEvery', 'alerts', 'relays', 'relayPollEvery', 'ttl', 'tokenLabel', 'clock', 'logger'] satisfies (keyof MonitorOptions)[]);
 /** Events kept for reconnecting event streams (Last-Event-ID). */
 const EVENT_BUFFER = 1000;
-/** A status with only its clocks moving is sent to event streams this often. */
+/** A delta with only the time (nothing else changed) is sent to event streams this often. */
 const STATUS_REFRESH_MS = 5000;
 const MIN_TOKEN_LENGTH = 16;
 /** Newest action records read per poll: more actions than this between two polls show only the newest. */
@@ -111,6 +113,11 @@ function filterRuns(runs: readonly RunRecord[], filters: Omit<RunHistoryQuery, '
     const node = filters.node;
     return node === undefined || run.node === node || run.host === node || `${run.host}:${run.pid}` === node;
   });
+}
+
+/** The classification of a kept owner change, as the `owner:changed` event carries it. */
+function ownerInfo(change: OwnerChange): OwnerChangeInfo {
+  return { kind: change.kind, ...(change.previous ? { previous: change.previous } : {}), ...(change.gapMs !== undefined ? { gapMs: change.gapMs } : {}) };
 }
 
 /** The history id of a run record (run-history.ts): its unit, then its trigger id or tick. */
@@ -186,7 +193,8 @@ class MonitorProcess implements Monitor {
   #seq = 0;
   #latest: Observation | undefined;
   #statusSentAt = -Infinity;
-  #statusShape = '';
+  readonly #deltas = new StatusDeltas();
+  readonly #owners = new OwnerLog();
   #api: ApiServer | undefined;
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
@@ -312,11 +320,15 @@ class MonitorProcess implements Monitor {
     const previous = this.#latest;
     const decided = this.#alerter ? await this.#alerter.observe(read, previous, this.#keeper.current?.id) : alerts;
     const observation: Observation = { ...read, alerts: decided };
-    const events = changesBetween(previous, observation);
+    // Owner changes carry their kind (failover, handover, …) and measured gap, and are kept for /api/owners.
+    const events = changesBetween(previous, observation).map((event) =>
+      event.type === 'owner:changed' ? { ...event, ...ownerInfo(this.#owners.record(event, status)) } : event,
+    );
+    this.#owners.observe(status);
     this.#latest = observation;
     this.#metrics.observe(observation, events, (clock.monotonic() - started) / 1000, this.#alerter?.deciding ?? false);
     for (const event of events) this.#publish({ kind: 'event', event: this.#stamp(event, status.at) });
-    this.#maybeSendStatus();
+    this.#sendDelta();
   }
 
   #stamp(event: MonitorEvent, at: number): StampedEvent {
@@ -326,16 +338,18 @@ class MonitorProcess implements Monitor {
     return stamped;
   }
 
-  /** Sends the status to streams when it changed beyond its clocks, or every STATUS_REFRESH_MS. */
-  #maybeSendStatus(): void {
+  /**
+   * Sends streams what changed in the status (their first snapshot came on connect): the changed rows only,
+   * and a delta of just the time every STATUS_REFRESH_MS while nothing else changes.
+   */
+  #sendDelta(): void {
     const status = this.status();
     if (!status) return;
-    const shape = JSON.stringify({ ...status, at: 0, relays: status.relays.map((r) => ({ ...r, at: 0 })), nodes: status.nodes.map((n) => ({ ...n, sessionAgeMs: 0, expiresInMs: 0, lastRenewalAt: 0 })) }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+    const delta = this.#deltas.next(status);
     const now = this.#o.clock.monotonic();
-    if (shape === this.#statusShape && now - this.#statusSentAt < STATUS_REFRESH_MS) return;
-    this.#statusShape = shape;
+    if (!hasChanges(delta) && now - this.#statusSentAt < STATUS_REFRESH_MS) return;
     this.#statusSentAt = now;
-    this.#publish({ kind: 'status', status });
+    this.#publish({ kind: 'delta', delta });
   }
 
   #publish(item: StreamItem): void {
@@ -357,6 +371,7 @@ class MonitorProcess implements Monitor {
       control: (request: ControlRequest) => this.#control(request),
       run: (id: string) => readRun(this.#o.store, id),
       recentEvents: (limit: number) => this.#buffer.slice(-limit),
+      ownerChanges: (query: OwnerChangeQuery) => this.#owners.changes(query),
     };
   }
 

@@ -119,6 +119,7 @@ export class Cluster {
       node: () => this.#info,
       publishInfo: () => this.#publishInfo(),
       label: `cluster "${store.cluster}"`,
+      clockForwardSince: (since) => this.#storeClock.forwardSince(since),
     });
     this.#info = this.#nodeInfo();
     this.#primitives = new Primitives({
@@ -190,6 +191,9 @@ export class Cluster {
       this.#keeper.updateInfo(published.info);
       declare = published.declarations;
       await this.#storeClock.sample();
+      // The session opens saying whether this node's clock is bounded (it steps aside if not).
+      this.#info = this.#nodeInfo();
+      this.#keeper.updateInfo(this.#info);
       await this.#keeper.start();
     } catch (error) {
       this.#state = 'closed';
@@ -390,8 +394,18 @@ export class Cluster {
     if (this.#sampling || !this.#storeClock.sampleDue || this.#state !== 'running') return;
     this.#sampling = this.#storeClock
       .sample()
+      .then(() => this.#publishClockBound())
       .catch((error: unknown) => this.#emit('error', { where: 'store time', error: toError(error) }))
       .finally(() => (this.#sampling = undefined));
+  }
+
+  /** Publishes a change of {@link StoreClock.bounded}: other nodes' placement reads it (versions.ts). */
+  async #publishClockBound(): Promise<void> {
+    const unbounded = !this.#storeClock.bounded;
+    if (unbounded === (this.#info.clockUnbounded === true) || this.#state !== 'running') return;
+    if (unbounded) this.#log.warn({ offsetMs: this.#storeClock.offsetMs }, 'the offset to the store clock cannot be bounded: this node steps aside from its tasks');
+    else this.#log.info({ offsetMs: this.#storeClock.offsetMs }, 'the offset to the store clock is bounded again: this node competes for its tasks');
+    await this.#publishInfo();
   }
 
   #assertRunning(what: string): void {
@@ -418,6 +432,7 @@ export class Cluster {
       startedAt: this.#startedAt,
       process: currentProcessIdentity(),
       tasks,
+      ...(this.#storeClock.bounded ? {} : { clockUnbounded: true as const }),
     };
   }
 }

@@ -24,6 +24,12 @@ export type MissReason =
   | 'overlap'
   /** The owner's own process was stalled (GC, SIGSTOP, a blocked event loop) past them, and it kept the task: recorded by that owner. */
   | 'stalled'
+  /**
+   * The owner's estimate of the store's clock was behind: a new sample of the store's time moved it
+   * forward past them, so they fell due at once (store-clock.ts). Recorded by that owner. An owner whose
+   * clock cannot be bounded at all steps aside instead of holding the task (versions.ts).
+   */
+  | 'owner-skewed'
   /** The task was paused cluster-wide by an operator (`cluster.pause()`): not a stalled process. */
   | 'paused'
   /** A task of `dependsOn` did not succeed for the same tick within `dependencyTimeout`. */

@@ -223,9 +223,9 @@ export class OwnershipView {
   }
 }
 
-/** Ids, labels and declared task lists of the members, in id order. */
+/** Ids, labels, clock states and declared task lists of the members, in id order. */
 function membershipKey(sessions: readonly SessionRecord[]): string {
   return sessions
-    .map((s) => `${s.id}/${s.info.id}${JSON.stringify(s.info.labels)}:${s.info.taskSet ?? taskSetFingerprint(s.info.tasks)}`)
+    .map((s) => `${s.id}/${s.info.id}${JSON.stringify(s.info.labels)}${s.info.clockUnbounded ? '!' : ''}:${s.info.taskSet ?? taskSetFingerprint(s.info.tasks)}`)
     .join(',');
 }

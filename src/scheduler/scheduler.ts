@@ -49,6 +49,8 @@ export interface SchedulerDeps {
   readonly publishInfo: () => Promise<void>;
   /** Names the node in error messages (`cluster "shop"`). */
   readonly label: string;
+  /** See {@link RunnerDeps.clockForwardSince}. */
+  readonly clockForwardSince?: (since: number) => number;
 }
 
 type SchedulerState = 'declaring' | 'running' | 'stopped';
@@ -169,6 +171,7 @@ export class Scheduler {
         onLeaseEnded: (token, released) => this.#coordinator?.leaseEnded(unit.name, token, released),
         localSlots: this.#localSlots,
         controls: this.#controlWatch,
+        ...(this.#deps.clockForwardSince ? { clockForwardSince: this.#deps.clockForwardSince } : {}),
       });
       this.#runners.set(unit.name, runner);
       created.push(runner);

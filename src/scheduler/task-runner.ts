@@ -40,6 +40,11 @@ export interface RunnerDeps {
   readonly localSlots: Set<string>;
   /** The node's watcher of triggers and pauses: it wakes this runner when its controls change. */
   readonly controls: ControlWatch;
+  /**
+   * How far a sample of the store's time moved `clock.now()` forward since monotonic instant `since`
+   * (0 if not): ticks that fell due at once after such a correction are recorded `owner-skewed`.
+   */
+  readonly clockForwardSince?: (since: number) => number;
 }
 
 /**
@@ -148,9 +153,11 @@ export class TaskRunner {
           return;
         }
         if (step.kind === 'idle') {
+          const idleFrom = clock.monotonic();
           state.controlsChanged = await this.#idle(controls, this.#nextStart(state.cursor), stop);
-          // More than one tick due after a wait means the process (or its wall clock) jumped past them.
-          state.reason = 'stalled';
+          // More than one tick due after a wait means the process stalled past them — or this node's
+          // estimate of the store's clock was behind, and a sample moved it forward past them.
+          state.reason = (this.#deps.clockForwardSince?.(idleFrom) ?? 0) > 0 ? 'owner-skewed' : 'stalled';
         } else {
           state.reason = 'overlap';
         }

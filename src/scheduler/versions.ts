@@ -4,6 +4,10 @@
  * with another version stay out of that task, so two versions never run side by side; the old version
  * keeps running until its last node leaves, then the new one takes over. Every node computes the same
  * answer from the same membership.
+ *
+ * A node whose clock is unbounded (`NodeInfo.clockUnbounded`, store-clock.ts) steps aside: it is neither
+ * eligible nor decides the version while any node with a bounded clock declares the task. When none
+ * does, it stays eligible — stepping aside would leave the task to nobody, and its ticks would be lost.
  */
 import type { SessionRecord } from '../stores/contract.js';
 
@@ -16,12 +20,22 @@ export interface TaskVersions {
   readonly fingerprints: readonly string[];
 }
 
+/** Per task declared by at least one live session. */
+export function taskVersions(sessions: readonly SessionRecord[]): Map<string, TaskVersions> {
+  const bounded = sessions.filter((s) => !s.info.clockUnbounded);
+  const result = versionsOf(bounded);
+  if (bounded.length === sessions.length) return result;
+  // Tasks only nodes with unbounded clocks declare: they are better run a little off time than not at all.
+  for (const [task, version] of versionsOf(sessions)) if (!result.has(task)) result.set(task, version);
+  return result;
+}
+
 /**
- * Per task declared by at least one live session. Sessions are taken by task list: the resolved sessions
+ * Sessions are taken by task list: the resolved sessions
  * of one stored task set share one list object (task-sets.ts), so 100 nodes declaring the same 10,000
  * tasks cost 10,000 steps, not 1,000,000, and the tasks of a list share one `eligible` set.
  */
-export function taskVersions(sessions: readonly SessionRecord[]): Map<string, TaskVersions> {
+function versionsOf(sessions: readonly SessionRecord[]): Map<string, TaskVersions> {
   interface Group { readonly tasks: SessionRecord['info']['tasks']; oldest: SessionRecord; readonly ids: Set<string> }
   const older = (a: SessionRecord, b: SessionRecord): boolean => a.ageMs > b.ageMs || (a.ageMs === b.ageMs && a.info.id < b.info.id);
   const groups = new Map<object, Group>();

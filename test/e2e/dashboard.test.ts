@@ -1,16 +1,20 @@
 /**
  * The dashboard in a real browser (Debian's Chromium through playwright-core; scripts/services.sh
  * installs it): three node processes (test/e2e/dashboard-node.ts) on a SQLite file and a monitor in this
- * process. The page lists the three nodes and an owner for every task; after the owner of one task is
- * SIGKILLed, the page shows another owner for it within 2 s, without a reload. Without the token the page
- * shows how to sign in and no data. Screenshot: test/e2e/artifacts/dashboard.png.
+ * process. The page (static files under a CSP without 'unsafe-inline': any violation fails the test) lists
+ * the three nodes and an owner for every task; after the owner of one task is SIGKILLed, the page shows
+ * another owner for it within 2 s, without a reload, and marks the failover on the timeline — still there
+ * after a reload. A run triggered from the page shows up in the task's runs with its output; a pause shows
+ * its missed-by-pause records. A fourth node declares 1,000 tasks in a cluster of its own: the page lists
+ * them all, filters and groups them. Without the token the page shows how to sign in and no data.
+ * Screenshots: test/e2e/artifacts/dashboard*.png.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomId } from '../../src/core/ids.js';
 import { startMonitor, type Monitor } from '../../src/monitor/monitor.js';
@@ -18,7 +22,10 @@ import { startMonitor, type Monitor } from '../../src/monitor/monitor.js';
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(import.meta.dirname, 'artifacts');
 const NODE_IDS = ['node-a', 'node-b', 'node-c'] as const;
+/** Tasks every second (on the timeline at once); `export` runs hourly, or when triggered. */
 const TASKS = ['cleanup', 'report', 'sync'];
+const ALL_TASKS = [...TASKS, 'export'].sort();
+const BULK = 1000;
 
 const dir = mkdtempSync(join(tmpdir(), 'baton-dashboard-'));
 const url = `sqlite:${join(dir, 'baton.db')}`;
@@ -27,13 +34,16 @@ const token = `t-${randomId(16)}`;
 const children = new Map<string, ChildProcess>();
 const pids = new Map<string, number>();
 let monitor: Monitor | undefined;
+let bulkMonitor: Monitor | undefined;
 let baseUrl = '';
+let bulkUrl = '';
 let browser: Browser | undefined;
 
 // The functions given to page.evaluate / waitForFunction run in the page. The project compiles without the
 // DOM lib, so this file names the little of the page's globals they use (declarations local to this module).
 interface PageElement {
   readonly textContent: string | null;
+  readonly hidden: boolean;
   readonly childElementCount: number;
   readonly dataset: Record<string, string | undefined>;
   querySelector(selector: string): PageElement | null;
@@ -45,8 +55,9 @@ declare const document: {
 };
 declare const window: { __xss?: number; __noReload?: boolean };
 
-function startNode(id: string): Promise<void> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/e2e/dashboard-node.ts', url, cluster, id], { stdio: ['ignore', 'pipe', 'inherit'] });
+function startNode(id: string, clusterName = cluster, bulk?: number): Promise<void> {
+  const args = ['--import', 'tsx', 'test/e2e/dashboard-node.ts', url, clusterName, id, ...(bulk !== undefined ? [String(bulk)] : [])];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   children.set(id, child);
   return new Promise((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (text) => {
@@ -79,12 +90,34 @@ function ownersIn(page: Page): Promise<Record<string, { owner: string; node: str
   });
 }
 
+/**
+ * A new browser context on the dashboard, signed in with the token, once the page is live. Errors of the
+ * page and CSP violations (reported on the console) are collected in `problems`.
+ */
+async function openDashboard(at = baseUrl, viewport = { width: 1440, height: 1000 }): Promise<{ context: BrowserContext; page: Page; problems: string[]; csp: string }> {
+  const context = await browser!.newContext({ viewport });
+  const page = await context.newPage();
+  const problems: string[] = [];
+  page.on('pageerror', (error) => problems.push(error.message));
+  page.on('console', (message) => {
+    if (/Content Security Policy|Refused to/i.test(message.text())) problems.push(message.text());
+  });
+  const response = await page.goto(`${at}?token=${encodeURIComponent(token)}`);
+  await waitLive(page);
+  return { context, page, problems, csp: (await response?.allHeaders())?.['content-security-policy'] ?? '' };
+}
+
+const waitLive = (page: Page) => page.waitForFunction(() => document.querySelector('[data-testid=connection]')?.textContent === 'live', null, { timeout: 10_000 });
+
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
-  await Promise.all(NODE_IDS.map(startNode));
+  const bulkCluster = `${cluster}-bulk`;
+  await Promise.all([...NODE_IDS.map((id) => startNode(id)), startNode('node-bulk', bulkCluster, BULK)]);
   monitor = await startMonitor({ store: url, cluster, listen: '127.0.0.1:0', token, pollEvery: '250ms' });
-  if (!monitor.url) throw new Error('monitor: started without a url');
+  bulkMonitor = await startMonitor({ store: url, cluster: bulkCluster, listen: '127.0.0.1:0', token });
+  if (!monitor.url || !bulkMonitor.url) throw new Error('monitor: started without a url');
   baseUrl = monitor.url;
+  bulkUrl = bulkMonitor.url;
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
 });
 
@@ -92,19 +125,15 @@ afterAll(async () => {
   // Every step runs even when an earlier one throws: no node process may outlive the test.
   for (const child of children.values()) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   await Promise.allSettled([...children.values()].map(exited));
-  await Promise.allSettled([browser?.close(), monitor?.close()]);
+  await Promise.allSettled([browser?.close(), monitor?.close(), bulkMonitor?.close()]);
   rmSync(dir, { recursive: true, force: true });
 });
 
 describe('dashboard in a browser', () => {
-  it('shows nodes and owners, and a new owner within 2 s of killing one, without a reload', async () => {
-    const context = await browser!.newContext({ viewport: { width: 1440, height: 1000 } });
-    const page = await context.newPage();
-    const pageErrors: string[] = [];
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    await page.goto(`${baseUrl}?token=${encodeURIComponent(token)}`);
-
-    await page.waitForFunction(() => document.querySelector('[data-testid=connection]')?.textContent === 'live', null, { timeout: 10_000 });
+  it('shows nodes and owners, a new owner within 2 s of killing one, without a reload, and the failover on the timeline after a reload', async () => {
+    const { context, page, problems, csp } = await openDashboard();
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toContain('unsafe-inline');
     // Three nodes, an owner for every task, and a few runs on each task's timeline strip.
     await page.waitForFunction(
       (tasks) => {
@@ -126,7 +155,7 @@ describe('dashboard in a browser', () => {
     expect(await page.locator('[data-testid=nodes]').innerText()).toContain('<img src=x');
 
     const before = await ownersIn(page);
-    expect(Object.keys(before).sort()).toEqual(TASKS);
+    expect(Object.keys(before).sort()).toEqual(ALL_TASKS);
     for (const [task, { owner, node }] of Object.entries(before)) {
       expect(NODE_IDS as readonly string[], `${task} is owned by a test node`).toContain(node);
       expect(owner, `${task}: host:pid of ${node}`).toMatch(new RegExp(`^.+:${pids.get(node)}$`));
@@ -156,18 +185,23 @@ describe('dashboard in a browser', () => {
     await page
       .waitForFunction(() => document.querySelectorAll('[data-testid=nodes] tr[data-node]').length === 2, null, { timeout: 5000 })
       .catch(() => undefined);
+    // The failover is marked on report's strip with its measured gap, and the monitor keeps it: a reload shows it.
+    const failoverMark = '[data-timeline="report"] [data-owner-change=failover]';
+    await page.waitForSelector(failoverMark, { timeout: 5000 });
+    await page.reload();
+    await waitLive(page);
+    await page.waitForSelector(failoverMark, { timeout: 5000 });
+    const gap = Number(await page.locator(failoverMark).last().getAttribute('data-gap'));
+    expect(gap, 'the measured gap of the failover, in ms').toBeGreaterThanOrEqual(0);
+    expect(gap).toBeLessThan(failoverMs + 1000);
+    expect(await page.locator(failoverMark).last().getAttribute('title')).toMatch(new RegExp(`failover .*\\(${victim}\\) → .* gap \\d`));
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard.png'), fullPage: true });
-    expect(pageErrors).toEqual([]);
+    expect(problems).toEqual([]);
     await context.close();
   });
 
-  it('triggers, pauses and resumes from the page with the typed token; the actions stay in the events after a reload', async () => {
-    const context = await browser!.newContext({ viewport: { width: 1440, height: 1000 } });
-    const page = await context.newPage();
-    const pageErrors: string[] = [];
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    await page.goto(`${baseUrl}?token=${encodeURIComponent(token)}`);
-    await page.waitForFunction(() => document.querySelector('[data-testid=connection]')?.textContent === 'live', null, { timeout: 10_000 });
+  it('triggers, pauses and resumes from the page with the typed token; the run and its output, the missed-by-pause records; the actions stay in the events after a reload', async () => {
+    const { context, page, problems } = await openDashboard();
     const resultIs = (pattern: string) =>
       page.waitForFunction((p) => new RegExp(p).test(document.querySelector('[data-testid=action-result]')?.textContent ?? ''), pattern, { timeout: 5000 });
 
@@ -187,6 +221,30 @@ describe('dashboard in a browser', () => {
     await page.waitForSelector('[data-testid=tasks] tr[data-task="sync"] button[data-action=resume]', { timeout: 5000 });
     expect(await page.locator('[data-testid=tasks] tr[data-task="sync"]').innerText()).toContain('paused');
     await page.waitForFunction(() => document.querySelectorAll('[data-testid=events] li[data-type="task:action"]').length >= 2, null, { timeout: 5000 });
+
+    // Trigger export (hourly) from the page, open it from its row: the run is listed with its trigger id,
+    // and its link shows the output the handler recorded.
+    await page.click('button[data-action=trigger][data-act-task=export]');
+    await resultIs('^trigger export: done \\(trigger \\d+-\\w+\\)$');
+    const exportTrigger = /trigger (\d+-\w+)/.exec((await page.locator('[data-testid=action-result]').textContent()) ?? '')![1]!;
+    await page.click('[data-testid=tasks] tr[data-task="export"] a[data-link=task]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=detail-task]')?.textContent === 'export', null, { timeout: 5000 });
+    const runLink = page.locator('[data-testid=detail-runs] tr[data-status=succeeded] a[data-link=run]', { hasText: exportTrigger });
+    await runLink.waitFor({ timeout: 10_000 });
+    await runLink.click();
+    await page.waitForFunction(() => /exported 42 rows/.test(document.querySelector('[data-testid=run-view] [data-field=stdout]')?.textContent ?? ''), null, { timeout: 5000 });
+    expect(await page.locator('[data-testid=run-view]').innerText()).toContain(exportTrigger);
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-task.png'), fullPage: true });
+
+    // The paused task's ticks are recorded missed, reason paused: its runs filtered by outcome show them.
+    await page.goto(`${baseUrl}#task=sync`);
+    await waitLive(page);
+    await page.selectOption('[data-testid=detail-outcome]', 'missed');
+    await page.waitForFunction(
+      () => [...document.querySelectorAll('[data-testid=detail-runs] tr[data-status=missed] [data-field=missed]')].some((cell) => /paused/.test(cell.textContent ?? '')),
+      null,
+      { timeout: 10_000 },
+    );
 
     // The triggered run is recorded with its trigger id.
     const auth = { Authorization: `Bearer ${token}` };
@@ -209,7 +267,42 @@ describe('dashboard in a browser', () => {
     await resultIs('^resume sync: done$');
     await page.waitForSelector('[data-testid=tasks] tr[data-task="sync"] button[data-action=pause]', { timeout: 5000 });
     expect(monitor!.status()?.tasks.find((t) => t.task === 'sync')?.paused).toBe(false);
-    expect(pageErrors).toEqual([]);
+    expect(problems).toEqual([]);
+    await context.close();
+  });
+
+  it(`renders ${BULK} tasks, filters, searches and groups them`, async () => {
+    const { context, page, problems } = await openDashboard(bulkUrl);
+    const shown = () => page.locator('[data-testid=task-shown]').textContent();
+    await page.waitForFunction((n) => document.querySelector('[data-testid=task-shown]')?.textContent === `${n} tasks`, BULK, { timeout: 20_000 });
+    expect(await page.locator('[data-testid=tasks] tr[data-task]').count()).toBe(BULK);
+
+    await page.fill('[data-testid=task-filter]', 'bulk-070');
+    await page.waitForFunction((n) => document.querySelector('[data-testid=task-shown]')?.textContent === `10 of ${n} tasks shown`, BULK, { timeout: 5000 });
+    const listed = await page.locator('[data-testid=tasks] tr[data-task]').evaluateAll((rows) => rows.map((r) => (r as unknown as PageElement).dataset.task));
+    expect(listed).toEqual(Array.from({ length: 10 }, (_, i) => `bulk-070${i}`));
+    // The timeline follows the filter.
+    expect(await page.locator('[data-timeline]').count()).toBe(10);
+
+    // Several words narrow (each must match); grouping by owner puts a header above each owner's rows.
+    await page.fill('[data-testid=task-filter]', 'bulk-070 bulk-0705');
+    await page.waitForFunction((n) => document.querySelector('[data-testid=task-shown]')?.textContent === `1 of ${n} tasks shown`, BULK, { timeout: 5000 });
+    await page.fill('[data-testid=task-filter]', 'bulk-070');
+    await page.selectOption('[data-testid=task-group]', 'owner');
+    await page.waitForSelector('[data-testid=tasks] tr[data-group]', { timeout: 5000 });
+    const groups = await page.locator('[data-testid=tasks] tr[data-group]').allInnerTexts();
+    expect(groups.length).toBeGreaterThanOrEqual(1);
+    expect(groups.join(' ')).toMatch(/node-bulk · \d+|no owner · \d+/);
+
+    // Clearing the search shows them all again; the rows are sorted by name, and a click on the column reverses them.
+    await page.selectOption('[data-testid=task-group]', '');
+    await page.fill('[data-testid=task-filter]', '');
+    await page.waitForFunction((n) => document.querySelector('[data-testid=task-shown]')?.textContent === `${n} tasks`, BULK, { timeout: 5000 });
+    expect(await page.locator('[data-testid=tasks] tr[data-task]').first().getAttribute('data-task')).toBe('bulk-0000');
+    await page.click('button[data-sort=unit]');
+    expect(await page.locator('[data-testid=tasks] tr[data-task]').first().getAttribute('data-task')).toBe(`bulk-${String(BULK - 1).padStart(4, '0')}`);
+    expect(await shown()).toBe(`${BULK} tasks`);
+    expect(problems).toEqual([]);
     await context.close();
   });
 

@@ -6,10 +6,24 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, expect, it } from 'vitest';
+import { randomId } from '../../src/core/ids.js';
+import { startFencedApi } from '../../examples/fenced-http/api.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'baton-examples-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+// The fenced examples' own resources: a PostgreSQL table of this run, and the HTTP API they write to.
+const PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
+const FENCED_TABLE = `baton_example_${randomId(4).toLowerCase()}`;
+const api = await startFencedApi();
+afterAll(async () => {
+  rmSync(dir, { recursive: true, force: true });
+  await api.close();
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  await client.query(`DROP TABLE IF EXISTS ${FENCED_TABLE}`);
+  await client.end();
+});
 
 const EXAMPLES: { file: string; expect: RegExp; env?: Record<string, string>[] }[] = [
   // ctx.log.info reaches stderr at the default log level, as the example's reader expects.
@@ -21,6 +35,17 @@ const EXAMPLES: { file: string; expect: RegExp; env?: Record<string, string>[] }
   { file: 'sharded', expect: /imports \w+ \(shard \d\/6\)/ },
   { file: 'dispatch', expect: /retried order/ },
   { file: 'monitor', expect: /webhook: alert firing consecutive-failures:flaky-export/ },
+  // Both fenced examples: the first owner fences its resource in onAcquire, then its runs write with the token.
+  {
+    file: 'fenced-table',
+    expect: /^(?=[\s\S]*fenced baton_example_\w+ with token)(?=[\s\S]*exported batch 2 with token)/,
+    env: [{ DATABASE_URL: PG_URL, FENCED_TABLE }, { DATABASE_URL: PG_URL, FENCED_TABLE }],
+  },
+  {
+    file: 'fenced-http/node',
+    expect: /^(?=[\s\S]*fenced the API with token)(?=[\s\S]*published tick)/,
+    env: [{ FENCED_API: api.url }, { FENCED_API: api.url }],
+  },
 ];
 
 /** Stop every example once its output shows the mode at work (at least 6 s, at most 45 s: a loaded CI
@@ -70,7 +95,7 @@ async function runUntil(nodes: Running[], expected: RegExp): Promise<{ code: num
 it('runs every mode example in two processes and shows what the mode does', async () => {
   await Promise.all(
     EXAMPLES.map(async (example) => {
-      const db = join(dir, `${example.file}.db`);
+      const db = join(dir, `${example.file.replace(/\//g, '-')}.db`);
       // The preferred example's eu node starts first: a us node alone would rightly own the task until
       // the eu node has been up for failbackAfter (10 s), longer than this run.
       let joined: () => void = () => undefined;
@@ -86,4 +111,8 @@ it('runs every mode example in two processes and shows what the mode does', asyn
       if (example.file !== 'broadcast') expect(ticks.length - new Set(ticks).size, `${example.file}: ${out}`).toBe(0);
     }),
   );
+  // The API saw the example's writes, every one with the greatest token so far (none refused: no zombie here).
+  const report = (await (await fetch(`${api.url}/report`)).json()) as { accepted: number; refused: number; body: string };
+  expect(report.accepted).toBeGreaterThan(0);
+  expect(report.refused).toBe(0);
 }, 120_000);

@@ -75,9 +75,10 @@ describe.each(TARGETS)('baton serve on $kind', ({ url: storeUrl }) => {
 
     const first = await until('3 nodes and an owner for every task', async () => {
       const s = await status();
-      return s.nodes.length === 3 && s.tasks.length === 3 && s.tasks.every((t) => t.owner && t.lastRun) ? s : undefined;
+      // `export` runs hourly (or when triggered): an owner, no run yet.
+      return s.nodes.length === 3 && s.tasks.length === 4 && s.tasks.every((t) => t.owner && (t.lastRun || t.unit === 'export')) ? s : undefined;
     });
-    expect(first.tasks.map((t) => t.unit)).toEqual(['cleanup', 'report', 'sync']);
+    expect(first.tasks.map((t) => t.unit)).toEqual(['cleanup', 'export', 'report', 'sync']);
     // Every time in the API is a number of ms since the epoch, the owner's `since` included.
     for (const t of first.tasks) expect(typeof t.owner?.since, t.unit).toBe('number');
     expect(first.monitors).toHaveLength(1);
@@ -148,7 +149,18 @@ describe.each(TARGETS)('baton serve on $kind', ({ url: storeUrl }) => {
       events.find((e) => e.event === 'owner:changed' && e.data.task === 'report' && (e.data.to as { node?: string } | null)?.node !== undefined && (e.data.to as { node: string }).node !== owner.node),
     );
     expect(typeof handover.data.seq).toBe('number');
+    // Classified and measured by the monitor, and kept: /api/owners lists it, newest first.
+    expect(handover.data.kind).toBe('failover');
+    expect(handover.data.gapMs).toBeGreaterThanOrEqual(0);
     await until('node:left on the stream', async () => events.find((e) => e.event === 'node:left' && (e.data.node as { id: string }).id === owner.node));
+    const owners = (await (await get('/api/owners?task=report')).json()) as { changes: { kind: string; to: { token: string } | null; gapMs?: number }[] };
+    expect(owners.changes.find((c) => c.kind === 'failover')).toMatchObject({ to: { token: (handover.data.to as { token: string }).token }, gapMs: handover.data.gapMs });
+    expect((await get('/api/owners?task=bad%20name')).status).toBe(400);
+    // After the first snapshot the stream sends what changed, never the whole status again.
+    const deltas = events.filter((e) => e.event === 'status:delta');
+    expect(deltas.length).toBeGreaterThan(0);
+    expect(events.filter((e) => e.event === 'status')).toHaveLength(1);
+    expect(deltas.every((d) => typeof d.data.at === 'number' && !('cluster' in d.data))).toBe(true);
     await reader.cancel();
     await pump.catch(() => undefined);
 

@@ -116,6 +116,8 @@ describe('the packed tarball', () => {
     const listing = ok(run('tar', ['-tzf', tarball], work), 'tar').trim().split('\n');
     const files = listing.map((f) => f.replace(/^package\//, ''));
     expect(files).toEqual(expect.arrayContaining(['package.json', 'README.md', 'LICENSE', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js']));
+    // The dashboard's static files (copied by the build: tsc compiles TypeScript only).
+    expect(files).toEqual(expect.arrayContaining(['dist/monitor/assets/index.html', 'dist/monitor/assets/dashboard.js', 'dist/monitor/assets/dashboard.css']));
     expect(files.filter((f) => f.endsWith('.map'))).toEqual([]);
     expect(files.filter((f) => !/^(dist|docs)\/|^(package\.json|README\.md|LICENSE)$/.test(f))).toEqual([]);
     // Every export and the bin point at files that are in the tarball.
@@ -148,6 +150,24 @@ describe('installed alone, on SQLite (the embedded default)', () => {
     const db = join(dir, 'consumer.db');
     expect(compileAndRun(dir, `sqlite:${db}`)).toMatchObject({ package: manifest.name, store: 'sqlite', runs: 1 });
   }, 120_000);
+
+  it('serves the dashboard and its files from the installed package', () => {
+    // A monitor of baton-fleet/monitor on a fresh SQLite file, asked for the page and one of its modules.
+    const program = `
+      import { startMonitor } from 'baton-fleet/monitor';
+      const token = 'package-test-token-0000';
+      const m = await startMonitor({ store: 'sqlite:' + process.argv[1], cluster: 'pkg', listen: '127.0.0.1:0', token });
+      const auth = { headers: { Authorization: 'Bearer ' + token } };
+      const page = await fetch(m.url, auth);
+      const script = await fetch(new URL('/assets/dashboard.js', m.url));
+      console.log(JSON.stringify({ page: page.status, csp: page.headers.get('content-security-policy'), html: (await page.text()).includes('/assets/dashboard.js'), script: script.status, type: script.headers.get('content-type') }));
+      await m.close();`;
+    const out = ok(spawnSync(process.execPath, ['--input-type=module', '-e', program, join(dir, 'tmp', 'served.db')], { cwd: dir, env: userEnv, encoding: 'utf8', timeout: 60_000 }), 'the monitor');
+    const served = JSON.parse(out.trim().split('\n').at(-1) as string) as { page: number; csp: string; html: boolean; script: number; type: string };
+    expect(served).toMatchObject({ page: 200, html: true, script: 200, type: 'text/javascript; charset=utf-8' });
+    expect(served.csp).not.toContain('unsafe-inline');
+    for (const suffix of ['', '-wal', '-shm']) rmSync(join(dir, 'tmp', `served.db${suffix}`), { force: true });
+  }, 60_000);
 
   it('names the package to install when a store URL needs a driver that is not there', () => {
     expectMissingDriver(baton(dir, ['status', '--store', POSTGRES]), 'pg');

@@ -67,6 +67,9 @@ describe('monitor events', () => {
     expect(left.map((e) => (e.type === 'node:left' ? e.node.id : ''))).toEqual([owner]);
     const handover = events.slice(beforeCut).filter((e) => e.type === 'owner:changed' && e.task === 'sync');
     expect(handover.map((e) => (e.type === 'owner:changed' ? [e.from?.node, e.to?.node] : []))).toEqual([[owner, owner === 'a' ? 'b' : 'a']]);
+    // The monitor classifies it (the old owner's node is gone: a failover) and measures the gap it saw.
+    const change = handover[0]!;
+    expect(change.type === 'owner:changed' && [change.kind, typeof change.gapMs]).toEqual(['failover', 'number']);
     // Numbered in order: a reconnecting event stream resumes after the last id it saw.
     expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
 

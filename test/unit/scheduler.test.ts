@@ -533,10 +533,14 @@ describe('clocks', () => {
     for (const id of ['a', 'b']) await sim.node(id, [['sync', { every: '1s' }]]);
     await sim.advance(5500);
     const beforeJump = startsOf('sync').length;
+    const lastBefore = startsOf('sync').at(-1)!.tick;
+    // The shared clock is the memory store's too: the store's clock steps back. Nodes count on from
+    // their last sample (store-clock.ts) until the next one shows the step, then wait for the store's
+    // time to pass their cursor.
     sim.clock.jumpWall(-5000);
     await sim.advance(3000);
     // The ticks of the last 5 s are not run again: the cursor is the last recorded tick.
-    expect(startsOf('sync').length).toBe(beforeJump);
+    expect(startsOf('sync').slice(beforeJump).filter((s) => s.tick <= lastBefore)).toEqual([]);
     // A hand-over while the clock is behind: the new owner reads the cursor from the store.
     await (await ownerOf('sync')).cluster.close();
     await sim.advance(10_000);
