@@ -184,16 +184,14 @@ export class Cluster {
   }
 
   async #start(): Promise<void> {
-    this.#info = this.#nodeInfo();
     let declare = false;
     try {
-      const published = await publishTaskSet(this.store, this.#info);
-      this.#keeper.updateInfo(published.info);
-      declare = published.declarations;
       await this.#storeClock.sample();
       // The session opens saying whether this node's clock is bounded (it steps aside if not).
       this.#info = this.#nodeInfo();
-      this.#keeper.updateInfo(this.#info);
+      const published = await publishTaskSet(this.store, this.#info);
+      this.#keeper.updateInfo(published.info);
+      declare = published.declarations;
       await this.#keeper.start();
     } catch (error) {
       this.#state = 'closed';

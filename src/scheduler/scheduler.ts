@@ -64,6 +64,8 @@ export interface HeldUnit {
 export class Scheduler {
   readonly #deps: SchedulerDeps;
   readonly #definitions = new Map<string, TaskDefinition>();
+  /** What declarations() returned, until the definitions change. */
+  #declared: Record<string, TaskDeclaration> | undefined;
   /** By unit name (modes.ts): a task's name, or `task#i`, `task@node`. */
   readonly #runners = new Map<string, TaskRunner>();
   readonly #consumers: QueueConsumer[] = [];
@@ -97,6 +99,8 @@ export class Scheduler {
 
   /** What this node publishes of each of its tasks in its session (placement and status read it). */
   declarations(): Record<string, TaskDeclaration> {
+    // The same object while the tasks stay the same: its fingerprint is computed once (task-sets.ts).
+    if (this.#declared) return this.#declared;
     const tasks: Record<string, TaskDeclaration> = {};
     for (const d of this.#definitions.values()) {
       tasks[d.name] = {
@@ -106,6 +110,7 @@ export class Scheduler {
         ...(d.mode.kind === 'sharded' ? { shards: d.mode.count } : {}),
       };
     }
+    this.#declared = tasks;
     return tasks;
   }
 
@@ -116,6 +121,7 @@ export class Scheduler {
       throw new TaskDuplicateError(`${this.#deps.label}: task "${definition.name}" is declared twice`);
     }
     this.#definitions.set(definition.name, definition);
+    this.#declared = undefined;
   }
 
   /** Checks the declared set (dependencies name declared tasks, no cycles). */
@@ -192,6 +198,7 @@ export class Scheduler {
     await publishDeclarations(this.#deps.store, [definition], this.#deps.nodeId, this.#deps.clock.now());
     if (this.#state !== 'running') throw new ClosedError(`${this.#deps.label}: closed while adding task "${definition.name}"`);
     this.#definitions.set(definition.name, definition);
+    this.#declared = undefined;
     const runners = this.#createRunners(definition);
     await this.#deps.publishInfo();
     for (const runner of runners) this.#coordinator?.unitAdded(runner);
@@ -210,6 +217,7 @@ export class Scheduler {
       }
     }
     this.#definitions.delete(name);
+    this.#declared = undefined;
     const runners = [...this.#runners.values()].filter((runner) => runner.unit.task === name);
     for (const runner of runners) {
       // Out of the map first: the next placement scan no longer competes for it.

@@ -17,8 +17,19 @@ import { taskSetKey } from './keys.js';
 
 type TaskList = NodeInfo['tasks'];
 
+/** Fingerprints by list object: a node publishes the same list object until its tasks change. */
+const fingerprints = new WeakMap<TaskList, string>();
+
 /** 24 hex digits of SHA-256 over the list in name order: equal lists, equal fingerprints. */
 export function taskSetFingerprint(tasks: TaskList): string {
+  const known = fingerprints.get(tasks);
+  if (known !== undefined) return known;
+  const fingerprint = hashList(tasks);
+  fingerprints.set(tasks, fingerprint);
+  return fingerprint;
+}
+
+function hashList(tasks: TaskList): string {
   const canonical = Object.keys(tasks)
     .sort()
     .map((name) => {
