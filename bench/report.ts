@@ -79,6 +79,8 @@ export interface Results {
   spread: Record<string, { tasks: number; nodes: number; min: number; max: number; perNode: number[]; settleMs: number }>;
   peers: Record<string, Record<string, unknown>>;
   errors: { section: string; store: string; error: string }[];
+  /** Store failover (issue 22): `ha.<store>.<fault>`, e.g. `ha.postgres.promote`. */
+  ha?: Record<string, Record<string, { gapMs: number; missed: number; sessionsLost: number; resumeMs?: number; violations?: number }>>;
   /** `npx tsx bench/relay.ts --json` (3 levels A → B → C on PostgreSQL and RabbitMQ), when measured. */
   relay?: RelayRun;
   /** The same bench at other offered rates (the headline `relay` is at the goal's 5,000/s). */
@@ -219,6 +221,7 @@ export function writeReport(r: Results, outDir: string): { markdownPath: string;
     ratios: ratioRows.map(([what, baton, peer, value, better]) => ({ what, baton, peer, ratio: value, better })),
     targets: tg,
     errors: r.errors,
+    ...(r.ha ? { ha: r.ha } : {}),
     ...(r.relay ? { relay: r.relay } : {}),
     ...(r.relaySweep ? { relaySweep: r.relaySweep } : {}),
     ...(r.mergedFrom ? { mergedFrom: r.mergedFrom } : {}),
@@ -326,6 +329,15 @@ export function writeReport(r: Results, outDir: string): { markdownPath: string;
   md.push('');
   md.push(table(['store', 'min owned', 'max owned', 'per node', 'settled after (ms)'], Object.entries(r.spread).map(([store, sp]) => [store, String(sp.min), String(sp.max), sp.perNode.join(' / '), String(sp.settleMs)])));
   md.push('');
+  if (r.ha) {
+    md.push('## Store failover (3 nodes, TTL 5 s, a task every 500 ms; the store\'s primary killed)');
+    md.push('');
+    const rows = Object.entries(r.ha).flatMap(([store, faults]) =>
+      Object.entries(faults).map(([fault, f]) => [store, fault, String(f.gapMs), fmt(f.resumeMs), String(f.missed), String(f.sessionsLost), fmt(f.violations)]),
+    );
+    md.push(table(['store', 'fault', 'gap (ms)', 'resumed after writable (ms)', 'ticks missed', 'sessions lost', 'violations'], rows));
+    md.push('');
+  }
   if (r.relay) {
     const x = r.relay;
     md.push('## Relay (3 levels A → B → C, PostgreSQL databases, RabbitMQ)');

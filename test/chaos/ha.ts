@@ -125,6 +125,15 @@ export async function runHaFailover(options: HaOptions): Promise<HaResult> {
   };
 }
 
+/** One line of figures for a log. */
+export function haSummary(label: string, r: HaResult): string {
+  return (
+    `ha ${label}: gap ${r.gapMs} ms, resumed ${r.resumeMs} ms after the new primary accepted writes, missed ${r.missed}, ` +
+    `sessions lost ${r.sessionsLost}, runs ${r.runs}, violations ${r.check.violations.length + r.check.undecidable.length}, ` +
+    `tokens ${r.tokens.before} -> ${r.tokens.after}`
+  );
+}
+
 async function readFinal(url: string, cluster: string): Promise<FinalRecord[]> {
   const store = await openStore(url, { cluster, clock: systemClock });
   try {

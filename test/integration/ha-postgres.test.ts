@@ -9,7 +9,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
-import { HA_POSTGRES_URL, haScript as ha, killPrimaryAndPromote, runHaFailover } from '../chaos/ha.js';
+import { HA_POSTGRES_URL, haScript as ha, haSummary, killPrimaryAndPromote, runHaFailover } from '../chaos/ha.js';
 import { openPostgresStore } from '../../src/stores/postgres/index.js';
 import type { Store } from '../../src/stores/contract.js';
 import { nodeInfo } from '../conformance/store-conformance.js';
@@ -66,11 +66,7 @@ describe('PostgreSQL primary + streaming replica, promoted', () => {
       cluster: `ha-pg-${Date.now()}`,
       fault: killPrimaryAndPromote,
     });
-    console.log(
-      `ha postgres kill+promote: gap ${result.gapMs} ms, resumed ${result.resumeMs} ms after the new primary accepted writes, ` +
-        `missed ${result.missed}, sessions lost ${result.sessionsLost}, runs ${result.runs}, ` +
-        `tokens ${result.tokens.before} -> ${result.tokens.after}`,
-    );
+    console.log(haSummary('postgres kill+promote', result));
     expect(result.check.violations).toEqual([]);
     expect(result.check.undecidable).toEqual([]);
     expect(result.resumeMs).toBeGreaterThanOrEqual(0);

@@ -5,7 +5,7 @@
  * and runs resume within 5 s of the new primary accepting writes.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { HA_REDIS_URL, haScript as ha, killMasterForSentinels, runHaFailover } from '../chaos/ha.js';
+import { HA_REDIS_URL, haScript as ha, haSummary, killMasterForSentinels, runHaFailover } from '../chaos/ha.js';
 
 describe('Redis primary + replica + 3 Sentinels, failed over', () => {
   afterAll(() => {
@@ -19,11 +19,7 @@ describe('Redis primary + replica + 3 Sentinels, failed over', () => {
       cluster: `ha-redis-${Date.now()}`,
       fault: killMasterForSentinels,
     });
-    console.log(
-      `ha redis kill+sentinel failover: gap ${result.gapMs} ms, resumed ${result.resumeMs} ms after the new primary accepted writes, ` +
-        `missed ${result.missed}, sessions lost ${result.sessionsLost}, runs ${result.runs}, ` +
-        `tokens ${result.tokens.before} -> ${result.tokens.after}`,
-    );
+    console.log(haSummary('redis kill+sentinel failover', result));
     expect(result.check.violations).toEqual([]);
     expect(result.check.undecidable).toEqual([]);
     expect(result.resumeMs).toBeLessThan(5000);

@@ -58,9 +58,11 @@
  * With crash detection off, a session survives a server restart and could keep a row its node thinks
  * released (or miss one it thinks held): there ownership commits with the server's setting, as before.
  *
- * Other non-guarantees: failover to a standby can lose recently committed sessions, keys and sequence
- * values: use synchronous replication (the connection-bound sessions are given up as above, and the token
- * bump covers what an asynchronous ownership commit did not wait for). A server clock step changes TTLs.
+ * Failover to a standby (a multi-host URL: connection.ts keeps the read-write host): the connection-bound
+ * sessions are given up as above. Sequence values the old primary did not replicate are not issued again:
+ * the first connection to a server on a new WAL timeline moves the sequence FAILOVER_TOKEN_GAP ahead.
+ * Other non-guarantees: asynchronous replication can lose recently committed sessions, keys and records
+ * (tick claims, checkpoints); use synchronous replication for none. A server clock step changes TTLs.
  */
 import { createHash } from 'node:crypto';
 import type { Client, ClientConfig, Notification } from 'pg';
