@@ -85,6 +85,8 @@ export interface Results {
    */
   zombie?: Record<string, { repetitions: number; staleAccepted: number; variants: Partial<Record<ZombieVariant, ZombieResult>> }>;
   errors: { section: string; store: string; error: string }[];
+  /** Store failover (issue 22): `ha.<store>.<fault>`, e.g. `ha.postgres.promote`. */
+  ha?: Record<string, Record<string, { gapMs: number; missed: number; sessionsLost: number; resumeMs?: number; violations?: number }>>;
   /** `npx tsx bench/relay.ts --json` (3 levels A → B → C on PostgreSQL and RabbitMQ), when measured. */
   relay?: RelayRun;
   /** The same bench at other offered rates (the headline `relay` is at the goal's 5,000/s). */
@@ -237,6 +239,7 @@ export function writeReport(r: Results, outDir: string): { markdownPath: string;
     ratios: ratioRows.map(([what, baton, peer, value, better]) => ({ what, baton, peer, ratio: value, better })),
     targets: tg,
     errors: r.errors,
+    ...(r.ha ? { ha: r.ha } : {}),
     ...(r.relay ? { relay: r.relay } : {}),
     ...(r.relaySweep ? { relaySweep: r.relaySweep } : {}),
     ...(r.mergedFrom ? { mergedFrom: r.mergedFrom } : {}),
@@ -360,6 +363,15 @@ export function writeReport(r: Results, outDir: string): { markdownPath: string;
       }
     }
     md.push(table(['store', 'variant', 'repetitions', 'stale writes accepted', 'stopped by assertOwner', 'refused by the table', 'takeover p50 (ms)', 'max', 'timeouts'], rows));
+    md.push('');
+  }
+  if (r.ha) {
+    md.push('## Store failover (3 nodes, TTL 5 s, a task every 500 ms; the store\'s primary killed)');
+    md.push('');
+    const rows = Object.entries(r.ha).flatMap(([store, faults]) =>
+      Object.entries(faults).map(([fault, f]) => [store, fault, String(f.gapMs), fmt(f.resumeMs), String(f.missed), String(f.sessionsLost), fmt(f.violations)]),
+    );
+    md.push(table(['store', 'fault', 'gap (ms)', 'resumed after writable (ms)', 'ticks missed', 'sessions lost', 'violations'], rows));
     md.push('');
   }
   if (r.relay) {

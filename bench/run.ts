@@ -1,6 +1,6 @@
 /**
  * `npm run bench` (quick, a few minutes) or `npm run bench -- --full`.
- * Options: --only failover,ticks,load,locks,spread,peers,peer-locks,peer-advisory,zombie   --stores sqlite,postgres,…
+ * Options: --only failover,ticks,load,locks,spread,peers,peer-locks,peer-advisory,zombie,ha-replica   --stores sqlite,postgres,…
  *          --trials N (kill/term trials) --stop-trials N --tick-seconds N --kill-every-seconds N
  *          --window-ms N (load and lock windows) --out DIR (default bench/) --no-background
  *          --zombie-repetitions N (woken-zombie trials per store and variant; default 100 full, 5 quick)
@@ -29,15 +29,19 @@ import { measureSpread } from './spread.js';
 import { cleanupStores, parseStores, storeSpec, type StoreName } from './stores.js';
 import { runTicks } from './ticks.js';
 import { externalFor, runZombieTrials, ZOMBIE_VARIANTS, zombieProgress, type ZombieResult, type ZombieVariant } from './zombie.js';
+import { HA_POSTGRES_URL, HA_REDIS_URL, haScript, haSummary, killMasterForSentinels, killPrimaryAndPromote, runHaFailover, type HaOptions } from '../test/chaos/ha.js';
 import { errorText, progress, sleep } from './util.js';
 
 /**
  * `peer-locks`: only the lock peers of `peers` (redlock and SET NX PX on Redis, pg_try_advisory_lock on
  * PostgreSQL), to re-run them next to `locks`. `locks` runs each store's same-store peer right after it
  * too, so one run has both sides of every ratio. `peer-advisory`: only the PostgreSQL advisory-lock
- * leader loop, to re-run it next to `failover`.
+ * leader loop, to re-run it next to `failover`. `ha-replica`: one failover of a replicated PostgreSQL
+ * (primary killed, replica promoted) and Redis (master killed, Sentinel failover) from
+ * scripts/ha-replicas.sh under the chaos workload (test/chaos/ha.ts; needs `npm run build`), into
+ * `ha.<store>.<fault>`.
  */
-const SECTIONS = ['failover', 'ticks', 'load', 'locks', 'spread', 'peers', 'peer-locks', 'peer-advisory', 'zombie'] as const;
+const SECTIONS = ['failover', 'ticks', 'load', 'locks', 'spread', 'peers', 'peer-locks', 'peer-advisory', 'zombie', 'ha-replica'] as const;
 /**
  * `zombie` (bench/zombie.ts) runs on the stores issue 18 names that are in `--stores`: a woken owner
  * against an external fenced table, with `ctx.assertOwner()`, with the successor's onAcquire fence, and
@@ -250,6 +254,24 @@ async function main(): Promise<void> {
       for (const name of spreadStores.length > 0 ? spreadStores : stores.slice(0, 1)) {
         await attempt('spread', name, async () => {
           results.spread[name] = await measureSpread(storeSpec(name).url, `bench-${run}-spread-${name}`, 300, 3, settings.ttlMs);
+        });
+      }
+    }
+    if (has('ha-replica')) {
+      const scenarios: [string, string, string, string, HaOptions['fault']][] = [
+        ['postgres', 'promote', 'pg-reset', HA_POSTGRES_URL, killPrimaryAndPromote],
+        ['redis', 'sentinel-failover', 'redis-reset', HA_REDIS_URL, killMasterForSentinels],
+      ];
+      for (const [store, fault, reset, url, kill] of scenarios) {
+        await attempt('ha-replica', store, async () => {
+          haScript(reset);
+          const r = await runHaFailover({ url, cluster: `bench-${run}-ha-${store}`, fault: kill });
+          progress(haSummary(`${store} ${fault}`, r));
+          results.ha = {
+            ...results.ha,
+            [store]: { ...results.ha?.[store], [fault]: { gapMs: r.gapMs, resumeMs: r.resumeMs, missed: r.missed, sessionsLost: r.sessionsLost, violations: r.check.violations.length + r.check.undecidable.length } },
+          };
+          haScript(reset); // a healthy pair for whoever comes next
         });
       }
     }
