@@ -83,8 +83,23 @@ export interface Results {
   relay?: RelayRun;
   /** The same bench at other offered rates (the headline `relay` is at the goal's 5,000/s). */
   relaySweep?: RelayRun[];
+  /**
+   * Riding through the store's own failover (issue 22): per store (etcd, zookeeper) and fault (leader-kill,
+   * member-kill, quorum-loss), the figures of test/helpers/ha-fleet.ts and the history checker's verdict.
+   */
+  ha?: Record<string, { violations: number; runs: number; faults: Record<string, HaFigures> }>;
   /** Sections taken from later runs (re-run after a fix, or because the machine was busy), merged by hand. */
   mergedFrom?: { run: string; sections: string[]; startedAt: string; why: string; command: string; machine?: string }[];
+}
+
+/** One fault of the `ha` section: the longest gap between runs, ticks recorded missed, sessions lost. */
+export interface HaFigures {
+  gapMs: number;
+  missed: number;
+  sessionsLost: number;
+  ownerDrops: number;
+  resumeMs?: number | null;
+  detail: string;
 }
 
 const fmt = (v: unknown, unit = ''): string => (v === null || v === undefined ? '—' : `${String(v)}${unit}`);
@@ -156,6 +171,15 @@ function targets(r: Results): Target[] {
       out.push({ target: `cluster.lock ≥ ${share}× ${label} (${m})`, where: store, value: `${ours[m]} vs ${theirs[m]} ops/s (${fmt(x, '×')})`, met: x === null ? null : x >= share });
     }
   }
+  for (const [store, x] of Object.entries(r.ha ?? {})) {
+    const lk = x.faults['leader-kill'];
+    if (lk) out.push({ target: 'leader kill: no session lost, no tick missed, gap < 1.5 s', where: `${store} (3 members)`, value: `gap ${lk.gapMs} ms, missed ${lk.missed}, sessions lost ${lk.sessionsLost}`, met: lk.gapMs < 1500 && lk.missed === 0 && lk.sessionsLost === 0 });
+    const mk = x.faults['member-kill'];
+    if (mk) out.push({ target: 'member kill: no visible effect', where: `${store} (3 members)`, value: `gap ${mk.gapMs} ms, missed ${mk.missed}, sessions lost ${mk.sessionsLost}, owner drops ${mk.ownerDrops}`, met: mk.missed === 0 && mk.sessionsLost === 0 && mk.ownerDrops === 0 && mk.gapMs < 1000 });
+    const ql = x.faults['quorum-loss'];
+    if (ql) out.push({ target: 'quorum loss 10 s: runs resume < 2 s after the quorum returns', where: `${store} (3 members)`, value: `${fmt(ql.resumeMs, ' ms')}`, met: ql.resumeMs === null || ql.resumeMs === undefined ? null : ql.resumeMs < 2000 });
+    out.push({ target: 'store failover: 0 safety violations', where: `${store} (3 members)`, value: `${x.violations} in ${x.runs} runs`, met: x.violations === 0 });
+  }
   if (r.relay) {
     // Sustained: 5,000/s offered and delivered (changesPerSec counts the last change's latency in its
     // window, so a sustained 5,000/s reads a little lower: 98 % of the offer is the bar).
@@ -221,6 +245,7 @@ export function writeReport(r: Results, outDir: string): { markdownPath: string;
     errors: r.errors,
     ...(r.relay ? { relay: r.relay } : {}),
     ...(r.relaySweep ? { relaySweep: r.relaySweep } : {}),
+    ...(r.ha ? { ha: r.ha } : {}),
     ...(r.mergedFrom ? { mergedFrom: r.mergedFrom } : {}),
   };
   const jsonPath = join(outDir, 'results.json');
@@ -342,6 +367,21 @@ export function writeReport(r: Results, outDir: string): { markdownPath: string;
       table(
         ['offered/s', 'measured (s)', 'changes/s at C', 'p50 (ms)', 'p99 (ms)', 'warm-up p50 / p99 (ms)', 'lost', 'duplicated', 'partitions', 'CPU ms/change: relays', 'emitter', 'PostgreSQL', 'RabbitMQ', 'total'],
         runs.map((run) => [String(run.offeredPerSec ?? '?'), /--seconds (\d+)/.exec(run.command ?? '')?.[1] ?? '10', String(run.changesPerSec), String(run.p50Ms), String(run.p99Ms), run.warmup ? `${run.warmup.p50Ms} / ${run.warmup.p99Ms}` : '–', String(run.lost), String(run.duplicated), String(run.partitions ?? '–'), cpu(run, 'relays'), cpu(run, 'emitter'), cpu(run, 'postgres'), cpu(run, 'rabbitmq'), cpu(run, 'total')]),
+      ),
+    );
+    md.push('');
+  }
+  if (r.ha && Object.keys(r.ha).length > 0) {
+    md.push("## Riding through the store's own failover (3-member etcd, 3-server ZooKeeper; TTL 5 s, a task every 500 ms)");
+    md.push('');
+    md.push('Members killed with kill -9 (`npm run bench -- --only ha`, test/helpers/ha-fleet.ts): gap = longest interval between two run starts around the fault; resume = first run after the quorum served again.');
+    md.push('');
+    md.push(
+      table(
+        ['store', 'fault', 'gap (ms)', 'missed', 'sessions lost', 'owner drops', 'resume (ms)', 'what was killed'],
+        Object.entries(r.ha).flatMap(([store, x]) =>
+          Object.entries(x.faults).map(([fault, f]) => [store, fault, String(f.gapMs), String(f.missed), String(f.sessionsLost), String(f.ownerDrops), fmt(f.resumeMs), f.detail]),
+        ),
       ),
     );
     md.push('');

@@ -1,6 +1,6 @@
 /**
  * `npm run bench` (quick, a few minutes) or `npm run bench -- --full`.
- * Options: --only failover,ticks,load,locks,spread,peers,peer-locks,peer-advisory   --stores sqlite,postgres,…
+ * Options: --only failover,ticks,load,locks,spread,peers,peer-locks,peer-advisory,ha   --stores sqlite,postgres,…
  *          --trials N (kill/term trials) --stop-trials N --tick-seconds N --kill-every-seconds N
  *          --window-ms N (load and lock windows) --out DIR (default bench/) --no-background
  *          --rewrite-report (rewrite DIR/RESULTS.md from DIR/results.json, e.g. after editing analysis.md)
@@ -27,15 +27,18 @@ import { writeReport, type Results, type Settings } from './report.js';
 import { measureSpread } from './spread.js';
 import { cleanupStores, parseStores, storeSpec, type StoreName } from './stores.js';
 import { runTicks } from './ticks.js';
+import { runHaFaults, type HaStore } from '../test/helpers/ha-fleet.js';
 import { errorText, progress, sleep } from './util.js';
 
 /**
  * `peer-locks`: only the lock peers of `peers` (redlock and SET NX PX on Redis, pg_try_advisory_lock on
  * PostgreSQL), to re-run them next to `locks`. `locks` runs each store's same-store peer right after it
  * too, so one run has both sides of every ratio. `peer-advisory`: only the PostgreSQL advisory-lock
- * leader loop, to re-run it next to `failover`.
+ * leader loop, to re-run it next to `failover`. `ha`: the store's own failover (issue 22) on the
+ * multi-member etcd and ZooKeeper clusters of scripts/ha-clusters.sh (leader kill, member kill, 10 s
+ * quorum loss; test/helpers/ha-fleet.ts), for the stores among `--stores` that are etcd or zookeeper.
  */
-const SECTIONS = ['failover', 'ticks', 'load', 'locks', 'spread', 'peers', 'peer-locks', 'peer-advisory'] as const;
+const SECTIONS = ['failover', 'ticks', 'load', 'locks', 'spread', 'peers', 'peer-locks', 'peer-advisory', 'ha'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Args {
@@ -279,6 +282,19 @@ async function main(): Promise<void> {
         progress(`peers: bullmq late p50 ${r.lateP50}ms p99 ${r.lateP99}ms, dup ${r.dup}, missed ${r.missed}`);
         results.peers['bullmq-job-scheduler'] = { ...r };
       });
+    }
+    if (has('ha')) {
+      // The store's own failover: multi-member clusters of scripts/ha-clusters.sh, not the test servers.
+      for (const name of stores.filter((s): s is HaStore => s === 'etcd' || s === 'zookeeper')) {
+        await attempt('ha', name, async () => {
+          const r = await runHaFaults({ store: name, log: progress });
+          const faults = Object.fromEntries(
+            r.figures.map((f) => [f.fault, { gapMs: f.gapMs, missed: f.missed, sessionsLost: f.sessionsLost, ownerDrops: f.ownerDrops, ...(f.resumeMs !== undefined ? { resumeMs: Number.isFinite(f.resumeMs) ? f.resumeMs : null } : {}), detail: f.detail }]),
+          );
+          for (const f of r.figures) progress(`ha ${name} ${f.fault}: gap ${f.gapMs} ms, missed ${f.missed}, sessions lost ${f.sessionsLost}, owner drops ${f.ownerDrops}${f.resumeMs !== undefined ? `, resumed ${f.resumeMs} ms after the quorum` : ''}`);
+          (results.ha ??= {})[name] = { violations: r.check.violations.length + r.check.undecidable.length, runs: r.runs, faults };
+        });
+      }
     }
     for (const b of background) await attempt('peers', b.name, b.finish);
   } finally {
