@@ -31,11 +31,13 @@ port_up() { # port
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+running() { # pid: alive and not a zombie (a killed member waits for init to reap it, and kill -0 succeeds on it)
+  kill -0 "$1" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+
 alive() { # member
-  local pid
   [ -f "$HA_DIR/$1.pid" ] || return 1
-  pid=$(cat "$HA_DIR/$1.pid")
-  kill -0 "$pid" 2>/dev/null
+  running "$(cat "$HA_DIR/$1.pid")"
 }
 
 zk_4lw() { # port word → the server's answer (empty when it does not answer within 2 s)
@@ -164,7 +166,7 @@ cmd_kill() {
   pid=$(cat "$HA_DIR/$m.pid")
   kill -9 -- "-$pid" 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
   for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || return 0
+    running "$pid" || return 0
     sleep 0.1
   done
   echo "ha-clusters: $m (pid $pid) still alive 10 s after kill -9" >&2
