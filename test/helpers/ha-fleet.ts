@@ -12,7 +12,7 @@
  * - `quorum-loss`: two followers are killed for 10 s, then started again one after the other.
  *
  * Figures per fault, from the nodes' histories (host-wide monotonic times): `gapMs` the longest interval
- * between two consecutive run starts that overlaps the window, `missed` the ticks recorded missed in it,
+ * between two consecutive run starts that ends in the window, `missed` the ticks recorded missed in it,
  * `sessionsLost` the sessions the nodes gave up in it, `ownerDrops` the times an owner dropped the task; for quorum
  * loss `resumeMs`, from the moment the restarted member serves again (a quorum: the script waits for it)
  * to the first run start after it. Safety comes from the history checker over the whole run.
@@ -265,7 +265,9 @@ function figuresOf(window: Window, events: readonly HistoryEvent[]): FaultFigure
   for (let i = 1; i < starts.length; i++) {
     const a = starts[i - 1] as number;
     const b = starts[i] as number;
-    if (b > window.fromM && a < window.toM) gapMs = Math.max(gapMs, b - a);
+    // A gap belongs to the window its closing run falls in: the next fault's outage, begun before this
+    // window ended, is not this fault's.
+    if (b > window.fromM && b < window.toM) gapMs = Math.max(gapMs, b - a);
   }
   // A window without any run start has a gap as long as the window (at least).
   if (!starts.some(inWindow)) gapMs = Math.max(gapMs, window.toM - window.fromM);
