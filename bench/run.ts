@@ -1,6 +1,6 @@
 /**
  * `npm run bench` (quick, a few minutes) or `npm run bench -- --full`.
- * Options: --only failover,ticks,load,locks,spread,peers,peer-locks,peer-advisory,zombie,ha-replica   --stores sqlite,postgres,…
+ * Options: --only failover,ticks,load,locks,spread,peers,peer-locks,peer-advisory,zombie,ha-replica,ha   --stores sqlite,postgres,…
  *          --trials N (kill/term trials) --stop-trials N --tick-seconds N --kill-every-seconds N
  *          --window-ms N (load and lock windows) --out DIR (default bench/) --no-background
  *          --zombie-repetitions N (woken-zombie trials per store and variant; default 100 full, 5 quick)
@@ -30,6 +30,7 @@ import { cleanupStores, parseStores, storeSpec, type StoreName } from './stores.
 import { runTicks } from './ticks.js';
 import { externalFor, runZombieTrials, ZOMBIE_VARIANTS, zombieProgress, type ZombieResult, type ZombieVariant } from './zombie.js';
 import { HA_POSTGRES_URL, HA_REDIS_URL, haScript, haSummary, killMasterForSentinels, killPrimaryAndPromote, runHaFailover, type HaOptions } from '../test/chaos/ha.js';
+import { runHaFaults, type HaStore } from '../test/helpers/ha-fleet.js';
 import { errorText, progress, sleep } from './util.js';
 
 /**
@@ -39,9 +40,12 @@ import { errorText, progress, sleep } from './util.js';
  * leader loop, to re-run it next to `failover`. `ha-replica`: one failover of a replicated PostgreSQL
  * (primary killed, replica promoted) and Redis (master killed, Sentinel failover) from
  * scripts/ha-replicas.sh under the chaos workload (test/chaos/ha.ts; needs `npm run build`), into
- * `ha.<store>.<fault>`.
+ * `ha.<store>.<fault>`. `ha`: the store's own failover (issue 22) on the
+ * multi-member etcd and ZooKeeper clusters of scripts/ha-clusters.sh (leader kill, member kill, 10 s
+ * quorum loss; test/helpers/ha-fleet.ts), for the stores among `--stores` that are etcd or zookeeper,
+ * into `ha.<store>` ({ violations, runs, faults.<fault> }).
  */
-const SECTIONS = ['failover', 'ticks', 'load', 'locks', 'spread', 'peers', 'peer-locks', 'peer-advisory', 'zombie', 'ha-replica'] as const;
+const SECTIONS = ['failover', 'ticks', 'load', 'locks', 'spread', 'peers', 'peer-locks', 'peer-advisory', 'zombie', 'ha-replica', 'ha'] as const;
 /**
  * `zombie` (bench/zombie.ts) runs on the stores issue 18 names that are in `--stores`: a woken owner
  * against an external fenced table, with `ctx.assertOwner()`, with the successor's onAcquire fence, and
@@ -337,6 +341,19 @@ async function main(): Promise<void> {
             staleAccepted: fenced.reduce((sum, v) => sum + (v?.staleAccepted ?? 0), 0),
             variants,
           };
+        });
+      }
+    }
+    if (has('ha')) {
+      // The store's own failover: multi-member clusters of scripts/ha-clusters.sh, not the test servers.
+      for (const name of stores.filter((s): s is HaStore => s === 'etcd' || s === 'zookeeper')) {
+        await attempt('ha', name, async () => {
+          const r = await runHaFaults({ store: name, log: progress });
+          const faults = Object.fromEntries(
+            r.figures.map((f) => [f.fault, { gapMs: f.gapMs, missed: f.missed, sessionsLost: f.sessionsLost, ownerDrops: f.ownerDrops, ...(f.resumeMs !== undefined ? { resumeMs: Number.isFinite(f.resumeMs) ? f.resumeMs : null } : {}), detail: f.detail }]),
+          );
+          for (const f of r.figures) progress(`ha ${name} ${f.fault}: gap ${f.gapMs} ms, missed ${f.missed}, sessions lost ${f.sessionsLost}, owner drops ${f.ownerDrops}${f.resumeMs !== undefined ? `, resumed ${f.resumeMs} ms after the quorum` : ''}`);
+          (results.ha ??= {})[name] = { violations: r.check.violations.length + r.check.undecidable.length, runs: r.runs, faults };
         });
       }
     }
