@@ -85,8 +85,11 @@ async function runBaton(c: BatonChildConfig): Promise<void> {
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);
   if (c.startOn === 'SIGUSR2') {
-    // Listening before `ready`: SIGUSR2's default action would end the process.
+    // Listening before `ready`: SIGUSR2's default action would end the process. Until then nothing else
+    // keeps the event loop alive (the cluster has no timers before start), so `hold` does.
+    const hold = setInterval(() => undefined, 60_000);
     process.once('SIGUSR2', () => {
+      clearInterval(hold);
       cluster.start().then(
         () => say({ type: 'started' }),
         (error: unknown) => {

@@ -106,8 +106,8 @@ const num = (text: string, re: RegExp): number => Number(re.exec(text)?.[1] ?? 0
  * - SQLite: no server: reads and writes are our Store calls.
  * Our calls are those of the in-process nodes only (the victim's handle is not wrapped).
  */
-async function serverCounters(name: StoreName, url: string, own: () => OwnCalls): Promise<Counters> {
-  const calls = { reads: 'Store calls (in-process nodes)', writes: 'Store write calls (in-process nodes)' };
+export async function serverCounters(name: StoreName, url: string, own: () => OwnCalls): Promise<Counters> {
+  const calls = { reads: 'Store read calls (in-process nodes)', writes: 'Store write calls (in-process nodes)' };
   const base = url.replace(/\?.*$/, '');
   switch (name) {
     case 'postgres': {
