@@ -207,7 +207,8 @@ function scaleSection(scale: NonNullable<Results['scale']>, s: Settings): string
       store, String(p.nodes), String(p.tasks), String(p.handles), fmt(p.ownedMs), fmt(p.settleMs), fmt(p.spread ? `${p.spread.min}…${p.spread.max}` : null),
       `${fmt(p.readsPerSec)} ${p.unit.reads}`, `${fmt(p.writesPerSec)} ${p.unit.writes}`,
       fmt(p.callsPerSec ? `${p.callsPerSec.reads} / ${p.callsPerSec.writes}` : null), fmt(p.cpu), fmt(p.victimCpu),
-      `${fmt(p.failoverMs)}${p.victimShare !== null ? ` (${p.victimShare} tasks)` : ''}`, (p.reason ?? '').replace(/\|/g, '\\|'),
+      `${fmt(p.failoverMs)}${p.victimShare !== null ? ` (${p.victimShare} tasks)` : ''}`,
+      [p.reason, p.observer?.errors ? `${p.observer.errors} observer listings failed` : '', p.observer ? `slowest listing ${p.observer.slowestMs} ms` : ''].filter(Boolean).join('; ').replace(/\|/g, '\\|'),
     ]),
   );
   return [

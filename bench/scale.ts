@@ -59,6 +59,8 @@ export interface ScalePoint {
   failoverMs: number | null;
   /** Held tasks per node when settled (or at the cap): min and max. */
   spread: { min: number; max: number } | null;
+  /** Observer listings that failed (a store too busy to answer within its query timeout), and the longest that answered. */
+  observer?: { errors: number; slowestMs: number };
   reason?: string;
 }
 
@@ -274,6 +276,23 @@ export async function measureScale(name: StoreName, url: string, cluster: string
     nodes, tasks, handles: 0, ownedMs: null, settleMs: null, readsPerSec: null, writesPerSec: null, unit: { reads: '', writes: '' },
     server: {}, callsPerSec: null, cpu: null, victimCpu: null, windowS: null, victimShare: null, failoverMs: null, spread: null,
   };
+  const seen = { errors: 0, slowestMs: 0 };
+  point.observer = seen;
+  let observerError = '';
+  // A store too busy to answer the observer is part of what is measured: the failed listing is counted
+  // and the next one tried, instead of ending the point.
+  const look = async (store: Store, exclude?: string): Promise<Snapshot | undefined> => {
+    const t = Date.now();
+    try {
+      const s = await snapshot(store, exclude);
+      seen.slowestMs = Math.max(seen.slowestMs, s.at - t);
+      return s;
+    } catch (error) {
+      seen.errors += 1;
+      observerError = errorText(error);
+      return undefined;
+    }
+  };
   const label = `scale ${name} n${nodes}t${tasks}`;
   try {
     observer = await openStore(url, { cluster });
@@ -296,12 +315,23 @@ export async function measureScale(name: StoreName, url: string, cluster: string
     // Settle.
     const started = Date.now();
     group.signal(victim, 'SIGUSR2');
-    const starting = Promise.all(clusters.map((c) => c.start()));
     let startError: unknown;
-    starting.catch((error: unknown) => (startError = error));
+    let startFailures = 0;
+    const starting = Promise.all(
+      clusters.map((c) =>
+        c.start().catch((error: unknown) => {
+          startFailures += 1;
+          startError = new Error(`${startFailures} of ${nodes - 1} in-process nodes failed to start: ${errorText(error)}`);
+        }),
+      ),
+    );
     let last: Snapshot | undefined;
     while (Date.now() - started < options.capMs && startError === undefined && victim.alive) {
-      const s = await snapshot(observer);
+      const s = await look(observer);
+      if (s === undefined) {
+        await sleep(SETTLE_POLL_MS);
+        continue;
+      }
       last = s;
       if (point.ownedMs === null && s.owned === tasks) point.ownedMs = s.at - started;
       const counts = [...s.perNode.values()];
@@ -318,7 +348,7 @@ export async function measureScale(name: StoreName, url: string, cluster: string
     if (startError !== undefined) throw startError;
     if (!victim.alive) throw new Error(`${label}: the victim process exited`);
     if (point.settleMs === null) {
-      point.reason = `not settled within ${options.capMs / 1000} s: ${last?.owned ?? 0}/${tasks} owned, ${last?.perNode.size ?? 0}/${nodes} node sessions, held per node ${point.spread?.min ?? '?'}…${point.spread?.max ?? '?'} (wanted ${lo}…${hi})`;
+      point.reason = `not settled within ${options.capMs / 1000} s: ${last?.owned ?? 0}/${tasks} owned, ${last?.perNode.size ?? 0}/${nodes} node sessions, held per node ${point.spread?.min ?? '?'}…${point.spread?.max ?? '?'} (wanted ${lo}…${hi})${seen.errors > 0 ? `; ${seen.errors} observer listings failed, last: ${observerError}` : ''}`;
       progress(`${label}: ${point.reason}`);
     } else {
       progress(`${label}: all owned after ${point.ownedMs} ms, spread ${point.spread?.min}…${point.spread?.max} after ${point.settleMs} ms`);
@@ -355,14 +385,19 @@ export async function measureScale(name: StoreName, url: string, cluster: string
       point.reason = `${point.reason ?? ''}; failover not measured: never all owned`;
       return point;
     }
-    const s = await snapshot(observer);
+    const s = (await look(observer)) ?? (await look(observer));
+    if (s === undefined) throw new Error(`${label}: the observer could not list before the failover: ${observerError}`);
     const victimSession = s.sessionOf.get(VICTIM);
     if (victimSession === undefined) throw new Error(`${label}: the victim has no session`);
     point.victimShare = s.perNode.get(victimSession) ?? 0;
     const killedAt = Date.now();
     group.signal(victim, 'SIGKILL');
     while (Date.now() - killedAt < options.failoverCapMs) {
-      const f = await snapshot(observer, victimSession);
+      const f = await look(observer, victimSession);
+      if (f === undefined) {
+        await sleep(FAILOVER_POLL_MS);
+        continue;
+      }
       if (f.owned === tasks) {
         point.failoverMs = f.at - killedAt;
         break;
