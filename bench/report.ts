@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FailoverKind } from './failover.js';
 import type { Machine } from './machine.js';
+import type { ScalePoint } from './scale.js';
 import { ratio } from './stats.js';
 import type { ZombieResult, ZombieVariant } from './zombie.js';
 
@@ -34,6 +35,9 @@ export interface Settings {
   electionTrials: Record<FailoverKind, number>;
   electionDefaultTrials: { kill: number; term: number };
   advisoryTrials: Record<FailoverKind, number>;
+  /** Scale: the idle window and the settle cap (bench/scale.ts). */
+  scaleWindowMs?: number;
+  scaleCapMs?: number;
 }
 
 export interface RelayRun {
@@ -93,6 +97,8 @@ export interface Results {
    * checker's verdict.
    */
   ha?: Record<string, HaCluster | Record<string, HaReplicaFigures>>;
+  /** Scale (issue 20): `scale.<store>.n<nodes>t<tasks>`, when measured (`--only scale`). */
+  scale?: Record<string, Record<string, ScalePoint>>;
   /** `npx tsx bench/relay.ts --json` (3 levels A → B → C on PostgreSQL and RabbitMQ), when measured. */
   relay?: RelayRun;
   /** The same bench at other offered rates (the headline `relay` is at the goal's 5,000/s). */
@@ -262,6 +268,28 @@ function ratios(r: Results): string[][] {
   return rows.filter((row) => row[1] !== '—' || !row[2]?.endsWith('—'));
 }
 
+function scaleSection(scale: NonNullable<Results['scale']>, s: Settings): string[] {
+  const rows = Object.entries(scale).flatMap(([store, points]) =>
+    Object.values(points).map((p) => [
+      store, String(p.nodes), String(p.tasks), String(p.handles), fmt(p.ownedMs), fmt(p.settleMs), fmt(p.spread ? `${p.spread.min}…${p.spread.max}` : null),
+      `${fmt(p.readsPerSec)} ${p.unit.reads}`, `${fmt(p.writesPerSec)} ${p.unit.writes}`,
+      fmt(p.callsPerSec ? `${p.callsPerSec.reads} / ${p.callsPerSec.writes}` : null), fmt(p.cpu), fmt(p.victimCpu),
+      `${fmt(p.failoverMs)}${p.victimShare !== null ? ` (${p.victimShare} tasks)` : ''}`,
+      [p.reason, p.observer?.errors ? `${p.observer.errors} observer listings failed` : '', p.observer ? `slowest listing ${p.observer.slowestMs} ms` : ''].filter(Boolean).join('; ').replace(/\|/g, '\\|'),
+    ]),
+  );
+  return [
+    '## Scale (N nodes × T tasks `every: 24h`, cold start; issue 20)',
+    '',
+    `N − 1 nodes in the bench's process sharing one store handle per ⌈N/10⌉ nodes, plus one node in a child process (the victim, its own handle). ` +
+      `Settle: every task held and every node within ±15 % of T/N (⌊T/N⌋…⌈T/N⌉ where that holds no integer split), from an observer listing sessions and holders every 500 ms; ` +
+      `capped at ${fmt((s.scaleCapMs ?? 0) / 1000, ' s')}. Then an idle window of ${fmt((s.scaleWindowMs ?? 0) / 1000, ' s')} without the observer: the server's own counters (units per store; see bench/scale.ts \`serverCounters\`), ` +
+      `our Store calls of the in-process nodes, CPU in cores of the bench process and of the victim. Failover: the victim SIGKILLed, until every task is held by another live session (listed every 50 ms).`,
+    '',
+    table(['store', 'nodes', 'tasks', 'handles', 'all owned (ms)', 'settled (ms)', 'held per node', 'reads/s', 'writes/s', 'our calls/s reads / writes', 'CPU (cores, N − 1 nodes)', 'victim CPU', 'failover (ms)', 'notes'], rows),
+  ];
+}
+
 /** Writes RESULTS.md and results.json into `outDir`, creating it (and its parents) if needed. */
 export function writeReport(r: Results, outDir: string): { markdownPath: string; jsonPath: string; summary: string } {
   mkdirSync(outDir, { recursive: true });
@@ -288,6 +316,7 @@ export function writeReport(r: Results, outDir: string): { markdownPath: string;
     targets: tg,
     errors: r.errors,
     ...(r.ha ? { ha: r.ha } : {}),
+    ...(r.scale ? { scale: r.scale } : {}),
     ...(r.relay ? { relay: r.relay } : {}),
     ...(r.relaySweep ? { relaySweep: r.relaySweep } : {}),
     ...(r.mergedFrom ? { mergedFrom: r.mergedFrom } : {}),
@@ -422,6 +451,7 @@ export function writeReport(r: Results, outDir: string): { markdownPath: string;
     md.push(table(['store', 'fault', 'gap (ms)', 'resumed after writable (ms)', 'ticks missed', 'sessions lost', 'violations'], rows));
     md.push('');
   }
+  if (r.scale && Object.keys(r.scale).length > 0) md.push(...scaleSection(r.scale, s), '');
   if (r.relay) {
     const x = r.relay;
     md.push('## Relay (3 levels A → B → C, PostgreSQL databases, RabbitMQ)');
