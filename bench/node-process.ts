@@ -11,9 +11,30 @@ export interface BatonChildConfig {
   readonly id: string;
   readonly store: string;
   readonly cluster: string;
-  readonly tasks: readonly { readonly name: string; readonly every: string }[];
+  /**
+   * The tasks, listed, or generated (`<prefix>0` … `<prefix><count − 1>`): 10,000 names do not fit in
+   * argv (128 KiB per argument on Linux).
+   */
+  readonly tasks: readonly { readonly name: string; readonly every: string }[] | GeneratedTasks;
   readonly ttl?: string;
   readonly rebalanceAfter?: string;
+  /**
+   * `SIGUSR2`: print `ready` once the cluster is created and its tasks declared, and start it only on
+   * SIGUSR2 (then print `started`), so the parent starts it together with its own nodes (a cold start).
+   */
+  readonly startOn?: 'SIGUSR2';
+}
+
+export interface GeneratedTasks {
+  readonly prefix: string;
+  readonly count: number;
+  readonly every: string;
+}
+
+function taskList(tasks: BatonChildConfig['tasks']): readonly { readonly name: string; readonly every: string }[] {
+  if (Array.isArray(tasks)) return tasks;
+  const g = tasks as GeneratedTasks;
+  return Array.from({ length: g.count }, (_, i) => ({ name: `${g.prefix}${i}`, every: g.every }));
 }
 
 const config = JSON.parse(process.argv[2] ?? '{}') as { kind: string; id: string };
@@ -38,7 +59,7 @@ async function runBaton(c: BatonChildConfig): Promise<void> {
     ...(c.ttl ? { ttl: c.ttl } : {}),
     ...(c.rebalanceAfter ? { rebalanceAfter: c.rebalanceAfter } : {}),
   });
-  for (const task of c.tasks) {
+  for (const task of taskList(c.tasks)) {
     cluster.task(task.name, { every: task.every }, (ctx) => {
       // Lateness as the handler sees it: now − the tick (ctx.lateMs is taken before the tick's claim round trip).
       say({ type: 'run', task: ctx.task, tick: ctx.tick.getTime(), lateMs: Date.now() - ctx.tick.getTime(), ctxLateMs: ctx.lateMs, token: ctx.token.toString() });
@@ -63,6 +84,23 @@ async function runBaton(c: BatonChildConfig): Promise<void> {
   };
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);
+  if (c.startOn === 'SIGUSR2') {
+    // Listening before `ready`: SIGUSR2's default action would end the process. Until then nothing else
+    // keeps the event loop alive (the cluster has no timers before start), so `hold` does.
+    const hold = setInterval(() => undefined, 60_000);
+    process.once('SIGUSR2', () => {
+      clearInterval(hold);
+      cluster.start().then(
+        () => say({ type: 'started' }),
+        (error: unknown) => {
+          process.stderr.write(`${String(error)}\n`);
+          process.exit(1);
+        },
+      );
+    });
+    say({ type: 'ready', pid: process.pid });
+    return;
+  }
   await cluster.start();
   say({ type: 'ready', pid: process.pid });
 }

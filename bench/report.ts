@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FailoverKind } from './failover.js';
 import type { Machine } from './machine.js';
+import type { ScalePoint } from './scale.js';
 import { ratio } from './stats.js';
 import type { ZombieResult, ZombieVariant } from './zombie.js';
 
@@ -34,6 +35,9 @@ export interface Settings {
   electionTrials: Record<FailoverKind, number>;
   electionDefaultTrials: { kill: number; term: number };
   advisoryTrials: Record<FailoverKind, number>;
+  /** Scale: the idle window and the settle cap (bench/scale.ts). */
+  scaleWindowMs?: number;
+  scaleCapMs?: number;
 }
 
 export interface RelayRun {
@@ -85,12 +89,55 @@ export interface Results {
    */
   zombie?: Record<string, { repetitions: number; staleAccepted: number; variants: Partial<Record<ZombieVariant, ZombieResult>> }>;
   errors: { section: string; store: string; error: string }[];
+  /**
+   * Store failover (issue 22), per store. `ha-replica` (a replicated PostgreSQL, Redis with Sentinel):
+   * `ha.<store>.<fault>`, e.g. `ha.postgres.promote` ({@link HaReplicaFigures}). `ha` (3-member etcd,
+   * 3-server ZooKeeper): `ha.<store>` = { violations, runs, faults.<fault> } ({@link HaCluster}), the
+   * figures of test/helpers/ha-fleet.ts per fault (leader-kill, member-kill, quorum-loss) and the history
+   * checker's verdict.
+   */
+  ha?: Record<string, HaCluster | Record<string, HaReplicaFigures>>;
+  /** Scale (issue 20): `scale.<store>.n<nodes>t<tasks>`, when measured (`--only scale`). */
+  scale?: Record<string, Record<string, ScalePoint>>;
   /** `npx tsx bench/relay.ts --json` (3 levels A → B → C on PostgreSQL and RabbitMQ), when measured. */
   relay?: RelayRun;
   /** The same bench at other offered rates (the headline `relay` is at the goal's 5,000/s). */
   relaySweep?: RelayRun[];
   /** Sections taken from later runs (re-run after a fix, or because the machine was busy), merged by hand. */
   mergedFrom?: { run: string; sections: string[]; startedAt: string; why: string; command: string; machine?: string }[];
+}
+
+/** One fault of the `ha-replica` section (test/chaos/ha.ts): `ha.<store>.<fault>`. */
+export interface HaReplicaFigures {
+  gapMs: number;
+  missed: number;
+  sessionsLost: number;
+  resumeMs?: number;
+  violations?: number;
+}
+
+/** One store of the `ha` section (test/helpers/ha-fleet.ts): the history checker's verdict and each fault's figures. */
+export interface HaCluster {
+  violations: number;
+  runs: number;
+  faults: Record<string, HaFigures>;
+}
+
+const isHaCluster = (x: HaCluster | Record<string, HaReplicaFigures>): x is HaCluster => typeof x.runs === 'number' && typeof x.faults === 'object' && x.faults !== null && !('gapMs' in x.faults);
+/** The stores of the `ha` section (etcd, ZooKeeper clusters). */
+const haClusters = (r: Results): [string, HaCluster][] => Object.entries(r.ha ?? {}).flatMap(([store, x]) => (isHaCluster(x) ? [[store, x] as [string, HaCluster]] : []));
+/** The stores of the `ha-replica` section (PostgreSQL, Redis replicas). */
+const haReplicas = (r: Results): [string, Record<string, HaReplicaFigures>][] =>
+  Object.entries(r.ha ?? {}).flatMap(([store, x]) => (isHaCluster(x) ? [] : [[store, x] as [string, Record<string, HaReplicaFigures>]]));
+
+/** One fault of the `ha` section: the longest gap between runs, ticks recorded missed, sessions lost. */
+export interface HaFigures {
+  gapMs: number;
+  missed: number;
+  sessionsLost: number;
+  ownerDrops: number;
+  resumeMs?: number | null;
+  detail: string;
 }
 
 const fmt = (v: unknown, unit = ''): string => (v === null || v === undefined ? '—' : `${String(v)}${unit}`);
@@ -173,6 +220,15 @@ function targets(r: Results): Target[] {
       met: z.staleAccepted === 0 && undecided === 0 && (control === undefined || control.staleAccepted > 0),
     });
   }
+  for (const [store, x] of haClusters(r)) {
+    const lk = x.faults['leader-kill'];
+    if (lk) out.push({ target: 'leader kill: no session lost, no tick missed, gap < 1.5 s', where: `${store} (3 members)`, value: `gap ${lk.gapMs} ms, missed ${lk.missed}, sessions lost ${lk.sessionsLost}`, met: lk.gapMs < 1500 && lk.missed === 0 && lk.sessionsLost === 0 });
+    const mk = x.faults['member-kill'];
+    if (mk) out.push({ target: 'member kill: no visible effect', where: `${store} (3 members)`, value: `gap ${mk.gapMs} ms, missed ${mk.missed}, sessions lost ${mk.sessionsLost}, owner drops ${mk.ownerDrops}`, met: mk.missed === 0 && mk.sessionsLost === 0 && mk.ownerDrops === 0 && mk.gapMs < 1000 });
+    const ql = x.faults['quorum-loss'];
+    if (ql) out.push({ target: 'quorum loss 10 s: runs resume < 2 s after the quorum returns', where: `${store} (3 members)`, value: `${fmt(ql.resumeMs, ' ms')}`, met: ql.resumeMs === null || ql.resumeMs === undefined ? null : ql.resumeMs < 2000 });
+    out.push({ target: 'store failover: 0 safety violations', where: `${store} (3 members)`, value: `${x.violations} in ${x.runs} runs`, met: x.violations === 0 });
+  }
   if (r.relay) {
     // Sustained: 5,000/s offered and delivered (changesPerSec counts the last change's latency in its
     // window, so a sustained 5,000/s reads a little lower: 98 % of the offer is the bar).
@@ -212,6 +268,28 @@ function ratios(r: Results): string[][] {
   return rows.filter((row) => row[1] !== '—' || !row[2]?.endsWith('—'));
 }
 
+function scaleSection(scale: NonNullable<Results['scale']>, s: Settings): string[] {
+  const rows = Object.entries(scale).flatMap(([store, points]) =>
+    Object.values(points).map((p) => [
+      store, String(p.nodes), String(p.tasks), String(p.handles), fmt(p.ownedMs), fmt(p.settleMs), fmt(p.spread ? `${p.spread.min}…${p.spread.max}` : null),
+      `${fmt(p.readsPerSec)} ${p.unit.reads}`, `${fmt(p.writesPerSec)} ${p.unit.writes}`,
+      fmt(p.callsPerSec ? `${p.callsPerSec.reads} / ${p.callsPerSec.writes}` : null), fmt(p.cpu), fmt(p.victimCpu),
+      `${fmt(p.failoverMs)}${p.victimShare !== null ? ` (${p.victimShare} tasks)` : ''}`,
+      [p.reason, p.observer?.errors ? `${p.observer.errors} observer listings failed` : '', p.observer ? `slowest listing ${p.observer.slowestMs} ms` : ''].filter(Boolean).join('; ').replace(/\|/g, '\\|'),
+    ]),
+  );
+  return [
+    '## Scale (N nodes × T tasks `every: 24h`, cold start; issue 20)',
+    '',
+    `N − 1 nodes in the bench's process sharing one store handle per ⌈N/10⌉ nodes, plus one node in a child process (the victim, its own handle). ` +
+      `Settle: every task held and every node within ±15 % of T/N (⌊T/N⌋…⌈T/N⌉ where that holds no integer split), from an observer listing sessions and holders every 500 ms; ` +
+      `capped at ${fmt((s.scaleCapMs ?? 0) / 1000, ' s')}. Then an idle window of ${fmt((s.scaleWindowMs ?? 0) / 1000, ' s')} without the observer: the server's own counters (units per store; see bench/scale.ts \`serverCounters\`), ` +
+      `our Store calls of the in-process nodes, CPU in cores of the bench process and of the victim. Failover: the victim SIGKILLed, until every task is held by another live session (listed every 50 ms).`,
+    '',
+    table(['store', 'nodes', 'tasks', 'handles', 'all owned (ms)', 'settled (ms)', 'held per node', 'reads/s', 'writes/s', 'our calls/s reads / writes', 'CPU (cores, N − 1 nodes)', 'victim CPU', 'failover (ms)', 'notes'], rows),
+  ];
+}
+
 /** Writes RESULTS.md and results.json into `outDir`, creating it (and its parents) if needed. */
 export function writeReport(r: Results, outDir: string): { markdownPath: string; jsonPath: string; summary: string } {
   mkdirSync(outDir, { recursive: true });
@@ -237,6 +315,8 @@ export function writeReport(r: Results, outDir: string): { markdownPath: string;
     ratios: ratioRows.map(([what, baton, peer, value, better]) => ({ what, baton, peer, ratio: value, better })),
     targets: tg,
     errors: r.errors,
+    ...(r.ha ? { ha: r.ha } : {}),
+    ...(r.scale ? { scale: r.scale } : {}),
     ...(r.relay ? { relay: r.relay } : {}),
     ...(r.relaySweep ? { relaySweep: r.relaySweep } : {}),
     ...(r.mergedFrom ? { mergedFrom: r.mergedFrom } : {}),
@@ -362,6 +442,16 @@ export function writeReport(r: Results, outDir: string): { markdownPath: string;
     md.push(table(['store', 'variant', 'repetitions', 'stale writes accepted', 'stopped by assertOwner', 'refused by the table', 'takeover p50 (ms)', 'max', 'timeouts'], rows));
     md.push('');
   }
+  if (haReplicas(r).length > 0) {
+    md.push('## Store failover (3 nodes, TTL 5 s, a task every 500 ms; the store\'s primary killed)');
+    md.push('');
+    const rows = haReplicas(r).flatMap(([store, faults]) =>
+      Object.entries(faults).map(([fault, f]) => [store, fault, String(f.gapMs), fmt(f.resumeMs), String(f.missed), String(f.sessionsLost), fmt(f.violations)]),
+    );
+    md.push(table(['store', 'fault', 'gap (ms)', 'resumed after writable (ms)', 'ticks missed', 'sessions lost', 'violations'], rows));
+    md.push('');
+  }
+  if (r.scale && Object.keys(r.scale).length > 0) md.push(...scaleSection(r.scale, s), '');
   if (r.relay) {
     const x = r.relay;
     md.push('## Relay (3 levels A → B → C, PostgreSQL databases, RabbitMQ)');
@@ -378,6 +468,21 @@ export function writeReport(r: Results, outDir: string): { markdownPath: string;
       table(
         ['offered/s', 'measured (s)', 'changes/s at C', 'p50 (ms)', 'p99 (ms)', 'warm-up p50 / p99 (ms)', 'lost', 'duplicated', 'partitions', 'CPU ms/change: relays', 'emitter', 'PostgreSQL', 'RabbitMQ', 'total'],
         runs.map((run) => [String(run.offeredPerSec ?? '?'), /--seconds (\d+)/.exec(run.command ?? '')?.[1] ?? '10', String(run.changesPerSec), String(run.p50Ms), String(run.p99Ms), run.warmup ? `${run.warmup.p50Ms} / ${run.warmup.p99Ms}` : '–', String(run.lost), String(run.duplicated), String(run.partitions ?? '–'), cpu(run, 'relays'), cpu(run, 'emitter'), cpu(run, 'postgres'), cpu(run, 'rabbitmq'), cpu(run, 'total')]),
+      ),
+    );
+    md.push('');
+  }
+  if (haClusters(r).length > 0) {
+    md.push("## Riding through the store's own failover (3-member etcd, 3-server ZooKeeper; TTL 5 s, a task every 500 ms)");
+    md.push('');
+    md.push('Members killed with kill -9 (`npm run bench -- --only ha`, test/helpers/ha-fleet.ts): gap = longest interval between two run starts around the fault; resume = first run after the quorum served again.');
+    md.push('');
+    md.push(
+      table(
+        ['store', 'fault', 'gap (ms)', 'missed', 'sessions lost', 'owner drops', 'resume (ms)', 'what was killed'],
+        haClusters(r).flatMap(([store, x]) =>
+          Object.entries(x.faults).map(([fault, f]) => [store, fault, String(f.gapMs), String(f.missed), String(f.sessionsLost), String(f.ownerDrops), fmt(f.resumeMs), f.detail]),
+        ),
       ),
     );
     md.push('');

@@ -1,6 +1,8 @@
 /**
  * `npm run bench` (quick, a few minutes) or `npm run bench -- --full`.
- * Options: --only failover,ticks,load,locks,spread,peers,peer-locks,peer-advisory,zombie   --stores sqlite,postgres,…
+ * Options: --only failover,ticks,load,locks,spread,peers,peer-locks,peer-advisory,zombie,ha-replica,ha,scale   --stores sqlite,postgres,…
+ *          (scale runs only when named: `--only scale`; its grid takes up to an hour per store)
+ *          --scale-nodes 3,30,100 --scale-tasks 100,1000,10000 (the scale grid) --scale-cap-seconds N (settle cap, 120)
  *          --trials N (kill/term trials) --stop-trials N --tick-seconds N --kill-every-seconds N
  *          --window-ms N (load and lock windows) --out DIR (default bench/) --no-background
  *          --zombie-repetitions N (woken-zombie trials per store and variant; default 100 full, 5 quick)
@@ -16,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { killAllChildren } from './children.js';
 import { batonFleet, runFailover, type FailoverKind, type FailoverResult } from './failover.js';
 import { measureLoad, type LoadPoint } from './load.js';
+import { measureScale } from './scale.js';
 import { clusterLockOps, storeLockOps, type OpsPerSec } from './locks.js';
 import { describeMachine } from './machine.js';
 import { advisoryFleet } from './peers/pg-advisory.js';
@@ -29,15 +32,23 @@ import { measureSpread } from './spread.js';
 import { cleanupStores, parseStores, storeSpec, type StoreName } from './stores.js';
 import { runTicks } from './ticks.js';
 import { externalFor, runZombieTrials, ZOMBIE_VARIANTS, zombieProgress, type ZombieResult, type ZombieVariant } from './zombie.js';
+import { HA_POSTGRES_URL, HA_REDIS_URL, haScript, haSummary, killMasterForSentinels, killPrimaryAndPromote, runHaFailover, type HaOptions } from '../test/chaos/ha.js';
+import { runHaFaults, type HaStore } from '../test/helpers/ha-fleet.js';
 import { errorText, progress, sleep } from './util.js';
 
 /**
  * `peer-locks`: only the lock peers of `peers` (redlock and SET NX PX on Redis, pg_try_advisory_lock on
  * PostgreSQL), to re-run them next to `locks`. `locks` runs each store's same-store peer right after it
  * too, so one run has both sides of every ratio. `peer-advisory`: only the PostgreSQL advisory-lock
- * leader loop, to re-run it next to `failover`.
+ * leader loop, to re-run it next to `failover`. `ha-replica`: one failover of a replicated PostgreSQL
+ * (primary killed, replica promoted) and Redis (master killed, Sentinel failover) from
+ * scripts/ha-replicas.sh under the chaos workload (test/chaos/ha.ts; needs `npm run build`), into
+ * `ha.<store>.<fault>`. `ha`: the store's own failover (issue 22) on the
+ * multi-member etcd and ZooKeeper clusters of scripts/ha-clusters.sh (leader kill, member kill, 10 s
+ * quorum loss; test/helpers/ha-fleet.ts), for the stores among `--stores` that are etcd or zookeeper,
+ * into `ha.<store>` ({ violations, runs, faults.<fault> }).
  */
-const SECTIONS = ['failover', 'ticks', 'load', 'locks', 'spread', 'peers', 'peer-locks', 'peer-advisory', 'zombie'] as const;
+const SECTIONS = ['failover', 'ticks', 'load', 'locks', 'spread', 'peers', 'peer-locks', 'peer-advisory', 'zombie', 'ha-replica', 'ha', 'scale'] as const;
 /**
  * `zombie` (bench/zombie.ts) runs on the stores issue 18 names that are in `--stores`: a woken owner
  * against an external fenced table, with `ctx.assertOwner()`, with the successor's onAcquire fence, and
@@ -45,6 +56,8 @@ const SECTIONS = ['failover', 'ticks', 'load', 'locks', 'spread', 'peers', 'peer
  */
 const ZOMBIE_STORES: readonly StoreName[] = ['sqlite', 'postgres', 'redis'];
 type Section = (typeof SECTIONS)[number];
+/** Sections a run without --only runs: scale's grid is too long for it. */
+const DEFAULT_SECTIONS = SECTIONS.filter((s) => s !== 'scale');
 
 interface Args {
   full: boolean;
@@ -56,13 +69,16 @@ interface Args {
   killEverySeconds?: number;
   windowMs?: number;
   zombieRepetitions?: number;
+  scaleNodes: number[];
+  scaleTasks: number[];
+  scaleCapS: number;
   out: string;
   background: boolean;
   rewriteReport: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { full: false, only: new Set(SECTIONS), stores: parseStores(undefined), out: fileURLToPath(new URL('.', import.meta.url)), background: true, rewriteReport: false };
+  const args: Args = { full: false, only: new Set(DEFAULT_SECTIONS), stores: parseStores(undefined), scaleNodes: [3, 30, 100], scaleTasks: [100, 1000, 10_000], scaleCapS: 120, out: fileURLToPath(new URL('.', import.meta.url)), background: true, rewriteReport: false };
   const num = (i: number, flag: string): number => {
     const v = Number(argv[i]);
     if (!Number.isFinite(v) || v <= 0) throw new Error(`bench: ${flag} needs a positive number`);
@@ -86,6 +102,15 @@ function parseArgs(argv: string[]): Args {
       case '--kill-every-seconds': args.killEverySeconds = num(++i, a); break;
       case '--window-ms': args.windowMs = num(++i, a); break;
       case '--zombie-repetitions': args.zombieRepetitions = num(++i, a); break;
+      case '--scale-nodes': case '--scale-tasks': {
+        const flag = a;
+        const list = (argv[++i] ?? '').split(',').filter(Boolean).map((v) => Number(v));
+        if (list.length === 0 || list.some((v) => !Number.isInteger(v) || v < (flag === '--scale-nodes' ? 2 : 1))) throw new Error(`bench: ${flag} needs a list of integers (nodes ≥ 2)`);
+        if (flag === '--scale-nodes') args.scaleNodes = list;
+        else args.scaleTasks = list;
+        break;
+      }
+      case '--scale-cap-seconds': args.scaleCapS = num(++i, a); break;
       case '--out': args.out = argv[++i] ?? args.out; break;
       case '--no-background': args.background = false; break;
       case '--rewrite-report': args.rewriteReport = true; break;
@@ -112,6 +137,8 @@ function settingsFor(args: Args): Settings {
     electionTrials: { kill: trials, term: trials, stop: stopTrials },
     electionDefaultTrials: full ? { kill: 20, term: 5 } : { kill: 1, term: 1 },
     advisoryTrials: { kill: trials, term: trials, stop: 1 },
+    scaleWindowMs: args.windowMs ?? (full ? 30_000 : 20_000),
+    scaleCapMs: args.scaleCapS * 1000,
   };
 }
 
@@ -153,6 +180,7 @@ async function main(): Promise<void> {
     peers: {},
     zombie: {},
     errors: [],
+    ...(has('scale') ? { scale: {} } : {}),
   };
   const attempt = async (section: string, store: string, fn: () => Promise<void>) => {
     try {
@@ -253,6 +281,41 @@ async function main(): Promise<void> {
         });
       }
     }
+    if (has('ha-replica')) {
+      const scenarios: [string, string, string, string, HaOptions['fault']][] = [
+        ['postgres', 'promote', 'pg-reset', HA_POSTGRES_URL, killPrimaryAndPromote],
+        ['redis', 'sentinel-failover', 'redis-reset', HA_REDIS_URL, killMasterForSentinels],
+      ];
+      for (const [store, fault, reset, url, kill] of scenarios) {
+        await attempt('ha-replica', store, async () => {
+          haScript(reset);
+          const r = await runHaFailover({ url, cluster: `bench-${run}-ha-${store}`, fault: kill });
+          progress(haSummary(`${store} ${fault}`, r));
+          results.ha = {
+            ...results.ha,
+            [store]: { ...results.ha?.[store], [fault]: { gapMs: r.gapMs, resumeMs: r.resumeMs, missed: r.missed, sessionsLost: r.sessionsLost, violations: r.check.violations.length + r.check.undecidable.length } },
+          };
+          haScript(reset); // a healthy pair for whoever comes next
+        });
+      }
+    }
+    if (has('scale')) {
+      for (const name of stores) {
+        await attempt('scale', name, async () => {
+          const points: NonNullable<Results['scale']>[string] = {};
+          (results.scale ??= {})[name] = points;
+          for (const nodes of args.scaleNodes) {
+            for (const tasks of args.scaleTasks) {
+              points[`n${nodes}t${tasks}`] = await measureScale(name, storeSpec(name).url, `bench-${run}-scale-${name}-n${nodes}t${tasks}`, nodes, tasks, {
+                windowMs: settings.scaleWindowMs ?? 20_000,
+                capMs: settings.scaleCapMs ?? 120_000,
+                failoverCapMs: 60_000,
+              });
+            }
+          }
+        });
+      }
+    }
     if (has('peers') || has('peer-locks')) {
       await attempt('peers', 'pg advisory locks', async () => {
         const ops = await pgAdvisoryLockOps(pgUrl, settings.lockWindowMs);
@@ -315,6 +378,19 @@ async function main(): Promise<void> {
             staleAccepted: fenced.reduce((sum, v) => sum + (v?.staleAccepted ?? 0), 0),
             variants,
           };
+        });
+      }
+    }
+    if (has('ha')) {
+      // The store's own failover: multi-member clusters of scripts/ha-clusters.sh, not the test servers.
+      for (const name of stores.filter((s): s is HaStore => s === 'etcd' || s === 'zookeeper')) {
+        await attempt('ha', name, async () => {
+          const r = await runHaFaults({ store: name, log: progress });
+          const faults = Object.fromEntries(
+            r.figures.map((f) => [f.fault, { gapMs: f.gapMs, missed: f.missed, sessionsLost: f.sessionsLost, ownerDrops: f.ownerDrops, ...(f.resumeMs !== undefined ? { resumeMs: Number.isFinite(f.resumeMs) ? f.resumeMs : null } : {}), detail: f.detail }]),
+          );
+          for (const f of r.figures) progress(`ha ${name} ${f.fault}: gap ${f.gapMs} ms, missed ${f.missed}, sessions lost ${f.sessionsLost}, owner drops ${f.ownerDrops}${f.resumeMs !== undefined ? `, resumed ${f.resumeMs} ms after the quorum` : ''}`);
+          (results.ha ??= {})[name] = { violations: r.check.violations.length + r.check.undecidable.length, runs: r.runs, faults };
         });
       }
     }

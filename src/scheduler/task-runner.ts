@@ -22,7 +22,7 @@ import type { Emit, MissReason, UnitRef } from './events.js';
 import type { ControlWatch } from './control-watch.js';
 import type { Waker } from './hints.js';
 import { dueTicks, jitterFor, planTicks, splitAtTakeover } from './misfire.js';
-import { pruneHistory, readHistory, recordMissed, recordPaused, STORE_RETRY_MS, type PausedRange, type RecordsScope } from './run-records.js';
+import { pruneHistory, readHistory, recordMissed, recordPaused, STORE_RETRY_MS, withStoreRetry, type PausedRange, type RecordsScope } from './run-records.js';
 import { runJob, type RunScope, type TickJob } from './run-tick.js';
 import type { AcquireHook, TaskDefinition } from './task.js';
 import type { TaskUnit } from './modes.js';
@@ -195,7 +195,10 @@ export class TaskRunner {
     if (this.#handoverRequested && !this.busy) return { kind: 'release', reason: 'rebalance' };
     if (!state.controlsChanged && !state.paused && !dueTicks(schedule, state.cursor, clock.now(), this.#jitter)) return this.#rest();
     // Pause is read before each tick: ticks due meanwhile go into one growing `missed` record.
-    if (await isPaused(store, this.def.name)) {
+    // A failed read is retried under the lease (like the claim): the owner's session is alive, and
+    // ending the lease here made an owner drop and re-take its task, ticks missed, whenever one read
+    // fell into the store's own failover (an etcd election, a ZooKeeper server change; issue 22).
+    if (await withStoreRetry(scope, () => isPaused(store, this.def.name))) {
       const due = dueTicks(schedule, state.cursor, clock.now(), this.#jitter);
       if (due) {
         state.paused = await recordPaused(scope, due, state.paused);

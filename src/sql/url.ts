@@ -26,6 +26,11 @@ export interface SqlUrlReader<K extends SqlKind, O extends OptionTable> extends 
   readonly kinds?: readonly K[];
   /** Options of this reader, accepted besides the dialect's connection options. Default none. */
   readonly options?: O;
+  /**
+   * Accept a list of hosts (`postgres://h1:5432,h2:5433/db`): the reader connects to them in turn and
+   * keeps the one it needs (the PostgreSQL store: the read-write one). Default false: a list is refused.
+   */
+  readonly multiHost?: boolean;
 }
 
 const ALL_KINDS: readonly SqlKind[] = ['postgres', 'mysql', 'sqlite'];
@@ -46,7 +51,7 @@ export function parseSqlUrl<K extends SqlKind = SqlKind, O extends OptionTable =
   }
   const problems = urlProblems(url, reader);
   const parsed: SqlUrl<O> =
-    kind === 'postgres' ? readPostgresUrl(url, problems, table) : kind === 'mysql' ? readMysqlUrl(url, problems, table) : readSqliteUrl(url, problems, table);
+    kind === 'postgres' ? readPostgresUrl(url, problems, table, reader.multiHost ?? false) : kind === 'mysql' ? readMysqlUrl(url, problems, table) : readSqliteUrl(url, problems, table);
   return parsed as Extract<SqlUrl<O>, { readonly kind: K }>;
 }
 

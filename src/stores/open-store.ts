@@ -4,7 +4,7 @@
  *
  * - `memory:` or `memory:NAME`: an in-process store (one per NAME per process), for tests and simulations.
  * - `sqlite:PATH` (relative or absolute), also `sqlite://PATH`: the embedded default, one host.
- * - `postgres://`, `mysql://` / `mariadb://`, `redis://` / `rediss://`, `etcd://` / `etcds://`, `zk://`:
+ * - `postgres://`, `mysql://` / `mariadb://`, `redis://` / `rediss://` / `redis+sentinel://`, `etcd://` / `etcds://`, `zk://`:
  *   server stores, see docs/stores/.
  */
 import { StoreUrlError } from '../core/errors.js';
@@ -23,6 +23,7 @@ export type ParsedStoreUrl =
 const OTHER_SCHEMES: Readonly<Record<string, StoreKind>> = {
   redis: 'redis',
   rediss: 'redis',
+  'redis+sentinel': 'redis',
   etcd: 'etcd',
   etcds: 'etcd',
   zk: 'zookeeper',

@@ -447,7 +447,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
   }
 }
 
-async function readFinalState(url: string, cluster: string): Promise<FinalRecord[]> {
+export async function readFinalState(url: string, cluster: string): Promise<FinalRecord[]> {
   const { openStore } = (await import('../../dist/stores/open-store.js')) as typeof import('../../dist/stores/open-store.js');
   let lastError: unknown;
   for (let attempt = 0; attempt < 20; attempt++) {
@@ -475,7 +475,7 @@ async function readFinalRecords(store: Pick<Store, 'list'>): Promise<FinalRecord
 }
 
 /** A node process running node.ts on the built library, in its network namespace when it has one. */
-function startProcessNode(options: {
+export function startProcessNode(options: {
   config: ChaosNodeConfig;
   netns: Netns | undefined;
   dir: string;
@@ -514,7 +514,7 @@ function startProcessNode(options: {
   return node;
 }
 
-function readHistories(dir: string): { events: HistoryEvent[]; malformed: string[] } {
+export function readHistories(dir: string): { events: HistoryEvent[]; malformed: string[] } {
   const events: HistoryEvent[] = [];
   const malformed: string[] = [];
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.jsonl')).sort()) {

@@ -227,7 +227,7 @@ describe('fuzz: parsers of untrusted input only throw BatonErrors', () => {
   const serverParsers: [string, readonly string[], (url: string) => unknown][] = [
     ['parsePostgresUrl', ['postgres', 'postgresql'], parsePostgresUrl],
     ['parseMysqlUrl', ['mysql', 'mariadb'], parseMysqlUrl],
-    ['parseRedisUrl', ['redis', 'rediss'], parseRedisUrl],
+    ['parseRedisUrl', ['redis', 'rediss', 'redis+sentinel'], parseRedisUrl],
     ['parseEtcdUrl', ['etcd', 'etcds'], parseEtcdUrl],
     ['parseZookeeperUrl', ['zk'], parseZookeeperUrl],
   ];

@@ -70,7 +70,8 @@ describe('postgres store URL', () => {
     ['postgres://u:s3cret@127.0.0.1/test?sslmode=require&sslrootcert=/nonexistent.pem', /sslrootcert: cannot read/],
     ['postgres://u:s3cret@127.0.0.1/test?sslmode=require&sslcert=/etc/hostname', /sslcert and sslkey must be given together/],
     ['postgres://u:s3cret@127.0.0.1/test?reapMs=1&reapMs=2', /"reapMs" is given more than once/],
-    ['postgres://u:s3cret@h1,h2/test', /several hosts are not supported/],
+    ['postgres://u:s3cret@h1,h1:5432/test', /host h1:5432 is named twice/],
+    ['postgres://u:s3cret@h1,h2/test?target_session_attrs=any', /target_session_attrs must be one of read-write, primary, got "any"/],
     ['postgres://u:s3cret@127.0.0.1:99999/test', /not a valid URL|invalid port/],
     ['mysql://u:s3cret@127.0.0.1/test', /scheme must be "postgres:"/],
   ];
@@ -95,6 +96,26 @@ describe('postgres store URL', () => {
     expect(config.shown).not.toContain('p%40ss');
     expect(parsePostgresUrl('postgres://h/db?sslmode=verify-full').tls).toEqual({ verify: 'full' });
     expect(parsePostgresUrl('postgres://h').tls).toBeUndefined();
+  });
+
+  it('takes several hosts, in order, with target_session_attrs (read-write by default)', () => {
+    const config = parsePostgresUrl('postgres://u@h1:5433,h2,[::1]:5435/db?target_session_attrs=primary');
+    expect(config.hosts).toEqual([
+      { host: 'h1', port: 5433 },
+      { host: 'h2', port: 5432 },
+      { host: '::1', port: 5435 },
+    ]);
+    expect(config.options.target_session_attrs).toBe('primary');
+    expect(parsePostgresUrl('postgres://h1,h2/db').options.target_session_attrs).toBe('read-write');
+  });
+
+  it('rejects a list of hosts none of which accepts writes, naming each host and why', async () => {
+    const error = await openPostgresStore('postgres://u:s3cret@127.0.0.1:1,127.0.0.1:2/test?connectTimeoutMs=500', { cluster: 'c' }).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(StoreUnavailableError);
+    expect((error as Error).message).toMatch(/cannot connect: 127\.0\.0\.1:1: .*; 127\.0\.0\.1:2: /);
+    expect((error as Error).message).not.toContain('s3cret');
   });
 
   it('rejects an unreachable server with StoreUnavailableError', async () => {

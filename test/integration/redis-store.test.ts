@@ -70,6 +70,22 @@ describe('Redis store URL', () => {
     expect(parseRedisUrl('redis://:pw@[::1]:7000/').password).toBe('pw');
   });
 
+  it('parses a redis+sentinel URL: the Sentinels in order, the master name, then the usual parts', () => {
+    const config = parseRedisUrl('redis+sentinel://:s%40cret@s1:26380,s2,[::1]:26381/my-master/3?prefix=p1');
+    expect(config.sentinel).toEqual({
+      name: 'my-master',
+      hosts: [
+        { host: 's1', port: 26380 },
+        { host: 's2', port: 26379 },
+        { host: '::1', port: 26381 },
+      ],
+    });
+    expect(config).toMatchObject({ host: 's1', port: 26380, db: 3, password: 's@cret', prefix: 'p1' });
+    expect(config.shown).not.toContain('cret');
+    expect(parseRedisUrl('redis+sentinel://s1/m')).toMatchObject({ db: 0, sentinel: { name: 'm', hosts: [{ host: 's1', port: 26379 }] } });
+    expect(parseRedisUrl('redis://localhost').sentinel).toBeUndefined();
+  });
+
   it.each([
     ['http://localhost', /unsupported scheme "http:"/],
     ['redis://', /missing host/],
@@ -82,6 +98,13 @@ describe('Redis store URL', () => {
     ['redis://localhost/0?commandTimeoutMs=fast', /commandTimeoutMs must be an integer from 50 to 60000, got "fast"/],
     ['redis://localhost/0?prefix=a&prefix=b', /option "prefix" is given twice/],
     ['redis://localhost/0?crashDetection=pid', /crashDetection must be "process" or "connection", got "pid"/],
+    ['redis+sentinel://s1:26379', /missing master name/],
+    ['redis+sentinel:///m', /missing Sentinel host/],
+    ['redis+sentinel://s1:99999/m', /Sentinel port "99999" is out of range/],
+    ['redis+sentinel://s 1/m', /invalid Sentinel host "s 1"/],
+    ['redis+sentinel://s1/m/x', /database "x" must be a number/],
+    ['redis+sentinel://s1/m?tlsCa=/x.pem', /TLS is not supported with "redis\+sentinel:\/\/"/],
+    ['redis+sentinel://s1/m?nope=1', /unknown option "nope"/],
   ])('rejects %s', (url, message) => {
     expect(() => parseRedisUrl(url)).toThrow(StoreUrlError);
     expect(() => parseRedisUrl(url)).toThrow(message);

@@ -36,4 +36,28 @@ describe('bench report', () => {
     expect(md).toContain('| Store calls per node flat in the number of tasks (t1000 ≤ 1.25 × t1) | redis |');
     expect(md).toMatch(/\| the store's own work per node flat in the number of tasks \(t1000 ≤ 1\.25 × t1\) \| redis \| commands\/s 10 → 660 \(66×\) \| \*\*no\*\* \|/);
   });
+
+  it('writes the scale points under scale.<store>.n<nodes>t<tasks> and a row each, a point past the cap with its reason', () => {
+    const results = structuredClone(committed);
+    const point = {
+      nodes: 3, tasks: 100, handles: 3, ownedMs: 1200, settleMs: 6400, readsPerSec: 5230.5, writesPerSec: 4.2,
+      unit: { reads: 'rows read', writes: 'rows written' }, server: { reads: 5230.5, writes: 4.2, commits: 12 },
+      callsPerSec: { reads: 4, writes: 1 }, cpu: 0.02, victimCpu: 0.01, windowS: 20, victimShare: 33, failoverMs: 310, spread: { min: 33, max: 34 },
+    };
+    results.scale = {
+      postgres: {
+        n3t100: point,
+        n30t1000: { ...point, nodes: 30, tasks: 1000, settleMs: null, failoverMs: null, victimShare: null, reason: 'not settled within 120 s: 1000/1000 owned' },
+      },
+    };
+    const out = join(dir, 'scale');
+    const { markdownPath, jsonPath } = writeReport(results, out);
+    const json = JSON.parse(readFileSync(jsonPath, 'utf8')) as { scale: Record<string, Record<string, Record<string, unknown>>> };
+    expect(json.scale.postgres?.n3t100).toMatchObject({ settleMs: 6400, ownedMs: 1200, readsPerSec: 5230.5, writesPerSec: 4.2, cpu: 0.02, failoverMs: 310 });
+    expect(json.scale.postgres?.n30t1000).toMatchObject({ settleMs: null, reason: 'not settled within 120 s: 1000/1000 owned' });
+    const md = readFileSync(markdownPath, 'utf8');
+    expect(md).toContain('## Scale');
+    expect(md).toContain('| postgres | 3 | 100 | 3 | 1200 | 6400 | 33…34 | 5230.5 rows read | 4.2 rows written | 4 / 1 | 0.02 | 0.01 | 310 (33 tasks) |  |');
+    expect(md).toMatch(/\| postgres \| 30 \| 1000 \| 3 \| 1200 \| — \| .* \| — \| not settled within 120 s: 1000\/1000 owned \|/);
+  });
 });

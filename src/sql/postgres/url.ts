@@ -3,9 +3,9 @@
  * `postgresql://`), with libpq's TLS options (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`) and baton's
  * connection options; the user of the URL (a store, the HTTP sync, the relay) adds its own.
  *
- * Hosts are a list, as in libpq (`h1:5432,h2:5433`); today a URL names one host and a list is refused in
- * {@link readPostgresUrl} alone — the place to lift that once connections try hosts in turn (with
- * `target_session_attrs`).
+ * Hosts are a list, as in libpq (`h1:5432,h2:5433`); a list is accepted only from a reader that connects to
+ * the hosts in turn (`multiHost`: the PostgreSQL store, with its `target_session_attrs`) and refused
+ * elsewhere, where only the first host would ever be used.
  */
 import type { OptionTable, OptionValues } from '../url-options.js';
 import { readUrlOptions } from '../url-options.js';
@@ -36,12 +36,17 @@ export interface PostgresUrl<O extends OptionTable = OptionTable> extends Parsed
 }
 
 /** @throws through `problems.fail`, naming what is wrong. */
-export function readPostgresUrl<O extends OptionTable>(url: string, problems: UrlProblems, table: O): PostgresUrl<O> {
+export function readPostgresUrl<O extends OptionTable>(url: string, problems: UrlProblems, table: O, multiHost = false): PostgresUrl<O> {
   const { fail } = problems;
   const parts = splitServerUrl(url, fail);
   const hosts = parts.hosts.map((h: HostPort) => ({ host: h.host, port: h.port ?? 5432 }));
   if (hosts.some((h) => h.host === '')) fail('missing host; expected "postgres://user@host:5432/database"');
-  if (hosts.length > 1) fail('several hosts are not supported; name one host (or a load balancer)');
+  if (hosts.length > 1 && !multiHost) fail('several hosts are not supported here; name one host (or a load balancer)');
+  const seen = new Set<string>();
+  for (const { host, port } of hosts) {
+    if (seen.has(`${host}:${port}`)) fail(`host ${host}:${port} is named twice`);
+    seen.add(`${host}:${port}`);
+  }
   if (parts.path.includes('/')) fail(`database name may not contain "/", got ${JSON.stringify(parts.path)}`);
 
   const { connection, options } = readUrlOptions(parts.params, POSTGRES_CONNECTION_OPTIONS, table, fail);

@@ -21,7 +21,7 @@ import type { ClientConfig } from 'pg';
 import { Backoff } from '../../core/backoff.js';
 import { sleep, type Clock } from '../../core/clock.js';
 import type { PgDriver } from '../../sql/drivers.js';
-import { PgConnection } from './connection.js';
+import { PgConnection, type PgServers } from './connection.js';
 
 /** SQLSTATE of `lock_timeout`: the wait ended without the lock; re-read the ring. */
 const LOCK_NOT_AVAILABLE = '55P03';
@@ -33,6 +33,8 @@ export interface BackendWatchOptions {
   readonly driver: Pick<PgDriver, 'Client'>;
   /** The store's client configuration; the watch adds its own timeouts. */
   readonly config: ClientConfig;
+  /** The store's hosts: the watch follows the store to the read-write one. */
+  readonly servers: PgServers;
   readonly clock: Clock;
   readonly label: string;
   /** The advisory lock class of this schema (the first key of the two-key form). */
@@ -116,6 +118,7 @@ export class BackendWatch {
       // A wait longer than lock_timeout is an error (55P03), not a dropped connection: the client's and the
       // server's statement timeouts leave it room.
       config: { ...this.#options.config, lock_timeout: retargetMs, statement_timeout: retargetMs + queryTimeoutMs },
+      servers: this.#options.servers,
       clock: this.#options.clock,
       label: `${this.#options.label} (crash watch)`,
       queryTimeoutMs: retargetMs + queryTimeoutMs,

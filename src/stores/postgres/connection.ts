@@ -11,7 +11,12 @@
  * StoreUnavailableError, a statement unanswered after `queryTimeoutMs` drops the connection, and a new one
  * is made in the background. `onConnect` runs on every new client before it is used (LISTEN, for one).
  * `close()` resolves when the client and every timer are gone.
- * Non-guarantees: a statement that failed with a connection error may or may not have committed.
+ * With `servers` (a multi-host URL) every (re)connection tries the hosts in order and keeps the first
+ * that is the wanted kind (read-write, or primary): after a standby is promoted, the connection that the
+ * old primary's loss dropped comes back on the new one by itself.
+ * Non-guarantees: a statement that failed with a connection error may or may not have committed. Two
+ * servers that both accept writes (an old primary restarted after a failover, a split brain) are not
+ * told apart: the first one listed wins.
  */
 import type { Client, ClientConfig, QueryResultRow } from 'pg';
 import { Backoff } from '../../core/backoff.js';
@@ -20,9 +25,20 @@ import { ClosedError, StoreUnavailableError } from '../../core/errors.js';
 import type { PgDriver } from '../../sql/drivers.js';
 import { classifySqlError } from '../../sql/errors.js';
 
+/** Which server a connection keeps (the URL's `target_session_attrs`). */
+export type PgTarget = 'read-write' | 'primary';
+
+/** Hosts tried in order on every (re)connection, and the kind of server to keep. */
+export interface PgServers {
+  readonly hosts: readonly { readonly host: string; readonly port: number }[];
+  readonly target: PgTarget;
+}
+
 export interface PgConnectionOptions {
   readonly driver: Pick<PgDriver, 'Client'>;
   readonly config: ClientConfig;
+  /** Default: the config's host alone, whatever kind of server it is. */
+  readonly servers?: PgServers;
   readonly clock: Clock;
   /** Names the connection in messages: `postgres store "postgres://u:***@h/db"`, `… (change notifications)`. */
   readonly label: string;
@@ -123,20 +139,45 @@ export class PgConnection {
   }
 
   async #connect(reconnected: boolean): Promise<void> {
-    const client = new this.#options.driver.Client(
-      this.#options.pipeline ? ({ ...this.#options.config, pipeline: true } as ClientConfig) : this.#options.config,
-    );
+    const hosts = this.#options.servers?.hosts ?? [{}];
+    const failures: string[] = [];
+    for (const host of hosts) {
+      const client = await this.#open(host, reconnected).catch((error: unknown) => {
+        const where = 'host' in host ? `${host.host}:${host.port}: ` : '';
+        failures.push(`${where}${(error as Error).message}`);
+        this.#lastError = error as Error;
+      });
+      if (!client) continue;
+      if (this.#state === 'closed') {
+        await client.end().catch(() => undefined);
+        return;
+      }
+      this.#client = client;
+      this.#state = 'up';
+      this.#lastError = undefined;
+      this.#backoff.reset();
+      return;
+    }
+    const error = new StoreUnavailableError(`${this.#options.label}: cannot connect: ${failures.join('; ')}`, { cause: this.#lastError });
+    this.#lastError = error;
+    throw error;
+  }
+
+  /** Connects to one host; rejects when it cannot, or when it is not the kind of server wanted. */
+  async #open(host: { readonly host?: string; readonly port?: number }, reconnected: boolean): Promise<Client> {
+    const config = { ...this.#options.config, ...host, ...(this.#options.pipeline ? { pipeline: true } : {}) };
+    const client = new this.#options.driver.Client(config as ClientConfig);
     // Must be attached before connect(): an unhandled 'error' event would crash the process.
     client.on('error', (error) => this.#lost(client, error));
     client.on('end', () => this.#lost(client, new Error('connection ended')));
     const attempt = (async () => {
       try {
         await client.connect();
+        if (this.#options.servers) await checkTarget(client, this.#options.servers.target);
         await this.#options.onConnect?.(client, reconnected);
       } catch (error) {
         await client.end().catch(() => undefined); // already failing: the connect error is what we report
-        this.#lastError = error as Error;
-        throw new StoreUnavailableError(`${this.#options.label}: cannot connect: ${(error as Error).message}`, { cause: error });
+        throw error;
       }
     })();
     this.#connecting = attempt.then(
@@ -148,14 +189,7 @@ export class PgConnection {
     } finally {
       this.#connecting = undefined;
     }
-    if (this.#state === 'closed') {
-      await client.end().catch(() => undefined);
-      return;
-    }
-    this.#client = client;
-    this.#state = 'up';
-    this.#lastError = undefined;
-    this.#backoff.reset();
+    return client;
   }
 
   /** Forgets a broken client (once) and schedules a new connection. */
@@ -177,5 +211,17 @@ export class PgConnection {
       if (this.#state !== 'down') return;
       this.#connect(true).catch(() => this.#scheduleReconnect());
     });
+  }
+}
+
+/** libpq's `target_session_attrs` check. @throws Error naming what the server is instead. */
+async function checkTarget(client: Client, target: PgTarget): Promise<void> {
+  const { rows } = await client.query<{ recovery: boolean; read_only: string }>(
+    "SELECT pg_is_in_recovery() AS recovery, current_setting('transaction_read_only') AS read_only",
+  );
+  const row = rows[0] as { recovery: boolean; read_only: string };
+  if (target === 'primary' && row.recovery) throw new Error('server is a standby (in recovery), not a primary');
+  if (target === 'read-write' && row.read_only !== 'off') {
+    throw new Error(`server is read-only (${row.recovery ? 'a standby in recovery' : 'default_transaction_read_only'}), not read-write`);
   }
 }

@@ -58,9 +58,11 @@
  * With crash detection off, a session survives a server restart and could keep a row its node thinks
  * released (or miss one it thinks held): there ownership commits with the server's setting, as before.
  *
- * Other non-guarantees: failover to a standby can lose recently committed sessions, keys and sequence
- * values: use synchronous replication (the connection-bound sessions are given up as above, and the token
- * bump covers what an asynchronous ownership commit did not wait for). A server clock step changes TTLs.
+ * Failover to a standby (a multi-host URL: connection.ts keeps the read-write host): the connection-bound
+ * sessions are given up as above. Sequence values the old primary did not replicate are not issued again:
+ * the first connection to a server on a new WAL timeline moves the sequence FAILOVER_TOKEN_GAP ahead.
+ * Other non-guarantees: asynchronous replication can lose recently committed sessions, keys and records
+ * (tick claims, checkpoints); use synchronous replication for none. A server clock step changes TTLs.
  */
 import { createHash } from 'node:crypto';
 import type { Client, ClientConfig, Notification } from 'pg';
@@ -84,7 +86,7 @@ import { quoteIdentifier } from '../../sql/placeholders.js';
 import { pgClientConfig } from '../../sql/postgres/connect.js';
 import { ChangeListeners } from '../change-listeners.js';
 import { BackendWatch } from './backend-watch.js';
-import { PgConnection } from './connection.js';
+import { PgConnection, type PgServers } from './connection.js';
 import { migrate } from './schema.js';
 import { compile, postgresStatements, type Statements, type WriteMode } from './statements.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, type PostgresStoreUrl } from './url.js';
@@ -112,6 +114,15 @@ const ACQUIRE_ATTEMPTS = 5;
  * reconnections to fit in a bigint.
  */
 const TOKEN_GAP = 1_000_000_000n;
+
+/**
+ * How far the token sequence moves ahead the first time a connection finds the server on a WAL timeline
+ * it has not issued tokens on (a promoted standby, a point-in-time restore; see "Failover"): more than the
+ * tokens the old primary may have issued without replicating them — its acquisitions and its
+ * connections' TOKEN_GAP bumps, up to 999 of them, in its last moments — and small enough for 9·10^6
+ * failovers to fit in a bigint.
+ */
+const FAILOVER_TOKEN_GAP = 1_000_000_000_000n;
 
 const SCOPES = new Set(['sessions', 'owners', 'records']);
 
@@ -151,7 +162,7 @@ export class PostgresStore implements Store {
   #mainPid = 0;
   /** Local monotonic time of the next full reap round (#reap); 0: the first round is one. */
   #fullReapAt = 0;
-  #watchConfig: { readonly driver: PgDriver; readonly config: ClientConfig } | undefined;
+  #watchConfig: { readonly driver: PgDriver; readonly config: ClientConfig; readonly servers: PgServers } | undefined;
   #backendWatch: BackendWatch | undefined;
   #backendWatchClosing: Promise<void> | undefined;
   /** True while anyone watches; the reap loop (and the crash watch) runs while it is. */
@@ -200,7 +211,9 @@ export class PostgresStore implements Store {
       // left alone on purpose (see the crash-detection argument above).
       keepAlive: true,
     };
-    const common = { driver, config: clientConfig, clock: this.#clock, queryTimeoutMs: config.queryTimeoutMs };
+    // Every connection (statements, LISTEN, crash watch) tries the URL's hosts in turn and keeps the wanted one.
+    const servers = { hosts: this.#url.hosts, target: config.target_session_attrs };
+    const common = { driver, config: clientConfig, servers, clock: this.#clock, queryTimeoutMs: config.queryTimeoutMs };
     this.#main = await PgConnection.open({
       ...common,
       label: this.#label,
@@ -211,21 +224,17 @@ export class PostgresStore implements Store {
       // the lock other handles' crash watches wait for (backend-watch.ts); a new connection bumps the
       // token sequence before it issues a token (the first one's bump follows the migration below).
       ...(config.crashDetection ? { onLost: () => this.#listeners.emit({ scope: 'connection' }) } : {}),
-      ...(config.crashDetection || this.#asyncCommit
-        ? {
-            onConnect: async (client: Client, reconnected: boolean) => {
-              if (config.crashDetection) {
-                const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid, pg_advisory_lock($1, pg_backend_pid())', [this.#lockClass]);
-                this.#mainPid = (rows[0] as { pid: number }).pid;
-              }
-              if (this.#asyncCommit && reconnected) await this.#bumpTokens(client);
-            },
-          }
-        : {}),
+      onConnect: async (client: Client, reconnected: boolean) => {
+        if (config.crashDetection) {
+          const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid, pg_advisory_lock($1, pg_backend_pid())', [this.#lockClass]);
+          this.#mainPid = (rows[0] as { pid: number }).pid;
+        }
+        if (reconnected) await this.#bumpTokens(client);
+      },
     });
-    this.#watchConfig = { driver, config: clientConfig };
+    this.#watchConfig = { driver, config: clientConfig, servers };
     await migrate(this.#main, config.schema, this.#url.shown);
-    if (this.#asyncCommit) await this.#bumpTokens();
+    await this.#bumpTokens();
     this.#listener = await PgConnection.open({
       ...common,
       label: `${this.#label} (change notifications)`,
@@ -241,10 +250,17 @@ export class PostgresStore implements Store {
     return this.#config.crashDetection;
   }
 
-  /** Moves the token sequence past every token a crash may have lost (statements.ts, bumpTokens). */
+  /**
+   * Moves the token sequence past every token a crash (TOKEN_GAP, with asynchronous ownership commits) or
+   * an asynchronous failover (FAILOVER_TOKEN_GAP, on a new timeline) may have lost (statements.ts, bumpTokens).
+   */
   async #bumpTokens(client?: Client): Promise<void> {
     const { text, names } = compile(this.#sql.bumpTokens);
-    const params: Params = { schema: this.#config.schema, gap: TOKEN_GAP.toString() };
+    const params: Params = {
+      schema: this.#config.schema,
+      gap: (this.#asyncCommit ? TOKEN_GAP : 0n).toString(),
+      failoverGap: FAILOVER_TOKEN_GAP.toString(),
+    };
     const values = names.map((name) => params[name]);
     // On reconnection the connection is not up yet (onConnect runs first): the statement goes to its client.
     if (client) await client.query(text, values);

@@ -278,14 +278,31 @@ export function postgresStatements(s: string) {
      * lost are then never issued again. The advisory lock serialises concurrent bumps, so one bump can never
      * set the sequence below another's; nextval() calls of other connections meanwhile stay below
      * nextval + GAP. setval() gives the transaction an xid, so its commit waits for the WAL flush.
+     * On a WAL timeline other than the one recorded in meta (a promoted standby: its copy of meta names the
+     * old primary's), it moves FAILOVER_GAP ahead instead and records the timeline: tokens the old primary
+     * issued but never replicated are not issued again. The timeline is the first 8 hex digits of the
+     * current WAL file's name.
      */
     bumpTokens: `
       WITH serialised AS MATERIALIZED (
         SELECT pg_advisory_xact_lock(hashtext('baton.tokens.' || :schema::text)),
                set_config('synchronous_commit', CASE WHEN current_setting('synchronous_commit') IN ('off', 'local')
                                                      THEN 'on' ELSE current_setting('synchronous_commit') END, true)
+      ),
+      timeline AS MATERIALIZED (
+        SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint::text AS id FROM serialised
+      ),
+      moved AS (
+        SELECT NOT EXISTS (SELECT 1 FROM ${s}.meta m WHERE m.name = 'token_timeline' AND m.value = t.id) AS failover FROM timeline t
+      ),
+      recorded AS (
+        INSERT INTO ${s}.meta (name, value) SELECT 'token_timeline', t.id FROM timeline t, moved WHERE moved.failover
+        ON CONFLICT (name) DO UPDATE SET value = excluded.value
+        RETURNING value
       )
-      SELECT setval('${s}.token_seq', nextval('${s}.token_seq') + :gap::bigint)::text AS token FROM serialised`,
+      SELECT setval('${s}.token_seq', nextval('${s}.token_seq') + CASE WHEN moved.failover THEN :failoverGap::bigint ELSE :gap::bigint END)::text AS token,
+             moved.failover, (SELECT count(*) FROM recorded)::int AS recorded
+      FROM moved`,
 
     holder: `
       SELECT o.key, o.session_id, o.token, ${epochMs('o.acquired_at')} AS acquired_at

@@ -1,5 +1,5 @@
 /**
- * The PostgreSQL store's URL: `postgres://[user[:password]@]host[:port][/database][?option=value&...]`
+ * The PostgreSQL store's URL: `postgres://[user[:password]@]host[:port][,host[:port]…][/database][?option=value&...]`
  * (also `postgresql://`), read by the SQL layer's one parser (sql/url.ts) — host, credentials, database,
  * TLS (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`), `connectTimeoutMs`, `applicationName` — plus the
  * store's own options below. Unknown options are refused, so a typo never silently disables TLS. Every
@@ -20,6 +20,12 @@ export const POSTGRES_STORE_OPTIONS = {
   crashDetection: { type: 'boolean', default: true },
   /** How often a handle with watchers deletes dead sessions (and so notifies). */
   reapMs: { type: 'integer', min: 10, max: 60_000, default: 200 },
+  /**
+   * Which of the URL's hosts to keep, as libpq: `read-write` (default) the first whose sessions may write,
+   * `primary` the first not in recovery. Hosts are tried in order on every (re)connection, so after a
+   * failover the handle finds the promoted standby by itself.
+   */
+  target_session_attrs: { type: 'choice', choices: ['read-write', 'primary'], default: 'read-write' },
 } as const satisfies OptionTable;
 
 /** A parsed store URL: the connection, and the store's options in `options`. */
@@ -30,5 +36,5 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
 
 /** @throws StoreUrlError naming the redacted URL and what is wrong with it. */
 export function parsePostgresUrl(url: string): PostgresStoreUrl {
-  return parseSqlUrl(url, { label: 'postgres store', error: StoreUrlError, kinds: ['postgres'], options: POSTGRES_STORE_OPTIONS });
+  return parseSqlUrl(url, { label: 'postgres store', error: StoreUrlError, kinds: ['postgres'], options: POSTGRES_STORE_OPTIONS, multiHost: true });
 }

@@ -459,8 +459,7 @@ export class RedisStore implements Store {
  */
 function driverOptions(config: RedisStoreConfig): RedisOptions {
   return {
-    host: config.host,
-    port: config.port,
+    ...(config.sentinel ? sentinelOptions(config.sentinel) : { host: config.host, port: config.port }),
     db: config.db,
     ...(config.username ? { username: config.username } : {}),
     ...(config.password ? { password: config.password } : {}),
@@ -477,6 +476,22 @@ function driverOptions(config: RedisStoreConfig): RedisOptions {
       const ceiling = Math.min(MAX_RECONNECT_DELAY_MS, 25 * 2 ** Math.min(times, 10));
       return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
     },
+  };
+}
+
+/**
+ * Redis Sentinel: every (re)connection asks the Sentinels, in order, where the master is, so a connection
+ * that the old master's loss dropped comes back on the promoted replica. A switch the Sentinels announce
+ * (`+switch-master`) drops the connection at once, even when the old master still answers (a partition).
+ * A server that turns out to be a replica (READONLY) is left for the Sentinels' current master.
+ */
+function sentinelOptions(sentinel: NonNullable<RedisStoreConfig['sentinel']>): RedisOptions {
+  return {
+    sentinels: sentinel.hosts.map(({ host, port }) => ({ host, port })),
+    name: sentinel.name,
+    role: 'master',
+    failoverDetector: true,
+    reconnectOnError: (error) => error.message.startsWith('READONLY'),
   };
 }
 

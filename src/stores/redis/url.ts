@@ -2,7 +2,9 @@
  * Parses and validates a Redis store URL. No driver is loaded here: a bad URL fails before anything
  * connects, and the error names the URL (credentials redacted) and the bad part.
  *
- * `redis://[[user]:password@]host[:port][/db][?option=value&…]`, or `rediss://…` for TLS.
+ * `redis://[[user]:password@]host[:port][/db][?option=value&…]`, or `rediss://…` for TLS; or, to follow
+ * the master that Redis Sentinel names, `redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/master[/db][?…]`
+ * (the hosts are Sentinels, default port 26379; the credentials are the Redis servers').
  */
 import { readFileSync } from 'node:fs';
 import { StoreUrlError } from '../../core/errors.js';
@@ -19,8 +21,11 @@ export interface RedisTlsConfig {
 }
 
 export interface RedisStoreConfig {
+  /** The server (for `redis+sentinel://`, the first Sentinel: unused, the Sentinels name the master). */
   readonly host: string;
   readonly port: number;
+  /** `redis+sentinel://` only: the Sentinels asked, in order, where the master `name` is. */
+  readonly sentinel?: { readonly name: string; readonly hosts: readonly { readonly host: string; readonly port: number }[] };
   readonly db: number;
   readonly username?: string;
   readonly password?: string;
@@ -54,14 +59,19 @@ export function parseRedisUrl(url: string): RedisStoreConfig {
   const fail = (problem: string): never => {
     throw new StoreUrlError(`redis store ${JSON.stringify(shown)}: ${problem}`);
   };
+  const sentinel = /^redis\+sentinel:\/\//i.test(url) ? splitSentinelUrl(url, fail) : undefined;
   let parsed: URL;
   try {
-    parsed = new URL(url);
+    parsed = new URL(sentinel?.rest ?? url);
   } catch {
-    return fail('not a valid URL; expected "redis://[:password@]host[:port][/db]"');
+    return fail(
+      sentinel
+        ? 'not a valid URL; expected "redis+sentinel://[:password@]host[:port][,host[:port]…]/master[/db]"'
+        : 'not a valid URL; expected "redis://[:password@]host[:port][/db]"',
+    );
   }
   const scheme = parsed.protocol.slice(0, -1).toLowerCase();
-  if (scheme !== 'redis' && scheme !== 'rediss') fail(`unsupported scheme "${scheme}:"; expected "redis:" or "rediss:" (TLS)`);
+  if (scheme !== 'redis' && scheme !== 'rediss') fail(`unsupported scheme "${scheme}:"; expected "redis:", "rediss:" (TLS) or "redis+sentinel:"`);
   const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
   if (host === '') fail('missing host; expected "redis://host:6379"');
   const port = parsed.port === '' ? 6379 : Number(parsed.port);
@@ -78,6 +88,7 @@ export function parseRedisUrl(url: string): RedisStoreConfig {
   }
   const tls = scheme === 'rediss';
   for (const name of ['tlsCa', 'tlsCert', 'tlsKey', 'tlsServername'] as const) {
+    if (values.has(name) && sentinel) fail(`option "${name}": TLS is not supported with "redis+sentinel://"`);
     if (values.has(name) && !tls) fail(`option "${name}" needs TLS: use "rediss://"`);
   }
   if (values.has('tlsCert') !== values.has('tlsKey')) fail('options "tlsCert" and "tlsKey" go together');
@@ -106,9 +117,10 @@ export function parseRedisUrl(url: string): RedisStoreConfig {
     }
   };
 
+  const first = sentinel?.hosts[0];
   const config: RedisStoreConfig = {
-    host,
-    port: Number.isInteger(port) && port > 0 && port < 65536 ? port : fail(`port "${parsed.port}" is out of range`),
+    host: first ? first.host : host,
+    port: first ? first.port : Number.isInteger(port) && port > 0 && port < 65536 ? port : fail(`port "${parsed.port}" is out of range`),
     db,
     ...(parsed.username ? { username: decodePart(parsed.username, 'the user name', fail) } : {}),
     ...(parsed.password ? { password: decodePart(parsed.password, 'the password', fail) } : {}),
@@ -118,6 +130,7 @@ export function parseRedisUrl(url: string): RedisStoreConfig {
     crashCheckMs: integer('crashCheckMs', 250, 10, 60_000),
     crashDetection: crashDetection(values.get('crashDetection') ?? 'process'),
     shown,
+    ...(sentinel ? { sentinel: { name: sentinel.name, hosts: sentinel.hosts } } : {}),
   };
   if (!tls) return config;
   const ca = readPem('tlsCa');
@@ -137,4 +150,37 @@ function decodePart(text: string, what: string, fail: (what: string) => never): 
   } catch {
     return fail(`${what} is not valid percent-encoding`);
   }
+}
+
+const SENTINEL_HOST = /^(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])$/;
+
+/**
+ * Reads the Sentinel list and the master name out of a `redis+sentinel://` URL, and gives back the rest as
+ * a plain `redis://` URL (credentials, db, options) for the common parser: a WHATWG URL cannot hold a list
+ * of hosts.
+ */
+function splitSentinelUrl(
+  url: string,
+  fail: (problem: string) => never,
+): { readonly rest: string; readonly name: string; readonly hosts: { readonly host: string; readonly port: number }[] } {
+  const afterScheme = url.slice('redis+sentinel://'.length);
+  const slash = afterScheme.search(/[/?#]/);
+  const authority = slash < 0 ? afterScheme : afterScheme.slice(0, slash);
+  const tail = slash < 0 ? '' : afterScheme.slice(slash);
+  const at = authority.lastIndexOf('@');
+  const userInfo = at < 0 ? '' : authority.slice(0, at + 1);
+  const hostList = authority.slice(at + 1);
+  if (hostList === '') fail('missing Sentinel host; expected "redis+sentinel://host:26379,host:26380/master"');
+  const hosts = hostList.split(',').map((entry) => {
+    const match = /^(.*?)(?::(\d{1,5}))?$/.exec(entry) as RegExpExecArray;
+    const host = (match[1] as string).replace(/^\[(.*)\]$/, '$1');
+    if (!SENTINEL_HOST.test(match[1] as string)) fail(`invalid Sentinel host ${JSON.stringify(entry)}`);
+    const port = match[2] === undefined ? 26379 : Number(match[2]);
+    if (port < 1 || port > 65535) fail(`Sentinel port "${match[2]}" is out of range`);
+    return { host, port };
+  });
+  const path = /^\/([^/?#]*)(\/[^?#]*)?(.*)$/s.exec(tail);
+  const name = path ? decodePart(path[1] as string, 'the master name', fail) : '';
+  if (name === '') fail('missing master name; expected "redis+sentinel://host:26379/mymaster"');
+  return { rest: `redis://${userInfo}sentinel${path?.[2] ?? ''}${path?.[3] ?? tail}`, name, hosts };
 }
