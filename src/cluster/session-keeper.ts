@@ -10,6 +10,7 @@
  * Non-guarantees: a write already in flight when the process stalled may reach the store late; store-side
  * fencing (guarded writes) refuses it if the key has moved on.
  */
+import { setMaxListeners } from 'node:events';
 import { Backoff } from '../core/backoff.js';
 import { sleep, type Clock } from '../core/clock.js';
 import { ClosedError, SessionExpiredError, toError } from '../core/errors.js';
@@ -49,6 +50,9 @@ export class LiveSession {
     this.id = id;
     this.#clock = clock;
     this.#deadline = deadline;
+    // Every lease of the session listens to it (lease.ts): a node owning 1,000 tasks adds 1,000 listeners,
+    // which is no leak (each is removed when its lease ends) but tripped Node's warning at 11.
+    setMaxListeners(0, this.#controller.signal);
   }
 
   /** Aborts when the session is lost or closed; its reason says which. */

@@ -34,16 +34,22 @@ export class Waker {
       this.#pending = false;
       return true;
     }
+    if (signal.aborted) throw signal.reason;
     const woken = new AbortController();
     this.#wake = () => woken.abort();
+    // A listener removed after each wait, not AbortSignal.any: a long-lived `signal` (a lease's, waited on
+    // once per tick) would otherwise collect a dependent signal per wait (MaxListenersExceededWarning).
+    const onAbort = () => woken.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
     try {
-      await sleep(this.#clock, Math.max(0, ms), AbortSignal.any([signal, woken.signal]));
+      await sleep(this.#clock, Math.max(0, ms), woken.signal);
       return false;
     } catch (error) {
-      if (signal.aborted) throw error;
+      if (signal.aborted) throw signal.reason ?? error;
       this.#pending = false;
       return true;
     } finally {
+      signal.removeEventListener('abort', onAbort);
       this.#wake = undefined;
     }
   }
