@@ -56,6 +56,8 @@ export interface ScalePoint {
   windowS: number | null;
   /** Tasks the victim held when it was killed. */
   victimShare: number | null;
+  /** From the start until every task's declaration (`decl/`) was written: a one-time cost of a new task list. */
+  declaredMs?: number;
   failoverMs: number | null;
   /** Held tasks per node when settled (or at the cap): min and max. */
   spread: { min: number; max: number } | null;
@@ -355,6 +357,11 @@ export async function measureScale(name: StoreName, url: string, cluster: string
     }
     // Starts that are still running (a node waiting for a round trip) must not spill into the window.
     await Promise.race([starting, sleep(10_000)]);
+    // Nor the one-time declarations (`decl/`, one record per task), which the node that stored the new
+    // task list writes after its start (src/scheduler/task-sets.ts): timed, then out of the window.
+    const declaring = Date.now();
+    while (Date.now() - declaring < options.capMs && (await observer.list('decl/')).length < tasks) await sleep(SETTLE_POLL_MS);
+    point.declaredMs = Date.now() - started;
 
     // Idle window: no observer reads.
     for (const h of handles) h.counter.reset();

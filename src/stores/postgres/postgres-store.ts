@@ -101,6 +101,8 @@ export interface PostgresStoreOptions {
 
 /** How long one crash-watch wait lasts before it re-reads the ring (a joiner is watched within this). */
 const BACKEND_WATCH_RETARGET_MS = 5000;
+/** Reap rounds per `reapMs` the cluster's handles run together (#scheduleReap). */
+const REAPERS = 10;
 /** The reaper's full round (crashes too), per live session of the cluster: see #reap. */
 const FULL_REAP_PER_SESSION_MS = 1000;
 
@@ -162,6 +164,8 @@ export class PostgresStore implements Store {
   #mainPid = 0;
   /** Local monotonic time of the next full reap round (#reap); 0: the first round is one. */
   #fullReapAt = 0;
+  /** The cluster's sessions at the last full reap: paces the reaper (#scheduleReap). */
+  #sessionsSeen = 1;
   #watchConfig: { readonly driver: PgDriver; readonly config: ClientConfig; readonly servers: PgServers } | undefined;
   #backendWatch: BackendWatch | undefined;
   #backendWatchClosing: Promise<void> | undefined;
@@ -477,7 +481,11 @@ export class PostgresStore implements Store {
 
   /** One round at a time: the next is scheduled when the previous settles, never two loops. */
   #scheduleReap(): void {
-    this.#cancelReapTimer = this.#clock.setTimer(this.#config.reapMs, () => {
+    // Spread over the handles: with S sessions each handle reaps every reapMs × ⌈S / REAPERS⌉ (jittered),
+    // so the cluster runs about REAPERS rounds per reapMs whatever its size (1,000 nodes would otherwise
+    // send 5,000 statements a second to find nothing expired).
+    const every = this.#config.reapMs * Math.max(1, Math.ceil(this.#sessionsSeen / REAPERS)) * (this.#sessionsSeen > REAPERS ? 0.5 + Math.random() : 1);
+    this.#cancelReapTimer = this.#clock.setTimer(every, () => {
       this.#cancelReapTimer = undefined;
       if (this.#closed || !this.#reapActive) return;
       // A failed reap only delays a hint (reads already ignore dead sessions): the next round retries.
@@ -500,6 +508,7 @@ export class PostgresStore implements Store {
   async #reap(): Promise<number> {
     const [row] = await this.#query<{ sessions: number; total: number }>(this.#sql.reap, { cluster: this.cluster, channel: this.#channel });
     const sessions = Math.max(1, row?.total ?? 1);
+    this.#sessionsSeen = sessions;
     this.#fullReapAt = this.#clock.monotonic() + FULL_REAP_PER_SESSION_MS * sessions * (0.5 + Math.random());
     return row?.sessions ?? 0;
   }
