@@ -143,7 +143,8 @@ export class PgConnection {
     const failures: string[] = [];
     for (const host of hosts) {
       const client = await this.#open(host, reconnected).catch((error: unknown) => {
-        const where = 'host' in host ? `${host.host}:${host.port}: ` : '';
+        // Named only among several: the driver's message already names a lone host.
+        const where = hosts.length > 1 && 'host' in host ? `${host.host}:${host.port}: ` : '';
         failures.push(`${where}${(error as Error).message}`);
         this.#lastError = error as Error;
       });
