@@ -112,7 +112,7 @@ const MAX_ATTEMPTS = 20;
 
 export class ZookeeperStore implements Store {
   readonly kind = 'zookeeper' as const;
-  readonly features = { crashDetection: true, watch: 'push', announcesExpiry: true } as const;
+  readonly features = { crashDetection: true, watch: 'push' } as const;
   readonly cluster: string;
   readonly #zk: ZkConnection;
   readonly #paths: ClusterPaths;
