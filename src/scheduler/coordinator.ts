@@ -14,6 +14,7 @@
  * - `turns` units (mutex, round-robin): see turns.ts.
  * - A node whose declaration of a task differs from the running version (versions.ts) takes none of its units.
  */
+import { mapInBatches } from '../core/batches.js';
 import { Backoff } from '../core/backoff.js';
 import type { Clock } from '../core/clock.js';
 import { parseDuration, type Duration } from '../core/duration.js';
@@ -108,12 +109,12 @@ export class Coordinator {
   /** Tasks this node stays out of (another version of their declaration runs), as of the last scan. */
   #excluded: ReadonlySet<string> = new Set();
   #assignmentKey = '';
-  #assignment = new Map<string, string>();
+  #assignment: ReadonlyMap<string, string> = new Map();
   readonly #view: OwnershipView;
   /** Units to look at in the next scan besides those the view reports changed. */
   readonly #lookAt = new Set<string>();
-  /** Cache of #handoverWithinMs(), cleared when units come or go. */
-  #handoverWithin: number | undefined;
+  /** This node's `preferred` (ranked) units, derived from #runners when units come or go. */
+  #ranked: TaskRunner[] | undefined;
   /** Local monotonic time of the last look at every unit. */
   #lookedAtAll = Number.NEGATIVE_INFINITY;
 
@@ -216,7 +217,7 @@ export class Coordinator {
   /** A runner added to the shared `runners` map on a running node (Cluster.addTask). */
   unitAdded(runner: TaskRunner): void {
     if (runner.unit.placement === 'turns') this.#turns.add(runner);
-    this.#handoverWithin = undefined;
+    this.#ranked = undefined;
     this.look(runner.unit.name);
   }
 
@@ -239,7 +240,7 @@ export class Coordinator {
   /** A unit removed from the shared `runners` map (Cluster.removeTask). */
   unitRemoved(unit: string): void {
     this.#turns.remove(unit);
-    this.#handoverWithin = undefined;
+    this.#ranked = undefined;
     this.#freeSince.delete(unit);
     this.#heldSeen.delete(unit);
   }
@@ -270,8 +271,9 @@ export class Coordinator {
   /**
    * The runners a scan looks at: all of them when membership changed, once per scan interval while a
    * node may still be owed a hand-over (younger than the longest hand-over delay), and every
-   * `FULL_LOOK_EVERY` scan intervals as a safety net; otherwise only the units whose owner changed, those waiting out a claim delay, those
-   * asked for (look()), and the turns units. So an idle node of 10,000 tasks does no work per scan.
+   * `FULL_LOOK_EVERY` scan intervals as a safety net; otherwise only the units whose owner changed, those
+   * waiting out a claim delay, those asked for (look()), and the turns units. So an idle node of 10,000
+   * tasks does no work per scan.
    */
   #runnersToLookAt(changes: ViewChanges, sessions: readonly SessionRecord[]): Iterable<TaskRunner> {
     const now = this.#clock.monotonic();
@@ -288,19 +290,20 @@ export class Coordinator {
     this.#lookAt.clear();
     for (const key of changes.keys) units.add(unitOfOwnerKey(key));
     for (const unit of this.#freeSince.keys()) units.add(unit);
-    for (const runner of this.#runners.values()) if (runner.unit.placement === 'turns') units.add(runner.unit.name);
+    for (const unit of this.#turns.units()) units.add(unit);
     return [...units].flatMap((unit) => this.#runners.get(unit) ?? []);
   }
 
   /** The longest a hand-over may wait for a node's age: rebalanceAfter, or a preferred task's failbackAfter. */
   #handoverWithinMs(): number {
-    if (this.#handoverWithin === undefined) {
-      this.#handoverWithin = this.#timing.rebalanceAfterMs;
-      for (const runner of this.#runners.values()) {
-        if (runner.def.mode.kind === 'preferred') this.#handoverWithin = Math.max(this.#handoverWithin, runner.def.mode.failbackAfterMs);
-      }
-    }
-    return this.#handoverWithin;
+    let ms = this.#timing.rebalanceAfterMs;
+    for (const runner of this.#rankedRunners()) if (runner.def.mode.kind === 'preferred') ms = Math.max(ms, runner.def.mode.failbackAfterMs);
+    return ms;
+  }
+
+  #rankedRunners(): readonly TaskRunner[] {
+    this.#ranked ??= [...this.#runners.values()].filter((runner) => runner.def.mode.kind === 'preferred');
+    return this.#ranked;
   }
 
   async #scanOnce(): Promise<ScanOutcome> {
@@ -358,13 +361,8 @@ export class Coordinator {
       if (preferred === me) toAcquire.push(runner);
       else if (now - since >= this.#timing.claimDelayMs && this.#mayStandIn(def.mode, sessions, version)) toAcquire.push(runner);
     }
-    // Bounded: a node starting with 1,000 free tasks must not open 1,000 store requests at once.
-    let failed = false;
-    for (let i = 0; i < toAcquire.length; i += MAX_PARALLEL_ACQUISITIONS) {
-      const outcomes = await Promise.all(toAcquire.slice(i, i + MAX_PARALLEL_ACQUISITIONS).map((runner) => this.#acquire(runner)));
-      if (outcomes.includes(false)) failed = true;
-    }
-    return failed ? 'claims-failed' : 'done';
+    const outcomes = await mapInBatches(toAcquire, MAX_PARALLEL_ACQUISITIONS, (runner) => this.#acquire(runner));
+    return outcomes.includes(false) ? 'claims-failed' : 'done';
   }
 
   /** For a `ranked` unit, only nodes of the best rank alive may take it when its preferred node does not. */
@@ -448,25 +446,30 @@ export class Coordinator {
   }
 
   /** Preferred owner per balanced or ranked unit, recomputed only when membership or declarations change. */
-  #preferred(sessions: SessionRecord[], versions: ReadonlyMap<string, TaskVersions>, balanced: ReadonlyMap<string, string>): Map<string, string> {
+  #preferred(sessions: SessionRecord[], versions: ReadonlyMap<string, TaskVersions>, balanced: ReadonlyMap<string, string>): ReadonlyMap<string, string> {
     const key = this.#view.membershipKey;
     if (key === this.#assignmentKey) return this.#assignment;
-    const assignment = new Map(balanced);
-    // Ranked units stay out of the load balance: their placement is the user's choice.
-    for (const runner of this.#runners.values()) {
-      const mode = runner.def.mode;
-      if (mode.kind !== 'preferred') continue;
-      const eligible = sessions.filter((s) => versions.get(runner.unit.task)?.eligible.has(s.info.id));
-      const best = Math.min(...eligible.map((s) => rankOf(mode.prefer, s.info)));
-      const top = eligible.filter((s) => rankOf(mode.prefer, s.info) === best).map((s) => s.info.id);
-      const chosen = top.sort((a, b) => score(runner.unit.name, b) - score(runner.unit.name, a) || (a < b ? -1 : 1))[0];
-      if (chosen !== undefined) assignment.set(runner.unit.name, chosen);
+    const ranked = this.#rankedRunners();
+    // `balanced` is shared by the nodes of the process (membership-plan.ts): copied only to add ranked units.
+    let assignment = balanced;
+    if (ranked.length > 0) {
+      const withRanked = new Map(balanced);
+      // Ranked units stay out of the load balance: their placement is the user's choice.
+      for (const runner of ranked) {
+        const mode = runner.def.mode;
+        if (mode.kind !== 'preferred') continue;
+        const eligible = sessions.filter((s) => versions.get(runner.unit.task)?.eligible.has(s.info.id));
+        const best = Math.min(...eligible.map((s) => rankOf(mode.prefer, s.info)));
+        const top = eligible.filter((s) => rankOf(mode.prefer, s.info) === best).map((s) => s.info.id);
+        const chosen = top.sort((a, b) => score(runner.unit.name, b) - score(runner.unit.name, a) || (a < b ? -1 : 1))[0];
+        if (chosen !== undefined) withRanked.set(runner.unit.name, chosen);
+      }
+      assignment = withRanked;
     }
     this.#assignmentKey = key;
     this.#assignment = assignment;
     return assignment;
   }
-
 
   /** Reports each new combination of versions of a task once, naming the fields that differ. */
   #reportConflicts(versions: ReadonlyMap<string, TaskVersions>): void {

@@ -14,6 +14,7 @@
  * The view is a preference, like placement: the store's atomic acquisition decides who owns a unit, so a
  * stale view costs a wasted acquisition or a later claim, never two owners.
  */
+import { mapInBatches } from '../core/batches.js';
 import type { Clock } from '../core/clock.js';
 import type { Change, Holder, SessionRecord, Store } from '../stores/contract.js';
 import { resolveTaskSets, taskSetFingerprint } from './task-sets.js';
@@ -158,7 +159,7 @@ export class OwnershipView {
       read = await Promise.all([
         readSessions ? this.#store.listSessions().then((s) => resolveTaskSets(this.#store, s)) : undefined,
         readHolders ? this.#store.listHolders(this.#prefix) : undefined,
-        this.#readKeys(keys),
+        mapInBatches(keys, PARALLEL_KEY_READS, (key) => this.#store.holder(key)),
       ]);
     } catch (error) {
       this.#needSessions ||= readSessions;
@@ -205,13 +206,7 @@ export class OwnershipView {
     return { all, keys: changed, ...(gapSince !== undefined ? { gapSince } : {}) };
   }
 
-  async #readKeys(keys: readonly string[]): Promise<(Holder | null)[]> {
-    const out: (Holder | null)[] = [];
-    for (let i = 0; i < keys.length; i += PARALLEL_KEY_READS) {
-      out.push(...(await Promise.all(keys.slice(i, i + PARALLEL_KEY_READS).map((key) => this.#store.holder(key)))));
-    }
-    return out;
-  }
+
 
   #set(key: string, holder: Holder | undefined): void {
     this.#touched?.add(key);

@@ -1,4 +1,5 @@
 import type { NodeInfo } from '../core/node-info.js';
+import { mapInBatches } from '../core/batches.js';
 import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { assertTaskName, DECLARATION_PREFIX, declarationKey, declarationVersionKey } from './keys.js';
@@ -317,20 +318,21 @@ export async function publishDeclarations(store: Store, definitions: Iterable<Ta
   // One read for all tasks; writes only for what changed, a few at a time (a node may declare thousands).
   const current = new Map((await store.list<DeclarationRecord>(DECLARATION_PREFIX)).map((r) => [r.key, r.value.fingerprint]));
   const changed = [...definitions].filter((d) => current.get(declarationKey(d.name)) !== d.fingerprint);
-  for (let i = 0; i < changed.length && !signal?.aborted; i += 16) {
-    await Promise.all(
-      changed.slice(i, i + 16).flatMap((d) => {
-        const record: DeclarationRecord = {
-          schedule: d.schedule.description,
-          mode: d.mode.kind,
-          fingerprint: d.fingerprint,
-          ...(d.mode.kind === 'sharded' ? { shards: d.mode.count } : {}),
-          node,
-          declaredAt: now,
-        };
-        // The full version too, once: a node seeing another version in a session names the fields that differ.
-        return [store.put(declarationKey(d.name), record), store.put(declarationVersionKey(d.name, d.fingerprint), d.declaration, { ifVersion: 'absent' })];
-      }),
-    );
-  }
+  await mapInBatches(
+    changed,
+    16,
+    (d) => {
+      const record: DeclarationRecord = {
+        schedule: d.schedule.description,
+        mode: d.mode.kind,
+        fingerprint: d.fingerprint,
+        ...(d.mode.kind === 'sharded' ? { shards: d.mode.count } : {}),
+        node,
+        declaredAt: now,
+      };
+      // The full version too, once: a node seeing another version in a session names the fields that differ.
+      return Promise.all([store.put(declarationKey(d.name), record), store.put(declarationVersionKey(d.name, d.fingerprint), d.declaration, { ifVersion: 'absent' })]);
+    },
+    () => signal?.aborted === true,
+  );
 }

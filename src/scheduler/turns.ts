@@ -83,6 +83,11 @@ export class Turns {
     if (this.#started) this.#planNext(state);
   }
 
+  /** The `turns` units of this node: a scan looks at them every time (their turns come by the clock). */
+  units(): Iterable<string> {
+    return this.#states.keys();
+  }
+
   /** A unit removed from the running node (Cluster.removeTask): no more turns for it. */
   remove(unit: string): void {
     this.#states.get(unit)?.cancel?.();

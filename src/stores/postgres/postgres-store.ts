@@ -490,7 +490,7 @@ export class PostgresStore implements Store {
       if (this.#closed || !this.#reapActive) return;
       // A failed reap only delays a hint (reads already ignore dead sessions): the next round retries.
       const full = this.#config.crashDetection && this.#clock.monotonic() >= this.#fullReapAt;
-      this.#reaping = (full ? this.#reap() : this.#reapExpired())
+      this.#reaping = this.#reap(full)
         .catch(() => undefined)
         .finally(() => {
           this.#reaping = undefined;
@@ -501,21 +501,18 @@ export class PostgresStore implements Store {
 
   /**
    * Deletes dead sessions (expired, or their backend gone) and their keys, notifying; resolves to how
-   * many sessions it deleted. It reads every session of the cluster, so a handle runs it from its timer
-   * only every FULL_REAP_PER_SESSION_MS × sessions (jittered): the cluster as a whole about once per
-   * FULL_REAP_PER_SESSION_MS, whatever its size. A crash is announced sooner by the crash watch.
+   * many sessions it deleted. The full round reads every session of the cluster, so a handle runs it from
+   * its timer only every FULL_REAP_PER_SESSION_MS × sessions (jittered): the cluster as a whole about once
+   * per FULL_REAP_PER_SESSION_MS, whatever its size; a crash is announced sooner by the crash watch. The
+   * other rounds (`full` false) delete expired sessions only, read from the expiry index.
    */
-  async #reap(): Promise<number> {
-    const [row] = await this.#query<{ sessions: number; total: number }>(this.#sql.reap, { cluster: this.cluster, channel: this.#channel });
-    const sessions = Math.max(1, row?.total ?? 1);
-    this.#sessionsSeen = sessions;
-    this.#fullReapAt = this.#clock.monotonic() + FULL_REAP_PER_SESSION_MS * sessions * (0.5 + Math.random());
-    return row?.sessions ?? 0;
-  }
-
-  /** The timer's frequent round: expired sessions only, read from the expiry index. */
-  async #reapExpired(): Promise<number> {
-    const [row] = await this.#query<{ sessions: number }>(this.#sql.reapExpired, { cluster: this.cluster, channel: this.#channel });
+  async #reap(full = true): Promise<number> {
+    const sql = full ? this.#sql.reap : this.#sql.reapExpired;
+    const [row] = await this.#query<{ sessions: number; total?: number }>(sql, { cluster: this.cluster, channel: this.#channel });
+    if (full) {
+      this.#sessionsSeen = Math.max(1, row?.total ?? 1);
+      this.#fullReapAt = this.#clock.monotonic() + FULL_REAP_PER_SESSION_MS * this.#sessionsSeen * (0.5 + Math.random());
+    }
     return row?.sessions ?? 0;
   }
 

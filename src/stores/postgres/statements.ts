@@ -86,6 +86,18 @@ function deleteDeadSessions(s: string, which: 'all' | 'expired' = 'all'): string
     )`;
 }
 
+/** A reap round (deleteDeadSessions), notifying; `total`: the cluster's sessions, counted by the full round only. */
+function reapStatement(s: string, which: 'all' | 'expired'): string {
+  const total = which === 'all' ? `, (SELECT count(*) FROM ${s}.sessions WHERE cluster = :cluster)::int AS total` : '';
+  return `
+      WITH ${deleteDeadSessions(s, which)},
+      notified AS (
+        SELECT pg_notify(:channel, ${payload('sessions')}) WHERE EXISTS (SELECT 1 FROM dead)
+        UNION ALL ${endedPayloads('dead_owners')}
+      )
+      SELECT (SELECT count(*) FROM dead)::int AS sessions, (SELECT count(*) FROM notified)::int AS notified${total}`;
+}
+
 /**
  * A CTE named `commit_mode` that makes THIS transaction commit without waiting for its WAL flush when
  * `:asyncCommit` is true (`synchronous_commit` is read at commit time, so setting it inside the statement
@@ -164,23 +176,10 @@ export function postgresStatements(s: string) {
      * The background reaper: turns crashes and expiries into notifications. Reads every session of the
      * cluster (a crash is seen in pg_stat_activity, not in the row), and says how many there are.
      */
-    reap: `
-      WITH ${deleteDeadSessions(s)},
-      notified AS (
-        SELECT pg_notify(:channel, ${payload('sessions')}) WHERE EXISTS (SELECT 1 FROM dead)
-        UNION ALL ${endedPayloads('dead_owners')}
-      )
-      SELECT (SELECT count(*) FROM dead)::int AS sessions, (SELECT count(*) FROM notified)::int AS notified,
-             (SELECT count(*) FROM ${s}.sessions WHERE cluster = :cluster)::int AS total`,
+    reap: reapStatement(s, 'all'),
 
     /** The reaper's frequent round: expiries only, from the expiry index (no row read while none expired). */
-    reapExpired: `
-      WITH ${deleteDeadSessions(s, 'expired')},
-      notified AS (
-        SELECT pg_notify(:channel, ${payload('sessions')}) WHERE EXISTS (SELECT 1 FROM dead)
-        UNION ALL ${endedPayloads('dead_owners')}
-      )
-      SELECT (SELECT count(*) FROM dead)::int AS sessions, (SELECT count(*) FROM notified)::int AS notified`,
+    reapExpired: reapStatement(s, 'expired'),
 
     /**
      * The backend the crash watch waits for (backend-watch.ts): the next bound session's after `:pid` (this
