@@ -200,6 +200,7 @@ function targets(r: Results): Target[] {
   for (const [store, peerName, label, share] of [
     ['redis', 'redis-setnx-lua', 'SET NX PX + Lua release', 0.95],
     ['postgres', 'pg-advisory-lock', 'pg_try_advisory_lock + unlock', 0.5],
+    ['mysql', 'mysql-get-lock', 'GET_LOCK + RELEASE_LOCK', 0.5],
   ] as const) {
     const ours = r.locks[store]?.clusterLockOpsPerSec;
     const theirs = peerOps(peerName);
@@ -264,6 +265,7 @@ function ratios(r: Results): string[][] {
     add(`Redis lock ops/s ${m}`, r.locks.redis?.opsPerSec[m], 'SET NX PX + Lua', lock('redis-setnx-lua')?.[m], 'higher');
     add(`Redis cluster.lock ops/s ${m}`, r.locks.redis?.clusterLockOpsPerSec?.[m], 'SET NX PX + Lua', lock('redis-setnx-lua')?.[m], 'higher');
     add(`PostgreSQL cluster.lock ops/s ${m}`, r.locks.postgres?.clusterLockOpsPerSec?.[m], 'pg_try_advisory_lock + unlock', lock('pg-advisory-lock')?.[m], 'higher');
+    add(`MySQL cluster.lock ops/s ${m}`, r.locks.mysql?.clusterLockOpsPerSec?.[m], 'GET_LOCK + RELEASE_LOCK', lock('mysql-get-lock')?.[m], 'higher');
   }
   return rows.filter((row) => row[1] !== '—' || !row[2]?.endsWith('—'));
 }
@@ -414,7 +416,7 @@ export function writeReport(r: Results, outDir: string): { markdownPath: string;
     [`baton ${store} (Store contract)`, String(l.opsPerSec.seq), String(l.opsPerSec.c10)],
     ...(l.clusterLockOpsPerSec ? [[`baton ${store} (cluster.lock)`, String(l.clusterLockOpsPerSec.seq), String(l.clusterLockOpsPerSec.c10)]] : []),
   ]);
-  for (const [name, where] of [['redlock', 'same Redis'], ['redis-setnx-lua', 'same Redis'], ['pg-advisory-lock', 'pg_try_advisory_lock + unlock, same PostgreSQL']]) {
+  for (const [name, where] of [['redlock', 'same Redis'], ['redis-setnx-lua', 'same Redis'], ['pg-advisory-lock', 'pg_try_advisory_lock + unlock, same PostgreSQL'], ['mysql-get-lock', 'GET_LOCK + RELEASE_LOCK, same MySQL']]) {
     const p = r.peers[name as string]?.opsPerSec as { seq: number; c10: number } | undefined;
     if (p) lockRows.push([`${name} (${where})`, String(p.seq), String(p.c10)]);
   }

@@ -27,6 +27,7 @@ import { runBullmqTicks } from './peers/bullmq.js';
 import { cleanupPgBoss, startPgBossBackground } from './peers/pgboss.js';
 import { redisPeerLocks } from './peers/redis-locks.js';
 import { pgAdvisoryLockOps } from './peers/pg-advisory-locks.js';
+import { mysqlGetLockOps } from './peers/mysql-get-lock.js';
 import { writeReport, type Results, type Settings } from './report.js';
 import { measureSpread } from './spread.js';
 import { cleanupStores, parseStores, storeSpec, type StoreName } from './stores.js';
@@ -38,7 +39,7 @@ import { errorText, progress, sleep } from './util.js';
 
 /**
  * `peer-locks`: only the lock peers of `peers` (redlock and SET NX PX on Redis, pg_try_advisory_lock on
- * PostgreSQL), to re-run them next to `locks`. `locks` runs each store's same-store peer right after it
+ * PostgreSQL, GET_LOCK on MySQL), to re-run them next to `locks`. `locks` runs each store's same-store peer right after it
  * too, so one run has both sides of every ratio. `peer-advisory`: only the PostgreSQL advisory-lock
  * leader loop, to re-run it next to `failover`. `ha-replica`: one failover of a replicated PostgreSQL
  * (primary killed, replica promoted) and Redis (master killed, Sentinel failover) from
@@ -321,6 +322,11 @@ async function main(): Promise<void> {
         const ops = await pgAdvisoryLockOps(pgUrl, settings.lockWindowMs);
         progress(`peers: pg_try_advisory_lock + unlock ${ops.seq}/${ops.c10} ops/s (seq/c10)`);
         results.peers['pg-advisory-lock'] = { ...results.peers['pg-advisory-lock'], opsPerSec: ops };
+      });
+      await attempt('peers', 'mysql named locks', async () => {
+        const ops = await mysqlGetLockOps(storeSpec('mysql').url, settings.lockWindowMs, run);
+        progress(`peers: GET_LOCK + RELEASE_LOCK ${ops.seq}/${ops.c10} ops/s (seq/c10)`);
+        results.peers['mysql-get-lock'] = { ...results.peers['mysql-get-lock'], opsPerSec: ops };
       });
       await attempt('peers', 'redis locks', async () => {
         const r = await redisPeerLocks(settings.lockWindowMs, run);
