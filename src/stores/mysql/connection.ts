@@ -116,20 +116,38 @@ export class MysqlConnection {
    * `retryOn` widens what is retried (after a rollback).
    */
   transaction<T>(what: string, fn: (run: Run) => Promise<T>, retryOn: (error: unknown) => boolean = isDeadlock): Promise<T> {
-    return this.exclusive(what, async (run) => {
-      for (let attempt = 1; ; attempt++) {
+    return this.exclusive(what, (run) =>
+      this.#retried(run, retryOn, async () => {
         await run('START TRANSACTION');
-        try {
-          const result = await fn(run);
-          await run('COMMIT');
-          return result;
-        } catch (error) {
-          if (this.#connection) await run('ROLLBACK').catch(() => undefined);
-          if (!retryOn(error) || attempt >= DEADLOCK_RETRIES) throw error;
-          await sleep(this.#settings.clock, 2 + Math.random() * 10 * attempt);
-        }
+        const result = await fn(run);
+        await run('COMMIT');
+        return result;
+      }),
+    );
+  }
+
+  /**
+   * Runs `statement` (one statement or a `;`-separated batch) as one transaction in ONE round trip:
+   * `START TRANSACTION; …; COMMIT` leave in one packet, so the transaction costs one trip and one commit.
+   * Returns the batch's results without those of START TRANSACTION and COMMIT. The server stops a batch
+   * at its first error, before COMMIT: the transaction is then rolled back (one more trip, on errors only)
+   * and retried as in {@link transaction}.
+   */
+  transactionInOneTrip<R extends unknown[]>(what: string, statement: Sql, retryOn: (error: unknown) => boolean = isDeadlock): Promise<R> {
+    const wrapped: Sql = { sql: `START TRANSACTION;\n${statement.sql};\nCOMMIT`, values: statement.values };
+    return this.exclusive(what, (run) => this.#retried(run, retryOn, async () => (await run<unknown[]>(wrapped)).slice(1, -1) as R));
+  }
+
+  async #retried<T>(run: Run, retryOn: (error: unknown) => boolean, attempt: () => Promise<T>): Promise<T> {
+    for (let n = 1; ; n++) {
+      try {
+        return await attempt();
+      } catch (error) {
+        if (this.#connection) await run('ROLLBACK').catch(() => undefined);
+        if (!retryOn(error) || n >= DEADLOCK_RETRIES) throw error;
+        await sleep(this.#settings.clock, 2 + Math.random() * 10 * n);
       }
-    });
+    }
   }
 
   /** Ends the connection and stops reconnecting; resolves when nothing is left running. */

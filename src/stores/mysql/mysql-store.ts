@@ -281,6 +281,28 @@ export class MysqlStore implements Store {
     this.#check();
     checkKey(key);
     const retryOn = (error: unknown) => isDeadlock(error) || isDuplicate(error);
+    // One round trip for a free key, for our own key and for a live holder's; a dead or crashed holder
+    // needs the locking path below, which reaps it.
+    const results = await this.#db.transactionInOneTrip<unknown[]>(
+      'tryAcquire',
+      sql.takeIfFree(this.#t, this.cluster, key, sessionId, this.#db.view),
+      retryOn,
+    );
+    const [taken] = results[sql.TAKE_RESULT] as { taken: number | string; token: string; live: unknown }[];
+    if (taken && Number(taken.taken) > 0) return { acquired: true, token: BigInt(taken.token) };
+    if (!taken || Number(taken.live) !== 1) {
+      throw new SessionExpiredError(`mysql store: session ${sessionId} is not live; cannot acquire "${key}"`);
+    }
+    const [current] = results[sql.TAKE_HOLDER] as (OwnerRow & { holder_session: Buffer | null; live: unknown; crashed: unknown })[];
+    if (current && current.holder_session !== null && Number(current.live) === 1) {
+      if (text(current.holder_session) === sessionId) return { acquired: true, token: BigInt(current.token) };
+      if (Number(current.crashed) !== 1) return { acquired: false, holder: toHolder(current) };
+    }
+    return this.#acquireLocking(key, sessionId, retryOn);
+  }
+
+  /** The acquisition that locks the key's row and its holder's session: reaps a dead or crashed holder. */
+  #acquireLocking(key: string, sessionId: string, retryOn: (error: unknown) => boolean): Promise<AcquireResult> {
     return this.#db.transaction(
       'tryAcquire',
       async (run): Promise<AcquireResult> => {
@@ -326,10 +348,11 @@ export class MysqlStore implements Store {
 
   async release(key: string, token: bigint): Promise<boolean> {
     this.#check();
-    const [header] = await this.#db.exclusive('release', (run) =>
-      run<Header[]>(
-        batch(sql.releaseOwner(this.#t, this.cluster, key, token), sql.bumpChangeIfChanged(this.#t, this.cluster, 'owners')),
-      ),
+    // One trip and one commit: the delete and its change bump in one transaction (as two autocommit
+    // statements they were two commits, each waiting for the redo log flush).
+    const [header] = await this.#db.transactionInOneTrip<Header[]>(
+      'release',
+      batch(sql.releaseOwner(this.#t, this.cluster, key, token), sql.bumpChangeIfChanged(this.#t, this.cluster, 'owners')),
     );
     return header?.affectedRows === 1;
   }

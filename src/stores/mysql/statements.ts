@@ -316,6 +316,52 @@ export function lastToken(): Sql {
   return { sql: 'SELECT LAST_INSERT_ID() AS token', values: [] };
 }
 
+/**
+ * An acquisition of a free key, decided and written by the server in one batch (sent inside one
+ * transaction, see MysqlConnection.transactionInOneTrip), so that the common case is one round trip:
+ * 1. The token counter row is locked (UPDATE) and bumped only when the requester's session is live and
+ *    the key has no ownership row. Both conditions are subqueries of a DML statement, which InnoDB reads
+ *    with shared locks under REPEATABLE READ, held to commit: the requester cannot be closed, reaped or
+ *    renewed, nor the key inserted by anyone else, until the ownership row below is committed. The counter
+ *    row's lock also queues concurrent acquirers: the next one re-reads the key after this commit.
+ * 2. The ownership row is inserted with the new token, and the `owners` change bumped, only if 1 did.
+ * 3. Result sets: `{ taken, token, live }` (live = the requester's session), then, only when not taken,
+ *    the key's current row with its holder's liveness (a plain read; as in {@link lockOwner}).
+ * Not taken and held by a dead or crashed holder: the caller takes the locking path ({@link lockOwner})
+ * that reaps it. Statement indexes: see {@link TAKE_RESULT} and {@link TAKE_HOLDER}.
+ */
+export function takeIfFree(t: Tables, cluster: string, key: string, sessionId: string, view: CrashView): Sql {
+  const crashed = crashedCondition(view);
+  return {
+    sql: `UPDATE ${t.meta} SET value = LAST_INSERT_ID(value + 1)
+          WHERE name = 'token_seq'
+            AND EXISTS (SELECT 1 FROM ${t.sessions} s WHERE s.cluster = ? AND s.id = ? AND s.expires_at > ${NOW_MS})
+            AND NOT EXISTS (SELECT 1 FROM ${t.owners} o WHERE o.cluster = ? AND o.k = ?);
+          SET @baton_taken = ROW_COUNT();
+          INSERT INTO ${t.owners} (cluster, k, session_id, token, acquired_at)
+            SELECT ?, ?, ?, LAST_INSERT_ID(), ${NOW_MS} FROM DUAL WHERE @baton_taken > 0;
+          UPDATE ${t.changes} SET version = version + 1 WHERE cluster = ? AND scope = 'owners' AND @baton_taken > 0;
+          SELECT @baton_taken AS taken, LAST_INSERT_ID() AS token,
+                 (SELECT s.expires_at > ${NOW_MS} FROM ${t.sessions} s WHERE s.cluster = ? AND s.id = ?) AS live;
+          SELECT o.k, o.session_id, o.token, o.acquired_at, s.id AS holder_session,
+                 s.expires_at > ${NOW_MS} AS live, ${crashed.sql} AS crashed
+          FROM ${t.owners} o LEFT JOIN ${t.sessions} s ON s.cluster = o.cluster AND s.id = o.session_id
+          WHERE o.cluster = ? AND o.k = ? AND @baton_taken = 0`,
+    values: [
+      bin(cluster), bin(sessionId), bin(cluster), bin(key),
+      bin(cluster), bin(key), bin(sessionId),
+      bin(cluster),
+      bin(cluster), bin(sessionId),
+      ...crashed.values, bin(cluster), bin(key),
+    ],
+  };
+}
+
+/** Index of `{ taken, token, live }` among {@link takeIfFree}'s results. */
+export const TAKE_RESULT = 4;
+/** Index of the key's current row (when not taken) among {@link takeIfFree}'s results. */
+export const TAKE_HOLDER = 5;
+
 /** One atomic DELETE: only the exact token's holder row goes. */
 export function releaseOwner(t: Tables, cluster: string, key: string, token: bigint): Sql {
   return { sql: `DELETE FROM ${t.owners} WHERE cluster = ? AND k = ? AND token = ?`, values: [bin(cluster), bin(key), token] };
