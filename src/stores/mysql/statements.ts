@@ -296,12 +296,24 @@ export function deleteOwner(t: Tables, cluster: string, key: string): Sql {
 }
 
 /**
+ * The next fencing token, as the new value of the counter row: one more than the counter, but never below
+ * the server's clock in microseconds. With `innodb_flush_log_at_trx_commit = 1` (the default) a committed
+ * value is durable and the counter alone keeps tokens growing across restarts. The clock floor keeps them
+ * growing where the last commits can be lost — `innodb_flush_log_at_trx_commit = 0 or 2` and an OS crash,
+ * a fail-over to an asynchronous replica: every token was at most its issue time in µs (a counter
+ * cannot run ahead of the clock below a million acquisitions a second), so the first token after the
+ * restart is above every token issued before the crash, unless the server's clock stepped back by more
+ * than the outage lasted.
+ */
+const NEXT_TOKEN = 'LAST_INSERT_ID(GREATEST(value + 1, CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)))';
+
+/**
  * One counter row for every key of every cluster. The UPDATE holds its row lock until commit, so tokens
  * are handed out in commit order; LAST_INSERT_ID(expr) keeps the new value for this connection only.
- * A committed value is durable (InnoDB redo log), so tokens keep growing across server restarts.
+ * See {@link NEXT_TOKEN} for why tokens keep growing across server restarts and crashes.
  */
 export function nextToken(t: Tables): Sql {
-  return { sql: `UPDATE ${t.meta} SET value = LAST_INSERT_ID(value + 1) WHERE name = 'token_seq'`, values: [] };
+  return { sql: `UPDATE ${t.meta} SET value = ${NEXT_TOKEN} WHERE name = 'token_seq'`, values: [] };
 }
 
 /** Plain INSERT (no upsert): of two acquirers that both found the key free, the second gets ER_DUP_ENTRY. */
@@ -333,7 +345,7 @@ export function lastToken(): Sql {
 export function takeIfFree(t: Tables, cluster: string, key: string, sessionId: string, view: CrashView): Sql {
   const crashed = crashedCondition(view);
   return {
-    sql: `UPDATE ${t.meta} SET value = LAST_INSERT_ID(value + 1)
+    sql: `UPDATE ${t.meta} SET value = ${NEXT_TOKEN}
           WHERE name = 'token_seq'
             AND EXISTS (SELECT 1 FROM ${t.sessions} s WHERE s.cluster = ? AND s.id = ? AND s.expires_at > ${NOW_MS})
             AND NOT EXISTS (SELECT 1 FROM ${t.owners} o WHERE o.cluster = ? AND o.k = ?);
