@@ -46,6 +46,7 @@ import type {
   WriteResult,
 } from '../contract.js';
 import { ChangeListeners } from '../change-listeners.js';
+import { assertDistinctKeys, slices } from '../many-keys.js';
 import type { MysqlDriver } from '../../sql/drivers.js';
 import { toSqlError } from '../../sql/errors.js';
 import { isDeadlock, isDuplicate, MysqlConnection, type ConnectionSettings, type Run } from './connection.js';
@@ -99,6 +100,8 @@ interface Header {
 
 /** Ceiling of the pause after failed change polls (from `pollMs`, doubling): a failing server is not asked 20 times a second. */
 const POLL_BACKOFF_MAX_MS = 2000;
+/** Keys per transaction of tryAcquireMany and releaseMany: bounds the rows one transaction locks. */
+const KEYS_PER_TRANSACTION = 200;
 
 /** Several statements sent in one round trip; the server stops at the first error. */
 function batch(...statements: Sql[]): Sql {
@@ -278,50 +281,89 @@ export class MysqlStore implements Store {
   }
 
   async tryAcquire(key: string, sessionId: string): Promise<AcquireResult> {
+    const [result] = await this.#acquireInOneTransaction('tryAcquire', [key], sessionId);
+    return result as AcquireResult;
+  }
+
+  /** One transaction per batch of keys: the requester's row is locked once, the change counters bumped once. */
+  async tryAcquireMany(keys: readonly string[], sessionId: string): Promise<AcquireResult[]> {
+    assertDistinctKeys('mysql store: tryAcquireMany', keys);
+    const results: AcquireResult[] = [];
+    for (const slice of slices(keys, KEYS_PER_TRANSACTION)) results.push(...(await this.#acquireInOneTransaction('tryAcquireMany', slice, sessionId)));
+    return results;
+  }
+
+  async #acquireInOneTransaction(operation: string, keys: readonly string[], sessionId: string): Promise<AcquireResult[]> {
     this.#check();
-    checkKey(key);
+    for (const key of keys) checkKey(key);
     const retryOn = (error: unknown) => isDeadlock(error) || isDuplicate(error);
     return this.#db.transaction(
-      'tryAcquire',
-      async (run): Promise<AcquireResult> => {
+      operation,
+      async (run): Promise<AcquireResult[]> => {
         const [requester] = await run<{ live: number | string }[]>(sql.lockRequester(this.#t, this.cluster, sessionId));
         if (!requester || Number(requester.live) !== 1) {
-          throw new SessionExpiredError(`mysql store: session ${sessionId} is not live; cannot acquire "${key}"`);
+          throw new SessionExpiredError(`mysql store: session ${sessionId} is not live; cannot acquire "${keys[0]}"${keys.length > 1 ? ` and ${keys.length - 1} more keys` : ''}`);
         }
-        const [current] = await run<(OwnerRow & { holder_session: Buffer | null; live: unknown; crashed: unknown })[]>(
-          sql.lockOwner(this.#t, this.cluster, key, this.#db.view),
-        );
-        let reaped = false;
-        if (current) {
-          const holderSession = current.holder_session === null ? null : text(current.holder_session);
-          const live = holderSession !== null && Number(current.live) === 1;
-          if (live && holderSession === sessionId) return { acquired: true, token: BigInt(current.token) };
-          if (live && Number(current.crashed) !== 1) return { acquired: false, holder: toHolder(current) };
-          // The holder expired or its process is gone: it can never renew again (its row is locked and
-          // about to go), so its session and every key it holds are reaped in this transaction.
-          if (holderSession !== null) {
-            await run(
-              batch(sql.deleteOwnersOfSession(this.#t, this.cluster, holderSession), sql.deleteSession(this.#t, this.cluster, holderSession)),
-            );
-            reaped = true;
-          } else {
-            await run(sql.deleteOwner(this.#t, this.cluster, key)); // an orphan left by an interrupted close
-          }
-        }
-        const bumps: ChangeScope[] = reaped ? ['sessions', 'owners'] : ['owners'];
-        const results = await run<unknown[]>(
-          batch(
-            sql.nextToken(this.#t),
-            sql.insertOwner(this.#t, this.cluster, key, sessionId),
-            sql.lastToken(),
-            ...bumps.map((scope) => sql.bumpChange(this.#t, this.cluster, scope)),
-          ),
-        );
-        const [row] = results[2] as { token: string }[];
-        return { acquired: true, token: BigInt(row?.token ?? '0') };
+        const bumps = new Set<ChangeScope>();
+        const results: AcquireResult[] = [];
+        for (const [i, key] of keys.entries()) results.push(await this.#acquireLocked(run, key, sessionId, bumps, i === keys.length - 1));
+        if (bumps.size > 0) await run(batch(...[...bumps].map((scope) => sql.bumpChange(this.#t, this.cluster, scope))));
+        return results;
       },
       retryOn,
     );
+  }
+
+  /**
+   * Takes `key` in the caller's transaction, which locked the live requester's row; notes the scopes to
+   * bump, and bumps them with the insert of the `last` key (one round trip fewer for a single key).
+   */
+  async #acquireLocked(run: Run, key: string, sessionId: string, bumps: Set<ChangeScope>, last: boolean): Promise<AcquireResult> {
+    const [current] = await run<(OwnerRow & { holder_session: Buffer | null; live: unknown; crashed: unknown })[]>(
+      sql.lockOwner(this.#t, this.cluster, key, this.#db.view),
+    );
+    if (current) {
+      const holderSession = current.holder_session === null ? null : text(current.holder_session);
+      const live = holderSession !== null && Number(current.live) === 1;
+      if (live && holderSession === sessionId) return { acquired: true, token: BigInt(current.token) };
+      if (live && Number(current.crashed) !== 1) return { acquired: false, holder: toHolder(current) };
+      // The holder expired or its process is gone: it can never renew again (its row is locked and
+      // about to go), so its session and every key it holds are reaped in this transaction.
+      if (holderSession !== null) {
+        await run(
+          batch(sql.deleteOwnersOfSession(this.#t, this.cluster, holderSession), sql.deleteSession(this.#t, this.cluster, holderSession)),
+        );
+        bumps.add('sessions');
+      } else {
+        await run(sql.deleteOwner(this.#t, this.cluster, key)); // an orphan left by an interrupted close
+      }
+    }
+    bumps.add('owners');
+    const bumpNow = last ? [...bumps].map((scope) => sql.bumpChange(this.#t, this.cluster, scope)) : [];
+    if (last) bumps.clear();
+    const results = await run<unknown[]>(
+      batch(sql.nextToken(this.#t), sql.insertOwner(this.#t, this.cluster, key, sessionId), sql.lastToken(), ...bumpNow),
+    );
+    const [row] = results[2] as { token: string }[];
+    return { acquired: true, token: BigInt(row?.token ?? '0') };
+  }
+
+  async releaseMany(leases: readonly Guard[]): Promise<boolean[]> {
+    this.#check();
+    assertDistinctKeys('mysql store: releaseMany', leases.map((l) => l.key));
+    const results: boolean[] = [];
+    for (const slice of slices(leases, KEYS_PER_TRANSACTION)) {
+      // The deletes in one round trip; the change counter, once, in a second when any key was freed.
+      const released = await this.#db.exclusive('releaseMany', async (run) => {
+        const deletes = slice.map((l) => sql.releaseOwner(this.#t, this.cluster, l.key, l.token));
+        const headers = slice.length === 1 ? [await run<Header>(deletes[0] as Sql)] : await run<Header[]>(batch(...deletes));
+        const freed = headers.map((h) => h.affectedRows === 1);
+        if (freed.includes(true)) await run(sql.bumpChange(this.#t, this.cluster, 'owners'));
+        return freed;
+      });
+      results.push(...released);
+    }
+    return results;
   }
 
   async release(key: string, token: bigint): Promise<boolean> {
