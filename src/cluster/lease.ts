@@ -102,6 +102,16 @@ export async function tryAcquireLease(store: Store, session: LiveSession, key: s
   return { lease: new Lease(store, session, key, result.token) };
 }
 
+/**
+ * Tries once to take each of `keys` (distinct) for the session, in a few store round trips
+ * ({@link Store.tryAcquireMany}): one outcome per key, in order.
+ */
+export async function tryAcquireLeases(store: Store, session: LiveSession, keys: readonly string[]): Promise<AcquireOutcome[]> {
+  session.assertLive();
+  const results = await store.tryAcquireMany(keys, session.id);
+  return results.map((result, i) => (result.acquired ? { lease: new Lease(store, session, keys[i] as string, result.token) } : { holder: result.holder }));
+}
+
 const abortedOf = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get! as (this: AbortSignal) => boolean;
 const reasonOf = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'reason')!.get! as (this: AbortSignal) => unknown;
 

@@ -14,12 +14,12 @@
  * - `turns` units (mutex, round-robin): see turns.ts.
  * - A node whose declaration of a task differs from the running version (versions.ts) takes none of its units.
  */
-import { mapInBatches } from '../core/batches.js';
+import { slices } from '../core/batches.js';
 import { Backoff } from '../core/backoff.js';
 import type { Clock } from '../core/clock.js';
 import { parseDuration, type Duration } from '../core/duration.js';
 import { ClosedError, ConfigError, NotOwnerError, SessionExpiredError, toError } from '../core/errors.js';
-import { tryAcquireLease } from '../cluster/lease.js';
+import { tryAcquireLeases, type AcquireOutcome } from '../cluster/lease.js';
 import type { SessionKeeper } from '../cluster/session-keeper.js';
 import type { Holder, SessionRecord, Store } from '../stores/contract.js';
 import type { Emit } from './events.js';
@@ -76,7 +76,11 @@ const DEFAULT_RESYNC_MS = 30 * 60_000;
 /** First pause after a failed scan; it doubles up to scanEvery. */
 const SCAN_RETRY_MS = 50;
 
-const MAX_PARALLEL_ACQUISITIONS = 16;
+/**
+ * Units asked of the store in one tryAcquireMany: a few round trips each (stores split further). Bounds
+ * what one scan holds in flight, and lets the runners of a first batch start before the next is sent.
+ */
+const ACQUISITION_BATCH = 500;
 /** Every this many scan intervals a scan looks at every unit, whatever the view reports. */
 const FULL_LOOK_EVERY = 10;
 
@@ -361,8 +365,9 @@ export class Coordinator {
       if (preferred === me) toAcquire.push(runner);
       else if (now - since >= this.#timing.claimDelayMs && this.#mayStandIn(def.mode, sessions, version)) toAcquire.push(runner);
     }
-    const outcomes = await mapInBatches(toAcquire, MAX_PARALLEL_ACQUISITIONS, (runner) => this.#acquire(runner));
-    return outcomes.includes(false) ? 'claims-failed' : 'done';
+    let failed = false;
+    for (const batch of slices(toAcquire, ACQUISITION_BATCH)) if (!(await this.#acquire(batch))) failed = true;
+    return failed ? 'claims-failed' : 'done';
   }
 
   /** For a `ranked` unit, only nodes of the best rank alive may take it when its preferred node does not. */
@@ -417,32 +422,42 @@ export class Coordinator {
     if (seen && !seen.gone) this.#heldSeen.set(unit, { until: gapSince ?? now, gone: true });
   }
 
-  /** False when the store failed the acquisition (reported); true when it answered, or the session is gone. */
-  async #acquire(runner: TaskRunner): Promise<boolean> {
+  /**
+   * Tries to take the units of `runners` in one batch ({@link tryAcquireLeases}: a few store round trips).
+   * False when the store failed it (reported); true when it answered, or the session is gone.
+   */
+  async #acquire(runners: readonly TaskRunner[]): Promise<boolean> {
     const session = this.#keeper.current;
     if (!session) return true;
+    const keys = runners.map((runner) => ownerKey(runner.unit.name));
+    let outcomes: AcquireOutcome[];
     try {
-      const key = ownerKey(runner.unit.name);
-      const outcome = await tryAcquireLease(this.#store, session, key);
-      this.#view.note(key, 'lease' in outcome ? { key, token: outcome.lease.token, sessionId: session.id, acquiredAt: this.#clock.now() } : outcome.holder);
-      if ('lease' in outcome) {
-        this.#freeSince.delete(runner.unit.name);
-        const seen = this.#heldSeen.get(runner.unit.name);
-        this.#heldSeen.delete(runner.unit.name);
-        this.#turns.acquired(runner);
-        if (this.#state !== 'closed') runner.own(outcome.lease, seen?.until);
-        else await outcome.lease.release(new ClosedError('coordinator closed'));
-      } else {
-        this.#noteHolder(runner.unit.name, outcome.holder, session.id);
-        this.#turns.lost(runner, outcome.holder);
-      }
-      return true;
+      outcomes = await tryAcquireLeases(this.#store, session, keys);
     } catch (error) {
       // A lost session is the keeper's to report and recover; its next session asks for a scan.
       if (error instanceof SessionExpiredError) return true;
-      this.#emit('error', { where: `acquire task "${runner.unit.name}"`, error: toError(error) });
+      const what = runners.length === 1 ? `task "${runners[0]?.unit.name}"` : `${runners.length} tasks`;
+      this.#emit('error', { where: `acquire ${what}`, error: toError(error) });
       return false;
     }
+    await Promise.all(outcomes.map((outcome, i) => this.#acquired(runners[i] as TaskRunner, keys[i] as string, outcome, session.id)));
+    return true;
+  }
+
+  /** What one unit's acquisition attempt means for the view, the runner and the turns. */
+  async #acquired(runner: TaskRunner, key: string, outcome: AcquireOutcome, sessionId: string): Promise<void> {
+    this.#view.note(key, 'lease' in outcome ? { key, token: outcome.lease.token, sessionId, acquiredAt: this.#clock.now() } : outcome.holder);
+    if (!('lease' in outcome)) {
+      this.#noteHolder(runner.unit.name, outcome.holder, sessionId);
+      this.#turns.lost(runner, outcome.holder);
+      return;
+    }
+    this.#freeSince.delete(runner.unit.name);
+    const seen = this.#heldSeen.get(runner.unit.name);
+    this.#heldSeen.delete(runner.unit.name);
+    this.#turns.acquired(runner);
+    if (this.#state !== 'closed') runner.own(outcome.lease, seen?.until);
+    else await outcome.lease.release(new ClosedError('coordinator closed'));
   }
 
   /** Preferred owner per balanced or ranked unit, recomputed only when membership or declarations change. */

@@ -1,6 +1,6 @@
 /**
- * What the stores' batched operations (`tryAcquireMany`, `releaseMany`) share: the distinct-keys rule of
- * the contract and the split into bounded batches (one statement, transaction, script or Txn each).
+ * The distinct-keys rule of the stores' batched operations (`tryAcquireMany`, `releaseMany`); each store
+ * cuts a batch into bounded slices (core/batches.ts) of one statement, transaction, script or Txn each.
  */
 import { ConfigError } from '../core/errors.js';
 
@@ -11,11 +11,4 @@ export function assertDistinctKeys(what: string, keys: readonly string[]): void 
     if (seen.has(key)) throw new ConfigError(`${what}: key "${key}" given twice`);
     seen.add(key);
   }
-}
-
-/** `items` cut into consecutive slices of at most `size`. */
-export function slices<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
 }

@@ -56,7 +56,8 @@ import type {
 import { connect, keepAliveOnce, type Connection } from './connection.js';
 import { KeyLayout, prefixEnd } from './keys.js';
 import * as request from './requests.js';
-import { assertDistinctKeys, slices } from '../many-keys.js';
+import { slices } from '../../core/batches.js';
+import { assertDistinctKeys } from '../many-keys.js';
 import type { EtcdUrl } from './url.js';
 import { EtcdWatch } from './watch.js';
 

@@ -46,7 +46,8 @@ import type {
   WriteResult,
 } from '../contract.js';
 import { ChangeListeners } from '../change-listeners.js';
-import { assertDistinctKeys, slices } from '../many-keys.js';
+import { slices } from '../../core/batches.js';
+import { assertDistinctKeys } from '../many-keys.js';
 import type { MysqlDriver } from '../../sql/drivers.js';
 import { toSqlError } from '../../sql/errors.js';
 import { isDeadlock, isDuplicate, MysqlConnection, type ConnectionSettings, type Run } from './connection.js';

@@ -39,7 +39,8 @@ import type {
 } from '../contract.js';
 import { ChangeListeners } from '../change-listeners.js';
 import { allClustersPattern, clusterKeys, clusterOfIndexKey, type ClusterKeys } from './keys.js';
-import { assertDistinctKeys, slices } from '../many-keys.js';
+import { slices } from '../../core/batches.js';
+import { assertDistinctKeys } from '../many-keys.js';
 import { SCRIPT_KEY_COUNT, SCRIPTS, scriptSource, type ScriptName } from './scripts.js';
 import type { RedisStoreConfig } from './url.js';
 import { loadDriver } from '../../core/driver.js';

@@ -55,7 +55,8 @@ import type {
   WriteResult,
 } from '../contract.js';
 import { ChangeListeners } from '../change-listeners.js';
-import { assertDistinctKeys, slices } from '../many-keys.js';
+import { slices } from '../../core/batches.js';
+import { assertDistinctKeys } from '../many-keys.js';
 import { ZkCode, ZkConnection, type NodeData, type ZkDriver, type ZkOp } from './connection.js';
 import {
   EMPTY,
