@@ -5,6 +5,7 @@
  */
 import { NotOwnerError, toError } from '../core/errors.js';
 import type { Guard, Holder, Store, WriteCondition, WriteResult } from '../stores/contract.js';
+import { releaseInBatch } from './release-batch.js';
 import type { LiveSession } from './session-keeper.js';
 
 export class Lease {
@@ -85,10 +86,13 @@ export class Lease {
     if (!this.#controller.signal.aborted) this.#controller.abort(reason);
   }
 
-  /** Ends the lease and frees the key in the store so a standby can take it at once. */
+  /**
+   * Ends the lease and frees the key in the store so a standby can take it at once (with the other
+   * releases of this turn in one round trip, see release-batch.ts).
+   */
   async release(reason: Error): Promise<void> {
     this.end(reason);
-    await this.#store.release(this.key, this.token);
+    await releaseInBatch(this.#store, this.key, this.token);
   }
 }
 
