@@ -16,7 +16,8 @@
  *   of T/N, widened to ⌊T/N⌋…⌈T/N⌉ where ±15 % holds no integer split (100 tasks on 30 nodes). Both are
  *   read by one extra observer handle (no session) that lists sessions and task holders every 500 ms,
  *   stamped when the listing returned; the observer stops before the idle window.
- * - an idle window (no observer): the store's reads and writes per second as its server counts them
+ * - an idle window (no observer), once the declarations are written and no owner changed for 2 s (the
+ *   rebalancing past ±15 % is over): the store's reads and writes per second as its server counts them
  *   ({@link serverCounters}: units differ by store, and some counters are server-wide), our own Store calls
  *   of the in-process nodes, and the CPU of this process (the N − 1 in-process nodes) and of the victim.
  * - `failoverMs`: SIGKILL to the victim, then until every task is held by a live session other than the
@@ -62,6 +63,8 @@ export interface ScalePoint {
   victimShare: number | null;
   /** From the start until every task's declaration (`decl/`) was written: a one-time cost of a new task list. */
   declaredMs?: number;
+  /** From the start until no owner changed for {@link STILL_LOOKS} looks {@link STILL_POLL_MS} apart: the idle window opens then. */
+  stillMs?: number;
   failoverMs: number | null;
   /** Held tasks per node when settled (or at the cap): min and max. */
   spread: { min: number; max: number } | null;
@@ -80,6 +83,9 @@ export interface ScaleOptions {
 const quiet: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined, child: () => quiet };
 const SETTLE_POLL_MS = 500;
 const FAILOVER_POLL_MS = 50;
+/** Owners unchanged over this many consecutive looks this far apart: the cluster is still. */
+const STILL_LOOKS = 2;
+const STILL_POLL_MS = 1000;
 const TASK_PREFIX = 's';
 const VICTIM = 'scale-victim';
 /** In-process nodes × tasks above which the nodes run in host processes of at most this many runners (see measureScale). */
@@ -386,6 +392,17 @@ export async function measureScale(name: StoreName, url: string, cluster: string
     const declaring = Date.now();
     while (Date.now() - declaring < options.capMs && (await observer.list('decl/')).length < tasks) await sleep(SETTLE_POLL_MS);
     point.declaredMs = Date.now() - started;
+    // And not the tail of the rebalancing: the spread counts as settled within ±15 %, but the owners
+    // that started with more than their share hand over the rest (to the exact plan) after it.
+    const stillSince = Date.now();
+    let signature = '';
+    for (let still = 0; still < STILL_LOOKS && Date.now() - stillSince < options.capMs; await sleep(STILL_POLL_MS)) {
+      const holders = await observer.listHolders(`task/${TASK_PREFIX}`);
+      const next = `${holders.length}:${holders.reduce((sum, h) => sum + h.token, 0n)}`;
+      still = next === signature ? still + 1 : 0;
+      signature = next;
+    }
+    point.stillMs = Date.now() - started;
 
     // Idle window: no observer reads.
     for (const h of handles) h.counter.reset();
