@@ -27,7 +27,7 @@ import { declarationVersionKey, ownerKey, TASK_OWNER_PREFIX, unitOfOwnerKey } fr
 import { rankOf } from './modes.js';
 import type { TaskName, UnitName } from './names.js';
 import { score } from './placement.js';
-import { membershipPlan } from './membership-plan.js';
+import { membershipPlan, unitsPreferredFor } from './membership-plan.js';
 import { OwnershipView, type ViewChanges } from './ownership-view.js';
 import { differingFields, type NormalizedDeclaration } from './task.js';
 import type { TaskRunner } from './task-runner.js';
@@ -126,8 +126,11 @@ export class Coordinator {
   readonly #lookAt = new Set<string>();
   /** This node's `preferred` (ranked) units, derived from #runners when units come or go. */
   #ranked: TaskRunner[] | undefined;
-  /** Local monotonic time of the last look at every unit. */
+  /** Local monotonic time of the last look at every unit, and at this node's part (see #runnersToLookAt). */
   #lookedAtAll = Number.NEGATIVE_INFINITY;
+  #lookedAtMine = Number.NEGATIVE_INFINITY;
+  /** Units whose runner this node handed a lease (until the runner reports it ended). */
+  readonly #held = new Set<string>();
 
   constructor(options: {
     store: Store;
@@ -238,6 +241,7 @@ export class Coordinator {
    * ours and take it again (a turn unit released between its ticks went round that loop without end).
    */
   leaseEnded(unit: UnitName, token: bigint, released: boolean): void {
+    this.#held.delete(unit);
     if (released) this.#view.forget(ownerKey(unit), token);
     this.look(unit);
   }
@@ -254,6 +258,7 @@ export class Coordinator {
     this.#ranked = undefined;
     this.#freeSince.delete(unit);
     this.#heldSeen.delete(unit);
+    this.#held.delete(unit);
   }
 
   /** False while another version of the task's declaration runs (versions.ts): this node stays out of it. */
@@ -280,25 +285,37 @@ export class Coordinator {
   }
 
   /**
-   * The runners a scan looks at: all of them when membership changed, once per scan interval while a
-   * node may still be owed a hand-over (younger than the longest hand-over delay), and every
-   * `FULL_LOOK_EVERY` scan intervals as a safety net; otherwise only the units whose owner changed, those
-   * waiting out a claim delay, those asked for (look()), and the turns units. So an idle node of 10,000
-   * tasks does no work per scan.
+   * The runners a scan looks at:
+   * - all of them after every holder was re-read (nothing else says which changed), and every
+   *   `FULL_LOOK_EVERY` scan intervals as a safety net;
+   * - when membership changed, and once per scan interval while a node may still be owed a hand-over
+   *   (younger than the longest hand-over delay): this node's part, i.e. the units it holds (hand-overs,
+   *   versions), those the plan prefers it for, and its ranked units. A unit another node holds needs no
+   *   look until its holder changes (a changed key): 100 nodes × 10,000 tasks would otherwise look at a
+   *   million units per node join;
+   * - always: the units whose owner changed, those waiting out a claim delay, those asked for (look()),
+   *   and the turns units. So an idle node of 10,000 tasks does no work per scan.
    */
-  #runnersToLookAt(changes: ViewChanges, sessions: readonly SessionRecord[]): Iterable<TaskRunner> {
+  #runnersToLookAt(changes: ViewChanges, sessions: readonly SessionRecord[], balanced: ReadonlyMap<string, string>): Iterable<TaskRunner> {
     const now = this.#clock.monotonic();
-    const youngest = Math.min(...sessions.filter((s) => s.info.id !== this.#nodeId).map((s) => s.ageMs));
-    // Past the longest delay by two scans, so that the scan after a node came of age looks at everything.
-    const maybeOwed = youngest <= this.#handoverWithinMs() + 2 * this.#timing.scanEveryMs;
     const since = now - this.#lookedAtAll;
-    if (changes.all || (maybeOwed && since >= this.#timing.scanEveryMs) || since >= this.#timing.scanEveryMs * FULL_LOOK_EVERY) {
+    if (changes.reread || since >= this.#timing.scanEveryMs * FULL_LOOK_EVERY) {
       this.#lookedAtAll = now;
+      this.#lookedAtMine = now;
       this.#lookAt.clear();
       return this.#runners.values();
     }
     const units = new Set(this.#lookAt);
     this.#lookAt.clear();
+    const youngest = Math.min(...sessions.filter((s) => s.info.id !== this.#nodeId).map((s) => s.ageMs));
+    // Past the longest delay by two scans, so that the scan after a node came of age looks again.
+    const maybeOwed = youngest <= this.#handoverWithinMs() + 2 * this.#timing.scanEveryMs;
+    if (changes.all || (maybeOwed && now - this.#lookedAtMine >= this.#timing.scanEveryMs)) {
+      this.#lookedAtMine = now;
+      for (const unit of this.#held) units.add(unit);
+      for (const unit of unitsPreferredFor(balanced, this.#nodeId)) units.add(unit);
+      for (const runner of this.#rankedRunners()) units.add(runner.unit.name);
+    }
     for (const key of changes.keys) units.add(unitOfOwnerKey(key));
     for (const unit of this.#freeSince.keys()) units.add(unit);
     for (const unit of this.#turns.units()) units.add(unit);
@@ -332,7 +349,7 @@ export class Coordinator {
     const me = this.#nodeId;
     const now = this.#clock.monotonic();
     const toAcquire: TaskRunner[] = [];
-    for (const runner of this.#runnersToLookAt(changes, sessions)) {
+    for (const runner of this.#runnersToLookAt(changes, sessions, balanced)) {
       const { unit, def } = runner;
       const holder = this.#view.holder(ownerKey(unit.name));
       if (!runner.lease) this.#noteHolder(unit.name, holder, session.id, changes.gapSince);
@@ -473,8 +490,9 @@ export class Coordinator {
 
   /** Hands an acquired lease to its runner, or gives it back when placement closed meanwhile. */
   async #start(runner: TaskRunner, lease: Lease, heldUntil: number | undefined): Promise<void> {
-    if (this.#state !== 'closed') runner.own(lease, heldUntil);
-    else await lease.release(new ClosedError('coordinator closed'));
+    if (this.#state === 'closed') return lease.release(new ClosedError('coordinator closed'));
+    runner.own(lease, heldUntil);
+    if (runner.lease === lease) this.#held.add(runner.unit.name);
   }
 
   /** Preferred owner per balanced or ranked unit, recomputed only when membership or declarations change. */
