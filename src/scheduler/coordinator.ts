@@ -78,7 +78,7 @@ const SCAN_RETRY_MS = 50;
 
 /**
  * Units asked of the store in one tryAcquireMany: a few round trips each (stores split further). Bounds
- * what one scan holds in flight, and lets the runners of a first batch start before the next is sent.
+ * what one request of a scan carries; the batches of a scan go one after the other.
  */
 const ACQUISITION_BATCH = 500;
 /** A unit a scan took: its runner starts once every batch of the scan was taken. */
