@@ -290,7 +290,16 @@ export class MysqlStore implements Store {
   async tryAcquireMany(keys: readonly string[], sessionId: string): Promise<AcquireResult[]> {
     assertDistinctKeys('mysql store: tryAcquireMany', keys);
     const results: AcquireResult[] = [];
-    for (const slice of slices(keys, KEYS_PER_TRANSACTION)) results.push(...(await this.#acquireInOneTransaction('tryAcquireMany', slice, sessionId)));
+    for (const slice of slices(keys, KEYS_PER_TRANSACTION)) {
+      try {
+        results.push(...(await this.#acquireInOneTransaction('tryAcquireMany', slice, sessionId)));
+      } catch (error) {
+        // Still deadlocked after the transaction's retries (single acquisitions racing the batch for
+        // the same keys): one key at a time, each with its own retries.
+        if (!isDeadlock(error instanceof Error ? error.cause : error)) throw error;
+        for (const key of slice) results.push(await this.tryAcquire(key, sessionId));
+      }
+    }
     return results;
   }
 
@@ -305,6 +314,7 @@ export class MysqlStore implements Store {
         if (!requester || Number(requester.live) !== 1) {
           throw new SessionExpiredError(`mysql store: session ${sessionId} is not live; cannot acquire "${keys[0]}"${keys.length > 1 ? ` and ${keys.length - 1} more keys` : ''}`);
         }
+        if (keys.length > 1) await run(sql.lockTokenSequence(this.#t));
         const bumps = new Set<ChangeScope>();
         const results: AcquireResult[] = [];
         for (const [i, key] of keys.entries()) results.push(await this.#acquireLocked(run, key, sessionId, bumps, i === keys.length - 1));

@@ -300,6 +300,15 @@ export function deleteOwner(t: Tables, cluster: string, key: string): Sql {
  * are handed out in commit order; LAST_INSERT_ID(expr) keeps the new value for this connection only.
  * A committed value is durable (InnoDB redo log), so tokens keep growing across server restarts.
  */
+/**
+ * Locks the token counter's row for the rest of the transaction: batches of acquisitions (tryAcquireMany)
+ * take it before any owner row, so two of them never hold each other's gap locks (a deadlock that
+ * repeated until the retries ran out when two batches raced for the same keys).
+ */
+export function lockTokenSequence(t: Tables): Sql {
+  return { sql: `SELECT value FROM ${t.meta} WHERE name = 'token_seq' FOR UPDATE`, values: [] };
+}
+
 export function nextToken(t: Tables): Sql {
   return { sql: `UPDATE ${t.meta} SET value = LAST_INSERT_ID(value + 1) WHERE name = 'token_seq'`, values: [] };
 }
