@@ -21,7 +21,7 @@ import type { Store } from '../src/stores/contract.js';
 import { round } from './stats.js';
 import { progress, sleep, waitUntil } from './util.js';
 
-const WRITES: ReadonlySet<string> = new Set(['openSession', 'renewSession', 'closeSession', 'tryAcquire', 'release', 'put', 'delete', 'deleteBefore']);
+const WRITES: ReadonlySet<string> = new Set(['openSession', 'renewSession', 'closeSession', 'tryAcquire', 'tryAcquireMany', 'release', 'releaseMany', 'put', 'delete', 'deleteBefore']);
 const NOT_CALLS: ReadonlySet<string> = new Set(['watch', 'close']);
 /** Ownership must have been still this long before the window opens. */
 const STILL_MS = 3000;

@@ -23,6 +23,12 @@ export interface BatonChildConfig {
    * SIGUSR2 (then print `started`), so the parent starts it together with its own nodes (a cold start).
    */
   readonly startOn?: 'SIGUSR2';
+  /**
+   * Hosts this many nodes (`<id>-0` … `<id>-<count − 1>`) instead of one, `perHandle` of them sharing a
+   * store handle (the scale bench's nodes beyond what its own process can carry). Such a child reports
+   * only `ready`, `started` and `closed`: per-task lines of thousands of tasks would drown the parent.
+   */
+  readonly nodes?: { readonly count: number; readonly perHandle: number };
 }
 
 export interface GeneratedTasks {
@@ -82,6 +88,14 @@ async function runBaton(c: BatonChildConfig): Promise<void> {
       },
     );
   };
+  startWhenAsked(c, () => cluster.start(), shutdown);
+}
+
+/**
+ * With `startOn: 'SIGUSR2'`, prints `ready` and starts on SIGUSR2 (then prints `started`); otherwise
+ * starts now and prints `ready`.
+ */
+function startWhenAsked(c: BatonChildConfig, start: () => Promise<unknown>, shutdown: () => void): void {
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);
   if (c.startOn === 'SIGUSR2') {
@@ -90,7 +104,7 @@ async function runBaton(c: BatonChildConfig): Promise<void> {
     const hold = setInterval(() => undefined, 60_000);
     process.once('SIGUSR2', () => {
       clearInterval(hold);
-      cluster.start().then(
+      start().then(
         () => say({ type: 'started' }),
         (error: unknown) => {
           process.stderr.write(`${String(error)}\n`);
@@ -101,14 +115,54 @@ async function runBaton(c: BatonChildConfig): Promise<void> {
     say({ type: 'ready', pid: process.pid });
     return;
   }
-  await cluster.start();
-  say({ type: 'ready', pid: process.pid });
+  start().then(
+    () => say({ type: 'ready', pid: process.pid }),
+    (error: unknown) => {
+      process.stderr.write(`${String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}
+
+/** `c.nodes.count` nodes of the same tasks in this process, on shared store handles (see {@link BatonChildConfig.nodes}). */
+async function runBatonNodes(c: BatonChildConfig, nodes: NonNullable<BatonChildConfig['nodes']>): Promise<void> {
+  const { createCluster } = await import('../src/node/node.js');
+  const { openStore } = await import('../src/stores/open-store.js');
+  const { silentLogger } = await import('../src/core/logger.js');
+  const tasks = taskList(c.tasks);
+  const handles: Awaited<ReturnType<typeof openStore>>[] = [];
+  const clusters: Awaited<ReturnType<typeof createCluster>>[] = [];
+  for (let i = 0; i < nodes.count; i++) {
+    if (i % nodes.perHandle === 0) handles.push(await openStore(c.store, { cluster: c.cluster }));
+    const cluster = await createCluster({
+      store: handles[handles.length - 1] as (typeof handles)[number],
+      name: c.cluster,
+      node: { id: `${c.id}-${i}` },
+      logger: silentLogger,
+      ...(c.ttl ? { ttl: c.ttl } : {}),
+      ...(c.rebalanceAfter ? { rebalanceAfter: c.rebalanceAfter } : {}),
+    });
+    for (const task of tasks) cluster.task(task.name, { every: task.every }, () => undefined);
+    cluster.on('session:lost', (e) => say({ type: 'session-lost', reason: e.reason }));
+    clusters.push(cluster);
+  }
+  const shutdown = () => {
+    Promise.allSettled(clusters.map((cluster) => cluster.close()))
+      .then(() => Promise.allSettled(handles.map((h) => h.close())))
+      .then(() => {
+        say({ type: 'closed' });
+        process.exit(0);
+      });
+  };
+  startWhenAsked(c, () => Promise.all(clusters.map((cluster) => cluster.start())), shutdown);
 }
 
 async function main(): Promise<void> {
   switch (config.kind) {
-    case 'baton':
-      return runBaton(config as unknown as BatonChildConfig);
+    case 'baton': {
+      const c = config as unknown as BatonChildConfig;
+      return c.nodes ? runBatonNodes(c, c.nodes) : runBaton(c);
+    }
     case 'etcd-election':
       return (await import('./peers/etcd-election.js')).runElectionChild(config as never, say);
     case 'pg-advisory':

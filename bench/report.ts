@@ -277,16 +277,16 @@ function scaleSection(scale: NonNullable<Results['scale']>, s: Settings): string
       `${fmt(p.readsPerSec)} ${p.unit.reads}`, `${fmt(p.writesPerSec)} ${p.unit.writes}`,
       fmt(p.callsPerSec ? `${p.callsPerSec.reads} / ${p.callsPerSec.writes}` : null), fmt(p.cpu), fmt(p.victimCpu),
       `${fmt(p.failoverMs)}${p.victimShare !== null ? ` (${p.victimShare} tasks)` : ''}`,
-      [p.reason, p.observer?.errors ? `${p.observer.errors} observer listings failed` : '', p.observer ? `slowest listing ${p.observer.slowestMs} ms` : ''].filter(Boolean).join('; ').replace(/\|/g, '\\|'),
+      [p.hostProcesses ? `N − 1 nodes in ${p.hostProcesses} host processes` : '', p.reason, p.observer?.errors ? `${p.observer.errors} observer listings failed` : '', p.observer ? `slowest listing ${p.observer.slowestMs} ms` : ''].filter(Boolean).join('; ').replace(/\|/g, '\\|'),
     ]),
   );
   return [
     '## Scale (N nodes × T tasks `every: 24h`, cold start; issue 20)',
     '',
-    `N − 1 nodes in the bench's process sharing one store handle per ⌈N/10⌉ nodes, plus one node in a child process (the victim, its own handle). ` +
+    `N − 1 nodes in the bench's process sharing one store handle per ⌈N/10⌉ nodes (past 300,000 task runners, in host child processes instead: see notes), plus one node in a child process (the victim, its own handle). ` +
       `Settle: every task held and every node within ±15 % of T/N (⌊T/N⌋…⌈T/N⌉ where that holds no integer split), from an observer listing sessions and holders every 500 ms; ` +
-      `capped at ${fmt((s.scaleCapMs ?? 0) / 1000, ' s')}. Then an idle window of ${fmt((s.scaleWindowMs ?? 0) / 1000, ' s')} without the observer: the server's own counters (units per store; see bench/scale.ts \`serverCounters\`), ` +
-      `our Store calls of the in-process nodes, CPU in cores of the bench process and of the victim. Failover: the victim SIGKILLed, until every task is held by another live session (listed every 50 ms).`,
+      `capped at ${fmt((s.scaleCapMs ?? 0) / 1000, ' s')}. Once the declarations are written and no owner changed for 2 s, an idle window of ${fmt((s.scaleWindowMs ?? 0) / 1000, ' s')} without the observer: the server's own counters (units per store; see bench/scale.ts \`serverCounters\`), ` +
+      `our Store calls of the in-process nodes, CPU in cores of the N − 1 nodes' processes and of the victim. Failover: the victim SIGKILLed, until every task is held by another live session (listed every 50 ms).`,
     '',
     table(['store', 'nodes', 'tasks', 'handles', 'all owned (ms)', 'settled (ms)', 'held per node', 'reads/s', 'writes/s', 'our calls/s reads / writes', 'CPU (cores, N − 1 nodes)', 'victim CPU', 'failover (ms)', 'notes'], rows),
   ];

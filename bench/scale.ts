@@ -6,7 +6,9 @@
  * In-process nodes share store handles, one per K = ⌈N / 10⌉ nodes: a PostgreSQL handle uses up to 3
  * connections and the server allows 100, so 100 nodes with a handle each would not fit. Sharing a handle
  * shares its connections (and its change feed): the figures are those of N sessions on ⌈(N − 1) / K⌉ + 1
- * handles, not of N processes.
+ * handles, not of N processes. When (N − 1) × T exceeds {@link MAX_IN_PROCESS_RUNNERS}, the N − 1 nodes
+ * run instead in ⌈(N − 1) × T / limit⌉ host processes (bench/node-process.ts `nodes`), K per handle
+ * there too, and `hostProcesses` says how many: one process cannot carry a million task runners.
  *
  * Per point:
  * - `ownedMs`: from the start until every task has a live holder; `settleMs`: until, in addition, every
@@ -14,7 +16,8 @@
  *   of T/N, widened to ⌊T/N⌋…⌈T/N⌉ where ±15 % holds no integer split (100 tasks on 30 nodes). Both are
  *   read by one extra observer handle (no session) that lists sessions and task holders every 500 ms,
  *   stamped when the listing returned; the observer stops before the idle window.
- * - an idle window (no observer): the store's reads and writes per second as its server counts them
+ * - an idle window (no observer), once the declarations are written and no owner changed for 2 s (the
+ *   rebalancing past ±15 % is over): the store's reads and writes per second as its server counts them
  *   ({@link serverCounters}: units differ by store, and some counters are server-wide), our own Store calls
  *   of the in-process nodes, and the CPU of this process (the N − 1 in-process nodes) and of the victim.
  * - `failoverMs`: SIGKILL to the victim, then until every task is held by a live session other than the
@@ -49,8 +52,10 @@ export interface ScalePoint {
   server: Record<string, number>;
   /** Store calls of the N − 1 in-process nodes through the Store interface, per second, all nodes together. */
   callsPerSec: { reads: number; writes: number } | null;
-  /** CPU of this process (N − 1 nodes) during the window, in cores. */
+  /** CPU of the N − 1 nodes during the window (this process and the host processes), in cores. */
   cpu: number | null;
+  /** Child processes the N − 1 nodes ran in when one process could not carry them (none: this process). */
+  hostProcesses?: number;
   /** CPU of the victim's process during the window, in cores (Linux /proc). */
   victimCpu: number | null;
   windowS: number | null;
@@ -58,6 +63,8 @@ export interface ScalePoint {
   victimShare: number | null;
   /** From the start until every task's declaration (`decl/`) was written: a one-time cost of a new task list. */
   declaredMs?: number;
+  /** From the start until no owner changed for {@link STILL_LOOKS} looks {@link STILL_POLL_MS} apart: the idle window opens then. */
+  stillMs?: number;
   failoverMs: number | null;
   /** Held tasks per node when settled (or at the cap): min and max. */
   spread: { min: number; max: number } | null;
@@ -76,9 +83,12 @@ export interface ScaleOptions {
 const quiet: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined, child: () => quiet };
 const SETTLE_POLL_MS = 500;
 const FAILOVER_POLL_MS = 50;
+/** Owners unchanged over this many consecutive looks this far apart: the cluster is still. */
+const STILL_LOOKS = 2;
+const STILL_POLL_MS = 1000;
 const TASK_PREFIX = 's';
 const VICTIM = 'scale-victim';
-/** In-process nodes × tasks above which a point is not run (see measureScale). */
+/** In-process nodes × tasks above which the nodes run in host processes of at most this many runners (see measureScale). */
 const MAX_IN_PROCESS_RUNNERS = 300_000;
 
 /** Cumulative counters of a store's server; `reads` and `writes` are the headline pair. */
@@ -298,19 +308,22 @@ export async function measureScale(name: StoreName, url: string, cluster: string
     }
   };
   const label = `scale ${name} n${nodes}t${tasks}`;
-  if ((nodes - 1) * tasks > MAX_IN_PROCESS_RUNNERS) {
-    // 100 × 10,000 in this process: a million task runners on 2 cores fell behind, lost their sessions and
-    // ran the bench out of memory before it wrote its results (docs/scale.md).
-    point.reason = `${(nodes - 1) * tasks} task runners in one process is beyond this bench (limit ${MAX_IN_PROCESS_RUNNERS})`;
-    progress(`${label}: skipped: ${point.reason}`);
-    return point;
-  }
+  // 100 × 10,000 in this process: a million task runners on one core fell behind, lost their sessions and
+  // ran the bench out of memory before it wrote its results (docs/scale.md). Beyond the limit the N − 1
+  // nodes run in host processes of at most that many runners each, and none in this one.
+  const hostCount = (nodes - 1) * tasks > MAX_IN_PROCESS_RUNNERS ? Math.ceil(((nodes - 1) * tasks) / MAX_IN_PROCESS_RUNNERS) : 0;
+  const hosts: Child[] = [];
   try {
     observer = await openStore(url, { cluster });
     counters = await serverCounters(name, url, own);
     point.unit = counters.unit;
     const victim: Child = await group.spawn(VICTIM, { kind: 'baton', store: url, cluster, tasks: { prefix: TASK_PREFIX, count: tasks, every: '24h' }, startOn: 'SIGUSR2' }, 60_000);
-    for (let i = 0; i < nodes - 1; i++) {
+    for (let h = 0; h < hostCount; h++) {
+      const count = Math.floor((nodes - 1) / hostCount) + (h < (nodes - 1) % hostCount ? 1 : 0);
+      const config = { kind: 'baton', store: url, cluster, tasks: { prefix: TASK_PREFIX, count: tasks, every: '24h' }, startOn: 'SIGUSR2', nodes: { count, perHandle } };
+      hosts.push(await group.spawn(`scale-host${h}`, config, 300_000));
+    }
+    for (let i = 0; hostCount === 0 && i < nodes - 1; i++) {
       if (i % perHandle === 0) {
         const raw = await openStore(url, { cluster });
         handles.push({ raw, counter: countingStore(raw) });
@@ -320,12 +333,18 @@ export async function measureScale(name: StoreName, url: string, cluster: string
       for (let t = 0; t < tasks; t++) c.task(`${TASK_PREFIX}${t}`, { every: '24h' }, () => undefined);
       clusters.push(c);
     }
-    point.handles = handles.length + 1;
-    progress(`${label}: ${nodes - 1} nodes on ${handles.length} handles + the victim process; starting`);
+    point.handles = hostCount > 0 ? hosts.length * Math.ceil((nodes - 1) / hostCount / perHandle) + 1 : handles.length + 1;
+    if (hostCount > 0) point.hostProcesses = hostCount;
+    progress(
+      hostCount > 0
+        ? `${label}: ${nodes - 1} nodes in ${hostCount} host processes (${perHandle} per handle) + the victim process; starting`
+        : `${label}: ${nodes - 1} nodes on ${handles.length} handles + the victim process; starting`,
+    );
 
     // Settle.
     const started = Date.now();
     group.signal(victim, 'SIGUSR2');
+    for (const host of hosts) group.signal(host, 'SIGUSR2');
     let startError: unknown;
     let startFailures = 0;
     const starting = Promise.all(
@@ -337,7 +356,8 @@ export async function measureScale(name: StoreName, url: string, cluster: string
       ),
     );
     let last: Snapshot | undefined;
-    while (Date.now() - started < options.capMs && startError === undefined && victim.alive) {
+    const hostsAlive = () => hosts.every((h) => h.alive);
+    while (Date.now() - started < options.capMs && startError === undefined && victim.alive && hostsAlive()) {
       const s = await look(observer);
       if (s === undefined) {
         await sleep(SETTLE_POLL_MS);
@@ -358,6 +378,7 @@ export async function measureScale(name: StoreName, url: string, cluster: string
     }
     if (startError !== undefined) throw startError;
     if (!victim.alive) throw new Error(`${label}: the victim process exited`);
+    if (!hostsAlive()) throw new Error(`${label}: a host process exited`);
     if (point.settleMs === null) {
       point.reason = `not settled within ${options.capMs / 1000} s: ${last?.owned ?? 0}/${tasks} owned, ${last?.perNode.size ?? 0}/${nodes} node sessions, held per node ${point.spread?.min ?? '?'}…${point.spread?.max ?? '?'} (wanted ${lo}…${hi})${seen.errors > 0 ? `; ${seen.errors} observer listings failed, last: ${observerError}` : ''}`;
       progress(`${label}: ${point.reason}`);
@@ -371,16 +392,29 @@ export async function measureScale(name: StoreName, url: string, cluster: string
     const declaring = Date.now();
     while (Date.now() - declaring < options.capMs && (await observer.list('decl/')).length < tasks) await sleep(SETTLE_POLL_MS);
     point.declaredMs = Date.now() - started;
+    // And not the tail of the rebalancing: the spread counts as settled within ±15 %, but the owners
+    // that started with more than their share hand over the rest (to the exact plan) after it.
+    const stillSince = Date.now();
+    let signature = '';
+    for (let still = 0; still < STILL_LOOKS && Date.now() - stillSince < options.capMs; await sleep(STILL_POLL_MS)) {
+      const holders = await observer.listHolders(`task/${TASK_PREFIX}`);
+      const next = `${holders.length}:${holders.reduce((sum, h) => sum + h.token, 0n)}`;
+      still = next === signature ? still + 1 : 0;
+      signature = next;
+    }
+    point.stillMs = Date.now() - started;
 
     // Idle window: no observer reads.
     for (const h of handles) h.counter.reset();
     const before = await counters.read();
     const victimBefore = processCpuMs(victim.pid);
+    const hostsBefore = hosts.map((h) => processCpuMs(h.pid) ?? 0);
     const cpuBefore = process.cpuUsage();
     const t0 = Date.now();
     await sleep(options.windowMs);
     const cpu = process.cpuUsage(cpuBefore);
     const victimAfter = processCpuMs(victim.pid);
+    const hostsMs = hosts.reduce((sum, h, i) => sum + (processCpuMs(h.pid) ?? 0) - (hostsBefore[i] ?? 0), 0);
     const after = await counters.read();
     const seconds = (Date.now() - t0) / 1000;
     point.windowS = round(seconds, 1);
@@ -388,8 +422,9 @@ export async function measureScale(name: StoreName, url: string, cluster: string
     point.readsPerSec = point.server.reads ?? null;
     point.writesPerSec = point.server.writes ?? null;
     const calls = own();
-    point.callsPerSec = { reads: round(calls.reads / seconds, 1), writes: round(calls.writes / seconds, 1) };
-    point.cpu = round((cpu.user + cpu.system) / 1000 / (seconds * 1000), 3);
+    // Host processes' calls are not counted (their handles are not wrapped): none, rather than a wrong total.
+    point.callsPerSec = hostCount > 0 ? null : { reads: round(calls.reads / seconds, 1), writes: round(calls.writes / seconds, 1) };
+    point.cpu = round(((cpu.user + cpu.system) / 1000 + hostsMs) / (seconds * 1000), 3);
     point.victimCpu = victimBefore !== null && victimAfter !== null ? round((victimAfter - victimBefore) / (seconds * 1000), 3) : null;
     progress(
       `${label}: idle ${point.readsPerSec} ${point.unit.reads}/s, ${point.writesPerSec} ${point.unit.writes}/s, ` +

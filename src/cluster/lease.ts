@@ -5,6 +5,7 @@
  */
 import { NotOwnerError, toError } from '../core/errors.js';
 import type { Guard, Holder, Store, WriteCondition, WriteResult } from '../stores/contract.js';
+import { releaseInBatch } from './release-batch.js';
 import type { LiveSession } from './session-keeper.js';
 
 export class Lease {
@@ -85,10 +86,13 @@ export class Lease {
     if (!this.#controller.signal.aborted) this.#controller.abort(reason);
   }
 
-  /** Ends the lease and frees the key in the store so a standby can take it at once. */
+  /**
+   * Ends the lease and frees the key in the store so a standby can take it at once (with the other
+   * releases of this turn in one round trip, see release-batch.ts).
+   */
   async release(reason: Error): Promise<void> {
     this.end(reason);
-    await this.#store.release(this.key, this.token);
+    await releaseInBatch(this.#store, this.key, this.token);
   }
 }
 
@@ -100,6 +104,16 @@ export async function tryAcquireLease(store: Store, session: LiveSession, key: s
   const result = await store.tryAcquire(key, session.id);
   if (!result.acquired) return { holder: result.holder };
   return { lease: new Lease(store, session, key, result.token) };
+}
+
+/**
+ * Tries once to take each of `keys` (distinct) for the session, in a few store round trips
+ * ({@link Store.tryAcquireMany}): one outcome per key, in order.
+ */
+export async function tryAcquireLeases(store: Store, session: LiveSession, keys: readonly string[]): Promise<AcquireOutcome[]> {
+  session.assertLive();
+  const results = await store.tryAcquireMany(keys, session.id);
+  return results.map((result, i) => (result.acquired ? { lease: new Lease(store, session, keys[i] as string, result.token) } : { holder: result.holder }));
 }
 
 const abortedOf = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get! as (this: AbortSignal) => boolean;

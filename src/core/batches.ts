@@ -8,3 +8,10 @@ export async function mapInBatches<T, R>(items: readonly T[], size: number, fn: 
   for (let i = 0; i < items.length && !stop?.(); i += size) results.push(...(await Promise.all(items.slice(i, i + size).map(fn))));
   return results;
 }
+
+/** `items` cut into consecutive slices of at most `size` (one store request each, for instance). */
+export function slices<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}

@@ -51,3 +51,22 @@ export function membershipPlan(key: string, sessions: readonly SessionRecord[]):
   if (plans.size > PLANS_KEPT) plans.delete(plans.keys().next().value as string);
   return plan;
 }
+
+/** Units by preferred node, per balanced assignment: built once per plan, shared by the nodes of the process. */
+const byNode = new WeakMap<ReadonlyMap<string, string>, ReadonlyMap<string, readonly string[]>>();
+
+/** The units `balanced` prefers `node` for (about T/N of them). */
+export function unitsPreferredFor(balanced: ReadonlyMap<string, string>, node: string): readonly string[] {
+  let index = byNode.get(balanced);
+  if (!index) {
+    const built = new Map<string, string[]>();
+    for (const [unit, owner] of balanced) {
+      const list = built.get(owner);
+      if (list) list.push(unit);
+      else built.set(owner, [unit]);
+    }
+    index = built;
+    byNode.set(balanced, index);
+  }
+  return index.get(node) ?? [];
+}

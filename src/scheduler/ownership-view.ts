@@ -25,6 +25,8 @@ export interface ViewChanges {
   readonly all: boolean;
   /** Owner keys whose holder changed since the previous refresh. */
   readonly keys: ReadonlySet<string>;
+  /** Every holder was re-read (the first refresh, a resync, a hint the store could not narrow). */
+  readonly reread?: boolean;
   /**
    * When this refresh ended a time the view may have missed changes (a failed read, a reconnect): the
    * store time up to which it was known current before. A holder found gone now may have left then.
@@ -203,7 +205,7 @@ export class OwnershipView {
     const gapSince = this.#brokenSince;
     this.#brokenSince = undefined;
     this.#currentAt = startedAt;
-    return { all, keys: changed, ...(gapSince !== undefined ? { gapSince } : {}) };
+    return { all, keys: changed, ...(readHolders ? { reread: true } : {}), ...(gapSince !== undefined ? { gapSince } : {}) };
   }
 
 

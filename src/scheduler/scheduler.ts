@@ -24,7 +24,7 @@ import { assertTaskName } from './keys.js';
 import type { TaskName } from './names.js';
 import { unitsOf, type TaskUnit } from './modes.js';
 import { listDeadLetters, QueueConsumer, requeueDeadLetter, type DeadLetter } from './queue.js';
-import { TaskRunner } from './task-runner.js';
+import { TaskRunner, type RunnerDeps } from './task-runner.js';
 import { validateTaskSet } from './task-set.js';
 import {
   defineTask,
@@ -76,6 +76,7 @@ export class Scheduler {
   /** Tasks being removed (removeTask): their runners stop outside #runners. */
   readonly #removals = new Set<Promise<void>>();
   #coordinator: Coordinator | undefined;
+  #sharedRunnerDeps: RunnerDeps | undefined;
   #state: SchedulerState = 'declaring';
 
   constructor(deps: SchedulerDeps) {
@@ -163,22 +164,35 @@ export class Scheduler {
     for (const consumer of this.#consumers) consumer.start();
   }
 
+  /**
+   * What every runner of this node shares: one object, not one per runner (a node declares every task of
+   * the cluster but owns about T/N of them). `node` is read when a runner needs it, so runners see the
+   * node's current info.
+   */
+  #runnerDeps(): RunnerDeps {
+    const deps = this.#deps;
+    const coordinator = () => this.#coordinator;
+    this.#sharedRunnerDeps ??= {
+      store: deps.store,
+      clock: deps.clock,
+      get node() {
+        return deps.node();
+      },
+      emit: deps.emit,
+      log: deps.log,
+      onLeaseEnded: (unit, token, released) => coordinator()?.leaseEnded(unit, token, released),
+      localSlots: this.#localSlots,
+      controls: this.#controlWatch,
+      ...(deps.clockForwardSince ? { clockForwardSince: deps.clockForwardSince } : {}),
+    };
+    return this.#sharedRunnerDeps;
+  }
+
   /** Creates the runners of a task's units and adds them to `#runners`. */
   #createRunners(definition: TaskDefinition): TaskRunner[] {
-    const { store, clock, emit, log, nodeId } = this.#deps;
     const created: TaskRunner[] = [];
-    for (const unit of unitsOf(definition.name, definition.mode, nodeId)) {
-      const runner = new TaskRunner(definition, unit, {
-        store,
-        clock,
-        node: this.#deps.node(),
-        emit,
-        log,
-        onLeaseEnded: (token, released) => this.#coordinator?.leaseEnded(unit.name, token, released),
-        localSlots: this.#localSlots,
-        controls: this.#controlWatch,
-        ...(this.#deps.clockForwardSince ? { clockForwardSince: this.#deps.clockForwardSince } : {}),
-      });
+    for (const unit of unitsOf(definition.name, definition.mode, this.#deps.nodeId)) {
+      const runner = new TaskRunner(definition, unit, this.#runnerDeps());
       this.#runners.set(unit.name, runner);
       created.push(runner);
     }

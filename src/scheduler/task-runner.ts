@@ -26,6 +26,7 @@ import { pruneHistory, readHistory, recordMissed, recordPaused, STORE_RETRY_MS, 
 import { runJob, type RunScope, type TickJob } from './run-tick.js';
 import type { AcquireHook, TaskDefinition } from './task.js';
 import type { TaskUnit } from './modes.js';
+import type { UnitName } from './names.js';
 
 export interface RunnerDeps {
   readonly store: Store;
@@ -33,9 +34,11 @@ export interface RunnerDeps {
   readonly node: NodeInfo;
   readonly emit: Emit;
   readonly log: Logger;
-  /** Called when a lease ends, whatever the reason, so placement can look again. */
-  /** The lease ended; `released`: this node freed the key in the store (else it may still show as ours). */
-  readonly onLeaseEnded: (token: bigint, released: boolean) => void;
+  /**
+   * A lease of `unit` ended, whatever the reason, so placement can look again; `released`: this node
+   * freed the key in the store (else it may still show as ours).
+   */
+  readonly onLeaseEnded: (unit: UnitName, token: bigint, released: boolean) => void;
   /** Concurrency slot keys held by runs of this node (shared by every runner of the node). */
   readonly localSlots: Set<string>;
   /** The node's watcher of triggers and pauses: it wakes this runner when its controls change. */
@@ -57,9 +60,11 @@ export class TaskRunner {
   readonly def: TaskDefinition;
   readonly unit: TaskUnit;
   readonly #deps: RunnerDeps;
-  readonly #stop = new AbortController();
-  readonly #active = new Set<Promise<void>>();
-  readonly #triggersInFlight = new Set<string>();
+  // Created when first needed: a node declares every task but owns about T/N of them, and a runner it
+  // does not own must cost next to nothing (100 nodes × 10,000 tasks in one process are a million runners).
+  #stop: AbortController | undefined;
+  #active: Set<Promise<void>> | undefined;
+  #triggersInFlight: Set<string> | undefined;
   #lease: Lease | undefined;
   #heldAtShutdown: Lease | undefined;
   #loop: Promise<void> | undefined;
@@ -84,7 +89,7 @@ export class TaskRunner {
 
   /** A run (waiting for a dependency or slot, or executing) is in progress right now. */
   get busy(): boolean {
-    return this.#active.size > 0;
+    return (this.#active?.size ?? 0) > 0;
   }
 
   /**
@@ -93,7 +98,7 @@ export class TaskRunner {
    * `owner-stalled`, later ones `no-owner`.
    */
   own(lease: Lease, heldUntil?: number): void {
-    if (this.#lease || this.#stop.signal.aborted) {
+    if (this.#lease || this.#stop?.signal.aborted) {
       void lease.release(new ClosedError(`task "${this.unit.name}": not accepting a lease`)).catch(() => undefined);
       return;
     }
@@ -115,7 +120,7 @@ export class TaskRunner {
    * store operation and one notification (faster for the standbys than one release per task).
    */
   async stop(reason: Error = new ClosedError(`task "${this.unit.name}": node is shutting down`)): Promise<Lease | undefined> {
-    this.#stop.abort(reason);
+    (this.#stop ??= new AbortController()).abort(reason);
     const loop = this.#loop;
     if (!loop) return undefined;
     let warned = false;
@@ -135,7 +140,7 @@ export class TaskRunner {
     const { clock, emit } = this.#deps;
     const { schedule } = this.def;
     const name = this.unit.name;
-    const stop = AbortSignal.any([lease.signal, this.#stop.signal]);
+    const stop = AbortSignal.any([lease.signal, this.#stopSignal]);
     const { waker: controls, unsubscribe } = this.#deps.controls.subscribe(name, this.def.name);
     this.#controls = controls;
     const scope: RecordsScope = this.#scope(lease, stop);
@@ -171,14 +176,14 @@ export class TaskRunner {
         const cause = toError(error);
         lease.end(cause);
         emit('error', { where: `task "${name}"`, error: cause });
-        await sleep(clock, STORE_RETRY_MS * 5, this.#stop.signal).catch(() => undefined);
+        await sleep(clock, STORE_RETRY_MS * 5, this.#stopSignal).catch(() => undefined);
       }
     } finally {
       unsubscribe();
       this.#controls = undefined;
       // Runs started with overlap "allow" end (their signals aborted unless this is a hand-over) first.
-      await Promise.allSettled([...this.#active]);
-      if (this.#stop.signal.aborted) releaseReason = 'shutdown';
+      await Promise.allSettled([...(this.#active ?? [])]);
+      if (this.#stopSignal.aborted) releaseReason = 'shutdown';
       if (lease.signal.reason instanceof HandoverSignal) releaseReason = 'rebalance';
       await this.#endLease(lease, releaseReason);
     }
@@ -193,13 +198,13 @@ export class TaskRunner {
     const { clock, store } = this.#deps;
     const { schedule, policy } = this.def;
     if (this.#handoverRequested && !this.busy) return { kind: 'release', reason: 'rebalance' };
-    if (!state.controlsChanged && !state.paused && !dueTicks(schedule, state.cursor, clock.now(), this.#jitter)) return this.#rest();
+    if (!state.controlsChanged && !state.paused && !dueTicks(schedule, state.cursor, clock.now(), (tick: number) => this.#jitterOf(tick))) return this.#rest();
     // Pause is read before each tick: ticks due meanwhile go into one growing `missed` record.
     // A failed read is retried under the lease (like the claim): the owner's session is alive, and
     // ending the lease here made an owner drop and re-take its task, ticks missed, whenever one read
     // fell into the store's own failover (an etcd election, a ZooKeeper server change; issue 22).
     if (await withStoreRetry(scope, () => isPaused(store, this.def.name))) {
-      const due = dueTicks(schedule, state.cursor, clock.now(), this.#jitter);
+      const due = dueTicks(schedule, state.cursor, clock.now(), (tick: number) => this.#jitterOf(tick));
       if (due) {
         state.paused = await recordPaused(scope, due, state.paused);
         state.cursor = due.last;
@@ -211,9 +216,9 @@ export class TaskRunner {
       state.controlsChanged = false;
       if (await this.#runTriggers(lease, stop)) return { kind: 'worked' };
     }
-    const due = dueTicks(schedule, state.cursor, clock.now(), this.#jitter);
+    const due = dueTicks(schedule, state.cursor, clock.now(), (tick: number) => this.#jitterOf(tick));
     if (!due) return this.#rest();
-    const plan = planTicks({ schedule, due, now: clock.now(), policy, cause: state.reason, jitter: this.#jitter });
+    const plan = planTicks({ schedule, due, now: clock.now(), policy, cause: state.reason, jitter: (tick: number) => this.#jitterOf(tick) });
     if (plan.missed) {
       const ranges = state.takeover ? splitAtTakeover(schedule, plan.missed, state.takeover) : [{ ...plan.missed, reason: state.reason }];
       for (const r of ranges) await recordMissed(scope, r.from, r.to, r.count, r.reason);
@@ -222,7 +227,7 @@ export class TaskRunner {
     const slotDeadline = this.#nextStart(due.last);
     for (const tick of plan.runs) {
       if (stop.aborted) break;
-      await this.#start({ tick, jitterMs: this.#jitter(tick), slotDeadline }, lease, stop);
+      await this.#start({ tick, jitterMs: this.#jitterOf(tick), slotDeadline }, lease, stop);
     }
     return { kind: 'worked' };
   }
@@ -253,12 +258,20 @@ export class TaskRunner {
     return this.unit.placement === 'turns';
   }
 
-  readonly #jitter = (tick: number): number => jitterFor(this.unit.name, tick, this.def.policy.jitterMs);
+  /** The jitter of `tick` for this unit (a method, not a closure per runner). */
+  #jitterOf(tick: number): number {
+    return jitterFor(this.unit.name, tick, this.def.policy.jitterMs);
+  }
+
+  /** Aborts when the runner stops; created on first use. */
+  get #stopSignal(): AbortSignal {
+    return (this.#stop ??= new AbortController()).signal;
+  }
 
   /** The start (tick + jitter) of the first tick after `cursor`, or undefined when there is none. */
   #nextStart(cursor: number): number | undefined {
     const next = this.def.schedule.next(cursor);
-    return next === undefined ? undefined : next + this.#jitter(next);
+    return next === undefined ? undefined : next + this.#jitterOf(next);
   }
 
   /** Waits for the wall time `until` (at most MAX_IDLE_MS) or a wake; true when woken. */
@@ -287,12 +300,12 @@ export class TaskRunner {
     }
     this.#lease = undefined;
     this.#loop = undefined;
-    this.#deps.onLeaseEnded(lease.token, released);
+    this.#deps.onLeaseEnded(this.unit.name, lease.token, released);
   }
 
   /** Runs pending triggers, oldest first. Returns whether any was found. */
   async #runTriggers(lease: Lease, stop: AbortSignal): Promise<boolean> {
-    const triggers = (await pendingTriggers(this.#deps.store, this.unit.name)).filter((t) => !this.#triggersInFlight.has(t.id));
+    const triggers = (await pendingTriggers(this.#deps.store, this.unit.name)).filter((t) => !this.#triggersInFlight?.has(t.id));
     for (const trigger of triggers) {
       if (stop.aborted) break;
       await this.#start({ tick: trigger.requestedAt, jitterMs: 0, trigger, slotDeadline: undefined }, lease, stop);
@@ -306,17 +319,19 @@ export class TaskRunner {
    */
   async #start(job: TickJob, lease: Lease, stop: AbortSignal): Promise<void> {
     const { policy } = this.def;
-    if (policy.overlap === 'allow' && this.#active.size >= policy.overlapLimit) {
+    const active = (this.#active ??= new Set());
+    if (policy.overlap === 'allow' && active.size >= policy.overlapLimit) {
       if (!job.trigger) await recordMissed(this.#scope(lease, stop), job.tick, job.tick, 1, 'overlap');
       return;
     }
-    if (job.trigger) this.#triggersInFlight.add(job.trigger.id);
+    const inFlight = (this.#triggersInFlight ??= new Set());
+    if (job.trigger) inFlight.add(job.trigger.id);
     const run = runJob(this.#scope(lease, stop), job).finally(() => {
-      this.#active.delete(run);
-      if (job.trigger) this.#triggersInFlight.delete(job.trigger.id);
+      active.delete(run);
+      if (job.trigger) inFlight.delete(job.trigger.id);
       this.#controls?.wake(); // the loop may be waiting to hand over, or for room under overlapLimit
     });
-    this.#active.add(run);
+    active.add(run);
     if (policy.overlap !== 'allow') return run;
     run.catch((error: unknown) => {
       if (stop.aborted) return;

@@ -145,8 +145,19 @@ export interface Store {
    * holds returns its current token. @throws SessionExpiredError when the session is not live.
    */
   tryAcquire(key: string, sessionId: string): Promise<AcquireResult>;
+  /**
+   * {@link tryAcquire} for many distinct keys in a few round trips (start-up, a dead node's share, a
+   * hand-over): each key's result is what `tryAcquire` of that key alone would have answered at some
+   * point during the call, in the order of `keys`. Not atomic across keys (a store may split them into
+   * bounded batches): a key taken is taken even when a later one of the same call is not.
+   * @throws SessionExpiredError when the session is not live (keys taken before it was noticed vanish
+   *   with the session); ConfigError when a key is given twice.
+   */
+  tryAcquireMany(keys: readonly string[], sessionId: string): Promise<AcquireResult[]>;
   /** Releases `key` if it is held with `token`; `false` otherwise. */
   release(key: string, token: bigint): Promise<boolean>;
+  /** {@link release} for many distinct keys in a few round trips: one answer per lease, in order. */
+  releaseMany(leases: readonly Guard[]): Promise<boolean[]>;
   /** The live holder of `key`, or null. */
   holder(key: string): Promise<Holder | null>;
   /** Live holders of keys starting with `prefix`, ordered by key. */

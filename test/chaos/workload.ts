@@ -101,6 +101,38 @@ export class RecordingStore implements Store {
       throw error;
     }
   }
+  /** Recorded as one acquisition per key, each spanning the whole call. */
+  async tryAcquireMany(keys: readonly string[], sessionId: string) {
+    const invokeM = monoNow();
+    try {
+      const results = await this.#inner.tryAcquireMany(keys, sessionId);
+      const completeM = monoNow();
+      results.forEach((result, i) => {
+        const key = keys[i] as string;
+        const token = (result.acquired ? result.token : result.holder.token).toString();
+        this.#record({ e: 'acquire', node: this.#node, key, session: sessionId, invokeM, completeM, result: result.acquired ? 'ok' : 'held', token });
+      });
+      return results;
+    } catch (error) {
+      const completeM = monoNow();
+      for (const key of keys) this.#record({ e: 'acquire', node: this.#node, key, session: sessionId, invokeM, completeM, result: 'error', error: errorText(error) });
+      throw error;
+    }
+  }
+  /** Recorded as one release per key, each spanning the whole call. */
+  async releaseMany(leases: readonly { key: string; token: bigint }[]) {
+    const invokeM = monoNow();
+    try {
+      const results = await this.#inner.releaseMany(leases);
+      const completeM = monoNow();
+      leases.forEach((l, i) => this.#record({ e: 'release', node: this.#node, key: l.key, token: l.token.toString(), invokeM, completeM, result: results[i] ? 'ok' : 'not-held' }));
+      return results;
+    } catch (error) {
+      const completeM = monoNow();
+      for (const l of leases) this.#record({ e: 'release', node: this.#node, key: l.key, token: l.token.toString(), invokeM, completeM, result: 'error' });
+      throw error;
+    }
+  }
   async release(key: string, token: bigint) {
     const invokeM = monoNow();
     try {

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Change, Store } from '../../src/stores/contract.js';
-import { SessionExpiredError } from '../../src/core/errors.js';
+import { ConfigError, SessionExpiredError } from '../../src/core/errors.js';
 import type { NodeInfo } from '../../src/core/node-info.js';
 import { currentProcessIdentity } from '../../src/core/process-identity.js';
 import { randomId } from '../../src/core/ids.js';
@@ -124,6 +124,66 @@ export function describeStoreConformance(name: string, makeHarness: () => Promis
       expect(await b.holder('task/x')).toBeNull();
       const third = await b.tryAcquire('task/x', s2.id);
       expect(third.acquired && third.token > first.token).toBe(true);
+    });
+
+    it('takes and frees many keys at once as tryAcquire and release of each would (tryAcquireMany, releaseMany)', async () => {
+      const [a, b] = await pair();
+      const s1 = await a.openSession(nodeInfo('n1'), TTL);
+      const s2 = await b.openSession(nodeInfo('n2'), TTL);
+      const held = await a.tryAcquire('m/held', s1.id);
+      const mine = await b.tryAcquire('m/mine', s2.id);
+      const freed = await b.tryAcquire('m/freed', s2.id);
+      if (!held.acquired || !mine.acquired || !freed.acquired) throw new Error('expected to acquire');
+      await b.release('m/freed', freed.token);
+      // More keys than one batch of any store (etcd 60, ZooKeeper 100 per request), unsorted.
+      const fresh = Array.from({ length: 130 }, (_, i) => `m/k${String((i * 37) % 130).padStart(3, '0')}`);
+      const keys = ['m/held', 'm/mine', 'm/freed', ...fresh];
+      const results = await b.tryAcquireMany(keys, s2.id);
+      expect(results).toHaveLength(keys.length);
+      const [r0, r1, r2] = results;
+      // A held key is not taken, and its holder is named; one's own key comes back with its token.
+      expect(r0).toEqual({ acquired: false, holder: expect.objectContaining({ key: 'm/held', sessionId: s1.id, token: held.token }) });
+      expect(r1).toEqual({ acquired: true, token: mine.token });
+      expect(r2?.acquired && r2.token > freed.token).toBe(true);
+      expect(results.slice(3).every((r) => r.acquired)).toBe(true);
+      const tokenOf = new Map(keys.map((key, i) => [key, (results[i] as { token?: bigint }).token]));
+      const holders = await a.listHolders('m/');
+      expect(holders).toHaveLength(keys.length);
+      for (const h of holders) expect([h.key, h.sessionId, h.token]).toEqual([h.key, h.key === 'm/held' ? s1.id : s2.id, h.key === 'm/held' ? held.token : tokenOf.get(h.key)]);
+
+      // Released only where the token is the holder's; the next acquisition's token is greater.
+      const k0 = fresh[0] as string;
+      const k0Token = tokenOf.get(k0) as bigint;
+      expect(await b.releaseMany([{ key: k0, token: k0Token }, { key: 'm/mine', token: mine.token + 1000n }])).toEqual([true, false]);
+      expect(await a.holder(k0)).toBeNull();
+      expect((await a.holder('m/mine'))?.sessionId).toBe(s2.id);
+      const [again] = await a.tryAcquireMany([k0], s1.id);
+      expect(again?.acquired && again.token > k0Token).toBe(true);
+      expect(await b.releaseMany(fresh.slice(1).map((key) => ({ key, token: tokenOf.get(key) as bigint })))).toEqual(fresh.slice(1).map(() => true));
+      expect((await a.listHolders('m/k')).map((h) => h.key)).toEqual([k0]);
+
+      expect(await b.tryAcquireMany([], s2.id)).toEqual([]);
+      expect(await b.releaseMany([])).toEqual([]);
+      await expect(b.tryAcquireMany(['m/a', 'm/a'], s2.id)).rejects.toBeInstanceOf(ConfigError);
+      await b.closeSession(s2.id);
+      await expect(b.tryAcquireMany(['m/after-close'], s2.id)).rejects.toBeInstanceOf(SessionExpiredError);
+    });
+
+    it('gives each key of two concurrent tryAcquireMany to one of them', async () => {
+      const [a, b] = await pair();
+      const s1 = await a.openSession(nodeInfo('n1'), TTL);
+      const s2 = await b.openSession(nodeInfo('n2'), TTL);
+      const keys = Array.from({ length: 80 }, (_, i) => `race/${String(i).padStart(2, '0')}`);
+      const [ra, rb] = await Promise.all([a.tryAcquireMany(keys, s1.id), b.tryAcquireMany([...keys].reverse(), s2.id)]);
+      const byKey = new Map([...keys].reverse().map((key, i) => [key, rb[i]]));
+      keys.forEach((key, i) => {
+        const x = ra[i];
+        const y = byKey.get(key);
+        expect(Number(x?.acquired) + Number(y?.acquired)).toBe(1);
+        const loser = x?.acquired ? y : x;
+        expect(loser?.acquired === false && loser.holder.sessionId).toBe(x?.acquired ? s1.id : s2.id);
+      });
+      expect(await a.listHolders('race/')).toHaveLength(keys.length);
     });
 
     it('answers times, versions and durations as numbers and tokens as bigints, whatever its driver reads', async () => {

@@ -47,7 +47,7 @@ describe('placement scan', () => {
     // … and then its store fails too, for longer than claimDelay.
     sim.backend.sever(standby.store);
     // A scan reads the store (its view of sessions and owners) or claims x: either fails now.
-    const scans = () => standby.calls.filter((c) => ['listHolders', 'listSessions', 'holder', 'tryAcquire'].includes(c.method)).length;
+    const scans = () => standby.calls.filter((c) => ['listHolders', 'listSessions', 'holder', 'tryAcquire', 'tryAcquireMany'].includes(c.method)).length;
     const failures = () => standby.of('error').filter((e) => e.where === 'placement scan' || e.where === 'acquire task "x"').length;
     const [scansBefore, failuresBefore] = [scans(), failures()];
     await sim.advance(4000, 5);
@@ -63,8 +63,9 @@ describe('placement scan', () => {
 
   it('backs off while the store lists but refuses to claim (acquisitions failing)', { timeout: 10_000 }, async () => {
     const standby = await standbyOfFreeTask(300);
-    const heal = failCalls(standby.store, ['tryAcquire']);
-    const claims = () => standby.calls.filter((c) => c.method === 'tryAcquire').length;
+    // Placement claims in batches (tryAcquireMany), here a batch of one.
+    const heal = failCalls(standby.store, ['tryAcquireMany']);
+    const claims = () => standby.calls.filter((c) => c.method === 'tryAcquireMany').length;
     await sim.advance(500, 5); // x is free for longer than claimDelay now
     const before = claims();
     await sim.advance(4000, 5);

@@ -44,6 +44,7 @@ import { processState } from '../../core/process-identity.js';
 import type {
   AcquireResult,
   Change,
+  Guard,
   Holder,
   ListOptions,
   SessionRecord,
@@ -55,6 +56,8 @@ import type {
 import { connect, keepAliveOnce, type Connection } from './connection.js';
 import { KeyLayout, prefixEnd } from './keys.js';
 import * as request from './requests.js';
+import { slices } from '../../core/batches.js';
+import { assertDistinctKeys } from '../many-keys.js';
 import type { EtcdUrl } from './url.js';
 import { EtcdWatch } from './watch.js';
 
@@ -66,6 +69,10 @@ const GRACE_SECONDS = 1;
  */
 const REVOCATION_WAIT_MS = 2500;
 const REVOCATION_POLL_MS = 100;
+/** Keys per Txn of tryAcquireMany and releaseMany: etcd refuses a Txn of more than 128 operations (--max-txn-ops). */
+const KEYS_PER_TXN = 60;
+/** Txns per batch of tryAcquireMany before it gives up: each round settles every key it found held. */
+const MAX_BATCH_ROUNDS = 5;
 
 export interface EtcdStoreOptions {
   readonly url: EtcdUrl;
@@ -241,6 +248,63 @@ export class EtcdStore implements Store {
       if (await this.#revokeIfCrashed(owner.lease)) continue;
       if (!(await this.#awaitRevocation(owner.lease))) return { acquired: false, holder };
     }
+  }
+
+  /**
+   * One Txn per batch of keys while they are free; a key held by another session is that session's
+   * unless its lease is ending or its process crashed (checked once per holder), and then goes the way
+   * of tryAcquire, one key at a time (rare: a dead node's keys go with its lease).
+   */
+  async tryAcquireMany(keys: readonly string[], sessionId: string): Promise<AcquireResult[]> {
+    this.#check();
+    assertDistinctKeys(`${this.#where()}: tryAcquireMany`, keys);
+    if (keys.length === 0) return [];
+    const lease = leaseOf(sessionId);
+    if (lease === undefined || !isLive(await this.#leaseTtl('tryAcquireMany', lease))) throw this.#sessionGone(sessionId, keys[0] as string);
+    const value = JSON.stringify({ sessionId, acquiredAt: this.#clock.now() } satisfies OwnerValue);
+    const results = new Map<string, AcquireResult>();
+    const heldBy = new Map<string, IKeyValue[]>();
+    for (const slice of slices(keys, KEYS_PER_TXN)) {
+      let free = slice;
+      // Each round takes all of `free` or learns who holds which: a key found free again is tried again.
+      for (let round = 1; free.length > 0; round++) {
+        if (round > MAX_BATCH_ROUNDS) throw new StoreUnavailableError(`${this.#where()}: could not settle "${free[0]}" in ${MAX_BATCH_ROUNDS} rounds (heavy contention)`);
+        const response = await this.#call('tryAcquireMany', () => this.#client.kv.txn(request.acquireOwners(this.#keys, free, sessionId, lease, value)));
+        if (response.succeeded) {
+          for (const key of free) results.set(key, { acquired: true, token: BigInt(response.header.revision) });
+          break;
+        }
+        if (!firstKv(response, 0)) throw this.#sessionGone(sessionId, free[0] as string);
+        const again: string[] = [];
+        free.forEach((key, i) => {
+          const owner = firstKv(response, i + 1);
+          if (!owner) again.push(key);
+          else if (owner.lease === lease) results.set(key, { acquired: true, token: BigInt(owner.mod_revision) });
+          else heldBy.set(owner.lease, [...(heldBy.get(owner.lease) ?? []), owner]);
+        });
+        free = again;
+      }
+    }
+    for (const [holderLease, owners] of heldBy) {
+      const alive = isLive(await this.#leaseTtl('tryAcquireMany', holderLease)) && !(await this.#revokeIfCrashed(holderLease));
+      for (const owner of owners) {
+        const key = this.#keys.ownerKey(owner.key);
+        results.set(key, alive ? { acquired: false, holder: this.#toHolder(owner) } : await this.tryAcquire(key, sessionId));
+      }
+    }
+    return keys.map((key) => results.get(key) as AcquireResult);
+  }
+
+  async releaseMany(leases: readonly Guard[]): Promise<boolean[]> {
+    this.#check();
+    assertDistinctKeys(`${this.#where()}: releaseMany`, leases.map((l) => l.key));
+    const results: boolean[] = [];
+    for (const slice of slices(leases, KEYS_PER_TXN)) {
+      const response = await this.#call('releaseMany', () => this.#client.kv.txn(request.releaseOwners(this.#keys, slice)));
+      if (response.succeeded) results.push(...slice.map(() => true));
+      else results.push(...(await Promise.all(slice.map((l) => this.release(l.key, l.token)))));
+    }
+    return results;
   }
 
   async release(key: string, token: bigint): Promise<boolean> {

@@ -39,6 +39,19 @@ export function acquireOwner(keys: KeyLayout, key: string, sessionId: string, le
 }
 
 /**
+ * {@link acquireOwner} for several keys at once: all of them when all are free (one revision, so one
+ * token for all: tokens are per key, and each is still greater than every earlier one of its key).
+ * Failure reads every owner and the session record: the caller keeps the free keys for another Txn.
+ */
+export function acquireOwners(keys: KeyLayout, ownerKeys: readonly string[], sessionId: string, lease: string, value: string): ITxnRequest {
+  return {
+    compare: [exists(keys.session(sessionId)), ...ownerKeys.map((key) => absent(keys.owner(key)))],
+    success: ownerKeys.map((key) => ({ request_put: { key: keys.owner(key), value: Buffer.from(value), lease } })),
+    failure: [{ request_range: { key: keys.session(sessionId) } }, ...ownerKeys.map((key) => ({ request_range: { key: keys.owner(key) } }))],
+  };
+}
+
+/**
  * Deletes the owner key only if it still carries `token` as its mod revision: a stale owner cannot
  * release a key someone else acquired since (that acquisition has a greater revision).
  */
@@ -46,6 +59,18 @@ export function releaseOwner(keys: KeyLayout, key: string, token: bigint): ITxnR
   return {
     compare: [heldWith(keys, { key, token })],
     success: [{ request_delete_range: { key: keys.owner(key) } }],
+    failure: [],
+  };
+}
+
+/**
+ * {@link releaseOwner} for several keys, all or nothing (a Txn's compares are): the caller releases the
+ * keys one by one when any of them moved on.
+ */
+export function releaseOwners(keys: KeyLayout, guards: readonly Guard[]): ITxnRequest {
+  return {
+    compare: guards.map((guard) => heldWith(keys, guard)),
+    success: guards.map((guard) => ({ request_delete_range: { key: keys.owner(guard.key) } })),
     failure: [],
   };
 }

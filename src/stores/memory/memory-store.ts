@@ -14,6 +14,7 @@ import type { NodeInfo } from '../../core/node-info.js';
 import type {
   AcquireResult,
   Change,
+  Guard,
   Holder,
   ListOptions,
   SessionRecord,
@@ -23,6 +24,7 @@ import type {
   WriteResult,
 } from '../contract.js';
 import { ChangeListeners } from '../change-listeners.js';
+import { assertDistinctKeys } from '../many-keys.js';
 
 interface SessionState {
   id: string;
@@ -182,6 +184,20 @@ export class MemoryStore implements Store {
     state.owners.set(key, holder);
     this.#notify({ scope: 'owners', key, holder });
     return { acquired: true, token: holder.token };
+  }
+
+  async tryAcquireMany(keys: readonly string[], sessionId: string): Promise<AcquireResult[]> {
+    assertDistinctKeys('memory store: tryAcquireMany', keys);
+    const results: AcquireResult[] = [];
+    for (const key of keys) results.push(await this.tryAcquire(key, sessionId));
+    return results;
+  }
+
+  async releaseMany(leases: readonly Guard[]): Promise<boolean[]> {
+    assertDistinctKeys('memory store: releaseMany', leases.map((l) => l.key));
+    const results: boolean[] = [];
+    for (const { key, token } of leases) results.push(await this.release(key, token));
+    return results;
   }
 
   async release(key: string, token: bigint): Promise<boolean> {

@@ -46,6 +46,8 @@ import type {
   WriteResult,
 } from '../contract.js';
 import { ChangeListeners } from '../change-listeners.js';
+import { slices } from '../../core/batches.js';
+import { assertDistinctKeys } from '../many-keys.js';
 import type { MysqlDriver } from '../../sql/drivers.js';
 import { toSqlError } from '../../sql/errors.js';
 import { isDeadlock, isDuplicate, MysqlConnection, type ConnectionSettings, type Run } from './connection.js';
@@ -99,6 +101,10 @@ interface Header {
 
 /** Ceiling of the pause after failed change polls (from `pollMs`, doubling): a failing server is not asked 20 times a second. */
 const POLL_BACKOFF_MAX_MS = 2000;
+/** Keys per transaction of tryAcquireMany and releaseMany: bounds the rows one transaction locks. */
+const KEYS_PER_TRANSACTION = 200;
+/** An acquisition retried on a deadlock, or on a duplicate key (two inserts raced for a free key). */
+const retryOnConflict = (error: unknown): boolean => isDeadlock(error) || isDuplicate(error);
 
 /** Several statements sent in one round trip; the server stops at the first error. */
 function batch(...statements: Sql[]): Sql {
@@ -280,13 +286,12 @@ export class MysqlStore implements Store {
   async tryAcquire(key: string, sessionId: string): Promise<AcquireResult> {
     this.#check();
     checkKey(key);
-    const retryOn = (error: unknown) => isDeadlock(error) || isDuplicate(error);
     // One round trip for a free key, for our own key and for a live holder's; a dead or crashed holder
-    // needs the locking path below, which reaps it.
+    // needs the locking path, which reaps it.
     const results = await this.#db.transactionInOneTrip<unknown[]>(
       'tryAcquire',
       sql.takeIfFree(this.#t, this.cluster, key, sessionId, this.#db.view),
-      retryOn,
+      retryOnConflict,
     );
     const [taken] = results[sql.TAKE_RESULT] as { taken: number | string; token: string; live: unknown }[];
     if (taken && Number(taken.taken) > 0) return { acquired: true, token: BigInt(taken.token) };
@@ -298,52 +303,102 @@ export class MysqlStore implements Store {
       if (text(current.holder_session) === sessionId) return { acquired: true, token: BigInt(current.token) };
       if (Number(current.crashed) !== 1) return { acquired: false, holder: toHolder(current) };
     }
-    return this.#acquireLocking(key, sessionId, retryOn);
+    const [result] = await this.#acquireLocking('tryAcquire', [key], sessionId);
+    return result as AcquireResult;
   }
 
-  /** The acquisition that locks the key's row and its holder's session: reaps a dead or crashed holder. */
-  #acquireLocking(key: string, sessionId: string, retryOn: (error: unknown) => boolean): Promise<AcquireResult> {
+  /** One transaction per batch of keys: the requester's row is locked once, the change counters bumped once. */
+  async tryAcquireMany(keys: readonly string[], sessionId: string): Promise<AcquireResult[]> {
+    this.#check();
+    assertDistinctKeys('mysql store: tryAcquireMany', keys);
+    for (const key of keys) checkKey(key);
+    const results: AcquireResult[] = [];
+    for (const slice of slices(keys, KEYS_PER_TRANSACTION)) {
+      try {
+        results.push(...(await this.#acquireLocking('tryAcquireMany', slice, sessionId)));
+      } catch (error) {
+        // Still deadlocked after the transaction's retries (single acquisitions racing the batch for
+        // the same keys): one key at a time, each with its own retries.
+        if (!isDeadlock(error instanceof Error ? error.cause : error)) throw error;
+        for (const key of slice) results.push(await this.tryAcquire(key, sessionId));
+      }
+    }
+    return results;
+  }
+
+  /**
+   * The acquisition that locks the requester's row, each key's row and its holder's session, in one
+   * transaction: reaps a dead or crashed holder.
+   */
+  #acquireLocking(operation: string, keys: readonly string[], sessionId: string): Promise<AcquireResult[]> {
     return this.#db.transaction(
-      'tryAcquire',
-      async (run): Promise<AcquireResult> => {
+      operation,
+      async (run): Promise<AcquireResult[]> => {
         const [requester] = await run<{ live: number | string }[]>(sql.lockRequester(this.#t, this.cluster, sessionId));
         if (!requester || Number(requester.live) !== 1) {
-          throw new SessionExpiredError(`mysql store: session ${sessionId} is not live; cannot acquire "${key}"`);
+          throw new SessionExpiredError(`mysql store: session ${sessionId} is not live; cannot acquire "${keys[0]}"${keys.length > 1 ? ` and ${keys.length - 1} more keys` : ''}`);
         }
-        const [current] = await run<(OwnerRow & { holder_session: Buffer | null; live: unknown; crashed: unknown })[]>(
-          sql.lockOwner(this.#t, this.cluster, key, this.#db.view),
-        );
-        let reaped = false;
-        if (current) {
-          const holderSession = current.holder_session === null ? null : text(current.holder_session);
-          const live = holderSession !== null && Number(current.live) === 1;
-          if (live && holderSession === sessionId) return { acquired: true, token: BigInt(current.token) };
-          if (live && Number(current.crashed) !== 1) return { acquired: false, holder: toHolder(current) };
-          // The holder expired or its process is gone: it can never renew again (its row is locked and
-          // about to go), so its session and every key it holds are reaped in this transaction.
-          if (holderSession !== null) {
-            await run(
-              batch(sql.deleteOwnersOfSession(this.#t, this.cluster, holderSession), sql.deleteSession(this.#t, this.cluster, holderSession)),
-            );
-            reaped = true;
-          } else {
-            await run(sql.deleteOwner(this.#t, this.cluster, key)); // an orphan left by an interrupted close
-          }
-        }
-        const bumps: ChangeScope[] = reaped ? ['sessions', 'owners'] : ['owners'];
-        const results = await run<unknown[]>(
-          batch(
-            sql.nextToken(this.#t),
-            sql.insertOwner(this.#t, this.cluster, key, sessionId),
-            sql.lastToken(),
-            ...bumps.map((scope) => sql.bumpChange(this.#t, this.cluster, scope)),
-          ),
-        );
-        const [row] = results[2] as { token: string }[];
-        return { acquired: true, token: BigInt(row?.token ?? '0') };
+        if (keys.length > 1) await run(sql.lockTokenSequence(this.#t));
+        const bumps = new Set<ChangeScope>();
+        const results: AcquireResult[] = [];
+        for (const [i, key] of keys.entries()) results.push(await this.#acquireLocked(run, key, sessionId, bumps, i === keys.length - 1));
+        if (bumps.size > 0) await run(batch(...[...bumps].map((scope) => sql.bumpChange(this.#t, this.cluster, scope))));
+        return results;
       },
-      retryOn,
+      retryOnConflict,
     );
+  }
+
+  /**
+   * Takes `key` in the caller's transaction, which locked the live requester's row; notes the scopes to
+   * bump, and bumps them with the insert of the `last` key (one round trip fewer for a single key).
+   */
+  async #acquireLocked(run: Run, key: string, sessionId: string, bumps: Set<ChangeScope>, last: boolean): Promise<AcquireResult> {
+    const [current] = await run<(OwnerRow & { holder_session: Buffer | null; live: unknown; crashed: unknown })[]>(
+      sql.lockOwner(this.#t, this.cluster, key, this.#db.view),
+    );
+    if (current) {
+      const holderSession = current.holder_session === null ? null : text(current.holder_session);
+      const live = holderSession !== null && Number(current.live) === 1;
+      if (live && holderSession === sessionId) return { acquired: true, token: BigInt(current.token) };
+      if (live && Number(current.crashed) !== 1) return { acquired: false, holder: toHolder(current) };
+      // The holder expired or its process is gone: it can never renew again (its row is locked and
+      // about to go), so its session and every key it holds are reaped in this transaction.
+      if (holderSession !== null) {
+        await run(
+          batch(sql.deleteOwnersOfSession(this.#t, this.cluster, holderSession), sql.deleteSession(this.#t, this.cluster, holderSession)),
+        );
+        bumps.add('sessions');
+      } else {
+        await run(sql.deleteOwner(this.#t, this.cluster, key)); // an orphan left by an interrupted close
+      }
+    }
+    bumps.add('owners');
+    const bumpNow = last ? [...bumps].map((scope) => sql.bumpChange(this.#t, this.cluster, scope)) : [];
+    if (last) bumps.clear();
+    const results = await run<unknown[]>(
+      batch(sql.nextToken(this.#t), sql.insertOwner(this.#t, this.cluster, key, sessionId), sql.lastToken(), ...bumpNow),
+    );
+    const [row] = results[2] as { token: string }[];
+    return { acquired: true, token: BigInt(row?.token ?? '0') };
+  }
+
+  async releaseMany(leases: readonly Guard[]): Promise<boolean[]> {
+    this.#check();
+    assertDistinctKeys('mysql store: releaseMany', leases.map((l) => l.key));
+    const results: boolean[] = [];
+    for (const slice of slices(leases, KEYS_PER_TRANSACTION)) {
+      // The deletes in one round trip; the change counter, once, in a second when any key was freed.
+      const released = await this.#db.exclusive('releaseMany', async (run) => {
+        const deletes = slice.map((l) => sql.releaseOwner(this.#t, this.cluster, l.key, l.token));
+        const headers = slice.length === 1 ? [await run<Header>(deletes[0] as Sql)] : await run<Header[]>(batch(...deletes));
+        const freed = headers.map((h) => h.affectedRows === 1);
+        if (freed.includes(true)) await run(sql.bumpChange(this.#t, this.cluster, 'owners'));
+        return freed;
+      });
+      results.push(...released);
+    }
+    return results;
   }
 
   async release(key: string, token: bigint): Promise<boolean> {

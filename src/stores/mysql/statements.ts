@@ -312,6 +312,15 @@ const NEXT_TOKEN = 'LAST_INSERT_ID(GREATEST(value + 1, CAST(UNIX_TIMESTAMP(NOW(6
  * are handed out in commit order; LAST_INSERT_ID(expr) keeps the new value for this connection only.
  * See {@link NEXT_TOKEN} for why tokens keep growing across server restarts and crashes.
  */
+/**
+ * Locks the token counter's row for the rest of the transaction: batches of acquisitions (tryAcquireMany)
+ * take it before any owner row, so two of them never hold each other's gap locks (a deadlock that
+ * repeated until the retries ran out when two batches raced for the same keys).
+ */
+export function lockTokenSequence(t: Tables): Sql {
+  return { sql: `SELECT value FROM ${t.meta} WHERE name = 'token_seq' FOR UPDATE`, values: [] };
+}
+
 export function nextToken(t: Tables): Sql {
   return { sql: `UPDATE ${t.meta} SET value = ${NEXT_TOKEN} WHERE name = 'token_seq'`, values: [] };
 }

@@ -73,6 +73,7 @@ import type { NodeInfo } from '../../core/node-info.js';
 import type {
   AcquireResult,
   Change,
+  Guard,
   Holder,
   ListOptions,
   SessionRecord,
@@ -85,6 +86,8 @@ import { loadPg, type PgDriver } from '../../sql/drivers.js';
 import { quoteIdentifier } from '../../sql/placeholders.js';
 import { pgClientConfig } from '../../sql/postgres/connect.js';
 import { ChangeListeners } from '../change-listeners.js';
+import { slices } from '../../core/batches.js';
+import { assertDistinctKeys } from '../many-keys.js';
 import { BackendWatch } from './backend-watch.js';
 import { PgConnection, type PgServers } from './connection.js';
 import { migrate } from './schema.js';
@@ -108,6 +111,8 @@ const FULL_REAP_PER_SESSION_MS = 1000;
 
 /** How many times tryAcquire repeats its statement when it raced an insert it could not see. */
 const ACQUIRE_ATTEMPTS = 5;
+/** Keys per statement of tryAcquireMany and releaseMany: bounds the rows one transaction locks. */
+const KEYS_PER_STATEMENT = 500;
 
 /**
  * How far the token sequence moves ahead when a connection that issues tokens asynchronously is made
@@ -355,6 +360,64 @@ export class PostgresStore implements Store {
       // The insert conflicted with an owner committed after our snapshot: look again with a new one.
     }
     throw new StoreUnavailableError(`${this.#label}: could not settle "${key}" in ${ACQUIRE_ATTEMPTS} attempts (heavy contention)`);
+  }
+
+  async tryAcquireMany(keys: readonly string[], sessionId: string): Promise<AcquireResult[]> {
+    assertDistinctKeys(`${this.#label}: tryAcquireMany`, keys);
+    const results: AcquireResult[] = [];
+    for (const slice of slices(keys, KEYS_PER_STATEMENT)) results.push(...(await this.#tryAcquireSlice(slice, sessionId)));
+    return results;
+  }
+
+  /** One statement per attempt; an attempt repeats only the keys that raced a newer insert. */
+  async #tryAcquireSlice(keys: readonly string[], sessionId: string): Promise<AcquireResult[]> {
+    const results = new Array<AcquireResult | undefined>(keys.length);
+    let pending = keys.map((_, i) => i);
+    for (let attempt = 1; attempt <= ACQUIRE_ATTEMPTS && pending.length > 0; attempt++) {
+      const rows = await this.#query<{
+        live: number;
+        taken_token: string | null;
+        session_id: string | null;
+        token: string | null;
+        acquired_at: number | null;
+      }>(this.#sql.tryAcquireMany, {
+        cluster: this.cluster,
+        keys: pending.map((i) => keys[i]),
+        session: sessionId,
+        channel: this.#channel,
+        asyncCommit: this.#asyncCommit,
+      });
+      if (rows[0]?.live !== 1) throw new SessionExpiredError(`${this.#label}: session ${sessionId} is not live; cannot acquire ${pending.length} keys`);
+      const again: number[] = [];
+      rows.forEach((row, n) => {
+        const i = pending[n] as number;
+        const key = keys[i] as string;
+        if (row.taken_token !== null) results[i] = { acquired: true, token: BigInt(row.taken_token) };
+        else if (row.session_id === sessionId && row.token !== null) results[i] = { acquired: true, token: BigInt(row.token) };
+        else if (row.session_id !== null && row.token !== null) {
+          results[i] = { acquired: false, holder: toHolder({ key, session_id: row.session_id, token: row.token, acquired_at: row.acquired_at ?? 0 }) };
+        } else again.push(i);
+      });
+      pending = again;
+    }
+    if (pending.length > 0) throw new StoreUnavailableError(`${this.#label}: could not settle "${keys[pending[0] as number]}" in ${ACQUIRE_ATTEMPTS} attempts (heavy contention)`);
+    return results as AcquireResult[];
+  }
+
+  async releaseMany(leases: readonly Guard[]): Promise<boolean[]> {
+    assertDistinctKeys(`${this.#label}: releaseMany`, leases.map((l) => l.key));
+    const results: boolean[] = [];
+    for (const slice of slices(leases, KEYS_PER_STATEMENT)) {
+      const rows = await this.#query<{ released: boolean }>(this.#sql.releaseMany, {
+        cluster: this.cluster,
+        keys: slice.map((l) => l.key),
+        tokens: slice.map((l) => l.token.toString()),
+        channel: this.#channel,
+        asyncCommit: this.#asyncCommit,
+      });
+      results.push(...rows.map((r) => r.released));
+    }
+    return results;
   }
 
   async release(key: string, token: bigint): Promise<boolean> {

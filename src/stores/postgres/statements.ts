@@ -259,6 +259,60 @@ export function postgresStatements(s: string) {
       LEFT JOIN (SELECT o.session_id, o.token, ${epochMs('o.acquired_at')} AS acquired_at
                  FROM ${s}.owners o WHERE o.cluster = :cluster AND o.key = :key) AS h ON true`,
 
+    /**
+     * tryAcquire for the distinct keys of `:keys`, in one statement: the same `me`, takeover condition and
+     * notification per key taken. Rows are inserted in key order, so two batches that overlap lock their
+     * common owner rows in the same order (no deadlock). One row per key, in the order of `:keys`; a key
+     * with neither `taken_token` nor a holder in the snapshot raced a newer insert: the caller repeats it.
+     */
+    tryAcquireMany: `
+      WITH ${COMMIT_MODE},
+      me AS MATERIALIZED (
+        SELECT s.id FROM ${s}.sessions s
+        WHERE s.cluster = :cluster AND s.id = :session AND ${live('s', 'clock_timestamp()')}
+        FOR KEY SHARE
+      ),
+      wanted AS MATERIALIZED (SELECT w.key, w.ord FROM unnest(:keys::text[]) WITH ORDINALITY AS w(key, ord)),
+      taken AS (
+        INSERT INTO ${s}.owners AS o (cluster, key, session_id, token, acquired_at)
+        SELECT :cluster, w.key, me.id, nextval('${s}.token_seq'), clock_timestamp() FROM wanted w, me ORDER BY w.key
+        ON CONFLICT (cluster, key) DO UPDATE
+          SET session_id = excluded.session_id, token = nextval('${s}.token_seq'), acquired_at = excluded.acquired_at
+          WHERE o.session_id <> excluded.session_id
+            AND NOT EXISTS (SELECT 1 FROM ${s}.sessions h
+                            WHERE h.cluster = o.cluster AND h.id = o.session_id AND ${live('h', 'now()')})
+            AND (o.acquired_at < now()
+                 OR EXISTS (SELECT 1 FROM ${s}.sessions h WHERE h.cluster = o.cluster AND h.id = o.session_id))
+        RETURNING o.key, o.token, o.session_id, o.acquired_at
+      ),
+      notified AS (
+        SELECT pg_notify(:channel, ${heldPayload('taken.key', 'taken.session_id', 'taken.token', 'taken.acquired_at')}) FROM taken
+      )
+      SELECT (SELECT count(*) FROM me)::int AS live,
+             (SELECT count(*) FROM notified)::int AS notified,
+             (SELECT count(mode) FROM commit_mode)::int AS async_commit,
+             t.token AS taken_token, h.session_id, h.token, h.acquired_at
+      FROM wanted w
+      LEFT JOIN taken t ON t.key = w.key
+      LEFT JOIN (SELECT o.key, o.session_id, o.token, ${epochMs('o.acquired_at')} AS acquired_at
+                 FROM ${s}.owners o WHERE o.cluster = :cluster AND o.key = ANY(:keys::text[])) AS h ON h.key = w.key
+      ORDER BY w.ord`,
+
+    /** release for each (`:keys[i]`, `:tokens[i]`) in one statement; one row per key, in order. */
+    releaseMany: `
+      WITH ${COMMIT_MODE},
+      wanted AS MATERIALIZED (SELECT w.key, w.token, w.ord FROM unnest(:keys::text[], :tokens::bigint[]) WITH ORDINALITY AS w(key, token, ord)),
+      gone AS (
+        DELETE FROM ${s}.owners o USING wanted w WHERE o.cluster = :cluster AND o.key = w.key AND o.token = w.token RETURNING o.key
+      ),
+      notified AS (
+        SELECT pg_notify(:channel, ${payload('freed', 'gone.key')}) FROM gone
+      )
+      SELECT (g.key IS NOT NULL) AS released, (SELECT count(*) FROM notified)::int AS notified,
+             (SELECT count(mode) FROM commit_mode)::int AS async_commit
+      FROM wanted w LEFT JOIN gone g ON g.key = w.key
+      ORDER BY w.ord`,
+
     /** DELETE re-checks the token on the newest row. */
     release: `
       WITH ${COMMIT_MODE},

@@ -28,6 +28,7 @@ import { processState, type ProcessIdentity } from '../../core/process-identity.
 import type {
   AcquireResult,
   Change,
+  Guard,
   Holder,
   ListOptions,
   SessionRecord,
@@ -38,6 +39,8 @@ import type {
 } from '../contract.js';
 import { ChangeListeners } from '../change-listeners.js';
 import { allClustersPattern, clusterKeys, clusterOfIndexKey, type ClusterKeys } from './keys.js';
+import { slices } from '../../core/batches.js';
+import { assertDistinctKeys } from '../many-keys.js';
 import { SCRIPT_KEY_COUNT, SCRIPTS, scriptSource, type ScriptName } from './scripts.js';
 import type { RedisStoreConfig } from './url.js';
 import { loadDriver } from '../../core/driver.js';
@@ -57,6 +60,13 @@ const SCOPES: ReadonlySet<string> = new Set<ChangeScope>(['sessions', 'owners', 
 
 /** Longest pause between two reconnection attempts. */
 const MAX_RECONNECT_DELAY_MS = 1000;
+/** Keys per script of tryAcquireMany and releaseMany: a script blocks the server while it runs. */
+const KEYS_PER_SCRIPT = 500;
+
+/** One key's answer of the acquire scripts, with what tells whether its holder may have crashed. */
+type AcquireAttempt =
+  | { acquired: true; token: bigint }
+  | { acquired: false; holder: Holder; clientId: string; process: ProcessIdentity | null };
 
 export class RedisStore implements Store {
   readonly kind = 'redis' as const;
@@ -143,8 +153,40 @@ export class RedisStore implements Store {
     return result.acquired ? result : { acquired: false, holder: result.holder };
   }
 
+  /**
+   * One script per batch of keys. A key held by a session whose process may have crashed goes the way
+   * of tryAcquire (reaped if it provably crashed, then tried once more): rare, so one key at a time.
+   */
+  async tryAcquireMany(keys: readonly string[], sessionId: string): Promise<AcquireResult[]> {
+    assertDistinctKeys('redis store: tryAcquireMany', keys);
+    const results: AcquireResult[] = [];
+    for (const slice of slices(keys, KEYS_PER_SCRIPT)) {
+      const replies = (await this.#script('batonTryAcquireMany', sessionId, this.#tokenFloor.toString(), ...slice)) as string[][] | ['expired'];
+      if (replies[0] === 'expired') {
+        throw new SessionExpiredError(`redis store: session ${sessionId} is not live; cannot acquire ${slice.length} keys`);
+      }
+      for (const [i, key] of slice.entries()) {
+        const result = this.#acquireReply(key, replies[i] as string[]);
+        if (result.acquired || !this.#mayHaveCrashed(result.clientId, result.process)) {
+          results.push(result.acquired ? result : { acquired: false, holder: result.holder });
+        } else results.push(await this.tryAcquire(key, sessionId));
+      }
+    }
+    return results;
+  }
+
   async release(key: string, token: bigint): Promise<boolean> {
     return (await this.#script('batonRelease', key, token.toString())) === 1;
+  }
+
+  async releaseMany(leases: readonly Guard[]): Promise<boolean[]> {
+    assertDistinctKeys('redis store: releaseMany', leases.map((l) => l.key));
+    const results: boolean[] = [];
+    for (const slice of slices(leases, KEYS_PER_SCRIPT)) {
+      const replies = (await this.#script('batonReleaseMany', ...slice.flatMap((l) => [l.key, l.token.toString()]))) as number[];
+      results.push(...replies.map((r) => r === 1));
+    }
+    return results;
   }
 
   async holder(key: string): Promise<Holder | null> {
@@ -286,18 +328,17 @@ export class RedisStore implements Store {
     return new Set(ids.filter((id) => !present.has(id)));
   }
 
-  async #tryAcquireOnce(
-    key: string,
-    sessionId: string,
-  ): Promise<
-    | { acquired: true; token: bigint }
-    | { acquired: false; holder: Holder; clientId: string; process: ProcessIdentity | null }
-  > {
+  async #tryAcquireOnce(key: string, sessionId: string): Promise<AcquireAttempt> {
     const reply = (await this.#script('batonTryAcquire', key, sessionId, this.#tokenFloor.toString())) as string[];
-    const [status, token, holderSession, acquiredAt, clientId, process] = reply;
-    if (status === 'expired') {
+    if (reply[0] === 'expired') {
       throw new SessionExpiredError(`redis store: session ${sessionId} is not live; cannot acquire "${key}"`);
     }
+    return this.#acquireReply(key, reply);
+  }
+
+  /** One key's reply of the acquire scripts: `acquired` or `held` (see scripts.ts `acquire`). */
+  #acquireReply(key: string, reply: string[]): AcquireAttempt {
+    const [status, token, holderSession, acquiredAt, clientId, process] = reply;
     if (status === 'acquired') {
       // reply[2] === '1': the counter was found at or below a token we saw, the server lost data.
       if (reply[2] === '1') this.#listeners.emit({ scope: 'any' });

@@ -109,6 +109,40 @@ local function next_token(floor)
   return int(token), reset
 end
 
+-- Takes key for the live session id (the caller checked it). Returns { 'acquired', token, reset } or
+-- { 'held', token, holder session, acquired at, holder client id, holder process JSON }.
+local function acquire(key, id, floor)
+  local owner = owner_of(key)
+  if owner then
+    if owner.session == id then return { 'acquired', owner.token, '0' } end
+    if is_live(owner.session) then
+      local f = redis.call('HMGET', session_key(owner.session), 'client', 'process')
+      return { 'held', owner.token, owner.session, owner.at, f[1] or '', f[2] or '' }
+    end
+    -- The holder's session expired, so its ownership is void already; forget the stale entry.
+    redis.call('SREM', held_key(owner.session), key)
+  end
+  local token, reset = next_token(floor)
+  redis.call('HSET', OWNERS, key, token .. ' ' .. id .. ' ' .. int(NOW_MS))
+  redis.call('ZADD', OWNER_KEYS, 0, key)
+  -- The held set's backstop expiry is refreshed by every renewal (every TTL / 3), not here: the hot path
+  -- stays short. (Expired sessions are pruned by open, renew and close, and judged by is_live everywhere.)
+  redis.call('SADD', held_key(id), key)
+  notify('owners', key)
+  return { 'acquired', token, reset }
+end
+
+-- Frees key if it is held with token. Returns 1 when it was (by a live session), else 0.
+local function release_one(key, token)
+  local owner = owner_of(key)
+  if not owner or owner.token ~= token then return 0 end
+  drop_owner(key)
+  redis.call('SREM', held_key(owner.session), key)
+  notify('owners', key)
+  if is_live(owner.session) then return 1 end
+  return 0
+end
+
 -- Why a conditional write is refused: 'fenced', 'version', or nil when it may go ahead.
 local function refusal(key, if_version, has_guard, guard_key, guard_token)
   if has_guard == '1' then
@@ -194,38 +228,32 @@ return out
  * { 'held', token, holder session, acquired at, holder client id, holder process JSON }.
  */
 const tryAcquire = `
-local key, id = ARGV[3], ARGV[4]
+if not is_live(ARGV[4]) then return { 'expired' } end
+return acquire(ARGV[3], ARGV[4], tonumber(ARGV[5]))
+`;
+
+/**
+ * ARGV: session id, token floor, keys…. Returns { 'expired' } or one reply of tryAcquire per key (after
+ * the session's liveness, checked once: the script runs at one instant).
+ */
+const tryAcquireMany = `
+local id, floor = ARGV[3], tonumber(ARGV[4])
 if not is_live(id) then return { 'expired' } end
-local owner = owner_of(key)
-if owner then
-  if owner.session == id then return { 'acquired', owner.token, '0' } end
-  if is_live(owner.session) then
-    local f = redis.call('HMGET', session_key(owner.session), 'client', 'process')
-    return { 'held', owner.token, owner.session, owner.at, f[1] or '', f[2] or '' }
-  end
-  -- The holder's session expired, so its ownership is void already; forget the stale entry.
-  redis.call('SREM', held_key(owner.session), key)
-end
-local token, reset = next_token(tonumber(ARGV[5]))
-redis.call('HSET', OWNERS, key, token .. ' ' .. id .. ' ' .. int(NOW_MS))
-redis.call('ZADD', OWNER_KEYS, 0, key)
--- The held set's backstop expiry is refreshed by every renewal (every TTL / 3), not here: the hot path
--- stays short. (Expired sessions are pruned by open, renew and close, and judged by is_live everywhere.)
-redis.call('SADD', held_key(id), key)
-notify('owners', key)
-return { 'acquired', token, reset }
+local out = {}
+for i = 5, #ARGV do out[#out + 1] = acquire(ARGV[i], id, floor) end
+return out
 `;
 
 /** ARGV: key, token. Returns 1 when the key was held (by a live session) with that token. */
 const release = `
-local key = ARGV[3]
-local owner = owner_of(key)
-if not owner or owner.token ~= ARGV[4] then return 0 end
-drop_owner(key)
-redis.call('SREM', held_key(owner.session), key)
-notify('owners', key)
-if is_live(owner.session) then return 1 end
-return 0
+return release_one(ARGV[3], ARGV[4])
+`;
+
+/** ARGV: key, token, key, token…. Returns release's answer per key. */
+const releaseMany = `
+local out = {}
+for i = 3, #ARGV, 2 do out[#out + 1] = release_one(ARGV[i], ARGV[i + 1]) end
+return out
 `;
 
 /** ARGV: key. Returns { token, session, acquired at } or nil. */
@@ -321,7 +349,9 @@ export const SCRIPTS = {
   batonCloseSession: closeSession,
   batonListSessions: listSessions,
   batonTryAcquire: tryAcquire,
+  batonTryAcquireMany: tryAcquireMany,
   batonRelease: release,
+  batonReleaseMany: releaseMany,
   batonHolder: holder,
   batonListHolders: listHolders,
   batonPut: put,

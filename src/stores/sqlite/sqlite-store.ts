@@ -26,6 +26,7 @@ import { processState, type ProcessIdentity } from '../../core/process-identity.
 import type {
   AcquireResult,
   Change,
+  Guard,
   Holder,
   ListOptions,
   SessionRecord,
@@ -37,6 +38,7 @@ import type {
 import { toSqlError } from '../../sql/errors.js';
 import { openSqliteFile } from '../../sql/sqlite/open.js';
 import { ChangeListeners } from '../change-listeners.js';
+import { assertDistinctKeys } from '../many-keys.js';
 import { migrate } from './schema.js';
 
 export interface SqliteStoreOptions {
@@ -185,38 +187,56 @@ export class SqliteStore implements Store {
   }
 
   async tryAcquire(key: string, sessionId: string): Promise<AcquireResult> {
-    return this.#write((): AcquireResult => {
-      const now = this.#clock.monotonic();
-      if (!this.#sql.sessionIsLive.get(this.cluster, sessionId, now, now)) {
-        throw new SessionExpiredError(`sqlite store: session ${sessionId} is not live; cannot acquire "${key}"`);
+    return this.#write(() => this.#acquire(key, sessionId));
+  }
+
+  /** One transaction for all the keys: SQLite has no round trips, but each write transaction is a fsync. */
+  async tryAcquireMany(keys: readonly string[], sessionId: string): Promise<AcquireResult[]> {
+    assertDistinctKeys('sqlite store: tryAcquireMany', keys);
+    if (keys.length === 0) return [];
+    return this.#write(() => keys.map((key) => this.#acquire(key, sessionId)));
+  }
+
+  async releaseMany(leases: readonly Guard[]): Promise<boolean[]> {
+    assertDistinctKeys('sqlite store: releaseMany', leases.map((l) => l.key));
+    if (leases.length === 0) return [];
+    return this.#write(() => leases.map(({ key, token }) => this.#release(key, token)));
+  }
+
+  /** Takes `key` inside the caller's write transaction (see {@link tryAcquire}). */
+  #acquire(key: string, sessionId: string): AcquireResult {
+    const now = this.#clock.monotonic();
+    if (!this.#sql.sessionIsLive.get(this.cluster, sessionId, now, now)) {
+      throw new SessionExpiredError(`sqlite store: session ${sessionId} is not live; cannot acquire "${key}"`);
+    }
+    const current = this.#sql.ownerWithSession.get(this.cluster, key) as
+      | (OwnerRow & { process: string | null; expires_at: number | null; renewed_at: number | null })
+      | undefined;
+    if (current) {
+      const sessionLive =
+        current.expires_at !== null && current.expires_at > now && (current.renewed_at as number) <= now;
+      if (sessionLive && current.session_id === sessionId) return { acquired: true, token: current.token };
+      if (sessionLive && processState(JSON.parse(current.process as string) as ProcessIdentity) !== 'gone') {
+        return { acquired: false, holder: toHolder(current) };
       }
-      const current = this.#sql.ownerWithSession.get(this.cluster, key) as
-        | (OwnerRow & { process: string | null; expires_at: number | null; renewed_at: number | null })
-        | undefined;
-      if (current) {
-        const sessionLive =
-          current.expires_at !== null && current.expires_at > now && (current.renewed_at as number) <= now;
-        if (sessionLive && current.session_id === sessionId) return { acquired: true, token: current.token };
-        if (sessionLive && processState(JSON.parse(current.process as string) as ProcessIdentity) !== 'gone') {
-          return { acquired: false, holder: toHolder(current) };
-        }
-        // The holder's session expired or its process is gone: it can never write again, so reap it.
-        if (current.expires_at !== null) this.#dropSession(current.session_id);
-        else this.#sql.deleteOwner.run(this.cluster, key);
-      }
-      const token = this.#sql.nextToken.get() as { value: bigint };
-      this.#sql.insertOwner.run(this.cluster, key, sessionId, token.value, this.#clock.now());
-      this.#bump('owners');
-      return { acquired: true, token: token.value };
-    });
+      // The holder's session expired or its process is gone: it can never write again, so reap it.
+      if (current.expires_at !== null) this.#dropSession(current.session_id);
+      else this.#sql.deleteOwner.run(this.cluster, key);
+    }
+    const token = this.#sql.nextToken.get() as { value: bigint };
+    this.#sql.insertOwner.run(this.cluster, key, sessionId, token.value, this.#clock.now());
+    this.#bump('owners');
+    return { acquired: true, token: token.value };
   }
 
   async release(key: string, token: bigint): Promise<boolean> {
-    return this.#write(() => {
-      const released = this.#sql.releaseOwner.run(this.cluster, key, token).changes === 1;
-      if (released) this.#bump('owners');
-      return released;
-    });
+    return this.#write(() => this.#release(key, token));
+  }
+
+  #release(key: string, token: bigint): boolean {
+    const released = this.#sql.releaseOwner.run(this.cluster, key, token).changes === 1;
+    if (released) this.#bump('owners');
+    return released;
   }
 
   async holder(key: string): Promise<Holder | null> {

@@ -55,6 +55,8 @@ import type {
   WriteResult,
 } from '../contract.js';
 import { ChangeListeners } from '../change-listeners.js';
+import { slices } from '../../core/batches.js';
+import { assertDistinctKeys } from '../many-keys.js';
 import { ZkCode, ZkConnection, type NodeData, type ZkDriver, type ZkOp } from './connection.js';
 import {
   EMPTY,
@@ -109,6 +111,8 @@ type WatchedScope = 'sessions' | 'owners' | 'records';
 
 /** How many times a call starts over when a concurrent writer changed what it read. */
 const MAX_ATTEMPTS = 20;
+/** Keys per `multi` of tryAcquireMany and releaseMany: bounds the request (jute.maxbuffer, 1 MB by default). */
+const KEYS_PER_MULTI = 100;
 
 export class ZookeeperStore implements Store {
   readonly kind = 'zookeeper' as const;
@@ -309,6 +313,90 @@ export class ZookeeperStore implements Store {
       // Someone changed the key or a session since we read them: look again.
     }
     throw this.#contention(`acquire "${key}"`);
+  }
+
+  /**
+   * Per batch of keys: one pipelined read of our session and the owners, then one `multi` that takes
+   * every free key (checked against our session's version, as tryAcquire does). A key held by a session
+   * that is dead or whose process crashed goes the way of tryAcquire, one key at a time (rare); a multi
+   * that failed (something changed since the read) is tried again from the read.
+   */
+  async tryAcquireMany(keys: readonly string[], sessionId: string): Promise<AcquireResult[]> {
+    this.#check();
+    assertDistinctKeys('zookeeper store: tryAcquireMany', keys);
+    const results: AcquireResult[] = [];
+    for (const slice of slices(keys, KEYS_PER_MULTI)) results.push(...(await this.#tryAcquireSlice(slice, sessionId)));
+    return results;
+  }
+
+  async #tryAcquireSlice(keys: readonly string[], sessionId: string): Promise<AcquireResult[]> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const [[mine, owners], now] = await this.#readThenNow(
+        Promise.all([this.#readSession(sessionId), Promise.all(keys.map((key) => this.#zk.getData(this.#paths.owner(key))))]),
+      );
+      if (!mine || !isSessionLive(mine.session, mine.stat, now)) {
+        throw new SessionExpiredError(`zookeeper store: session ${sessionId} is not live; cannot acquire ${keys.length} keys`);
+      }
+      const results = new Array<AcquireResult | undefined>(keys.length);
+      const ops: ZkOp[] = [{ op: 'check', path: this.#paths.session(sessionId), version: mine.stat.version }];
+      const setAt = new Map<number, number>();
+      const holders = new Map<string, number[]>();
+      const data = encodeJson({ sessionId } satisfies OwnerData);
+      keys.forEach((key, i) => {
+        const owner = owners[i];
+        const path = this.#paths.owner(key);
+        const holderId = owner ? decodeJson<OwnerData>(owner.data).sessionId : undefined;
+        if (owner && holderId === sessionId) results[i] = { acquired: true, token: owner.stat.mzxid };
+        else if (holderId !== undefined) holders.set(holderId, [...(holders.get(holderId) ?? []), i]);
+        else {
+          if (owner) ops.push({ op: 'set', path, data, version: owner.stat.version });
+          else ops.push({ op: 'create', path, data: EMPTY }, { op: 'set', path, data, version: -1 });
+          setAt.set(i, ops.length - 1);
+        }
+      });
+      const [sessions, later] = await this.#readThenNow(Promise.all([...holders.keys()].map((id) => this.#readSession(id))));
+      const takeOneByOne: number[] = [];
+      [...holders.values()].forEach((indexes, n) => {
+        const theirs = sessions[n];
+        const alive = theirs && isSessionLive(theirs.session, theirs.stat, later) && processState(theirs.session.info.process) !== 'gone';
+        for (const i of indexes) {
+          const owner = owners[i] as NodeData;
+          if (alive) results[i] = { acquired: false, holder: toHolder(keys[i] as string, decodeJson<OwnerData>(owner.data).sessionId as string, owner) };
+          else takeOneByOne.push(i);
+        }
+      });
+      if (setAt.size > 0) {
+        ops.push(this.#bump('owners'));
+        const outcome = await this.#zk.multi(ops);
+        if (!outcome.ok) continue; // someone changed a key or our session since the read: look again
+        for (const [i, at] of setAt) results[i] = { acquired: true, token: (outcome.stats[at] as NodeData['stat']).mzxid };
+      }
+      for (const i of takeOneByOne) results[i] = await this.tryAcquire(keys[i] as string, sessionId);
+      return results as AcquireResult[];
+    }
+    throw this.#contention(`acquire ${keys.length} keys`);
+  }
+
+  async releaseMany(leases: readonly Guard[]): Promise<boolean[]> {
+    this.#check();
+    assertDistinctKeys('zookeeper store: releaseMany', leases.map((l) => l.key));
+    const results: boolean[] = [];
+    for (const slice of slices(leases, KEYS_PER_MULTI)) {
+      const owners = await Promise.all(slice.map((l) => this.#zk.getData(this.#paths.owner(l.key))));
+      const held = slice.flatMap((l, i) => {
+        const owner = owners[i];
+        return owner && decodeJson<OwnerData>(owner.data).sessionId !== undefined && owner.stat.mzxid === l.token ? [{ lease: l, version: owner.stat.version }] : [];
+      });
+      // Versioned: only the acquisitions that issued the tokens are freed. When any moved on since the
+      // read, each key is released on its own (all or nothing would otherwise keep the others).
+      const ops: ZkOp[] = held.map(({ lease, version }) => ({ op: 'set', path: this.#paths.owner(lease.key), data: FREE_OWNER, version }));
+      const freed = held.length > 0 && (await this.#zk.multi([...ops, this.#bump('owners')])).ok;
+      if (freed || held.length === 0) {
+        const released = new Set(held.map((h) => h.lease.key));
+        results.push(...slice.map((l) => released.has(l.key)));
+      } else results.push(...(await Promise.all(slice.map((l) => this.release(l.key, l.token)))));
+    }
+    return results;
   }
 
   async release(key: string, token: bigint): Promise<boolean> {
