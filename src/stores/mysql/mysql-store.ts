@@ -49,6 +49,7 @@ import { ChangeListeners } from '../change-listeners.js';
 import type { MysqlDriver } from '../../sql/drivers.js';
 import { toSqlError } from '../../sql/errors.js';
 import { isDeadlock, isDuplicate, MysqlConnection, type ConnectionSettings, type Run } from './connection.js';
+import { ConnectionWatch } from './connection-watch.js';
 import { migrate } from './schema.js';
 import * as sql from './statements.js';
 import { MAX_KEY_BYTES, type ChangeScope, type Sql, type Tables } from './statements.js';
@@ -100,6 +101,9 @@ interface Header {
 /** Ceiling of the pause after failed change polls (from `pollMs`, doubling): a failing server is not asked 20 times a second. */
 const POLL_BACKOFF_MAX_MS = 2000;
 
+/** How long one crash-watch wait lasts before it re-reads the ring (a joiner is watched within this), in s. */
+const CONNECTION_WATCH_RETARGET_S = 2;
+
 /** Several statements sent in one round trip; the server stops at the first error. */
 function batch(...statements: Sql[]): Sql {
   return { sql: statements.map((s) => s.sql).join(';\n'), values: statements.flatMap((s) => s.values) };
@@ -128,9 +132,14 @@ export class MysqlStore implements Store {
   /** Sessions opened through this handle and not known to be gone: re-bound after a reconnection. */
   readonly #ownSessions = new Set<string>();
   #rebinding: Promise<void> | undefined;
+  /** What a crash watch connects with: the handle's own driver and settings. */
+  readonly #watchFrom: { driver: MysqlDriver; settings: ConnectionSettings };
+  #connectionWatch: ConnectionWatch | undefined;
+  #connectionWatchClosing: Promise<void> | undefined;
 
-  private constructor(db: MysqlConnection, options: MysqlStoreOptions, t: Tables) {
+  private constructor(db: MysqlConnection, options: MysqlStoreOptions, t: Tables, watchFrom: { driver: MysqlDriver; settings: ConnectionSettings }) {
     this.#db = db;
+    this.#watchFrom = watchFrom;
     this.#t = t;
     this.cluster = options.cluster;
     this.#clock = options.clock ?? systemClock;
@@ -160,18 +169,19 @@ export class MysqlStore implements Store {
     }
     const t = sql.tableNames(options.prefix ?? 'baton_');
     const clock = options.clock ?? systemClock;
+    const settings: ConnectionSettings = {
+      connect: options.connection,
+      shown: options.shown,
+      clock,
+      queryTimeoutMs: options.queryTimeoutMs ?? 5000,
+      lockWaitTimeoutS: options.lockWaitTimeoutS ?? 5,
+      crashDetection: options.crashDetection ?? true,
+      reconnectMinMs: 50,
+      reconnectMaxMs: 2000,
+    };
     let db: MysqlConnection;
     try {
-      db = await MysqlConnection.open(driver, {
-        connect: options.connection,
-        shown: options.shown,
-        clock,
-        queryTimeoutMs: options.queryTimeoutMs ?? 5000,
-        lockWaitTimeoutS: options.lockWaitTimeoutS ?? 5,
-        crashDetection: options.crashDetection ?? true,
-        reconnectMinMs: 50,
-        reconnectMaxMs: 2000,
-      });
+      db = await MysqlConnection.open(driver, settings);
     } catch (error) {
       throw new StoreUnavailableError(toSqlError('mysql', `mysql store ${options.shown}`, error, true).message, { cause: error });
     }
@@ -192,7 +202,7 @@ export class MysqlStore implements Store {
       await db.close();
       throw error;
     }
-    return new MysqlStore(db, options, t);
+    return new MysqlStore(db, options, t, { driver, settings });
   }
 
   async time(): Promise<number> {
@@ -249,10 +259,10 @@ export class MysqlStore implements Store {
   async closeSession(sessionId: string): Promise<void> {
     this.#check();
     this.#ownSessions.delete(sessionId);
-    await this.#db.transaction('closeSession', async (run) => {
+    await this.#db.transaction('closeSession', async (_run, runAndCommit) => {
       // The session row first: the same lock order as the reaper. Bumps are unconditional; closing an
       // unknown session only sends a spurious hint.
-      await run(
+      await runAndCommit(
         batch(
           sql.deleteSession(this.#t, this.cluster, sessionId),
           sql.deleteOwnersOfSession(this.#t, this.cluster, sessionId),
@@ -283,7 +293,7 @@ export class MysqlStore implements Store {
     const retryOn = (error: unknown) => isDeadlock(error) || isDuplicate(error);
     return this.#db.transaction(
       'tryAcquire',
-      async (run): Promise<AcquireResult> => {
+      async (run, runAndCommit): Promise<AcquireResult> => {
         const [requester] = await run<{ live: number | string }[]>(sql.lockRequester(this.#t, this.cluster, sessionId));
         if (!requester || Number(requester.live) !== 1) {
           throw new SessionExpiredError(`mysql store: session ${sessionId} is not live; cannot acquire "${key}"`);
@@ -309,7 +319,8 @@ export class MysqlStore implements Store {
           }
         }
         const bumps: ChangeScope[] = reaped ? ['sessions', 'owners'] : ['owners'];
-        const results = await run<unknown[]>(
+        // The token counter and change rows are cluster-wide: locked only for the server's time (see transaction).
+        const results = await runAndCommit<unknown[]>(
           batch(
             sql.nextToken(this.#t),
             sql.insertOwner(this.#t, this.cluster, key, sessionId),
@@ -360,9 +371,9 @@ export class MysqlStore implements Store {
     const json = JSON.stringify(value) ?? 'null';
     const guard = condition.guard;
     if (!guard) return this.#db.exclusive('put', (run) => this.#write(run, key, json, condition.ifVersion));
-    return this.#db.transaction('put', async (run): Promise<WriteResult> => {
+    return this.#db.transaction('put', async (run, runAndCommit): Promise<WriteResult> => {
       if (!(await this.#lockGuard(run, guard))) return { ok: false, reason: 'fenced' };
-      return this.#write(run, key, json, condition.ifVersion);
+      return this.#write(runAndCommit, key, json, condition.ifVersion);
     });
   }
 
@@ -387,7 +398,7 @@ export class MysqlStore implements Store {
     };
     const guard = condition.guard;
     if (!guard) return this.#db.exclusive('delete', remove);
-    return this.#db.transaction('delete', async (run) => (await this.#lockGuard(run, guard)) && remove(run));
+    return this.#db.transaction('delete', async (run, runAndCommit) => (await this.#lockGuard(run, guard)) && remove(runAndCommit));
   }
 
   async deleteBefore(prefix: string, beforeKey: string): Promise<number> {
@@ -418,6 +429,7 @@ export class MysqlStore implements Store {
       // change made right after watch() returns is seen by the first poll.
       this.#seen = undefined;
       this.#pollRun = this.#poll();
+      this.#startConnectionWatch();
     }
     return unsubscribe;
   }
@@ -427,12 +439,12 @@ export class MysqlStore implements Store {
     this.#closed = true;
     this.#stopPolling();
     this.#listeners.clear();
-    await this.#pollRun;
+    await Promise.all([this.#pollRun, this.#connectionWatchClosing]);
     await this.#rebinding;
     await this.#db.close();
   }
 
-  /** One write statement plus its change bump, sent as one batch. */
+  /** One write statement plus its change bump, sent as one batch (by `run`: with COMMIT inside a transaction). */
   async #write(run: Run, key: string, json: string, ifVersion: number | 'absent' | undefined): Promise<WriteResult> {
     const bump = sql.bumpChangeIfChanged(this.#t, this.cluster, 'records');
     if (ifVersion === undefined) {
@@ -475,20 +487,53 @@ export class MysqlStore implements Store {
     return row !== undefined && Number(row.live) === 1 && BigInt(row.token) === guard.token;
   }
 
+  /** Watchers hear of a crashed peer the moment its connection ends (connection-watch.ts). */
+  #startConnectionWatch(): void {
+    if (!this.features.crashDetection || this.#connectionWatch) return;
+    this.#connectionWatch = new ConnectionWatch({
+      ...this.#watchFrom,
+      clock: this.#clock,
+      retargetS: CONNECTION_WATCH_RETARGET_S,
+      target: async () => {
+        const view = this.#db.view;
+        const [row] = await this.#db.exclusive('crash watch target', (run) =>
+          run<{ conn_id: string }[]>(sql.ringNext(this.#t, this.cluster, view.connId, view)),
+        );
+        return row ? Number(row.conn_id) : undefined;
+      },
+      reap: async () => {
+        const reaped = await this.#reapDeadSessions();
+        // Heard now, not at the next poll (which reports the same change again: a hint may repeat).
+        if (reaped > 0) this.#emitOwnershipHints();
+        return reaped;
+      },
+      // A closed peer released its keys just before its connection ended: look now.
+      woke: () => this.#emitOwnershipHints(),
+    });
+  }
+
+  #emitOwnershipHints(): void {
+    this.#listeners.emit({ scope: 'sessions' });
+    this.#listeners.emit({ scope: 'owners' });
+  }
+
   /**
    * Deletes the cluster's expired sessions and, with crash detection, those whose connection is gone,
-   * with their keys. Candidates come from a plain read; each is re-checked under its row lock.
+   * with their keys; resolves to how many it deleted. Candidates come from a plain read; each is
+   * re-checked under its row lock.
    */
-  async #reapDeadSessions(): Promise<void> {
+  async #reapDeadSessions(): Promise<number> {
     const candidates = await this.#db.exclusive('reaping dead sessions', (run) =>
       run<{ id: Buffer }[]>(sql.deadSessionCandidates(this.#t, this.cluster, this.#db.view)),
     );
+    let reaped = 0;
     for (const candidate of candidates) {
       const id = text(candidate.id);
-      await this.#db.transaction('reaping a dead session', async (run) => {
+      await this.#db.transaction('reaping a dead session', async (run, runAndCommit) => {
         const [dead] = await run<unknown[]>(sql.lockDeadSession(this.#t, this.cluster, id, this.#db.view));
         if (!dead) return; // renewed (re-bound) in the meantime
-        await run(
+        reaped++;
+        await runAndCommit(
           batch(
             sql.deleteOwnersOfSession(this.#t, this.cluster, id),
             sql.deleteSession(this.#t, this.cluster, id),
@@ -498,6 +543,7 @@ export class MysqlStore implements Store {
         );
       });
     }
+    return reaped;
   }
 
   async #poll(): Promise<void> {
@@ -545,6 +591,9 @@ export class MysqlStore implements Store {
     this.#watching = false;
     this.#cancelPoll?.();
     this.#cancelPoll = undefined;
+    const watch = this.#connectionWatch;
+    this.#connectionWatch = undefined;
+    if (watch) this.#connectionWatchClosing = Promise.all([this.#connectionWatchClosing, watch.close()]).then(() => undefined);
   }
 
 
