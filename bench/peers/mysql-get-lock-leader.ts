@@ -1,6 +1,6 @@
 /**
  * Peer: a MySQL/MariaDB `GET_LOCK` leader loop, the strongest form of it — each process blocks in
- * `SELECT GET_LOCK(name, -1)` on its own connection, so the lock passes on as soon as the holder's
+ * `SELECT GET_LOCK(name, …)` (no deadline) on its own connection, so the lock passes on as soon as the holder's
  * connection ends (crash: the server sees the socket close) or it calls `RELEASE_LOCK` (SIGTERM). While
  * leading it "runs" a tick every 250 ms. It has no TTL and no self-fencing: a paused holder keeps the lock.
  * (The lock-ops peer of the same function, `peers.mysql-get-lock.opsPerSec`, is another module.)
@@ -32,8 +32,12 @@ export async function runGetLockLeaderChild(c: GetLockLeaderChildConfig, say: Sa
       .finally(() => process.exit(0));
   });
   say({ type: 'ready' });
-  // -1: wait for ever (MySQL ≥ 5.7.5, MariaDB ≥ 10.0.2: a negative timeout is infinite).
-  await connection.query('SELECT GET_LOCK(?, -1)', [c.name]);
+  // "For ever", written as a loop: MySQL takes a negative timeout as infinite, MariaDB answers NULL to it.
+  // Each wait is an hour; 0 (timed out) waits again.
+  for (;;) {
+    const [rows] = await connection.query('SELECT GET_LOCK(?, 3600) AS got', [c.name]);
+    if (Number((rows as { got: unknown }[])[0]?.got) === 1) break;
+  }
   leading = true;
   say({ type: 'owner' });
 }
