@@ -43,7 +43,11 @@ export interface ConnectionWatchOptions {
   readonly target: () => Promise<number | undefined>;
   /** Deletes dead sessions and notifies; resolves to how many it deleted. */
   readonly reap: () => Promise<number>;
-  /** The target's connection ended (a crash or a close): called before the reap. */
+  /**
+   * Tells the node to look now: called after a wake's first reap (the target's connection ended: a crash,
+   * whose keys that reap just freed, or a close, whose keys were released before), and after a later
+   * retry that reaped.
+   */
   readonly woke: () => void;
 }
 
@@ -82,7 +86,6 @@ export class ConnectionWatch {
           continue;
         }
         if (await this.#waitFor(connId)) {
-          this.#options.woke();
           fruitless = (await this.#reapAfterWake(signal)) ? undefined : connId;
         }
         this.#backoff.reset();
@@ -106,10 +109,15 @@ export class ConnectionWatch {
 
   /** True when a reap found a dead session. */
   async #reapAfterWake(signal: AbortSignal): Promise<boolean> {
-    if ((await this.#options.reap()) > 0) return true;
+    const reaped = await this.#options.reap();
+    this.#options.woke();
+    if (reaped > 0) return true;
     for (const pause of REAP_RETRY_MS) {
       await sleep(this.#options.clock, pause, signal);
-      if ((await this.#options.reap()) > 0) return true;
+      if ((await this.#options.reap()) > 0) {
+        this.#options.woke();
+        return true;
+      }
     }
     return false;
   }

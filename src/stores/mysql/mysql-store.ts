@@ -501,13 +501,9 @@ export class MysqlStore implements Store {
         );
         return row ? Number(row.conn_id) : undefined;
       },
-      reap: async () => {
-        const reaped = await this.#reapDeadSessions();
-        // Heard now, not at the next poll (which reports the same change again: a hint may repeat).
-        if (reaped > 0) this.#emitOwnershipHints();
-        return reaped;
-      },
-      // A closed peer released its keys just before its connection ended: look now.
+      reap: () => this.#reapDeadSessions(),
+      // Heard now, not at the next poll (which reports a reap again: a hint may repeat). A closed peer
+      // released its keys just before its connection ended: look now too.
       woke: () => this.#emitOwnershipHints(),
     });
   }
