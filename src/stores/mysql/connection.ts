@@ -110,46 +110,21 @@ export class MysqlConnection {
   }
 
   /**
-   * Runs `fn` inside a transaction, rolled back when it throws. A deadlock (InnoDB already rolled the
-   * transaction back) is retried a few times after a short random pause: concurrent acquisitions of one
-   * new key deadlock on gap locks by design, and one of them always goes through. `retryOn` widens what
-   * is retried (after a rollback).
-   *
-   * `fn` gets two runners: `run`, and `runAndCommit`, which sends its statement and COMMIT in one round
-   * trip. Use the latter for the statement that writes the cluster-wide hot rows (the token counter, the
-   * change rows): their locks are then held for the server's own time only, never across a client round
-   * trip — a node that is slow, paused or partitioned right after the write cannot stall every other
-   * node's writes behind those rows until it sends COMMIT. START TRANSACTION rides with the first
-   * statement for the same reason (one round trip less per call). Without `runAndCommit`, COMMIT is sent
-   * after `fn` returns.
+   * Runs `fn` inside START TRANSACTION … COMMIT, rolled back when it throws. A deadlock (InnoDB already
+   * rolled the transaction back) is retried a few times after a short random pause: concurrent
+   * acquisitions of one new key deadlock on gap locks by design, and one of them always goes through.
+   * `retryOn` widens what is retried (after a rollback).
    */
-  transaction<T>(
-    what: string,
-    fn: (run: Run, runAndCommit: Run) => Promise<T>,
-    retryOn: (error: unknown) => boolean = isDeadlock,
-  ): Promise<T> {
+  transaction<T>(what: string, fn: (run: Run) => Promise<T>, retryOn: (error: unknown) => boolean = isDeadlock): Promise<T> {
     return this.exclusive(what, async (run) => {
       for (let attempt = 1; ; attempt++) {
-        let started = false;
-        let committed = false;
-        const inTransaction: Run = async <R>(statement: Sql | string): Promise<R> => {
-          if (started) return run<R>(statement);
-          started = true;
-          return ownReplies<R>(await run<unknown[]>(withStatements('START TRANSACTION', statement, '')), 1, 0);
-        };
-        const runAndCommit: Run = async <R>(statement: Sql | string): Promise<R> => {
-          const first = !started;
-          started = true;
-          const results = await run<unknown[]>(withStatements(first ? 'START TRANSACTION' : '', statement, 'COMMIT'));
-          committed = true;
-          return ownReplies<R>(results, first ? 1 : 0, 1);
-        };
+        await run('START TRANSACTION');
         try {
-          const result = await fn(inTransaction, runAndCommit);
-          if (started && !committed) await run('COMMIT');
+          const result = await fn(run);
+          await run('COMMIT');
           return result;
         } catch (error) {
-          if (this.#connection && started) await run('ROLLBACK').catch(() => undefined);
+          if (this.#connection) await run('ROLLBACK').catch(() => undefined);
           if (!retryOn(error) || attempt >= DEADLOCK_RETRIES) throw error;
           await sleep(this.#settings.clock, 2 + Math.random() * 10 * attempt);
         }
@@ -272,21 +247,6 @@ export class MysqlConnection {
       this.#scheduleReconnect();
     }
   }
-}
-
-/**
- * The replies of the caller's statements in a round trip that also carried `dropFirst` and `dropLast`
- * transaction statements: an array for a batch, the one reply for a single statement (as `run` gives it).
- */
-function ownReplies<R>(results: unknown[], dropFirst: number, dropLast: number): R {
-  const own = results.slice(dropFirst, results.length - dropLast);
-  return (own.length === 1 ? own[0] : own) as R;
-}
-
-/** `statement` with `before` and `after` (plain statements, '' for none) in one multi-statement round trip. */
-function withStatements(before: string, statement: Sql | string, after: string): Sql {
-  const { sql, values } = typeof statement === 'string' ? { sql: statement, values: [] } : statement;
-  return { sql: [before, sql, after].filter((part) => part !== '').join(';\n'), values };
 }
 
 async function connectOnce(

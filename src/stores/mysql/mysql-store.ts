@@ -259,10 +259,10 @@ export class MysqlStore implements Store {
   async closeSession(sessionId: string): Promise<void> {
     this.#check();
     this.#ownSessions.delete(sessionId);
-    await this.#db.transaction('closeSession', async (_run, runAndCommit) => {
+    await this.#db.transaction('closeSession', async (run) => {
       // The session row first: the same lock order as the reaper. Bumps are unconditional; closing an
       // unknown session only sends a spurious hint.
-      await runAndCommit(
+      await run(
         batch(
           sql.deleteSession(this.#t, this.cluster, sessionId),
           sql.deleteOwnersOfSession(this.#t, this.cluster, sessionId),
@@ -293,7 +293,7 @@ export class MysqlStore implements Store {
     const retryOn = (error: unknown) => isDeadlock(error) || isDuplicate(error);
     return this.#db.transaction(
       'tryAcquire',
-      async (run, runAndCommit): Promise<AcquireResult> => {
+      async (run): Promise<AcquireResult> => {
         const [requester] = await run<{ live: number | string }[]>(sql.lockRequester(this.#t, this.cluster, sessionId));
         if (!requester || Number(requester.live) !== 1) {
           throw new SessionExpiredError(`mysql store: session ${sessionId} is not live; cannot acquire "${key}"`);
@@ -319,8 +319,7 @@ export class MysqlStore implements Store {
           }
         }
         const bumps: ChangeScope[] = reaped ? ['sessions', 'owners'] : ['owners'];
-        // The token counter and change rows are cluster-wide: locked only for the server's time (see transaction).
-        const results = await runAndCommit<unknown[]>(
+        const results = await run<unknown[]>(
           batch(
             sql.nextToken(this.#t),
             sql.insertOwner(this.#t, this.cluster, key, sessionId),
@@ -371,9 +370,9 @@ export class MysqlStore implements Store {
     const json = JSON.stringify(value) ?? 'null';
     const guard = condition.guard;
     if (!guard) return this.#db.exclusive('put', (run) => this.#write(run, key, json, condition.ifVersion));
-    return this.#db.transaction('put', async (run, runAndCommit): Promise<WriteResult> => {
+    return this.#db.transaction('put', async (run): Promise<WriteResult> => {
       if (!(await this.#lockGuard(run, guard))) return { ok: false, reason: 'fenced' };
-      return this.#write(runAndCommit, key, json, condition.ifVersion);
+      return this.#write(run, key, json, condition.ifVersion);
     });
   }
 
@@ -398,7 +397,7 @@ export class MysqlStore implements Store {
     };
     const guard = condition.guard;
     if (!guard) return this.#db.exclusive('delete', remove);
-    return this.#db.transaction('delete', async (run, runAndCommit) => (await this.#lockGuard(run, guard)) && remove(runAndCommit));
+    return this.#db.transaction('delete', async (run) => (await this.#lockGuard(run, guard)) && remove(run));
   }
 
   async deleteBefore(prefix: string, beforeKey: string): Promise<number> {
@@ -444,7 +443,7 @@ export class MysqlStore implements Store {
     await this.#db.close();
   }
 
-  /** One write statement plus its change bump, sent as one batch (by `run`: with COMMIT inside a transaction). */
+  /** One write statement plus its change bump, sent as one batch. */
   async #write(run: Run, key: string, json: string, ifVersion: number | 'absent' | undefined): Promise<WriteResult> {
     const bump = sql.bumpChangeIfChanged(this.#t, this.cluster, 'records');
     if (ifVersion === undefined) {
@@ -525,11 +524,11 @@ export class MysqlStore implements Store {
     let reaped = 0;
     for (const candidate of candidates) {
       const id = text(candidate.id);
-      await this.#db.transaction('reaping a dead session', async (run, runAndCommit) => {
+      await this.#db.transaction('reaping a dead session', async (run) => {
         const [dead] = await run<unknown[]>(sql.lockDeadSession(this.#t, this.cluster, id, this.#db.view));
         if (!dead) return; // renewed (re-bound) in the meantime
         reaped++;
-        await runAndCommit(
+        await run(
           batch(
             sql.deleteOwnersOfSession(this.#t, this.cluster, id),
             sql.deleteSession(this.#t, this.cluster, id),
