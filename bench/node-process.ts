@@ -167,6 +167,8 @@ async function main(): Promise<void> {
       return (await import('./peers/etcd-election.js')).runElectionChild(config as never, say);
     case 'pg-advisory':
       return (await import('./peers/pg-advisory.js')).runAdvisoryChild(config as never, say);
+    case 'mysql-get-lock-leader':
+      return (await import('./peers/mysql-get-lock-leader.js')).runGetLockLeaderChild(config as never, say);
     case 'bullmq-worker':
       return (await import('./peers/bullmq.js')).runBullmqChild(config as never, say);
     case 'pgboss':

@@ -1,6 +1,6 @@
 /**
  * `npm run bench` (quick, a few minutes) or `npm run bench -- --full`.
- * Options: --only failover,ticks,load,locks,spread,peers,peer-locks,peer-advisory,zombie,ha-replica,ha,scale   --stores sqlite,postgres,…
+ * Options: --only failover,ticks,load,locks,spread,peers,peer-locks,peer-advisory,peer-get-lock,zombie,ha-replica,ha,scale   --stores sqlite,postgres,…
  *          (scale runs only when named: `--only scale`; its grid takes up to an hour per store)
  *          --scale-nodes 3,30,100 --scale-tasks 100,1000,10000 (the scale grid) --scale-cap-seconds N (settle cap, 120)
  *          --trials N (kill/term trials) --stop-trials N --tick-seconds N --kill-every-seconds N
@@ -22,6 +22,7 @@ import { measureScale } from './scale.js';
 import { clusterLockOps, storeLockOps, type OpsPerSec } from './locks.js';
 import { describeMachine } from './machine.js';
 import { advisoryFleet } from './peers/pg-advisory.js';
+import { getLockLeaderFleet } from './peers/mysql-get-lock-leader.js';
 import { electionFleet } from './peers/etcd-election.js';
 import { runBullmqTicks } from './peers/bullmq.js';
 import { cleanupPgBoss, startPgBossBackground } from './peers/pgboss.js';
@@ -41,7 +42,8 @@ import { errorText, progress, sleep } from './util.js';
  * `peer-locks`: only the lock peers of `peers` (redlock and SET NX PX on Redis, pg_try_advisory_lock on
  * PostgreSQL, GET_LOCK on MySQL), to re-run them next to `locks`. `locks` runs each store's same-store peer right after it
  * too, so one run has both sides of every ratio. `peer-advisory`: only the PostgreSQL advisory-lock
- * leader loop, to re-run it next to `failover`. `ha-replica`: one failover of a replicated PostgreSQL
+ * leader loop, to re-run it next to `failover`; `peer-get-lock`: only the MySQL `GET_LOCK` leader loop, likewise
+ * (into `peers.mysql-get-lock.{kill,term}`). `ha-replica`: one failover of a replicated PostgreSQL
  * (primary killed, replica promoted) and Redis (master killed, Sentinel failover) from
  * scripts/ha-replicas.sh under the chaos workload (test/chaos/ha.ts; needs `npm run build`), into
  * `ha.<store>.<fault>`. `ha`: the store's own failover (issue 22) on the
@@ -49,7 +51,7 @@ import { errorText, progress, sleep } from './util.js';
  * quorum loss; test/helpers/ha-fleet.ts), for the stores among `--stores` that are etcd or zookeeper,
  * into `ha.<store>` ({ violations, runs, faults.<fault> }).
  */
-const SECTIONS = ['failover', 'ticks', 'load', 'locks', 'spread', 'peers', 'peer-locks', 'peer-advisory', 'zombie', 'ha-replica', 'ha', 'scale'] as const;
+const SECTIONS = ['failover', 'ticks', 'load', 'locks', 'spread', 'peers', 'peer-locks', 'peer-advisory', 'peer-get-lock', 'zombie', 'ha-replica', 'ha', 'scale'] as const;
 /**
  * `zombie` (bench/zombie.ts) runs on the stores issue 18 names that are in `--stores`: a woken owner
  * against an external fenced table, with `ctx.assertOwner()`, with the successor's onAcquire fence, and
@@ -192,6 +194,7 @@ async function main(): Promise<void> {
     }
   };
   const pgUrl = storeSpec('postgres').url.replace(/\?.*$/, '');
+  const mysqlUrl = storeSpec('mysql').url.replace(/\?.*$/, '');
   const background: { name: string; finish: () => Promise<void> }[] = [];
   try {
     // Background peers whose time scale is a minute: pg-boss cron and etcd3's default 60 s election TTL.
@@ -351,6 +354,16 @@ async function main(): Promise<void> {
           { kinds: ['kill', 'term', 'stop'], trials: settings.advisoryTrials, timeoutMs: settings.mode === 'full' ? 15_000 : 8000, stopObserveMs: 500 },
         );
         results.peers['pg-advisory-lock'] = { kill: pick(r.kill), term: pick(r.term), stop: pick(r.stop) };
+      });
+    }
+    if ((has('peers') || has('peer-get-lock')) && stores.includes('mysql')) {
+      await attempt('peers', 'mysql GET_LOCK leader loop', async () => {
+        const r = await runFailover(
+          { spawn: getLockLeaderFleet(mysqlUrl, `bench-get-lock-${run}`), nodes: 3, label: 'mysql-get-lock' },
+          { kinds: ['kill', 'term'], trials: settings.advisoryTrials, timeoutMs: settings.mode === 'full' ? 15_000 : 8000, stopObserveMs: 500 },
+        );
+        // Other keys of this peer (its lock ops) come from another section: kept as they are.
+        results.peers['mysql-get-lock'] = { ...results.peers['mysql-get-lock'], kill: pick(r.kill), term: pick(r.term) };
       });
     }
     if (has('peers')) {

@@ -153,6 +153,24 @@ describe('mysql store crash detection', () => {
     }
   });
 
+  it('hears a crash through the crash watch (GET_LOCK on the dead connection), not the reaper rounds', async () => {
+    const cluster = `watch-${RUN}`;
+    const child = await victim(cluster, 'task/w');
+    // The reaper's rounds are a minute apart: within the few seconds below only the crash watch can reap.
+    const store = await open(cluster, `${URL}?crashCheckMs=60000`);
+    const changes: Change[] = [];
+    const unwatch = store.watch((change) => changes.push(change));
+    try {
+      await wait(300); // the first reap round (at the second poll) is over; the watch is waiting
+      changes.length = 0;
+      await kill(child);
+      await until(async () => changes.some((c) => c.scope === 'owners'), 3000);
+      expect(await store.holder('task/w')).toBeNull();
+    } finally {
+      unwatch();
+    }
+  });
+
   it('falls back to the TTL when the session was opened with crashDetection=false', async () => {
     const cluster = `ttl-only-${RUN}`;
     const child = await victim(cluster, 'task/z', `${URL}?crashDetection=false`);

@@ -15,7 +15,7 @@ import { sleep, type Clock } from '../../core/clock.js';
 import { BatonError, StoreUnavailableError } from '../../core/errors.js';
 import type { MysqlDriver } from '../../sql/drivers.js';
 import { classifySqlError, toSqlError } from '../../sql/errors.js';
-import { connectionIdentity, sessionSettings, type CrashView, type Sql } from './statements.js';
+import { connectionIdentity, holdConnectionLock, sessionSettings, type CrashView, type Sql } from './statements.js';
 
 export interface ConnectionSettings {
   /** Host, port, credentials, database, TLS: passed to mysql2 as they are. */
@@ -66,7 +66,7 @@ export class MysqlConnection {
     this.#driver = driver;
     this.#settings = settings;
     this.#backoff = new Backoff({ initialMs: settings.reconnectMinMs, maxMs: settings.reconnectMaxMs });
-    this.#view = { enabled: false, serverName: '', serverBoot: 0, seesAllConnections: false };
+    this.#view = { enabled: false, serverName: '', serverBoot: 0, seesAllConnections: false, connId: 0 };
   }
 
   /** Connects once. @throws the driver's error when the server cannot be reached or refuses. */
@@ -150,12 +150,16 @@ export class MysqlConnection {
     }
   }
 
-  /** Ends the connection and stops reconnecting; resolves when nothing is left running. */
-  async close(): Promise<void> {
+  /**
+   * Ends the connection and stops reconnecting; resolves when nothing is left running. `abandon`: a call
+   * in flight (a wait that may block for seconds) fails at once instead of being awaited.
+   */
+  async close(options: { abandon?: boolean } = {}): Promise<void> {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     this.#cancelReconnect?.();
     this.#cancelReconnect = undefined;
+    if (options.abandon && this.#connection) this.#lost(this.#connection, new Error('the handle is closing'));
     await this.#tail;
     await this.#connecting;
     const connection = this.#connection;
@@ -288,7 +292,10 @@ async function connectOnce(
       serverName: row.server_name,
       serverBoot: Math.round(Number(row.now_s) - Number(uptime[0]?.Value ?? 0)),
       seesAllConnections: Number(row.sees_all) === 1,
+      connId: Number(row.conn_id),
     };
+    // Held until the connection ends: a peer's crash watch blocked on it hears the end at once.
+    if (settings.crashDetection) await run(holdConnectionLock().sql);
     lost = (error) => onLost(connection, error);
     return { connection, view };
   } catch (error) {

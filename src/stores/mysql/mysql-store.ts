@@ -51,6 +51,7 @@ import { assertDistinctKeys } from '../many-keys.js';
 import type { MysqlDriver } from '../../sql/drivers.js';
 import { toSqlError } from '../../sql/errors.js';
 import { isDeadlock, isDuplicate, MysqlConnection, type ConnectionSettings, type Run } from './connection.js';
+import { ConnectionWatch } from './connection-watch.js';
 import { migrate } from './schema.js';
 import * as sql from './statements.js';
 import { MAX_KEY_BYTES, type ChangeScope, type Sql, type Tables } from './statements.js';
@@ -106,6 +107,9 @@ const KEYS_PER_TRANSACTION = 200;
 /** An acquisition retried on a deadlock, or on a duplicate key (two inserts raced for a free key). */
 const retryOnConflict = (error: unknown): boolean => isDeadlock(error) || isDuplicate(error);
 
+/** How long one crash-watch wait lasts before it re-reads the ring (a joiner is watched within this), in s. */
+const CONNECTION_WATCH_RETARGET_S = 2;
+
 /** Several statements sent in one round trip; the server stops at the first error. */
 function batch(...statements: Sql[]): Sql {
   return { sql: statements.map((s) => s.sql).join(';\n'), values: statements.flatMap((s) => s.values) };
@@ -134,9 +138,14 @@ export class MysqlStore implements Store {
   /** Sessions opened through this handle and not known to be gone: re-bound after a reconnection. */
   readonly #ownSessions = new Set<string>();
   #rebinding: Promise<void> | undefined;
+  /** What a crash watch connects with: the handle's own driver and settings. */
+  readonly #watchFrom: { driver: MysqlDriver; settings: ConnectionSettings };
+  #connectionWatch: ConnectionWatch | undefined;
+  #connectionWatchClosing: Promise<void> | undefined;
 
-  private constructor(db: MysqlConnection, options: MysqlStoreOptions, t: Tables) {
+  private constructor(db: MysqlConnection, options: MysqlStoreOptions, t: Tables, watchFrom: { driver: MysqlDriver; settings: ConnectionSettings }) {
     this.#db = db;
+    this.#watchFrom = watchFrom;
     this.#t = t;
     this.cluster = options.cluster;
     this.#clock = options.clock ?? systemClock;
@@ -166,18 +175,19 @@ export class MysqlStore implements Store {
     }
     const t = sql.tableNames(options.prefix ?? 'baton_');
     const clock = options.clock ?? systemClock;
+    const settings: ConnectionSettings = {
+      connect: options.connection,
+      shown: options.shown,
+      clock,
+      queryTimeoutMs: options.queryTimeoutMs ?? 5000,
+      lockWaitTimeoutS: options.lockWaitTimeoutS ?? 5,
+      crashDetection: options.crashDetection ?? true,
+      reconnectMinMs: 50,
+      reconnectMaxMs: 2000,
+    };
     let db: MysqlConnection;
     try {
-      db = await MysqlConnection.open(driver, {
-        connect: options.connection,
-        shown: options.shown,
-        clock,
-        queryTimeoutMs: options.queryTimeoutMs ?? 5000,
-        lockWaitTimeoutS: options.lockWaitTimeoutS ?? 5,
-        crashDetection: options.crashDetection ?? true,
-        reconnectMinMs: 50,
-        reconnectMaxMs: 2000,
-      });
+      db = await MysqlConnection.open(driver, settings);
     } catch (error) {
       throw new StoreUnavailableError(toSqlError('mysql', `mysql store ${options.shown}`, error, true).message, { cause: error });
     }
@@ -198,7 +208,7 @@ export class MysqlStore implements Store {
       await db.close();
       throw error;
     }
-    return new MysqlStore(db, options, t);
+    return new MysqlStore(db, options, t, { driver, settings });
   }
 
   async time(): Promise<number> {
@@ -496,6 +506,7 @@ export class MysqlStore implements Store {
       // change made right after watch() returns is seen by the first poll.
       this.#seen = undefined;
       this.#pollRun = this.#poll();
+      this.#startConnectionWatch();
     }
     return unsubscribe;
   }
@@ -505,7 +516,7 @@ export class MysqlStore implements Store {
     this.#closed = true;
     this.#stopPolling();
     this.#listeners.clear();
-    await this.#pollRun;
+    await Promise.all([this.#pollRun, this.#connectionWatchClosing]);
     await this.#rebinding;
     await this.#db.close();
   }
@@ -553,19 +564,48 @@ export class MysqlStore implements Store {
     return row !== undefined && Number(row.live) === 1 && BigInt(row.token) === guard.token;
   }
 
+  /** Watchers hear of a crashed peer the moment its connection ends (connection-watch.ts). */
+  #startConnectionWatch(): void {
+    if (!this.features.crashDetection || this.#connectionWatch) return;
+    this.#connectionWatch = new ConnectionWatch({
+      ...this.#watchFrom,
+      clock: this.#clock,
+      retargetS: CONNECTION_WATCH_RETARGET_S,
+      target: async () => {
+        const view = this.#db.view;
+        const [row] = await this.#db.exclusive('crash watch target', (run) =>
+          run<{ conn_id: string }[]>(sql.ringNext(this.#t, this.cluster, view.connId, view)),
+        );
+        return row ? Number(row.conn_id) : undefined;
+      },
+      reap: () => this.#reapDeadSessions(),
+      // Heard now, not at the next poll (which reports a reap again: a hint may repeat). A closed peer
+      // released its keys just before its connection ended: look now too.
+      woke: () => this.#emitOwnershipHints(),
+    });
+  }
+
+  #emitOwnershipHints(): void {
+    this.#listeners.emit({ scope: 'sessions' });
+    this.#listeners.emit({ scope: 'owners' });
+  }
+
   /**
    * Deletes the cluster's expired sessions and, with crash detection, those whose connection is gone,
-   * with their keys. Candidates come from a plain read; each is re-checked under its row lock.
+   * with their keys; resolves to how many it deleted. Candidates come from a plain read; each is
+   * re-checked under its row lock.
    */
-  async #reapDeadSessions(): Promise<void> {
+  async #reapDeadSessions(): Promise<number> {
     const candidates = await this.#db.exclusive('reaping dead sessions', (run) =>
       run<{ id: Buffer }[]>(sql.deadSessionCandidates(this.#t, this.cluster, this.#db.view)),
     );
+    let reaped = 0;
     for (const candidate of candidates) {
       const id = text(candidate.id);
       await this.#db.transaction('reaping a dead session', async (run) => {
         const [dead] = await run<unknown[]>(sql.lockDeadSession(this.#t, this.cluster, id, this.#db.view));
         if (!dead) return; // renewed (re-bound) in the meantime
+        reaped++;
         await run(
           batch(
             sql.deleteOwnersOfSession(this.#t, this.cluster, id),
@@ -576,6 +616,7 @@ export class MysqlStore implements Store {
         );
       });
     }
+    return reaped;
   }
 
   async #poll(): Promise<void> {
@@ -623,6 +664,9 @@ export class MysqlStore implements Store {
     this.#watching = false;
     this.#cancelPoll?.();
     this.#cancelPoll = undefined;
+    const watch = this.#connectionWatch;
+    this.#connectionWatch = undefined;
+    if (watch) this.#connectionWatchClosing = Promise.all([this.#connectionWatchClosing, watch.close()]).then(() => undefined);
   }
 
 

@@ -59,6 +59,8 @@ export interface CrashView {
   readonly serverBoot: number;
   /** The account holds PROCESS, so PROCESSLIST shows every account's connections, not only its own. */
   readonly seesAllConnections: boolean;
+  /** `CONNECTION_ID()` of this connection (the id its sessions are bound to). */
+  readonly connId: number;
 }
 
 /** The byte range of keys starting with `prefix`, as [from, to). */
@@ -120,6 +122,46 @@ export function connectionIdentity(): Sql {
                                            SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')) AS sees_all;
           SHOW GLOBAL STATUS LIKE 'Uptime'`,
     values: [],
+  };
+}
+
+/**
+ * The user-level lock every crash-detecting connection holds for its whole life, named by its own
+ * connection id (unique within a server run, so no two connections, of any deployment, share a name). The
+ * server releases it the moment the connection's thread ends — a crashed process, a cut connection — which
+ * is what a crash watch blocked on it hears. Lock names are server-wide: the prefix keeps them apart from
+ * the application's own.
+ */
+export function connectionLockName(connId: number | string): string {
+  return `baton-conn-${connId}`;
+}
+
+/** Taken once per connection, right after connecting; 0 s: nobody else can hold a name with our id. */
+export function holdConnectionLock(): Sql {
+  return { sql: `SELECT GET_LOCK(CONCAT('baton-conn-', CONNECTION_ID()), 0) AS held`, values: [] };
+}
+
+/**
+ * Blocks until the lock is free or `timeoutS` passed; when it was had, it is given back in the same
+ * statement, so a watcher holds it for microseconds. 1: the holder's connection ended (or it never held
+ * it); 0: the wait timed out.
+ */
+export function awaitConnectionLock(name: string, timeoutS: number): Sql {
+  return { sql: `SELECT IF(GET_LOCK(?, ?) = 1, RELEASE_LOCK(?), 0) AS freed`, values: [name, timeoutS, name] };
+}
+
+/**
+ * The crash watch's target: the connection of the next live, judgeable session of the cluster after
+ * `ownConnId` in id order, wrapping round (a ring: every bound session has one watcher, each watcher one
+ * target). Only sessions on this server run, visible to this account, are judgeable.
+ */
+export function ringNext(t: Tables, cluster: string, ownConnId: number, view: CrashView): Sql {
+  return {
+    sql: `SELECT conn_id FROM ${t.sessions}
+          WHERE cluster = ? AND conn_id IS NOT NULL AND conn_id <> ? AND expires_at > ${NOW_MS}
+            AND server_name = ? AND ABS(server_boot - ?) <= 2 AND (? OR conn_account = CURRENT_USER())
+          ORDER BY conn_id > ? DESC, conn_id LIMIT 1`,
+    values: [bin(cluster), ownConnId, view.serverName, view.serverBoot, view.seesAllConnections, ownConnId],
   };
 }
 
