@@ -253,6 +253,9 @@ function ratios(r: Results): string[][] {
   for (const kind of ['kill', 'term', 'stop'] as const) {
     add(`failover ${kind} p50 (ms), PostgreSQL`, r.failover.postgres?.[kind]?.p50, 'pg advisory-lock loop', peer('pg-advisory-lock', kind)?.p50, 'lower');
   }
+  for (const kind of ['kill', 'term'] as const) {
+    add(`failover ${kind} p50 (ms), ZooKeeper`, r.failover.zookeeper?.[kind]?.p50, 'ZooKeeper ephemeral-node election', peer('zk-ephemeral-election', kind)?.p50, 'lower');
+  }
   const bull = r.peers['bullmq-job-scheduler'] as { lateP50: Num; lateP99: Num } | undefined;
   add('tick lateness p50 (ms), Redis', r.ticks.redis?.lateP50, 'BullMQ job scheduler', bull?.lateP50, 'lower');
   add('tick lateness p99 (ms), Redis', r.ticks.redis?.lateP99, 'BullMQ job scheduler', bull?.lateP99, 'lower');
