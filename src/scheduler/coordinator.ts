@@ -13,6 +13,10 @@
  * - `own` units (broadcast): this node's own share, always taken.
  * - `turns` units (mutex, round-robin): see turns.ts.
  * - A node whose declaration of a task differs from the running version (versions.ts) takes none of its units.
+ *
+ * Hand-over on a hint: when a hint frees a unit (its holder released it, or the holder's session ended),
+ * the node that is its preferred owner without the leaver claims it at once, from the hint, before any
+ * re-read (one store round trip after the event); the others keep to the claim delay.
  */
 import { mapInBatches } from '../core/batches.js';
 import { Backoff } from '../core/backoff.js';
@@ -117,6 +121,8 @@ export class Coordinator {
   #ranked: TaskRunner[] | undefined;
   /** Local monotonic time of the last look at every unit. */
   #lookedAtAll = Number.NEGATIVE_INFINITY;
+  /** Units with an acquisition in flight: a scan and a hint's claim never acquire one unit twice. */
+  readonly #acquiring = new Set<string>();
 
   constructor(options: {
     store: Store;
@@ -152,7 +158,11 @@ export class Coordinator {
     if (this.#state !== 'new') return;
     this.#state = 'waiting';
     this.#unwatch = this.#store.watch((change) => {
-      if (this.#view.hint(change)) this.requestScan();
+      const freed = this.#view.freedBy(change);
+      if (this.#view.hint(change)) {
+        this.#claimFreed(freed);
+        this.requestScan();
+      }
       else if (change.scope === 'records' && change.key !== undefined) this.#turns.onRecordChange(change.key);
     });
     this.#unsession = this.#keeper.onSession(() => this.requestScan());
@@ -365,6 +375,29 @@ export class Coordinator {
     return outcomes.includes(false) ? 'claims-failed' : 'done';
   }
 
+  /**
+   * Claims at once the units a hint just freed whose preferred owner, in the membership the view knows
+   * now (an ended session already dropped), is this node: the scan the hint also asks for would first
+   * re-read the sessions. Other nodes keep to the claim delay; a wrong guess (the view is behind) costs
+   * one refused acquisition, the store deciding.
+   */
+  #claimFreed(keys: readonly string[]): void {
+    const session = this.#keeper.current;
+    if (keys.length === 0 || !session || this.#state === 'closed' || this.#state === 'new') return;
+    const sessions = this.#view.sessions();
+    const { versions, balanced } = membershipPlan(this.#view.membershipKey, sessions);
+    const assignment = this.#preferred(sessions, versions, balanced);
+    for (const key of keys) {
+      const runner = this.#runners.get(unitOfOwnerKey(key));
+      if (!runner || runner.lease || runner.unit.placement === 'turns') continue;
+      const version = versions.get(runner.unit.task);
+      if (version && !version.eligible.has(this.#nodeId)) continue;
+      if (runner.unit.placement !== 'own' && assignment.get(runner.unit.name) !== this.#nodeId) continue;
+      // A failure is reported by #acquire; the scan that follows the hint looks at the unit again.
+      void this.#acquire(runner);
+    }
+  }
+
   /** For a `ranked` unit, only nodes of the best rank alive may take it when its preferred node does not. */
   #mayStandIn(mode: TaskRunner['def']['mode'], sessions: readonly SessionRecord[], version: TaskVersions | undefined): boolean {
     if (mode.kind !== 'preferred') return true;
@@ -420,7 +453,9 @@ export class Coordinator {
   /** False when the store failed the acquisition (reported); true when it answered, or the session is gone. */
   async #acquire(runner: TaskRunner): Promise<boolean> {
     const session = this.#keeper.current;
-    if (!session) return true;
+    const unit = runner.unit.name;
+    if (!session || this.#acquiring.has(unit) || runner.lease) return true;
+    this.#acquiring.add(unit);
     try {
       const key = ownerKey(runner.unit.name);
       const outcome = await tryAcquireLease(this.#store, session, key);
@@ -442,6 +477,8 @@ export class Coordinator {
       if (error instanceof SessionExpiredError) return true;
       this.#emit('error', { where: `acquire task "${runner.unit.name}"`, error: toError(error) });
       return false;
+    } finally {
+      this.#acquiring.delete(unit);
     }
   }
 
