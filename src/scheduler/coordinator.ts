@@ -158,9 +158,10 @@ export class Coordinator {
     if (this.#state !== 'new') return;
     this.#state = 'waiting';
     this.#unwatch = this.#store.watch((change) => {
-      const freed = this.#view.freedBy(change);
+      const freed = this.#view.frees(change) ? [unitOfOwnerKey(change.key)] : undefined;
       if (this.#view.hint(change)) {
-        this.#claimFreed(freed);
+        // A session's end changes the membership: every free unit may now be this node's to take.
+        if (freed || change.endedSession !== undefined) this.#claimFreed(freed ?? this.#freeUnits());
         this.requestScan();
       }
       else if (change.scope === 'records' && change.key !== undefined) this.#turns.onRecordChange(change.key);
@@ -381,21 +382,26 @@ export class Coordinator {
    * re-read the sessions. Other nodes keep to the claim delay; a wrong guess (the view is behind) costs
    * one refused acquisition, the store deciding.
    */
-  #claimFreed(keys: readonly string[]): void {
+  #claimFreed(units: readonly string[]): void {
     const session = this.#keeper.current;
-    if (keys.length === 0 || !session || this.#state === 'closed' || this.#state === 'new') return;
+    if (units.length === 0 || !session || this.#state === 'closed' || this.#state === 'new') return;
     const sessions = this.#view.sessions();
     const { versions, balanced } = membershipPlan(this.#view.membershipKey, sessions);
     const assignment = this.#preferred(sessions, versions, balanced);
-    for (const key of keys) {
-      const runner = this.#runners.get(unitOfOwnerKey(key));
-      if (!runner || runner.lease || runner.unit.placement === 'turns') continue;
+    const mine = units.flatMap((unit) => {
+      const runner = this.#runners.get(unit);
+      if (!runner || runner.lease || runner.unit.placement === 'turns') return [];
       const version = versions.get(runner.unit.task);
-      if (version && !version.eligible.has(this.#nodeId)) continue;
-      if (runner.unit.placement !== 'own' && assignment.get(runner.unit.name) !== this.#nodeId) continue;
-      // A failure is reported by #acquire; the scan that follows the hint looks at the unit again.
-      void this.#acquire(runner);
-    }
+      if (version && !version.eligible.has(this.#nodeId)) return [];
+      return runner.unit.placement === 'own' || assignment.get(unit) === this.#nodeId ? [runner] : [];
+    });
+    // A failure is reported by #acquire; the scan that follows the hint looks at the unit again.
+    if (mine.length > 0) void mapInBatches(mine, MAX_PARALLEL_ACQUISITIONS, (runner) => this.#acquire(runner));
+  }
+
+  /** This node's units that the view shows free and that it does not hold. */
+  #freeUnits(): string[] {
+    return [...this.#runners.values()].filter((r) => !r.lease && this.#view.holder(ownerKey(r.unit.name)) === undefined).map((r) => r.unit.name);
   }
 
   /** For a `ranked` unit, only nodes of the best rank alive may take it when its preferred node does not. */

@@ -125,15 +125,9 @@ export class OwnershipView {
     }
   }
 
-  /**
-   * The keys a change frees, as far as the view knows before applying it: one key freed (`holder: null`),
-   * or every key held by an ended session. Call before {@link hint}.
-   */
-  freedBy(change: Change): string[] {
-    if (change.scope !== 'owners') return [];
-    if (change.key !== undefined) return change.holder === null && change.key.startsWith(this.#prefix) && this.#holders.has(change.key) ? [change.key] : [];
-    if (change.endedSession === undefined) return [];
-    return [...this.#holders].filter(([, holder]) => holder.sessionId === change.endedSession).map(([key]) => key);
+  /** Whether a change frees a key the view knows held (`holder: null`). Call before {@link hint}. */
+  frees(change: Change): change is Change & { readonly key: string } {
+    return change.scope === 'owners' && change.key !== undefined && change.holder === null && this.#holders.has(change.key);
   }
 
   /** What this node learnt from its own acquisition or release (its hint may come later, or never). */
