@@ -165,6 +165,8 @@ async function main(): Promise<void> {
     }
     case 'etcd-election':
       return (await import('./peers/etcd-election.js')).runElectionChild(config as never, say);
+    case 'zk-election':
+      return (await import('./peers/zk-election.js')).runZkElectionChild(config as never, say);
     case 'pg-advisory':
       return (await import('./peers/pg-advisory.js')).runAdvisoryChild(config as never, say);
     case 'mysql-get-lock-leader':

@@ -256,6 +256,7 @@ function ratios(r: Results): string[][] {
   }
   for (const kind of ['kill', 'term'] as const) {
     add(`failover ${kind} p50 (ms), MySQL`, r.failover.mysql?.[kind]?.p50, 'MySQL GET_LOCK leader loop', peer('mysql-get-lock', kind)?.p50, 'lower');
+    add(`failover ${kind} p50 (ms), ZooKeeper`, r.failover.zookeeper?.[kind]?.p50, 'ZooKeeper ephemeral-node election', peer('zk-ephemeral-election', kind)?.p50, 'lower');
   }
   const bull = r.peers['bullmq-job-scheduler'] as { lateP50: Num; lateP99: Num } | undefined;
   add('tick lateness p50 (ms), Redis', r.ticks.redis?.lateP50, 'BullMQ job scheduler', bull?.lateP50, 'lower');

@@ -24,6 +24,7 @@ import { describeMachine } from './machine.js';
 import { advisoryFleet } from './peers/pg-advisory.js';
 import { getLockLeaderFleet } from './peers/mysql-get-lock-leader.js';
 import { electionFleet } from './peers/etcd-election.js';
+import { zkElectionFleet } from './peers/zk-election.js';
 import { runBullmqTicks } from './peers/bullmq.js';
 import { cleanupPgBoss, startPgBossBackground } from './peers/pgboss.js';
 import { redisPeerLocks } from './peers/redis-locks.js';
@@ -43,7 +44,8 @@ import { errorText, progress, sleep } from './util.js';
  * PostgreSQL, GET_LOCK on MySQL), to re-run them next to `locks`. `locks` runs each store's same-store peer right after it
  * too, so one run has both sides of every ratio. `peer-advisory`: only the PostgreSQL advisory-lock
  * leader loop, to re-run it next to `failover`; `peer-get-lock`: only the MySQL `GET_LOCK` leader loop, likewise
- * (into `peers.mysql-get-lock.{kill,term}`). `ha-replica`: one failover of a replicated PostgreSQL
+ * (into `peers.mysql-get-lock.{kill,term}`). `peer-zk`: only the ZooKeeper ephemeral-node election
+ * (bench/peers/zk-election.ts), to re-run it next to `failover` on ZooKeeper. `ha-replica`: one failover of a replicated PostgreSQL
  * (primary killed, replica promoted) and Redis (master killed, Sentinel failover) from
  * scripts/ha-replicas.sh under the chaos workload (test/chaos/ha.ts; needs `npm run build`), into
  * `ha.<store>.<fault>`. `ha`: the store's own failover (issue 22) on the
@@ -51,7 +53,7 @@ import { errorText, progress, sleep } from './util.js';
  * quorum loss; test/helpers/ha-fleet.ts), for the stores among `--stores` that are etcd or zookeeper,
  * into `ha.<store>` ({ violations, runs, faults.<fault> }).
  */
-const SECTIONS = ['failover', 'ticks', 'load', 'locks', 'spread', 'peers', 'peer-locks', 'peer-advisory', 'peer-get-lock', 'zombie', 'ha-replica', 'ha', 'scale'] as const;
+const SECTIONS = ['failover', 'ticks', 'load', 'locks', 'spread', 'peers', 'peer-locks', 'peer-advisory', 'peer-get-lock', 'peer-zk', 'zombie', 'ha-replica', 'ha', 'scale'] as const;
 /**
  * `zombie` (bench/zombie.ts) runs on the stores issue 18 names that are in `--stores`: a woken owner
  * against an external fenced table, with `ctx.assertOwner()`, with the successor's onAcquire fence, and
@@ -366,6 +368,17 @@ async function main(): Promise<void> {
         results.peers['mysql-get-lock'] = { ...results.peers['mysql-get-lock'], kill: pick(r.kill), term: pick(r.term) };
       });
     }
+    if (has('peers') || has('peer-zk')) {
+      await attempt('peers', 'zk ephemeral election', async () => {
+        // Session timeout = the TTL of baton's fleets: a killed leader's znode goes when its session expires.
+        const sessionTimeoutMs = settings.ttlMs;
+        const r = await runFailover(
+          { spawn: zkElectionFleet('127.0.0.1:2181', `/baton-bench/zk-election-${run}`, sessionTimeoutMs), nodes: 3, label: 'zk-ephemeral-election' },
+          { kinds: ['kill', 'term'], trials: settings.advisoryTrials, timeoutMs: sessionTimeoutMs * 3 + 5000, stopObserveMs: 0 },
+        );
+        results.peers['zk-ephemeral-election'] = { sessionTimeoutS: sessionTimeoutMs / 1000, kill: pick(r.kill), term: pick(r.term) };
+      });
+    }
     if (has('peers')) {
       await attempt('peers', 'bullmq', async () => {
         const r = await runBullmqTicks(run, settings.tickDurationS * 1000, settings.killEveryS * 1000);
@@ -416,7 +429,8 @@ async function main(): Promise<void> {
     for (const b of background) await attempt('peers', b.name, b.finish);
   } finally {
     await killAllChildren();
-    await cleanupStores(stores);
+    // The ZooKeeper peer writes under the bench's ZooKeeper root, removed with the ZooKeeper store's data.
+    await cleanupStores(has('peers') || has('peer-zk') ? [...new Set<StoreName>([...stores, 'zookeeper'])] : stores);
     if (has('peers')) await cleanupPgBoss(pgUrl).catch((error: unknown) => progress(`cleanup pg-boss: ${errorText(error)}`));
   }
   results.durationS = Math.round((Date.now() - startedAt) / 1000);

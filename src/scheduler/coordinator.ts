@@ -13,6 +13,10 @@
  * - `own` units (broadcast): this node's own share, always taken.
  * - `turns` units (mutex, round-robin): see turns.ts.
  * - A node whose declaration of a task differs from the running version (versions.ts) takes none of its units.
+ *
+ * Hand-over on a hint: when a hint frees a unit (its holder released it, or the holder's session ended),
+ * the node that is its preferred owner without the leaver claims it at once, from the hint, before any
+ * re-read (one store round trip after the event); the others keep to the claim delay.
  */
 import { slices } from '../core/batches.js';
 import { Backoff } from '../core/backoff.js';
@@ -131,6 +135,8 @@ export class Coordinator {
   #lookedAtMine = Number.NEGATIVE_INFINITY;
   /** Units whose runner this node handed a lease (until the runner reports it ended). */
   readonly #held = new Set<string>();
+  /** Units with an acquisition in flight, until their runner started: a scan and a hint's claim never take one twice. */
+  readonly #acquiring = new Set<string>();
 
   constructor(options: {
     store: Store;
@@ -166,7 +172,12 @@ export class Coordinator {
     if (this.#state !== 'new') return;
     this.#state = 'waiting';
     this.#unwatch = this.#store.watch((change) => {
-      if (this.#view.hint(change)) this.requestScan();
+      const freed = this.#view.frees(change) ? [unitOfOwnerKey(change.key)] : undefined;
+      if (this.#view.hint(change)) {
+        // A session's end changes the membership: every free unit may now be this node's to take.
+        if (freed || change.endedSession !== undefined) this.#claimFreed(freed ?? this.#freeUnits());
+        this.requestScan();
+      }
       else if (change.scope === 'records' && change.key !== undefined) this.#turns.onRecordChange(change.key);
     });
     this.#unsession = this.#keeper.onSession(() => this.requestScan());
@@ -389,14 +400,55 @@ export class Coordinator {
       if (preferred === me) toAcquire.push(runner);
       else if (now - since >= this.#timing.claimDelayMs && this.#mayStandIn(def.mode, sessions, version)) toAcquire.push(runner);
     }
-    // Every batch is taken before any runner starts: a runner's first steps read the store (its history),
-    // and those reads would otherwise queue before the next batch on the handle's connection (a dead
-    // node's 3,333 tasks on PostgreSQL took 2.2 s to be owned again that way).
-    let failed = false;
-    const taken: Taken[] = [];
-    for (const batch of slices(toAcquire, ACQUISITION_BATCH)) if (!(await this.#acquire(batch, taken))) failed = true;
-    await Promise.all(taken.map(({ runner, lease, heldUntil }) => this.#start(runner, lease, heldUntil)));
-    return failed ? 'claims-failed' : 'done';
+    return (await this.#acquireAll(toAcquire)) ? 'done' : 'claims-failed';
+  }
+
+  /**
+   * Takes the units of `runners` in batches, then starts the runners of those it took. Every batch is
+   * taken before any runner starts: a runner's first steps read the store (its history), and those reads
+   * would otherwise queue before the next batch on the handle's connection (a dead node's 3,333 tasks on
+   * PostgreSQL took 2.2 s to be owned again that way). False when the store failed a batch (reported).
+   */
+  async #acquireAll(runners: readonly TaskRunner[]): Promise<boolean> {
+    const todo = runners.filter((runner) => !runner.lease && !this.#acquiring.has(runner.unit.name));
+    for (const runner of todo) this.#acquiring.add(runner.unit.name);
+    try {
+      let failed = false;
+      const taken: Taken[] = [];
+      for (const batch of slices(todo, ACQUISITION_BATCH)) if (!(await this.#acquire(batch, taken))) failed = true;
+      await Promise.all(taken.map(({ runner, lease, heldUntil }) => this.#start(runner, lease, heldUntil)));
+      return !failed;
+    } finally {
+      for (const runner of todo) this.#acquiring.delete(runner.unit.name);
+    }
+  }
+
+  /**
+   * Claims at once the units a hint just freed whose preferred owner, in the membership the view knows
+   * now (an ended session already dropped), is this node: the scan the hint also asks for would first
+   * re-read the sessions. Other nodes keep to the claim delay; a wrong guess (the view is behind) costs
+   * one refused acquisition, the store deciding.
+   */
+  #claimFreed(units: readonly string[]): void {
+    const session = this.#keeper.current;
+    if (units.length === 0 || !session || this.#state === 'closed' || this.#state === 'new') return;
+    const sessions = this.#view.sessions();
+    const { versions, balanced } = membershipPlan(this.#view.membershipKey, sessions);
+    const assignment = this.#preferred(sessions, versions, balanced);
+    const mine = units.flatMap((unit) => {
+      const runner = this.#runners.get(unit);
+      if (!runner || runner.lease || runner.unit.placement === 'turns') return [];
+      const version = versions.get(runner.unit.task);
+      if (version && !version.eligible.has(this.#nodeId)) return [];
+      return runner.unit.placement === 'own' || assignment.get(unit) === this.#nodeId ? [runner] : [];
+    });
+    // A failure is reported by #acquire; the scan that follows the hint looks at the unit again.
+    if (mine.length > 0) void this.#acquireAll(mine);
+  }
+
+  /** This node's units that the view shows free and that it does not hold. */
+  #freeUnits(): string[] {
+    return [...this.#runners.values()].filter((r) => !r.lease && this.#view.holder(ownerKey(r.unit.name)) === undefined).map((r) => r.unit.name);
   }
 
   /** For a `ranked` unit, only nodes of the best rank alive may take it when its preferred node does not. */

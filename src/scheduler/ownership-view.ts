@@ -4,7 +4,9 @@
  * store's read load grow as nodes × tasks: 10 idle nodes with 1,000 tasks read ≈ 108,000 rows/s from
  * PostgreSQL. Here (the informer pattern: list once, then watch):
  * - an owner hint that carries the new holder (`Change.holder`) is applied as it is; one that names only
- *   its key makes the next refresh read that key; one that names an ended session drops its keys;
+ *   its key makes the next refresh read that key; one that names an ended session drops its keys, and
+ *   the session itself: the membership without it is known at once, before any read (a standby that is
+ *   next in line claims on the hint, Coordinator.claimFreed);
  * - a `sessions` hint re-reads the sessions (one row per node; task lists are stored once, task-sets.ts),
  *   and holders of sessions no longer live are dropped;
  * - a hint the store cannot narrow (`any`, `connection`, an owner change without key) re-reads in full;
@@ -67,6 +69,8 @@ export class OwnershipView {
   #currentAt = 0;
   /** Set while the view may be missing changes: the store time it was last known current. */
   #brokenSince: number | undefined;
+  /** A hint changed the membership without a read (an ended session): the next refresh reports `all`. */
+  #membershipHinted = false;
 
   constructor(options: { store: Store; clock: Clock; prefix: string; resyncEveryMs: number }) {
     this.#store = options.store;
@@ -109,6 +113,7 @@ export class OwnershipView {
         }
         if (change.endedSession !== undefined) {
           for (const [key, holder] of this.#holders) if (holder.sessionId === change.endedSession) this.#set(key, undefined);
+          this.#dropSession(change.endedSession);
           return true;
         }
         this.#needHolders = true;
@@ -120,6 +125,11 @@ export class OwnershipView {
         this.#needHolders = true;
         return true;
     }
+  }
+
+  /** Whether a change frees a key the view knows held (`holder: null`). Call before {@link hint}. */
+  frees(change: Change): change is Change & { readonly key: string } {
+    return change.scope === 'owners' && change.key !== undefined && change.holder === null && this.#holders.has(change.key);
   }
 
   /** What this node learnt from its own acquisition or release (its hint may come later, or never). */
@@ -181,7 +191,8 @@ export class OwnershipView {
     keys.forEach((key, i) => {
       if (!touched.has(key)) this.#set(key, single[i] ?? undefined);
     });
-    let all = false;
+    let all = this.#membershipHinted;
+    this.#membershipHinted = false;
     if (sessions) {
       this.#sessions = sessions;
       this.#sessionsAt = started;
@@ -208,7 +219,14 @@ export class OwnershipView {
     return { all, keys: changed, ...(readHolders ? { reread: true } : {}), ...(gapSince !== undefined ? { gapSince } : {}) };
   }
 
-
+  /** The store said this session ended: the membership is the rest (a read in flight may still list it). */
+  #dropSession(id: string): void {
+    const rest = this.#sessions.filter((s) => s.id !== id);
+    if (rest.length === this.#sessions.length) return;
+    this.#sessions = rest;
+    this.#membershipKey = membershipKey(rest);
+    this.#membershipHinted = true;
+  }
 
   #set(key: string, holder: Holder | undefined): void {
     this.#touched?.add(key);

@@ -46,12 +46,20 @@ export class KeyLayout {
     return full.subarray(this.records.length).toString();
   }
 
-  /** What a change of `full` (a key under the root) means to watchers. */
-  changeOf(full: Buffer): Change {
-    if (startsWith(full, this.owners)) return { scope: 'owners', key: this.ownerKey(full) };
-    if (startsWith(full, this.records)) return { scope: 'records', key: this.recordKey(full) };
-    if (startsWith(full, this.sessions)) return { scope: 'sessions' };
-    return { scope: 'any' };
+  /**
+   * What a change of `full` (a key under the root) means to watchers; `deleted`: the event deleted it.
+   * An owner key deleted is free (`holder: null`). A session key is deleted only with its lease (closed,
+   * expired or revoked), which deletes the session's owner keys in the same revision: that is announced
+   * as the session's end (`endedSession`) first, so that a standby next in line claims before it re-reads
+   * the sessions.
+   */
+  changesOf(full: Buffer, deleted: boolean): Change[] {
+    if (startsWith(full, this.owners)) return [{ scope: 'owners', key: this.ownerKey(full), ...(deleted ? { holder: null } : {}) }];
+    if (startsWith(full, this.records)) return [{ scope: 'records', key: this.recordKey(full) }];
+    if (startsWith(full, this.sessions)) {
+      return deleted ? [{ scope: 'owners', endedSession: full.subarray(this.sessions.length).toString() }, { scope: 'sessions' }] : [{ scope: 'sessions' }];
+    }
+    return [{ scope: 'any' }];
   }
 }
 

@@ -69,7 +69,9 @@ export class EtcdWatch {
     const watcher = this.#client.watch().prefix(this.#keys.root).watcher();
     watcher.on('data', (response: IWatchResponse) => {
       if (this.#watcher !== watcher) return; // being cancelled: its listeners are gone
-      for (const event of response.events) this.#listeners.emit(this.#keys.changeOf(event.kv.key));
+      for (const event of response.events) {
+        for (const change of this.#keys.changesOf(event.kv.key, event.type === 'Delete')) this.#listeners.emit(change);
+      }
     });
     watcher.on('disconnected', () => {
       this.#disconnected = true;

@@ -61,7 +61,12 @@ function heldPayload(key: string, session: string, token: string, acquiredAt: st
             ELSE 'owners' END`;
 }
 
-/** The payloads of sessions ended with keys: `ended:<session id>` each (their keys, and only those, are free). */
+/**
+ * The payloads of sessions ended with keys: `ended:<session id>` each (their keys, and only those, are free).
+ * Sent before the statement's `sessions` payload (a transaction's notifications arrive in order): a
+ * standby next in line claims on `ended` (Coordinator), before the re-read that `sessions` asks for
+ * queues on the same connection.
+ */
 function endedPayloads(owners: string): string {
   return `SELECT pg_notify(:channel, 'ended:' || g.session_id) FROM (SELECT DISTINCT session_id FROM ${owners}) g`;
 }
@@ -90,20 +95,24 @@ function deleteDeadSessions(s: string, which: 'all' | 'expired' = 'all'): string
 function reapStatement(s: string, which: 'all' | 'expired'): string {
   const total = which === 'all' ? `, (SELECT count(*) FROM ${s}.sessions WHERE cluster = :cluster)::int AS total` : '';
   return `
-      WITH ${deleteDeadSessions(s, which)},
+      WITH ${COMMIT_MODE},
+      ${deleteDeadSessions(s, which)},
       notified AS (
-        SELECT pg_notify(:channel, ${payload('sessions')}) WHERE EXISTS (SELECT 1 FROM dead)
-        UNION ALL ${endedPayloads('dead_owners')}
+        ${endedPayloads('dead_owners')}
+        UNION ALL SELECT pg_notify(:channel, ${payload('sessions')}) WHERE EXISTS (SELECT 1 FROM dead)
       )
-      SELECT (SELECT count(*) FROM dead)::int AS sessions, (SELECT count(*) FROM notified)::int AS notified${total}`;
+      SELECT (SELECT count(*) FROM dead)::int AS sessions, (SELECT count(*) FROM notified)::int AS notified,
+             (SELECT count(mode) FROM commit_mode)::int AS async_commit${total}`;
 }
 
 /**
  * A CTE named `commit_mode` that makes THIS transaction commit without waiting for its WAL flush when
  * `:asyncCommit` is true (`synchronous_commit` is read at commit time, so setting it inside the statement
- * is enough), and leaves the session's setting otherwise. Used by tryAcquire and release only: what
- * a server crash may lose, and why fencing still holds, is argued in postgres-store.ts ("Durability of
- * ownership"). Referenced by the final SELECT, or it would not run.
+ * is enough), and leaves the session's setting otherwise. Used by the statements that only give up or
+ * take ownership — tryAcquire, release, closeSession and the reaper's — whose NOTIFY then goes out without
+ * waiting for a WAL flush (it is sent on commit): what a server crash may lose, and why fencing still
+ * holds, is argued in postgres-store.ts ("Durability of ownership"). Referenced by the final SELECT, or it
+ * would not run.
  */
 const COMMIT_MODE = `commit_mode AS MATERIALIZED (
       SELECT CASE WHEN :asyncCommit::boolean THEN set_config('synchronous_commit', 'off', true) END AS mode
@@ -160,17 +169,18 @@ export function postgresStatements(s: string) {
 
     /** Keys and session go together, in one statement. */
     closeSession: `
-      WITH gone_owners AS (
+      WITH ${COMMIT_MODE},
+      gone_owners AS (
         DELETE FROM ${s}.owners WHERE cluster = :cluster AND session_id = :id RETURNING key, session_id
       ),
       gone AS (
         DELETE FROM ${s}.sessions WHERE cluster = :cluster AND id = :id RETURNING id
       ),
       notified AS (
-        SELECT pg_notify(:channel, ${payload('sessions')}) FROM gone
-        UNION ALL ${endedPayloads('gone_owners')}
+        ${endedPayloads('gone_owners')}
+        UNION ALL SELECT pg_notify(:channel, ${payload('sessions')}) FROM gone
       )
-      SELECT (SELECT count(*) FROM notified)::int AS notified`,
+      SELECT (SELECT count(*) FROM notified)::int AS notified, (SELECT count(mode) FROM commit_mode)::int AS async_commit`,
 
     /**
      * The background reaper: turns crashes and expiries into notifications. Reads every session of the

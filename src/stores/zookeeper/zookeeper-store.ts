@@ -109,6 +109,9 @@ export interface ZookeeperStoreOptions {
 
 type WatchedScope = 'sessions' | 'owners' | 'records';
 
+/** Prefix of the `owners` parent's data written by closeSession: `ended:<session id>`. */
+const ENDED = 'ended:';
+
 /** How many times a call starts over when a concurrent writer changed what it read. */
 const MAX_ATTEMPTS = 20;
 /** Keys per `multi` of tryAcquireMany and releaseMany: bounds the request (jute.maxbuffer, 1 MB by default). */
@@ -247,7 +250,8 @@ export class ZookeeperStore implements Store {
       if (session) ops.push({ op: 'remove', path, version: -1 });
       // Each key is freed only if unchanged since we read it: a concurrent takeover wins, we retry.
       for (const o of held) ops.push({ op: 'set', path: this.#paths.owner(o.key), data: FREE_OWNER, version: o.node.stat.version });
-      if (held.length > 0) ops.push(this.#bump('owners'));
+      // The parent's data names the session: a watcher that reads it on re-arming learns whose keys went.
+      if (held.length > 0) ops.push(this.#bump('owners', Buffer.from(`${ENDED}${sessionId}`)));
       if (ops.length === 0) return;
       if ((await this.#zk.multi(ops)).ok) return;
     }
@@ -567,7 +571,15 @@ export class ZookeeperStore implements Store {
     if (this.#closed || this.#listeners.size === 0) return; // unwatched: let the watch lapse
     // Re-arm BEFORE telling listeners: a change landing between the event and the re-arm is then
     // either visible to the listener's re-read or fires the new watch; it cannot fall in a gap.
-    void this.#arm(scope).finally(() => this.#listeners.emit({ scope }));
+    void this.#arm(scope).then(
+      (ended) => {
+        // The newest owners write closed a session: say whose keys went first (a standby next in line
+        // claims on it), then the change itself (other writes may have been merged into this event).
+        if (ended !== undefined) this.#listeners.emit({ scope: 'owners', endedSession: ended });
+        this.#listeners.emit({ scope });
+      },
+      () => this.#listeners.emit({ scope }),
+    );
   }
 
   /**
@@ -581,13 +593,20 @@ export class ZookeeperStore implements Store {
     });
   }
 
-  /** Never rejects: while disconnected arming fails, and #onReconnect arms again. */
-  async #arm(scope: WatchedScope): Promise<void> {
-    const armed =
-      scope === 'sessions'
-        ? this.#zk.getChildren(this.#paths.sessions, this.#onSessions)
-        : this.#zk.getData(scope === 'owners' ? this.#paths.owners : this.#paths.records, scope === 'owners' ? this.#onOwners : this.#onRecords);
-    await armed.catch(() => undefined);
+  /**
+   * Never rejects: while disconnected arming fails, and #onReconnect arms again. Resolves to the session
+   * whose close was the newest owners write, when the `owners` parent's data names one (closeSession).
+   */
+  async #arm(scope: WatchedScope): Promise<string | undefined> {
+    if (scope === 'sessions') {
+      await this.#zk.getChildren(this.#paths.sessions, this.#onSessions).catch(() => undefined);
+      return undefined;
+    }
+    const node = await this.#zk
+      .getData(scope === 'owners' ? this.#paths.owners : this.#paths.records, scope === 'owners' ? this.#onOwners : this.#onRecords)
+      .catch(() => null);
+    const data = scope === 'owners' ? node?.data.toString() : undefined;
+    return data?.startsWith(ENDED) ? data.slice(ENDED.length) : undefined;
   }
 
   #onReconnect(): void {
@@ -599,8 +618,8 @@ export class ZookeeperStore implements Store {
 
 
   /** Every write of a scope also writes its parent node, so one data watch per scope sees them all. */
-  #bump(scope: 'owners' | 'records'): ZkOp {
-    return { op: 'set', path: scope === 'owners' ? this.#paths.owners : this.#paths.records, data: EMPTY, version: -1 };
+  #bump(scope: 'owners' | 'records', data: Buffer = EMPTY): ZkOp {
+    return { op: 'set', path: scope === 'owners' ? this.#paths.owners : this.#paths.records, data, version: -1 };
   }
 
   // --- crash detection -----------------------------------------------------------------------------
