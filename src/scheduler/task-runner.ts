@@ -232,7 +232,10 @@ export class TaskRunner {
     for (const tick of plan.runs) {
       if (stop.aborted) break;
       const jitterMs = this.#jitter(tick);
-      const ahead = leadMs > 0 ? { startAt: tick + jitterMs, onClaimed: (claimedAt: number) => this.#lead.observe(leadMs, tick + jitterMs, claimedAt) } : undefined;
+      const startAt = tick + jitterMs;
+      // Only a tick prepared about when planned teaches the lead: one long overdue (after a takeover, a
+      // stall) says nothing about the store's round trip and would stretch the lead to its maximum.
+      const ahead = leadMs > 0 && startAt >= clock.now() - leadMs ? { startAt, onClaimed: (claimedAt: number) => this.#lead.observe(leadMs, startAt, claimedAt) } : undefined;
       await this.#start({ tick, jitterMs, slotDeadline, ...(ahead ? { ahead } : {}) }, lease, stop);
     }
     return { kind: 'worked' };
