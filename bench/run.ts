@@ -1,9 +1,10 @@
 /**
  * `npm run bench` (quick, a few minutes) or `npm run bench -- --full`.
- * Options: --only failover,ticks,load,locks,spread,peers,peer-locks,peer-advisory,peer-get-lock,zombie,ha-replica,ha,scale   --stores sqlite,postgres,…
+ * Options: --only failover,ticks,ticksQuiet,load,locks,spread,peers,peer-locks,peer-advisory,peer-get-lock,zombie,ha-replica,ha,scale   --stores sqlite,postgres,…
  *          (scale runs only when named: `--only scale`; its grid takes up to an hour per store)
  *          --scale-nodes 3,30,100 --scale-tasks 100,1000,10000 (the scale grid) --scale-cap-seconds N (settle cap, 120)
  *          --trials N (kill/term trials) --stop-trials N --tick-seconds N --kill-every-seconds N
+ *          --quiet-seconds N (ticksQuiet: seconds per store, default 125 full, 10 quick)
  *          --window-ms N (load and lock windows) --out DIR (default bench/) --no-background
  *          --zombie-repetitions N (woken-zombie trials per store and variant; default 100 full, 5 quick)
  *          --rewrite-report (rewrite DIR/RESULTS.md from DIR/results.json, e.g. after editing analysis.md)
@@ -53,7 +54,7 @@ import { errorText, progress, sleep } from './util.js';
  * quorum loss; test/helpers/ha-fleet.ts), for the stores among `--stores` that are etcd or zookeeper,
  * into `ha.<store>` ({ violations, runs, faults.<fault> }).
  */
-const SECTIONS = ['failover', 'ticks', 'load', 'locks', 'spread', 'peers', 'peer-locks', 'peer-advisory', 'peer-get-lock', 'peer-zk', 'zombie', 'ha-replica', 'ha', 'scale'] as const;
+const SECTIONS = ['failover', 'ticks', 'ticksQuiet', 'load', 'locks', 'spread', 'peers', 'peer-locks', 'peer-advisory', 'peer-get-lock', 'peer-zk', 'zombie', 'ha-replica', 'ha', 'scale'] as const;
 /**
  * `zombie` (bench/zombie.ts) runs on the stores issue 18 names that are in `--stores`: a woken owner
  * against an external fenced table, with `ctx.assertOwner()`, with the successor's onAcquire fence, and
@@ -72,6 +73,7 @@ interface Args {
   stopTrials?: number;
   tickSeconds?: number;
   killEverySeconds?: number;
+  quietSeconds?: number;
   windowMs?: number;
   zombieRepetitions?: number;
   scaleNodes: number[];
@@ -105,6 +107,7 @@ function parseArgs(argv: string[]): Args {
       case '--stop-trials': args.stopTrials = num(++i, a); break;
       case '--tick-seconds': args.tickSeconds = num(++i, a); break;
       case '--kill-every-seconds': args.killEverySeconds = num(++i, a); break;
+      case '--quiet-seconds': args.quietSeconds = num(++i, a); break;
       case '--window-ms': args.windowMs = num(++i, a); break;
       case '--zombie-repetitions': args.zombieRepetitions = num(++i, a); break;
       case '--scale-nodes': case '--scale-tasks': {
@@ -137,6 +140,7 @@ function settingsFor(args: Args): Settings {
     trials: { kill: trials, term: trials, stop: stopTrials },
     tickDurationS,
     killEveryS: args.killEverySeconds ?? (full ? 60 : Math.max(1, Math.floor(tickDurationS / 2))),
+    quietTickDurationS: args.quietSeconds ?? (full ? 125 : 10),
     loadWindowMs: args.windowMs ?? (full ? 20_000 : 3000),
     lockWindowMs: args.windowMs ?? (full ? 5000 : 1000),
     electionTrials: { kill: trials, term: trials, stop: stopTrials },
@@ -179,6 +183,7 @@ async function main(): Promise<void> {
     stores: Object.fromEntries(stores.map((s) => [s, storeSpec(s).crashMode])),
     failover: {},
     ticks: {},
+    ...(has('ticksQuiet') ? { ticksQuiet: {} } : {}),
     load: {},
     locks: {},
     spread: {},
@@ -243,6 +248,20 @@ async function main(): Promise<void> {
           results.ticks[name] = r;
         });
       }
+    }
+    if (has('ticksQuiet')) {
+      // Every store at once (side by side, the same minutes of the same machine), no kills: the
+      // scheduler's own lateness, which the failovers of `ticks` hide in its p99.
+      const durationMs = (settings.quietTickDurationS ?? 10) * 1000;
+      await Promise.all(
+        stores.map((name) =>
+          attempt('ticksQuiet', name, async () => {
+            const r = await runTicks(`${name}-quiet`, storeSpec(name).url, `bench-${run}-quiet-${name}`, { durationMs, killEveryMs: Number.POSITIVE_INFINITY, intervalMs: 1000 });
+            progress(`ticksQuiet ${name}: late p50 ${r.lateP50}ms p99 ${r.lateP99}ms max ${r.lateMax}ms, dup ${r.dup}, missed ${r.missed} (${r.ticks} ticks)`);
+            (results.ticksQuiet ??= {})[name] = { lateP50: r.lateP50, lateP99: r.lateP99, max: r.lateMax, dup: r.dup, missed: r.missed, ticks: r.ticks, durationS: r.durationS, recordedMissed: r.recordedMissed };
+          }),
+        ),
+      );
     }
     if (has('load')) {
       for (const name of stores) {

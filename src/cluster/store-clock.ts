@@ -42,6 +42,13 @@ export const MAX_SAMPLE_AGE_MS = 3 * STORE_TIME_SAMPLE_EVERY_MS + 5000;
  * mean this node's clock runs at a wrong rate: it is unbounded until two samples agree again.
  */
 export const MAX_DRIFT_MS = 1000;
+/**
+ * How fast the uncertainty of the offset in use grows with its age (100 ppm, far above a healthy
+ * host's drift): a newer sample with a clearly shorter round trip is then the better estimate.
+ */
+const UNCERTAINTY_GROWTH = 1e-4;
+/** A sample replaces the offset in use for its precision only when its error bound is this much smaller. */
+const PRECISION_GAIN_MS = 1;
 
 export class StoreClock implements Clock {
   readonly #base: Clock;
@@ -50,6 +57,8 @@ export class StoreClock implements Clock {
   #baseStore: number | undefined;
   #baseMono = 0;
   #offsetMs = 0;
+  /** Half the round trip of the sample in use: its error bound when it was taken. */
+  #baseHalfRoundTrip = Infinity;
   #sampledAt: number | undefined;
   /** Monotonic time of the last sample with a round trip under MAX_ROUND_TRIP_MS. */
   #boundedAt: number | undefined;
@@ -120,10 +129,16 @@ export class StoreClock implements Clock {
       this.#drifts = !first && Math.abs(error) > MAX_DRIFT_MS + roundTrip / 2 ? this.#drifts + 1 : 0;
       this.#boundedAt = receivedMono;
     }
-    if (first || Math.abs(error) > Math.max(roundTrip / 2, MIN_STEP_MS)) {
+    // A sample far more precise than the one in use (taken with a short round trip, where the first one
+    // may have been slow: a node starting on a busy host) that disagrees beyond its own error bound
+    // corrects the estimate even by less than MIN_STEP_MS: ticks start within ms of the store's time.
+    const uncertainty = this.#baseHalfRoundTrip + (receivedMono - this.#baseMono) * UNCERTAINTY_GROWTH;
+    const morePrecise = roundTrip / 2 + PRECISION_GAIN_MS < uncertainty && Math.abs(error) > roundTrip / 2;
+    if (first || morePrecise || Math.abs(error) > Math.max(roundTrip / 2, MIN_STEP_MS)) {
       if (error > 0) this.#lastForward = { at: receivedMono, ms: Math.round(error) };
       this.#baseStore = Math.round(measured);
       this.#baseMono = receivedMono;
+      this.#baseHalfRoundTrip = roundTrip / 2;
       this.#offsetMs = Math.round(measured - this.#base.now());
     }
   }

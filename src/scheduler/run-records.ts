@@ -94,10 +94,12 @@ async function markInterrupted(lease: Lease, record: StoredRecord<RunRecord>): P
   if (run.status !== 'running' || run.token === undefined || BigInt(run.token) >= lease.token) return;
   // The previous owner died during this run: say so, instead of leaving it "running" forever.
   // The CAS on its version loses to the old owner's own end record if that one arrives first.
+  // Claimed ahead (claim-ahead.ts): the owner may have lost the task before the handler's start.
+  const when = run.claimedAt !== undefined ? 'during the run, or between its claim ahead and its start,' : 'during the run';
   const interrupted: RunRecord = {
     ...run,
     status: 'aborted',
-    error: `interrupted: ${run.node ?? 'the owner'} lost the task during the run (token ${run.token}; taken over with token ${lease.token})`,
+    error: `interrupted: ${run.node ?? 'the owner'} lost the task ${when} (token ${run.token}; taken over with token ${lease.token})`,
   };
   await lease.put(record.key, interrupted, { ifVersion: record.version });
 }

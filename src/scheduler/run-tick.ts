@@ -7,6 +7,7 @@
  */
 import type { Logger } from '../core/logger.js';
 import type { NodeInfo } from '../core/node-info.js';
+import { sleep } from '../core/clock.js';
 import { NotOwnerError, toError } from '../core/errors.js';
 import { checkedByLease } from '../cluster/lease.js';
 import type { TriggerRecord } from './controls.js';
@@ -26,6 +27,11 @@ export interface TickJob {
   readonly trigger?: TriggerRecord;
   /** Wall time until which the tick may wait for a concurrency slot; undefined: no bound. */
   readonly slotDeadline: number | undefined;
+  /**
+   * Claimed ahead of its time (claim-ahead.ts): the handler waits after the claim until `startAt` (the
+   * tick plus its jitter); `onClaimed` learns when the claim was answered.
+   */
+  readonly ahead?: { readonly startAt: number; readonly onClaimed: (claimedAt: number) => void };
 }
 
 export interface RunScope extends RecordsScope {
@@ -98,8 +104,10 @@ async function claimAndRun(scope: RunScope, job: TickJob): Promise<void> {
   const { name, task } = scope.unit;
   const ref = { task, unit: name };
   const key = job.trigger ? triggerRunKey(name, job.trigger.id) : runKey(name, job.tick);
-  const startedAt = clock.now();
-  const lateMs = Math.max(0, startedAt - job.tick - job.jitterMs);
+  const claimedAt = clock.now();
+  // Claimed ahead: the record says when the handler is to start (it cannot be written at that instant
+  // without the round trip the claim ahead saves); `claimedAt` says it was claimed before.
+  const startedAt = job.ahead ? Math.max(claimedAt, job.ahead.startAt) : claimedAt;
   const claim: RunRecord = {
     task,
     unit: name,
@@ -110,7 +118,8 @@ async function claimAndRun(scope: RunScope, job: TickJob): Promise<void> {
     pid: node.pid,
     token: lease.token.toString(),
     startedAt,
-    lateMs,
+    lateMs: Math.max(0, startedAt - job.tick - job.jitterMs),
+    ...(startedAt > claimedAt ? { claimedAt } : {}),
     ...(policy.jitterMs > 0 ? { jitterMs: job.jitterMs } : {}),
     ...(job.trigger ? { trigger: true, triggerId: job.trigger.id } : {}),
   };
@@ -122,6 +131,8 @@ async function claimAndRun(scope: RunScope, job: TickJob): Promise<void> {
     scope.log.debug({ task: name, tick: job.tick }, 'tick already claimed');
     return;
   }
+  if (job.ahead && !(await waitForStart(scope, job.ahead, key, claimed.version))) return;
+  const lateMs = Math.max(0, clock.now() - job.tick - job.jitterMs);
   const trigger = job.trigger ? { trigger: job.trigger.id } : {};
   emit('run:started', { ...ref, tick: job.tick, lateMs, token: lease.token, ...(policy.jitterMs > 0 ? { jitterMs: job.jitterMs } : {}), ...trigger });
   const startedMono = clock.monotonic();
@@ -179,6 +190,26 @@ async function claimAndRun(scope: RunScope, job: TickJob): Promise<void> {
   emit('run:finished', ended);
   emit(runEndEvent(outcome), ended);
   if (written?.ok) await scope.onRecorded();
+}
+
+/**
+ * After a claim ahead: waits for the tick's start. False when the lease or the node stopped meanwhile:
+ * the handler must not start then, and the claim is withdrawn while the lease still allows it (a
+ * shutdown, a hand-over), so the next owner runs the tick instead of finding it claimed and not run.
+ */
+async function waitForStart(scope: RunScope, ahead: NonNullable<TickJob['ahead']>, key: string, version: number): Promise<boolean> {
+  const { clock, lease, stop } = scope;
+  ahead.onClaimed(clock.now());
+  const waitMs = ahead.startAt - clock.now();
+  if (waitMs > 0) await sleep(clock, waitMs, stop).catch(() => undefined);
+  if (!stop.aborted) return true;
+  if (lease.isHeld()) {
+    // Guarded and version-checked: refused (and left to the next owner to mark) once the lease is gone.
+    await scope.store.delete(key, { ifVersion: version, guard: lease.guard }).catch((error: unknown) => {
+      scope.emit('error', { where: `task "${scope.unit.name}": withdrawing a claim ahead`, error: toError(error) });
+    });
+  }
+  return false;
 }
 
 function context(scope: RunScope, job: TickJob, lateMs: number, attempt: number, signal: AbortSignal, recordOutput: (output: RunOutput) => void): TaskContext {

@@ -21,6 +21,7 @@ import { isPaused, pendingTriggers } from './controls.js';
 import type { Emit, MissReason, UnitRef } from './events.js';
 import type { ControlWatch } from './control-watch.js';
 import type { Waker } from './hints.js';
+import { canClaimAhead, ClaimLead } from './claim-ahead.js';
 import { dueTicks, jitterFor, planTicks, splitAtTakeover } from './misfire.js';
 import { pruneHistory, readHistory, recordMissed, recordPaused, STORE_RETRY_MS, withStoreRetry, type PausedRange, type RecordsScope } from './run-records.js';
 import { runJob, type RunScope, type TickJob } from './run-tick.js';
@@ -71,6 +72,8 @@ export class TaskRunner {
   #controls: Waker | undefined;
   #handoverRequested = false;
   #finishedRuns = 0;
+  /** Created when the runner first leads: a runner a node does not own costs nothing here. */
+  #claimLead: ClaimLead | undefined;
 
   constructor(def: TaskDefinition, unit: TaskUnit, deps: RunnerDeps) {
     this.def = def;
@@ -105,7 +108,7 @@ export class TaskRunner {
     this.#lease = lease;
     this.#handoverRequested = false;
     this.#deps.emit('owner:acquired', { ...this.#ref, token: lease.token });
-    this.#loop = this.#lead(lease, heldUntil);
+    this.#loop = this.#leadLoop(lease, heldUntil);
   }
 
   /** Hands the task to another node: at once when idle, else right after the current run(s). */
@@ -136,7 +139,7 @@ export class TaskRunner {
     return held;
   }
 
-  async #lead(lease: Lease, heldUntil: number | undefined): Promise<void> {
+  async #leadLoop(lease: Lease, heldUntil: number | undefined): Promise<void> {
     const { clock, emit } = this.#deps;
     const { schedule } = this.def;
     const name = this.unit.name;
@@ -159,7 +162,8 @@ export class TaskRunner {
         }
         if (step.kind === 'idle') {
           const idleFrom = clock.monotonic();
-          state.controlsChanged = await this.#idle(controls, this.#nextStart(state.cursor), stop);
+          const nextStart = this.#nextStart(state.cursor);
+          state.controlsChanged = await this.#idle(controls, nextStart === undefined ? undefined : nextStart - this.#lead.ms, stop);
           // More than one tick due after a wait means the process stalled past them — or this node's
           // estimate of the store's clock was behind, and a sample moved it forward past them.
           state.reason = (this.#deps.clockForwardSince?.(idleFrom) ?? 0) > 0 ? 'owner-skewed' : 'stalled';
@@ -198,13 +202,18 @@ export class TaskRunner {
     const { clock, store } = this.#deps;
     const { schedule, policy } = this.def;
     if (this.#handoverRequested && !this.busy) return { kind: 'release', reason: 'rebalance' };
-    if (!state.controlsChanged && !state.paused && !dueTicks(schedule, state.cursor, clock.now(), (tick: number) => this.#jitterOf(tick))) return this.#rest();
+    // Ticks starting within the lead count as due now: they are read for pause and claimed ahead, and
+    // their handlers wait for their start (claim-ahead.ts).
+    const leadMs = this.#lead.ms;
+    const horizon = () => clock.now() + leadMs;
+    const jitter = (tick: number) => this.#jitterOf(tick);
+    if (!state.controlsChanged && !state.paused && !dueTicks(schedule, state.cursor, horizon(), jitter)) return this.#rest();
     // Pause is read before each tick: ticks due meanwhile go into one growing `missed` record.
     // A failed read is retried under the lease (like the claim): the owner's session is alive, and
     // ending the lease here made an owner drop and re-take its task, ticks missed, whenever one read
     // fell into the store's own failover (an etcd election, a ZooKeeper server change; issue 22).
     if (await withStoreRetry(scope, () => isPaused(store, this.def.name))) {
-      const due = dueTicks(schedule, state.cursor, clock.now(), (tick: number) => this.#jitterOf(tick));
+      const due = dueTicks(schedule, state.cursor, horizon(), jitter);
       if (due) {
         state.paused = await recordPaused(scope, due, state.paused);
         state.cursor = due.last;
@@ -216,9 +225,10 @@ export class TaskRunner {
       state.controlsChanged = false;
       if (await this.#runTriggers(lease, stop)) return { kind: 'worked' };
     }
-    const due = dueTicks(schedule, state.cursor, clock.now(), (tick: number) => this.#jitterOf(tick));
+    const due = dueTicks(schedule, state.cursor, horizon(), jitter);
     if (!due) return this.#rest();
-    const plan = planTicks({ schedule, due, now: clock.now(), policy, cause: state.reason, jitter: (tick: number) => this.#jitterOf(tick) });
+    // The grace is measured from now: a tick claimed ahead is on time.
+    const plan = planTicks({ schedule, due, now: clock.now(), policy, cause: state.reason, jitter });
     if (plan.missed) {
       const ranges = state.takeover ? splitAtTakeover(schedule, plan.missed, state.takeover) : [{ ...plan.missed, reason: state.reason }];
       for (const r of ranges) await recordMissed(scope, r.from, r.to, r.count, r.reason);
@@ -227,7 +237,12 @@ export class TaskRunner {
     const slotDeadline = this.#nextStart(due.last);
     for (const tick of plan.runs) {
       if (stop.aborted) break;
-      await this.#start({ tick, jitterMs: this.#jitterOf(tick), slotDeadline }, lease, stop);
+      const jitterMs = this.#jitterOf(tick);
+      const startAt = tick + jitterMs;
+      // Only a tick prepared about when planned teaches the lead: one long overdue (after a takeover, a
+      // stall) says nothing about the store's round trip and would stretch the lead to its maximum.
+      const ahead = leadMs > 0 && startAt >= clock.now() - leadMs ? { startAt, onClaimed: (claimedAt: number) => this.#lead.observe(leadMs, startAt, claimedAt) } : undefined;
+      await this.#start({ tick, jitterMs, slotDeadline, ...(ahead ? { ahead } : {}) }, lease, stop);
     }
     return { kind: 'worked' };
   }
@@ -256,6 +271,11 @@ export class TaskRunner {
   /** Units placed by turns hold the task only while something is due. */
   get #turns(): boolean {
     return this.unit.placement === 'turns';
+  }
+
+  /** How long before a tick this runner prepares it (claim-ahead.ts). */
+  get #lead(): ClaimLead {
+    return (this.#claimLead ??= new ClaimLead(canClaimAhead(this.def, this.unit), this.def.schedule.intervalMs));
   }
 
   /** The jitter of `tick` for this unit (a method, not a closure per runner). */

@@ -287,6 +287,11 @@ export interface RunRecord {
   readonly endedAt?: number;
   readonly durationMs?: number;
   readonly lateMs?: number;
+  /**
+   * When the tick was claimed, if before `startedAt`: claimed ahead of its time (the handler starts at
+   * `startedAt`). A run left `running` by an earlier owner may then never have started.
+   */
+  readonly claimedAt?: number;
   /** The last attempt's error (with retries: earlier attempts' errors are replaced). */
   readonly error?: string;
   /** For status "missed": the range of ticks (this record's tick is the last) and why. */

@@ -53,6 +53,19 @@ describe('StoreClock', () => {
     expect(f.clock.offsetMs).toBe(-25_000);
   });
 
+  it('takes a later, far more precise sample that disagrees beyond its own error (a first sample on a busy host)', async () => {
+    const f = fixture();
+    f.answer(8, 40); // a slow first round trip: ±20 ms
+    await f.clock.sample();
+    expect(f.clock.offsetMs).toBe(8);
+    f.answer(0, 2); // ±1 ms says the estimate is 8 ms off: less than MIN_STEP_MS, still corrected
+    await f.clock.sample();
+    expect(f.clock.offsetMs).toBe(0);
+    f.answer(2, 2); // as precise as the one in use: jitter, not applied
+    await f.clock.sample();
+    expect(f.clock.offsetMs).toBe(0);
+  });
+
   it('ignores a later sample whose round trip was too long to say anything (the first is always taken)', async () => {
     const f = fixture();
     f.answer(5000, 3000);

@@ -95,7 +95,9 @@ describe('cron through DST, on a fleet', () => {
     expect(sim.duplicateTicks()).toBe(0);
     const result: Record<string, string[]> = {};
     for (const [task] of tasks) {
-      expect((await records(task)).filter((r) => r.status !== 'succeeded')).toEqual([]);
+      // Every record a success, but for the next tick, claimed ahead of its time and not started yet.
+      const pending = (r: RunRecord) => r.status === 'running' && (r.claimedAt ?? Infinity) < r.tick && r.tick > S().clock.now();
+      expect((await records(task)).filter((r) => r.status !== 'succeeded' && !pending(r))).toEqual([]);
       result[task] = startsOf(task).map((s) => iso(s.tick));
     }
     // Sub-hourly patterns follow real elapsed time: 7 half-hours after the start within 4 hours, whether
