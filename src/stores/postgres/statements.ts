@@ -121,6 +121,28 @@ const COMMIT_MODE = `commit_mode AS MATERIALIZED (
 export type Statements = ReturnType<typeof postgresStatements>;
 
 /** Every statement of the store for one schema (already quoted). */
+/** The requesting session, live, locked against its deletion for the statement: no row when it is not live. */
+function liveRequester(s: string): string {
+  return `me AS MATERIALIZED (
+        SELECT s.id FROM ${s}.sessions s
+        WHERE s.cluster = :cluster AND s.id = :session AND ${live('s', 'clock_timestamp()')}
+        FOR KEY SHARE
+      )`;
+}
+
+/** The conflict clause of an owner insert (alias `o`): takes the key over only from a dead holder. */
+function takeOverIfDead(s: string): string {
+  return `ON CONFLICT (cluster, key) DO UPDATE
+          -- A new token, drawn now that the row is locked: excluded.token was drawn before a wait for
+          -- that lock, and a holder that took the key meanwhile (and died) may have drawn a greater one.
+          SET session_id = excluded.session_id, token = nextval('${s}.token_seq'), acquired_at = excluded.acquired_at
+          WHERE o.session_id <> excluded.session_id
+            AND NOT EXISTS (SELECT 1 FROM ${s}.sessions h
+                            WHERE h.cluster = o.cluster AND h.id = o.session_id AND ${live('h', 'now()')})
+            AND (o.acquired_at < now()
+                 OR EXISTS (SELECT 1 FROM ${s}.sessions h WHERE h.cluster = o.cluster AND h.id = o.session_id))`;
+}
+
 export function postgresStatements(s: string) {
   return {
     time: `SELECT ${epochMs('clock_timestamp()')} AS now`,
@@ -238,23 +260,11 @@ export function postgresStatements(s: string) {
      */
     tryAcquire: `
       WITH ${COMMIT_MODE},
-      me AS MATERIALIZED (
-        SELECT s.id FROM ${s}.sessions s
-        WHERE s.cluster = :cluster AND s.id = :session AND ${live('s', 'clock_timestamp()')}
-        FOR KEY SHARE
-      ),
+      ${liveRequester(s)},
       taken AS (
         INSERT INTO ${s}.owners AS o (cluster, key, session_id, token, acquired_at)
         SELECT :cluster, :key, me.id, nextval('${s}.token_seq'), clock_timestamp() FROM me
-        ON CONFLICT (cluster, key) DO UPDATE
-          -- A new token, drawn now that the row is locked: excluded.token was drawn before a wait for
-          -- that lock, and a holder that took the key meanwhile (and died) may have drawn a greater one.
-          SET session_id = excluded.session_id, token = nextval('${s}.token_seq'), acquired_at = excluded.acquired_at
-          WHERE o.session_id <> excluded.session_id
-            AND NOT EXISTS (SELECT 1 FROM ${s}.sessions h
-                            WHERE h.cluster = o.cluster AND h.id = o.session_id AND ${live('h', 'now()')})
-            AND (o.acquired_at < now()
-                 OR EXISTS (SELECT 1 FROM ${s}.sessions h WHERE h.cluster = o.cluster AND h.id = o.session_id))
+        ${takeOverIfDead(s)}
         RETURNING o.token, o.session_id, o.acquired_at
       ),
       notified AS (
@@ -277,22 +287,12 @@ export function postgresStatements(s: string) {
      */
     tryAcquireMany: `
       WITH ${COMMIT_MODE},
-      me AS MATERIALIZED (
-        SELECT s.id FROM ${s}.sessions s
-        WHERE s.cluster = :cluster AND s.id = :session AND ${live('s', 'clock_timestamp()')}
-        FOR KEY SHARE
-      ),
+      ${liveRequester(s)},
       wanted AS MATERIALIZED (SELECT w.key, w.ord FROM unnest(:keys::text[]) WITH ORDINALITY AS w(key, ord)),
       taken AS (
         INSERT INTO ${s}.owners AS o (cluster, key, session_id, token, acquired_at)
         SELECT :cluster, w.key, me.id, nextval('${s}.token_seq'), clock_timestamp() FROM wanted w, me ORDER BY w.key
-        ON CONFLICT (cluster, key) DO UPDATE
-          SET session_id = excluded.session_id, token = nextval('${s}.token_seq'), acquired_at = excluded.acquired_at
-          WHERE o.session_id <> excluded.session_id
-            AND NOT EXISTS (SELECT 1 FROM ${s}.sessions h
-                            WHERE h.cluster = o.cluster AND h.id = o.session_id AND ${live('h', 'now()')})
-            AND (o.acquired_at < now()
-                 OR EXISTS (SELECT 1 FROM ${s}.sessions h WHERE h.cluster = o.cluster AND h.id = o.session_id))
+        ${takeOverIfDead(s)}
         RETURNING o.key, o.token, o.session_id, o.acquired_at
       ),
       notified AS (
