@@ -70,6 +70,33 @@ describe('chaos history checker', () => {
     expect(kinds(h)).toContain('double-claim');
   });
 
+  it('accepts a claim withdrawn by its writer (claimed ahead, stopped before the tick) and taken again', () => {
+    const h = clean();
+    // a claims tick 1200 ahead, withdraws it at its version on a hand-over; b claims and runs it (version 1 again)
+    h.events.push(claim('a', 1200, '1', 14, 15));
+    h.events.push({ e: 'delete', node: 'a', key: runKeyOf(TASK, 1200), ifVersion: 1, guarded: true, invokeM: 16, completeM: 17, result: 'deleted' });
+    h.events.push({ e: 'run', node: 'b', what: 'start', task: TASK, tick: 1200, token: '2', m: 28 });
+    h.events.push(claim('b', 1200, '2', 28, 29));
+    h.final[2] = { key: runKeyOf(TASK, 1200), value: { task: TASK, tick: 1200, status: 'succeeded', token: '2' }, version: 1 };
+    const result = checkHistory(input(h));
+    expect(result.violations).toEqual([]);
+    expect(result.undecidable).toEqual([]);
+  });
+
+  it('accepts a withdrawn claim that no one took again (every node stopped)', () => {
+    const h = clean();
+    h.events.push(claim('b', 1400, '2', 32, 33));
+    h.events.push({ e: 'delete', node: 'b', key: runKeyOf(TASK, 1400), ifVersion: 1, guarded: true, invokeM: 34, completeM: 35, result: 'deleted' });
+    expect(checkHistory(input(h)).undecidable).toEqual([]);
+  });
+
+  it('still reports two winning claims when the delete was not the first claimer\'s withdrawal', () => {
+    const h = clean();
+    h.events.push({ e: 'delete', node: 'b', key: runKeyOf(TASK, 1100), ifVersion: 1, guarded: true, invokeM: 38, completeM: 39, result: 'deleted' });
+    h.events.push(claim('b', 1100, '2', 40, 41));
+    expect(kinds(h)).toContain('double-claim');
+  });
+
   it('reports a stale write the store accepted', () => {
     const h = clean();
     // a's zombie write under token 1, invoked after b got token 2, and accepted (version 4)

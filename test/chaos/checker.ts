@@ -23,7 +23,7 @@
  * acting shows up as `overlap`/`stale-write` if the store let it through, and a hand-over that lost or
  * repeated a tick as `lost-tick`/`double-run`.
  */
-import type { AcquireOp, FinalRecord, HistoryEvent, PutOp } from './history.js';
+import type { AcquireOp, DeleteOp, FinalRecord, HistoryEvent, PutOp } from './history.js';
 
 export type ViolationKind =
   | 'overlap'
@@ -83,6 +83,8 @@ export function checkHistory(input: CheckInput): CheckResult {
   const acquisitions = new Map<string, AcquireOp[]>();
   const puts = new Map<string, PutOp[]>();
   const runStarts: Extract<HistoryEvent, { e: 'run' }>[] = [];
+  /** Accepted conditional deletes (claims withdrawn), per key. */
+  const deletes = new Map<string, DeleteOp[]>();
   /** Puts sent but never answered in the history (the node was killed meanwhile), per key. */
   const invoked = new Map<string, { key: string; done: boolean }>();
   for (const ev of input.events) {
@@ -104,6 +106,8 @@ export function checkHistory(input: CheckInput): CheckResult {
       if (ev.op !== undefined) invoked.set(`${ev.node}#${ev.op}`, { key: ev.key, done: true });
       if (ev.result === 'ok') stats.acceptedWrites += 1;
       if (ev.result === 'fenced') stats.fencedRefusals += 1;
+    } else if (ev.e === 'delete' && ev.result === 'deleted') {
+      push(deletes, ev.key, ev);
     } else if (ev.e === 'run' && ev.what === 'start') {
       runStarts.push(ev);
       stats.runs += 1;
@@ -167,7 +171,12 @@ export function checkHistory(input: CheckInput): CheckResult {
   const unanswered = new Map<string, number>();
   for (const { key, done } of invoked.values()) if (!done) unanswered.set(key, (unanswered.get(key) ?? 0) + 1);
   for (const [key, ops] of puts) {
-    const accepted = ops.filter((p) => p.result === 'ok');
+    // A claim its writer withdrew (deleted at its version, after it was answered) is out of the record's
+    // history: the key's next claim starts it anew, at version 1 again on some stores.
+    const withdrawn = (p: PutOp) =>
+      (deletes.get(key) ?? []).some((d) => d.node === p.node && d.ifVersion === p.version && d.invokeM > p.completeM);
+    const accepted = ops.filter((p) => p.result === 'ok' && !withdrawn(p));
+    if (accepted.length === 0 && ops.some((p) => p.result === 'ok')) continue;
     const unknown = ops.filter((p) => p.result === 'error').length + (unanswered.get(key) ?? 0);
     const byVersion = new Map<number, PutOp>();
     for (const p of accepted) {
@@ -298,6 +307,8 @@ function isWellFormed(ev: HistoryEvent): boolean {
       return typeof ev.key === 'string' && typeof ev.invokeM === 'number' && typeof ev.completeM === 'number' && typeof ev.session === 'string';
     case 'put':
       return typeof ev.key === 'string' && typeof ev.invokeM === 'number' && typeof ev.completeM === 'number' && typeof ev.result === 'string';
+    case 'delete':
+      return typeof ev.key === 'string' && typeof ev.ifVersion === 'number' && typeof ev.invokeM === 'number' && typeof ev.completeM === 'number';
     case 'run':
       return typeof ev.task === 'string' && typeof ev.tick === 'number' && typeof ev.token === 'string';
     default:

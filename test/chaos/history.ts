@@ -15,6 +15,7 @@ export type HistoryEvent =
   | AcquireOp
   | ReleaseOp
   | PutOp
+  | DeleteOp
   | { e: 'session'; node: string; what: 'opened' | 'lost' | 'stalled'; session?: string; reason?: string; lagMs?: number; m: number }
   | { e: 'owner'; node: string; what: 'acquired' | 'lost' | 'released'; task: string; token: string; reason?: string; m: number }
   | { e: 'run'; node: string; what: 'start' | 'end'; task: string; tick: number; token: string; outcome?: string; m: number }
@@ -63,6 +64,21 @@ export interface PutOp {
   op?: number;
   version?: number;
   error?: string;
+}
+
+/**
+ * A conditional delete (`ifVersion`): an owner withdrawing a tick it claimed ahead and will not run
+ * (src/scheduler/claim-ahead.ts). `deleted`: the store removed that version of the record.
+ */
+export interface DeleteOp {
+  e: 'delete';
+  node: string;
+  key: string;
+  ifVersion: number;
+  guarded: boolean;
+  invokeM: number;
+  completeM: number;
+  result: 'deleted' | 'refused' | 'error';
 }
 
 /** A record of the store's final state (read after every node stopped). */

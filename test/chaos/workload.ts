@@ -184,8 +184,19 @@ export class RecordingStore implements Store {
   list<T = unknown>(...args: Parameters<Store['list']>) {
     return this.#inner.list<T>(...args);
   }
-  delete(key: string, condition?: WriteCondition) {
-    return this.#inner.delete(key, condition);
+  /** A conditional delete is recorded (a claim withdrawn); others (clean-ups) are not. */
+  async delete(key: string, condition?: WriteCondition) {
+    const ifVersion = condition?.ifVersion;
+    if (typeof ifVersion !== 'number') return this.#inner.delete(key, condition);
+    const op = { e: 'delete', node: this.#node, key, ifVersion, guarded: condition?.guard !== undefined, invokeM: monoNow() } as const;
+    try {
+      const deleted = await this.#inner.delete(key, condition);
+      this.#record({ ...op, completeM: monoNow(), result: deleted ? 'deleted' : 'refused' });
+      return deleted;
+    } catch (error) {
+      this.#record({ ...op, completeM: monoNow(), result: 'error' });
+      throw error;
+    }
   }
   deleteBefore(prefix: string, beforeKey: string) {
     return this.#inner.deleteBefore(prefix, beforeKey);
