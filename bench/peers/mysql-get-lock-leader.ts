@@ -7,6 +7,7 @@
  */
 import type { ChildGroup } from '../children.js';
 import type { Say } from '../util.js';
+import { runBlockingLockLeader } from './blocking-lock-leader.js';
 
 export interface GetLockLeaderChildConfig {
   readonly id: string;
@@ -17,29 +18,21 @@ export interface GetLockLeaderChildConfig {
 export async function runGetLockLeaderChild(c: GetLockLeaderChildConfig, say: Say): Promise<void> {
   const mysql = (await import('mysql2/promise')).default;
   const connection = await mysql.createConnection(c.url);
-  let leading = false;
-  const ticker = setInterval(() => {
-    if (leading) say({ type: 'run' });
-  }, 250);
-  process.once('SIGTERM', () => {
-    clearInterval(ticker);
-    const release = leading ? connection.query('SELECT RELEASE_LOCK(?)', [c.name]) : Promise.resolve();
-    leading = false;
-    void release
-      .catch(() => undefined)
-      .then(() => connection.end())
-      .catch(() => undefined)
-      .finally(() => process.exit(0));
-  });
-  say({ type: 'ready' });
-  // "For ever", written as a loop: MySQL takes a negative timeout as infinite, MariaDB answers NULL to it.
-  // Each wait is an hour; 0 (timed out) waits again.
-  for (;;) {
-    const [rows] = await connection.query('SELECT GET_LOCK(?, 3600) AS got', [c.name]);
-    if (Number((rows as { got: unknown }[])[0]?.got) === 1) break;
-  }
-  leading = true;
-  say({ type: 'owner' });
+  await runBlockingLockLeader(
+    {
+      // "For ever", written as a loop: MySQL takes a negative timeout as infinite, MariaDB answers NULL to it.
+      // Each wait is an hour; 0 (timed out) waits again.
+      acquire: async () => {
+        for (;;) {
+          const [rows] = await connection.query('SELECT GET_LOCK(?, 3600) AS got', [c.name]);
+          if (Number((rows as { got: unknown }[])[0]?.got) === 1) return;
+        }
+      },
+      release: () => connection.query('SELECT RELEASE_LOCK(?)', [c.name]),
+      close: () => connection.end(),
+    },
+    say,
+  );
 }
 
 export function getLockLeaderFleet(url: string, name: string) {

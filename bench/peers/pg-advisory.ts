@@ -6,6 +6,7 @@
  */
 import type { ChildGroup } from '../children.js';
 import type { Say } from '../util.js';
+import { runBlockingLockLeader } from './blocking-lock-leader.js';
 
 export interface AdvisoryChildConfig {
   readonly id: string;
@@ -17,23 +18,14 @@ export async function runAdvisoryChild(c: AdvisoryChildConfig, say: Say): Promis
   const pg = (await import('pg')).default;
   const client = new pg.Client({ connectionString: c.url });
   await client.connect();
-  let leading = false;
-  const ticker = setInterval(() => {
-    if (leading) say({ type: 'run' });
-  }, 250);
-  process.once('SIGTERM', () => {
-    clearInterval(ticker);
-    const unlock = leading ? client.query('SELECT pg_advisory_unlock($1)', [c.key]) : Promise.resolve();
-    leading = false;
-    void unlock
-      .catch(() => undefined)
-      .then(() => client.end())
-      .finally(() => process.exit(0));
-  });
-  say({ type: 'ready' });
-  await client.query('SELECT pg_advisory_lock($1)', [c.key]);
-  leading = true;
-  say({ type: 'owner' });
+  await runBlockingLockLeader(
+    {
+      acquire: async () => void (await client.query('SELECT pg_advisory_lock($1)', [c.key])),
+      release: () => client.query('SELECT pg_advisory_unlock($1)', [c.key]),
+      close: () => client.end(),
+    },
+    say,
+  );
 }
 
 export function advisoryFleet(url: string, key: number) {
